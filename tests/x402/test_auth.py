@@ -1,0 +1,269 @@
+"""X402Auth end to end against a hand-written x402 server (v1 and v2, sync and async)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from tests.toyserver import ToyConfig, ToyX402, serve_app
+from tm402_nb.errors import (
+    BudgetExceeded,
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    ReceiptError,
+    X402ProtocolError,
+)
+from tm402_nb.x402 import (
+    SpendPolicy,
+    X402Auth,
+    async_paying_client,
+    payment_of,
+    paying_client,
+    receipt,
+)
+from tm402_nb.x402.encoding import b64json_encode
+from tm402_nb.x402.networks import USDC_BASE
+
+
+@pytest.fixture(params=[1, 2], ids=["v1", "v2"])
+def server(request):
+    toy = ToyX402(ToyConfig(version=request.param))
+    with serve_app(toy.app) as url:
+        toy.url = url
+        yield toy
+
+
+def statuses(ledger):
+    return sorted(ledger.payments()["status"].tolist())
+
+
+def test_pays_and_records_settlement(server, wallet, ledger):
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
+        r = client.get(server.url + "/data")
+    assert r.status_code == 200 and r.json()["paid"] is True
+    rec = receipt(r)
+    assert rec.success and rec.payer == wallet.address
+    pay = payment_of(r)
+    assert pay.status == "settled" and pay.tx == rec.transaction
+    rows = ledger.payments()
+    assert rows["status"].tolist() == ["settled"]
+    assert rows["tx"].tolist() == [rec.transaction] == [s["tx"] for s in server.settlements]
+    assert rows["amount"].tolist() == [0.017] and rows["amount_atomic"].tolist() == [17_000]
+    assert rows["x402_version"].tolist() == [server.config.version]
+
+
+def test_free_endpoints_are_untouched(server, wallet, ledger):
+    auth = X402Auth(wallet, ledger=ledger)
+    with httpx.Client(auth=auth) as client:
+        assert client.get(server.url + "/free").json() == {"ok": True}
+    assert auth.stats["signed"] == 0 and ledger.payments().empty
+
+
+def test_warm_path_is_one_round_trip_per_paid_call(server, wallet, ledger):
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
+        for _ in range(5):
+            assert client.get(server.url + "/data").status_code == 200
+    # One unpaid request to learn the price, then one request per paid call.
+    assert server.counts["requests"] == 6
+    assert server.counts["unpaid"] == 1
+    assert statuses(ledger) == ["settled"] * 5
+
+
+def test_cold_path_is_two_round_trips(server, wallet):
+    auth = X402Auth(wallet, warm=False)
+    with httpx.Client(auth=auth) as client:
+        for _ in range(3):
+            client.get(server.url + "/data")
+    assert server.counts["requests"] == 6
+
+
+def test_warm_miss_falls_back_without_paying_twice(server, wallet, ledger):
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
+        client.get(server.url + "/data")
+        server.config.amount = 20_000  # the price changed
+        r = client.get(server.url + "/data")
+    assert r.status_code == 200
+    assert statuses(ledger) == ["failed", "settled", "settled"]
+    assert len(server.settlements) == 2  # exactly the settled rows
+    assert sorted(ledger.payments(status="settled")["tx"]) == sorted(s["tx"] for s in server.settlements)
+
+
+def test_async_client_pays(server, wallet, ledger):
+    async def main():
+        async with async_paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
+            rs = [await client.get(server.url + "/data") for _ in range(3)]
+            return rs
+    rs = asyncio.run(main())
+    assert all(r.status_code == 200 and receipt(r).success for r in rs)
+    assert server.counts["requests"] == 4
+    assert statuses(ledger) == ["settled"] * 3
+
+
+def test_concurrent_async_calls_respect_the_budget(server, wallet, ledger):
+    policy = SpendPolicy(budget="0.10")  # room for five 0.017 calls
+
+    async def main():
+        async with async_paying_client(wallet, policy, ledger=ledger) as client:
+            return await asyncio.gather(*(client.get(server.url + "/data") for _ in range(12)),
+                                        return_exceptions=True)
+    results = asyncio.run(main())
+    ok = [r for r in results if isinstance(r, httpx.Response) and r.status_code == 200]
+    refused = [r for r in results if isinstance(r, BudgetExceeded)]
+    assert len(ok) == 5 and len(refused) == 7
+    assert len(server.settlements) == 5 and statuses(ledger) == ["settled"] * 5
+
+
+def test_second_402_raises_payment_failed_with_reason(server, wallet, ledger):
+    server.config.balance = 0
+    policy = SpendPolicy(budget="1")
+    with paying_client(wallet, policy, ledger=ledger) as client, pytest.raises(PaymentFailed) as info:
+        client.get(server.url + "/data")
+    err = info.value
+    assert err.reason == "insufficient_funds"
+    assert "fund" in str(err)  # the hint from the seed's common errors
+    assert statuses(ledger) == ["failed"]
+    assert policy.spent_usd() == 0  # a refused payment is given back to the budget
+    assert server.settlements == []
+
+
+def test_settlement_failure_receipt(server, wallet, ledger):
+    server.config.settle_fails = "invalid_exact_evm_payload_authorization_valid_before"
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client, pytest.raises(PaymentFailed) as info:
+        client.get(server.url + "/data")
+    assert info.value.receipt is not None and info.value.receipt.success is False
+    assert "clock" in str(info.value)
+    assert statuses(ledger) == ["failed"]
+
+
+@pytest.mark.parametrize("bad", ["%%%", b64json_encode({"success": "maybe"})])
+def test_malformed_receipt_keeps_data_and_marks_unknown(server, wallet, ledger, bad):
+    server.config.receipt_override = bad
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client, pytest.raises(ReceiptError) as info:
+        client.get(server.url + "/data")
+    assert info.value.response.json()["paid"] is True  # the data is not lost
+    assert statuses(ledger) == ["unknown"]
+
+
+def test_failing_receipt_on_200_is_payment_failed(server, wallet, ledger):
+    server.config.receipt_override = b64json_encode(
+        {"success": False, "transaction": "", "network": "base-sepolia", "errorReason": "unexpected_settle_error"})
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client, pytest.raises(PaymentFailed):
+        client.get(server.url + "/data")
+    assert statuses(ledger) == ["failed"]
+
+
+HOSTILE = {
+    "over the cap": dict(amount=100_001),
+    "mainnet on testnet": dict(network="base", asset=USDC_BASE.address, extra={"name": "USD Coin", "version": "2"}),
+    "unknown asset": dict(asset="0x" + "99" * 20),
+    "payTo not an address": dict(pay_to="not-an-address"),
+    "zero timeout": dict(timeout=0),
+    "negative timeout": dict(timeout=-1),
+    "timeout over a day": dict(timeout=86_401),
+    "unknown asset without domain": dict(asset="0x" + "98" * 20, extra=None),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_challenges_are_refused_before_signing(server, wallet, ledger, name):
+    for k, v in HOSTILE[name].items():
+        setattr(server.config, k, v)
+    auth = X402Auth(wallet, SpendPolicy(), ledger=ledger)
+    with httpx.Client(auth=auth) as client, pytest.raises(PaymentRefused) as info:
+        client.get(server.url + "/data")
+    assert "nothing was signed" in str(info.value) or isinstance(info.value, BudgetExceeded)
+    assert auth.stats["signed"] == 0
+    assert server.counts["paid_attempts"] == 0
+    assert ledger.payments().empty
+
+
+@pytest.mark.parametrize("override", [
+    "no accepts",
+    "v2 in body only",
+    "oversized header",
+    "garbage header",
+])
+def test_unparseable_challenges_are_protocol_errors(wallet, ledger, override):
+    version = 1 if override in ("no accepts", "v2 in body only") else 2
+    toy = ToyX402(ToyConfig(version=version))
+    if override == "no accepts":
+        toy.config.challenge_override = {"x402Version": 1, "error": "pay", "accepts": []}
+    elif override == "v2 in body only":
+        toy.config.challenge_override = json.dumps({"x402Version": 2, "accepts": [toy.requirement()]})
+    elif override == "oversized header":
+        toy.config.header_override = b64json_encode({"x402Version": 2, "accepts": [], "pad": "A" * 20_000})
+    else:
+        toy.config.header_override = "this is not base64 json"
+    auth = X402Auth(wallet, ledger=ledger)
+    with serve_app(toy.app) as url, httpx.Client(auth=auth) as client, pytest.raises(X402ProtocolError):
+        client.get(url + "/data")
+    assert auth.stats["signed"] == 0 and toy.counts["paid_attempts"] == 0 and ledger.payments().empty
+
+
+def test_payee_switch_mid_session_is_refused(server, wallet, ledger):
+    auth = X402Auth(wallet, ledger=ledger, warm=False)
+    with httpx.Client(auth=auth) as client:
+        client.get(server.url + "/data")
+        server.config.pay_to = "0x" + "44" * 20
+        with pytest.raises(PaymentRefused, match="payee changed"):
+            client.get(server.url + "/data")
+    assert len(server.settlements) == 1 and statuses(ledger) == ["settled"]
+
+
+def test_row_is_written_before_the_payment_leaves(server, wallet, ledger):
+    seen = []
+    server.on_paid = lambda payload: seen.append(
+        ledger.payments().query("nonce == @payload.authorization.nonce")["status"].tolist())
+    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
+        client.get(server.url + "/data")
+    assert seen == [["pending"]]
+    assert statuses(ledger) == ["settled"]
+
+
+def test_lost_answer_is_replayed_with_the_same_header(server, wallet, ledger):
+    server.config.drop_next_paid = 1
+    seen_nonces = []
+    server.on_paid = lambda payload: seen_nonces.append(payload.authorization.nonce)
+    with paying_client(wallet, SpendPolicy(), ledger=ledger, replay_attempts=2) as client:
+        with pytest.raises(PaymentOutcomeUnknown):
+            client.get(server.url + "/data")
+    # The same signed payment was sent twice; it settled once; nothing new was signed.
+    assert len(seen_nonces) == 2 and len(set(seen_nonces)) == 1
+    assert len(server.settlements) == 1
+    assert statuses(ledger) == ["unknown"]
+
+
+def test_timeout_then_user_retry_replays_not_repays(server, wallet, ledger):
+    server.config.slow_next_paid = 2.0
+    seen_nonces = []
+    server.on_paid = lambda payload: seen_nonces.append(payload.authorization.nonce)
+    auth = X402Auth(wallet, ledger=ledger)
+    with httpx.Client(auth=auth, timeout=0.5) as client:  # no replay transport: the error reaches the user
+        with pytest.raises(httpx.TimeoutException):
+            client.get(server.url + "/data")
+        assert statuses(ledger) == ["unknown"]
+        with pytest.raises(PaymentOutcomeUnknown):
+            client.get(server.url + "/data")  # the user re-runs the cell
+    assert len(seen_nonces) == 2 and len(set(seen_nonces)) == 1
+    assert len(server.settlements) == 1
+    assert auth.stats["signed"] == 1
+    assert statuses(ledger) == ["unknown"]
+
+
+def test_caller_supplied_payment_header_is_left_alone(server, wallet):
+    auth = X402Auth(wallet)
+    with httpx.Client(auth=auth) as client:
+        r = client.get(server.url + "/data", headers={"X-PAYMENT": "e30=", "PAYMENT-SIGNATURE": "e30="})
+    assert r.status_code in (400, 402) and auth.stats["signed"] == 0
+
+
+def test_listeners_see_each_step(server, wallet):
+    events = []
+    auth = X402Auth(wallet, listeners=[lambda e: events.append(e.kind)])
+    with httpx.Client(auth=auth) as client:
+        client.get(server.url + "/data")
+    assert events == ["signed", "settled"]

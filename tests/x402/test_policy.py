@@ -1,0 +1,197 @@
+"""SpendPolicy: choose the right offer, refuse the rest before signing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tm402_nb.errors import BudgetExceeded, ConfigurationError, PaymentRefused
+from tm402_nb.ledger import PaymentRecord
+from tm402_nb.x402.messages import PaymentRequired
+from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA, Asset
+from tm402_nb.x402.policy import AssetLimit, SpendPolicy
+
+PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+SANDBOX_TMAI = Asset("TMAI", "0x" + "7a" * 20, "eip155:84532", 18, None, None, False, False)
+
+
+def offer(amount="17000", network="base-sepolia", asset=USDC_BASE_SEPOLIA.address, pay_to=PAY_TO, timeout=60,
+          extra=None, scheme="exact"):
+    d = {"scheme": scheme, "network": network, "maxAmountRequired": str(amount), "asset": asset, "payTo": pay_to,
+         "maxTimeoutSeconds": timeout}
+    if extra is not None:
+        d["extra"] = extra
+    return d
+
+
+def challenge(*offers):
+    return PaymentRequired.from_json({"x402Version": 1, "accepts": list(offers)}, source="body")
+
+
+def test_default_cap_is_ten_cents_and_testnet_only():
+    p = SpendPolicy()
+    assert p.max_per_call == 100_000
+    assert p.networks == ("eip155:84532",)
+    assert p.select(challenge(offer(amount=100_000))).amount == 100_000
+    with pytest.raises(BudgetExceeded) as info:
+        p.select(challenge(offer(amount=100_001)))
+    msg = str(info.value)
+    assert "0.100001 USDC" in msg and "0.10 USD" in msg and "max_per_call" in msg
+
+
+def test_picks_cheapest_allowed_not_first():
+    p = SpendPolicy()
+    chosen = p.select(challenge(offer(amount=68_000), offer(amount=17_000), offer(amount=34_000)))
+    assert chosen.amount == 17_000
+
+
+def test_preferred_asset_wins_then_falls_back():
+    tmai_offer = offer(amount=10**18, asset=SANDBOX_TMAI.address, extra={"name": "Token Metrics AI", "version": "1"})
+    usdc = offer(amount=17_000)
+    p = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI], asset_limits={"TMAI": {"max_per_call": "5"}})
+    assert p.select(challenge(usdc, tmai_offer)).asset.symbol == "TMAI"
+    p2 = SpendPolicy(pay_with="usdc", extra_assets=[SANDBOX_TMAI], asset_limits={"TMAI": {"max_per_call": "5"}})
+    assert p2.select(challenge(tmai_offer, usdc)).asset.symbol == "USDC"
+    # TMAI over its own cap: fall back to USDC rather than fail.
+    p3 = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI], asset_limits={"TMAI": {"max_per_call": "0.5"}})
+    assert p3.select(challenge(tmai_offer, usdc)).asset.symbol == "USDC"
+
+
+def test_non_usd_asset_needs_its_own_limit():
+    tmai_offer = offer(amount=10**18, asset=SANDBOX_TMAI.address, extra={"name": "Token Metrics AI", "version": "1"})
+    p = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI])
+    with pytest.raises(BudgetExceeded, match="no limit is configured for TMAI"):
+        p.select(challenge(tmai_offer))
+
+
+def test_mainnet_refused_on_testnet_session():
+    p = SpendPolicy()
+    with pytest.raises(PaymentRefused, match="mainnet is not allowed") as info:
+        p.select(challenge(offer(network="base", asset=USDC_BASE.address)))
+    assert "nothing was signed" in str(info.value)
+    mainnet = SpendPolicy(network="base")
+    assert mainnet.select(challenge(offer(network="base", asset=USDC_BASE.address))).network.chain_id == 8453
+    both = SpendPolicy(allow_mainnet=True)
+    assert set(both.networks) == {"eip155:84532", "eip155:8453"}
+
+
+@pytest.mark.parametrize("bad, why", [
+    (offer(scheme="upto"), "scheme"),
+    (offer(network="solana-devnet"), "unknown network"),
+    (offer(asset="0x" + "11" * 20), "unknown asset"),
+    (offer(asset="usdc"), "not a token address"),
+    (offer(pay_to="merchant.eth"), "not an address"),
+    (offer(timeout=0), "maxTimeoutSeconds"),
+    (offer(timeout=-5), "maxTimeoutSeconds"),
+    (offer(timeout=86_401), "maxTimeoutSeconds"),
+    (offer(network="base", asset=TMAI_BASE.address), "mainnet"),
+])
+def test_bad_offers_are_refused_with_reason(bad, why):
+    with pytest.raises(PaymentRefused, match=why):
+        SpendPolicy().select(challenge(bad))
+
+
+def test_unverified_tmai_address_needs_configuration():
+    tm = offer(network="base", asset=TMAI_BASE.address, amount=10**17, extra={"name": "TMAI", "version": "1"})
+    with pytest.raises(PaymentRefused, match="unverified"):
+        SpendPolicy(network="base").select(challenge(tm))
+    ok = SpendPolicy(network="base", pay_with="tmai", asset_limits={"TMAI": AssetLimit(max_per_call="1")})
+    assert ok.select(challenge(tm)).asset == TMAI_BASE
+
+
+def test_unknown_asset_without_domain_is_refused():
+    custom = Asset("XYZ", "0x" + "22" * 20, "eip155:84532", 6, None, None, True, True)
+    p = SpendPolicy(extra_assets=[custom], assets=[custom])
+    with pytest.raises(PaymentRefused, match="EIP-712"):
+        p.select(challenge(offer(asset=custom.address)))
+    assert p.select(challenge(offer(asset=custom.address, extra={"name": "XYZ", "version": "1"}))).asset == custom
+
+
+def test_payee_allow_list_and_pinning():
+    other = "0x" + "33" * 20
+    p = SpendPolicy(payees=[PAY_TO])
+    with pytest.raises(PaymentRefused, match="allowed payees"):
+        p.select(challenge(offer(pay_to=other)))
+    pinned = SpendPolicy()
+    first = pinned.select(challenge(offer()), origin="http://a:80")
+    pinned.commit(first, "http://a:80")
+    with pytest.raises(PaymentRefused, match="payee changed"):
+        pinned.select(challenge(offer(pay_to=other)), origin="http://a:80")
+    assert pinned.select(challenge(offer(pay_to=other)), origin="http://b:80")  # another server is fine
+
+
+def test_session_budget_counts_and_releases():
+    p = SpendPolicy(budget="0.05")
+    o = p.select(challenge(offer(amount=20_000)))
+    p.authorize(o)
+    p.commit(o)
+    p.commit(o)
+    with pytest.raises(BudgetExceeded, match="left of the session budget"):
+        p.authorize(o)
+    p.release(o)  # a refused payment gives its money back
+    p.authorize(o)
+    assert p.spent_usd() == 20_000
+
+
+def test_daily_cap_is_read_from_the_ledger(ledger):
+    p = SpendPolicy(daily_cap="0.05")
+    o = p.select(challenge(offer(amount=20_000)))
+    for _ in range(2):
+        with ledger.transaction() as tx:
+            p.authorize(o, tx)
+            tx.insert_payment(PaymentRecord(20_000, o.asset.address, o.network.caip2, PAY_TO, "0x1", "0x2", 0))
+    with ledger.transaction() as tx, pytest.raises(BudgetExceeded, match="today's cap"):
+        p.authorize(o, tx)
+    # A fresh policy (another kernel) sees the same spending.
+    with ledger.transaction() as tx, pytest.raises(BudgetExceeded):
+        SpendPolicy(daily_cap="0.05").authorize(o, tx)
+
+
+def test_daily_cap_without_ledger_is_a_configuration_error():
+    p = SpendPolicy(daily_cap="1")
+    o = p.select(challenge(offer()))
+    with pytest.raises(ConfigurationError, match="ledger"):
+        p.authorize(o)
+
+
+def test_scope_cap():
+    p = SpendPolicy()
+    scope = p.open_scope("cell", "0.03")
+    o = p.select(challenge(offer(amount=17_000)))
+    p.authorize(o)
+    p.commit(o)
+    with pytest.raises(BudgetExceeded, match="cell cap"):
+        p.select(challenge(offer(amount=17_000)))
+    p.close_scope(scope)
+    assert p.select(challenge(offer(amount=17_000)))
+
+
+@pytest.mark.parametrize("value", ["$0.10", "ten", "-1", "0.0000001", float("nan")])
+def test_bad_amount_settings(value):
+    with pytest.raises(ConfigurationError):
+        SpendPolicy(max_per_call=value)
+
+
+def test_concurrent_threads_cannot_overspend():
+    p = SpendPolicy(budget="1.00")
+    o = p.select(challenge(offer(amount=30_000)))
+    approved = []
+
+    def worker():
+        for _ in range(20):
+            with p.lock:
+                try:
+                    p.authorize(o)
+                except BudgetExceeded:
+                    continue
+                p.commit(o)
+                approved.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(approved) == 33  # floor(1.00 / 0.03)
+    assert p.spent_usd() == 990_000

@@ -1,0 +1,61 @@
+"""tm402-nb: pay for Token Metrics analytics per call with x402, from Jupyter, into pandas.
+
+    import tm402_nb as tm
+    auth = tm.X402Auth(tm.Wallet.from_env(), policy=tm.SpendPolicy(max_per_call="0.05"))
+    r = httpx.get(url, auth=auth)
+    tm.receipt(r)
+
+Heavy modules (pandas, FastAPI, the sandbox) load on first use, so importing
+the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import (
+    BudgetExceeded,
+    ConfigurationError,
+    LedgerError,
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    ReceiptError,
+    TM402Error,
+    WalletError,
+    X402ProtocolError,
+)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved lazily by __getattr__.
+_LAZY = {
+    "X402Auth": "tm402_nb.x402.auth",
+    "receipt": "tm402_nb.x402.auth",
+    "payment_of": "tm402_nb.x402.auth",
+    "Wallet": "tm402_nb.x402.wallet",
+    "SpendPolicy": "tm402_nb.x402.policy",
+    "AssetLimit": "tm402_nb.x402.policy",
+    "paying_client": "tm402_nb.x402.client",
+    "async_paying_client": "tm402_nb.x402.client",
+    "Ledger": "tm402_nb.ledger",
+}
+
+__all__ = [
+    "BudgetExceeded", "ConfigurationError", "LedgerError", "PaymentFailed", "PaymentOutcomeUnknown",
+    "PaymentRefused", "ReceiptError", "TM402Error", "WalletError", "X402ProtocolError", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tm402_nb' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,501 @@
+"""X402Auth: an ``httpx.Auth`` that pays x402 challenges, for sync and async clients.
+
+The flow is a generator that yields requests and receives responses, which
+is exactly the shape of x402:
+
+1. send the request (carrying a pre-signed payment when the endpoint's
+   challenge is remembered and still fresh: the *warm path*, one round trip);
+2. on 402: parse the challenge, let the :class:`SpendPolicy` pick an offer or
+   refuse, sign, write the ledger row (``pending``), retry once with the header;
+3. read the receipt: ``settled`` with its transaction, or ``failed`` with the
+   server's reason (raised as :class:`PaymentFailed`).
+
+A signed payment is never re-signed for the same request. If the paid request
+dies in transit, the row becomes ``unknown`` and the *same* header is kept:
+re-sending the request (by :class:`PaymentReplayTransport`, or by the user)
+replays it, so a payment can settle at most once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable, Generator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    ReceiptError,
+    TM402Error,
+    X402ProtocolError,
+    hint_for_reason,
+)
+from ..ledger import Ledger, PaymentRecord
+from .eip3009 import sign_authorization
+from .encoding import MAX_MESSAGE_BYTES
+from .messages import (
+    PAYMENT_REQUIRED,
+    PAYMENT_SIGNATURE,
+    X_PAYMENT,
+    PaymentPayload,
+    PaymentRequired,
+    SettlementResponse,
+    build_payment_payload,
+    parse_challenge,
+    read_receipt,
+)
+from .policy import Offer, SpendPolicy
+from .transport import EXT_REPLAYS
+from .wallet import Wallet
+
+__all__ = ["X402Auth", "Payment", "PaymentEvent", "receipt", "payment_of"]
+
+#: Keys of ``response.extensions`` where the outcome is exposed.
+EXT_PAYMENT = "tm402_payment"
+EXT_RECEIPT = "tm402_receipt"
+
+# Marks the request we re-sent with a payment, so nested auth never pays twice.
+_PAID_MARK = "tm402_paid"
+
+
+@dataclass
+class Payment:
+    """One signed payment and what became of it."""
+
+    record: PaymentRecord
+    offer: Offer
+    header_name: str
+    header_value: str = field(repr=False)
+    payload: PaymentPayload = field(repr=False)
+    status: str = "pending"
+    receipt: SettlementResponse | None = None
+    warm: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def amount(self) -> int:
+        return self.record.amount
+
+    @property
+    def tx(self) -> str | None:
+        return self.receipt.transaction if self.receipt and self.receipt.transaction else None
+
+    @property
+    def display(self) -> str:
+        return self.offer.display
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """Sent to listeners (the notebook feed and footer) at each step of a payment."""
+
+    kind: str  # "signed", "settled", "failed", "unknown"
+    payment: Payment
+    url: str
+    reason: str | None = None
+
+
+@dataclass
+class _Remembered:
+    required: PaymentRequired
+    expires_at: float
+
+
+def _origin(url: httpx.URL) -> str:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"{url.scheme}://{url.host}:{port}"
+
+
+def _warm_key(request: httpx.Request) -> tuple[str, ...]:
+    # Same method, path, parameter *names* and payment-token header: the same price.
+    params = ",".join(sorted({k for k, _ in request.url.params.multi_items()}))
+    token = request.headers.get("x-payment-token", "")
+    return (request.method, _origin(request.url), request.url.path, params, token.lower())
+
+
+def _replay_key(request: httpx.Request) -> str:
+    h = hashlib.sha256()
+    h.update(request.method.encode())
+    h.update(str(request.url).encode())
+    h.update(request.content or b"")
+    return h.hexdigest()
+
+
+class X402Auth(httpx.Auth):
+    """Pay x402 challenges for any httpx client.
+
+    >>> import httpx
+    >>> auth = X402Auth(Wallet.create(), SpendPolicy(max_per_call="0.05"))
+    >>> client = httpx.Client(auth=auth)  # every 402 is now paid, within the policy
+    >>> client.close()
+    """
+
+    def __init__(
+        self,
+        wallet: Wallet,
+        policy: SpendPolicy | None = None,
+        *,
+        ledger: Ledger | None = None,
+        warm: bool = True,
+        session_id: str | None = None,
+        listeners: list[Callable[[PaymentEvent], None]] | None = None,
+        endpoint_of: Callable[[httpx.Request], str | None] | None = None,
+        cell_id: Callable[[], str | None] | None = None,
+        max_remembered: int = 1024,
+    ) -> None:
+        if not isinstance(wallet, Wallet):
+            raise TypeError("X402Auth needs a tm402_nb Wallet (Wallet.from_env(), Wallet.from_key(...), ...)")
+        self.wallet = wallet
+        self.policy = policy if policy is not None else SpendPolicy()
+        self.ledger = ledger
+        self.warm = warm
+        self.session_id = session_id
+        self.listeners: list[Callable[[PaymentEvent], None]] = list(listeners or [])
+        self._endpoint_of = endpoint_of
+        self._cell_id = cell_id
+        self._lock = threading.Lock()
+        self._challenges: OrderedDict[tuple[str, ...], _Remembered] = OrderedDict()
+        self._unresolved: OrderedDict[str, Payment] = OrderedDict()
+        self._max_remembered = max_remembered
+        if ledger is None and (self.policy.daily_cap is not None or any(
+                lim.daily_cap is not None for lim in self.policy.asset_limits.values())):
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError("a daily cap is counted in the ledger: pass ledger=Ledger()")
+        #: Counters for benchmarks and the footer.
+        self.stats = {"requests": 0, "challenges": 0, "signed": 0, "warm_hits": 0, "warm_misses": 0}
+
+    # -- httpx entry points -------------------------------------------------------
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.read()  # buffer the body so the paid retry replays identical bytes
+        flow = self._flow(request)
+        try:
+            outgoing = next(flow)
+            while True:
+                response = yield outgoing
+                if response.status_code == 402:
+                    response.read()
+                try:
+                    outgoing = flow.send(response)
+                except StopIteration:
+                    return
+                except (ReceiptError, PaymentFailed) as exc:
+                    # The error carries the response: read its body now, before httpx closes it.
+                    if getattr(exc, "response", None) is response and not response.is_stream_consumed:
+                        response.read()
+                    raise
+        finally:
+            flow.close()
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await request.aread()
+        flow = self._flow(request)
+        try:
+            outgoing = next(flow)
+            while True:
+                response = yield outgoing
+                if response.status_code == 402:
+                    await response.aread()
+                try:
+                    outgoing = flow.send(response)
+                except StopIteration:
+                    return
+                except (ReceiptError, PaymentFailed) as exc:
+                    if getattr(exc, "response", None) is response and not response.is_stream_consumed:
+                        await response.aread()
+                    raise
+        finally:
+            flow.close()
+
+    # -- the flow ------------------------------------------------------------------
+    def _flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.stats["requests"] += 1
+        if request.extensions.get(_PAID_MARK) or request.headers.get(PAYMENT_SIGNATURE) or request.headers.get(X_PAYMENT):
+            # Already carries a payment (set by the caller): never add a second one.
+            yield request
+            return
+
+        prepared: Payment | None = None
+        replay_key = _replay_key(request)
+        with self._lock:
+            replay = self._unresolved.get(replay_key)
+        if replay is not None and replay.record.valid_before > time.time() + 6:
+            prepared = replay  # same request after an unknown outcome: same header, same nonce
+        elif self.warm:
+            remembered = self._remembered(request)
+            if remembered is not None:
+                try:
+                    prepared = self._prepare(remembered, request, warm=True)
+                except PaymentRefused:
+                    prepared = None  # let the live challenge decide, and refuse with its numbers
+        if prepared is not None:
+            request.headers[prepared.header_name] = prepared.header_value
+            request.extensions = {**request.extensions, _PAID_MARK: True}
+            response = yield from self._send_paid(request, prepared, replay_key)
+            if response.status_code != 402:
+                self._conclude(prepared, response, request)
+                return
+            # The remembered challenge no longer matches (price or terms changed), or the
+            # replayed payment was refused. Settled? Only a failed receipt says so; otherwise
+            # the server rejected it before settling, so paying the fresh challenge is safe.
+            reason = self._rejection_reason(response)
+            if (replay is prepared or response.extensions.get(EXT_REPLAYS)) and reason and "nonce" in reason:
+                self._mark(prepared, "unknown", request, reason="nonce already used: the first attempt may "
+                           "have settled, but its answer was lost")
+                raise PaymentOutcomeUnknown(
+                    "the replayed payment was already used: it probably settled, but the data was not received",
+                    hint="check the ledger row; nothing more was signed",
+                )
+            failed_receipt = self._receipt_or_none(response)
+            self._mark(prepared, "failed", request, reason=reason or "server refused the pre-signed payment")
+            if failed_receipt is not None and not failed_receipt.success:
+                raise self._payment_failed(prepared, response, failed_receipt, reason)
+            if prepared.warm:
+                self.stats["warm_misses"] += 1
+            del request.headers[prepared.header_name]
+            request.extensions = {k: v for k, v in request.extensions.items() if k != _PAID_MARK}
+        else:
+            response = yield request
+
+        if response.status_code != 402:
+            return
+        self.stats["challenges"] += 1
+        required = parse_challenge(response.headers, response.content)
+        payment = self._prepare(required, request, warm=False)
+        self._remember(request, required, payment.offer)
+        paid = self._with_payment(request, payment)
+        response = yield from self._send_paid(paid, payment, replay_key)
+        if response.status_code == 402:
+            reason = self._rejection_reason(response)
+            if response.extensions.get(EXT_REPLAYS) and reason and "nonce" in reason:
+                # A replay of our own header was refused as already used: the first
+                # attempt reached the server and probably settled; its answer was lost.
+                self._mark(payment, "unknown", paid, reason="answer lost; the replay found the nonce already used")
+                raise PaymentOutcomeUnknown(
+                    "the paid request's answer was lost and its replay found the payment already used: "
+                    "it probably settled, but the data was not received",
+                    hint="nothing more was signed; the ledger row is marked unknown",
+                )
+            failed_receipt = self._receipt_or_none(response)
+            self._mark(payment, "failed", paid, reason=reason or "server answered 402 to the paid request")
+            raise self._payment_failed(payment, response, failed_receipt, reason)
+        self._conclude(payment, response, paid)
+
+    def _send_paid(self, request: httpx.Request, payment: Payment, replay_key: str
+                   ) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
+        with self._lock:
+            self._unresolved[replay_key] = payment
+            while len(self._unresolved) > self._max_remembered:
+                self._unresolved.popitem(last=False)
+        try:
+            response = yield request
+        except GeneratorExit:
+            # The paid request went out and no answer came back (transport error,
+            # timeout, cancellation). It may have settled: record it as unknown and
+            # keep the header so a re-send replays it instead of paying again.
+            self._mark(payment, "unknown", request, reason="no answer to the paid request (transport error or cancel)")
+            raise
+        with self._lock:
+            self._unresolved.pop(replay_key, None)
+        return response
+
+    # -- pieces ------------------------------------------------------------------------
+    def _remembered(self, request: httpx.Request) -> PaymentRequired | None:
+        key = _warm_key(request)
+        with self._lock:
+            entry = self._challenges.get(key)
+            if entry is None:
+                return None
+            if entry.expires_at <= time.time():
+                del self._challenges[key]
+                return None
+            self._challenges.move_to_end(key)
+            return entry.required
+
+    def _remember(self, request: httpx.Request, required: PaymentRequired, offer: Offer) -> None:
+        if not self.warm:
+            return
+        # Keep it a little shorter than the server's window, so a pre-signed
+        # payment is never sent on a challenge that just lapsed.
+        ttl = max(0, offer.requirements.max_timeout_seconds - 5)
+        with self._lock:
+            self._challenges[_warm_key(request)] = _Remembered(required, time.time() + ttl)
+            while len(self._challenges) > self._max_remembered:
+                self._challenges.popitem(last=False)
+
+    def forget_challenges(self) -> None:
+        with self._lock:
+            self._challenges.clear()
+
+    def _prepare(self, required: PaymentRequired, request: httpx.Request, *, warm: bool) -> Payment:
+        """Select, check, sign and write the pending row: all under one lock."""
+        origin = _origin(request.url)
+        policy = self.policy
+        with policy.lock:
+            offer = policy.select(required, origin=origin)
+            ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
+            with ctx as tx:
+                policy.authorize(offer, tx)
+                auth, signature = sign_authorization(self.wallet, offer.requirements, extra_assets=policy.extra_assets)
+                payload = build_payment_payload(required, offer.requirements, auth, signature)
+                record = PaymentRecord(
+                    amount=offer.amount,
+                    asset=offer.asset.address,
+                    network=offer.network.caip2,
+                    pay_to=offer.requirements.pay_to,
+                    payer=self.wallet.address,
+                    nonce=auth.nonce,
+                    valid_before=auth.valid_before,
+                    decimals=offer.asset.decimals,
+                    asset_symbol=offer.asset.symbol,
+                    method=request.method,
+                    url=str(request.url),
+                    endpoint=self._endpoint_of(request) if self._endpoint_of else request.url.path,
+                    x402_version=required.x402_version,
+                    session_id=self.session_id,
+                    cell_id=self._cell_id() if self._cell_id else None,
+                )
+                if tx is not None:
+                    tx.insert_payment(record)
+            policy.commit(offer, origin)
+        self.stats["signed"] += 1
+        if warm:
+            self.stats["warm_hits"] += 1
+        payment = Payment(record, offer, payload.header_name, payload.encode(), payload, warm=warm)
+        self._emit("signed", payment, request)
+        return payment
+
+    @staticmethod
+    def _with_payment(request: httpx.Request, payment: Payment) -> httpx.Request:
+        headers = httpx.Headers(request.headers)
+        headers[payment.header_name] = payment.header_value
+        # Browsers need this to read the receipt; harmless elsewhere (the reference clients send it).
+        headers["Access-Control-Expose-Headers"] = "PAYMENT-RESPONSE,X-PAYMENT-RESPONSE"
+        return httpx.Request(
+            request.method, request.url, headers=headers, content=request.content,
+            extensions={**request.extensions, _PAID_MARK: True},
+        )
+
+    def _receipt_or_none(self, response: httpx.Response) -> SettlementResponse | None:
+        try:
+            return read_receipt(response.headers)
+        except X402ProtocolError:
+            return None
+
+    def _rejection_reason(self, response: httpx.Response) -> str | None:
+        receipt = self._receipt_or_none(response)
+        if receipt is not None and receipt.error_reason:
+            return receipt.error_reason
+        try:
+            required = parse_challenge(response.headers, response.content)
+            return required.error
+        except X402ProtocolError:
+            pass
+        try:
+            body = response.json()
+        except Exception:  # noqa: BLE001 - any body, including none
+            return None
+        if isinstance(body, dict):
+            for key in ("errorReason", "invalidReason", "error", "message"):
+                if isinstance(body.get(key), str):
+                    return body[key]
+        return None
+
+    def _payment_failed(self, payment: Payment, response: httpx.Response,
+                        receipt: SettlementResponse | None, reason: str | None) -> PaymentFailed:
+        what = "settlement failed" if receipt is not None and not receipt.success else "payment was rejected"
+        return PaymentFailed(
+            f"{what} for {payment.display} at {response.request.url.path}: {reason or 'no reason given'}",
+            reason=reason, receipt=receipt, response=response,
+            hint=hint_for_reason(reason) or "nothing more was signed; see the ledger row for this payment",
+        )
+
+    def _conclude(self, payment: Payment, response: httpx.Response, request: httpx.Request) -> None:
+        """Record the outcome of a paid request that did not get a 402."""
+        response.extensions = {**response.extensions, EXT_PAYMENT: payment}
+        try:
+            receipt = read_receipt(response.headers)
+        except X402ProtocolError as exc:
+            self._mark(payment, "unknown", request, reason=f"malformed receipt: {exc.message}")
+            raise ReceiptError(
+                f"the server answered {response.status_code} but its settlement receipt is malformed ({exc.message})",
+                response=response,
+                hint="the payment is recorded as unknown; the data is on the error's .response",
+            ) from None
+        if receipt is not None:
+            payment.receipt = receipt
+            response.extensions[EXT_RECEIPT] = receipt
+            if receipt.success:
+                self._mark(payment, "settled", request, tx=receipt.transaction, payer=receipt.payer)
+            else:
+                self._mark(payment, "failed", request, reason=receipt.error_reason or "settlement failed")
+                raise PaymentFailed(
+                    f"the server reports a failed settlement for {payment.display}: {receipt.error_reason or 'no reason'}",
+                    reason=receipt.error_reason, receipt=receipt, response=response,
+                    hint=hint_for_reason(receipt.error_reason),
+                )
+        elif response.status_code >= 400:
+            # Reference servers settle only when the handler succeeds.
+            self._mark(payment, "failed", request, reason=f"HTTP {response.status_code}: the server did not settle")
+        else:
+            self._mark(payment, "unknown", request, reason="answered without a settlement receipt")
+
+    def _mark(self, payment: Payment, status: str, request: httpx.Request, *, reason: str | None = None,
+              tx: str | None = None, payer: str | None = None) -> None:
+        previous = payment.status
+        payment.status = status
+        payment.record.status = status
+        payment.record.tx = tx or payment.record.tx
+        payment.record.error = reason
+        if self.ledger is not None:
+            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, payer=payer)
+        if status == "failed" and previous != "failed":
+            self.policy.release(payment.offer)
+        if status != "unknown":
+            with self._lock:
+                for k, v in list(self._unresolved.items()):
+                    if v is payment:
+                        del self._unresolved[k]
+        self._emit(status, payment, request, reason)
+
+    def _emit(self, kind: str, payment: Payment, request: httpx.Request, reason: str | None = None) -> None:
+        event = PaymentEvent(kind, payment, str(request.url), reason)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a display hook must never break a payment
+                pass
+
+    def __repr__(self) -> str:
+        return f"X402Auth(wallet={self.wallet.address}, policy={self.policy!r})"
+
+
+def receipt(response: httpx.Response) -> SettlementResponse | None:
+    """The decoded settlement receipt of a paid response (tx, payer, network), or None."""
+    found = response.extensions.get(EXT_RECEIPT)
+    if found is not None:
+        return found
+    try:
+        return read_receipt(response.headers)
+    except X402ProtocolError:
+        return None
+
+
+def payment_of(response: httpx.Response) -> Payment | None:
+    """The :class:`Payment` made for ``response``, if any."""
+    return response.extensions.get(EXT_PAYMENT)
+
+
+# Silence "imported but unused" for names re-exported for convenience.
+_ = (PAYMENT_REQUIRED, MAX_MESSAGE_BYTES, TM402Error, Any)

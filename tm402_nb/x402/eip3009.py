@@ -1,0 +1,163 @@
+"""EIP-712 hashing and signing of EIP-3009 ``TransferWithAuthorization``.
+
+The digest is computed directly (one fixed type, so no generic typed-data
+machinery is needed) and signed with libsecp256k1 through coincurve: about a
+tenth of the time eth-account's generic path takes. Tests check every digest
+against eth-account's ``encode_typed_data`` and the spec's vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eth_hash.auto import keccak
+
+from ..errors import PaymentRefused, X402ProtocolError
+from .messages import Authorization, PaymentRequirements
+from .networks import Asset, find_asset, get_network, is_address
+
+if TYPE_CHECKING:
+    from .wallet import Wallet
+
+TRANSFER_WITH_AUTHORIZATION_TYPE = (
+    "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+)
+EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+TRANSFER_TYPEHASH = keccak(TRANSFER_WITH_AUTHORIZATION_TYPE.encode())
+DOMAIN_TYPEHASH = keccak(EIP712_DOMAIN_TYPE.encode())
+
+#: Back-date validAfter by ten minutes: clock skew between server and chain
+#: above a minute made settlements fail as "not yet valid" in the reference SDK.
+VALID_AFTER_SKEW = 600
+
+_UINT256_MAX = 2**256 - 1
+
+
+def _word_uint(value: int) -> bytes:
+    if not 0 <= value <= _UINT256_MAX:
+        raise X402ProtocolError("value out of uint256 range")
+    return value.to_bytes(32, "big")
+
+
+def _word_address(address: str) -> bytes:
+    if not is_address(address):
+        raise X402ProtocolError(f"not an address: {address[:50]!r}")
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+@dataclass(frozen=True)
+class Eip712Domain:
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+
+    def separator(self) -> bytes:
+        return _domain_separator(self.name, self.version, self.chain_id, self.verifying_contract.lower())
+
+
+_SEPARATORS: dict[tuple[str, str, int, str], bytes] = {}
+
+
+def _domain_separator(name: str, version: str, chain_id: int, contract: str) -> bytes:
+    key = (name, version, chain_id, contract)
+    sep = _SEPARATORS.get(key)
+    if sep is None:
+        sep = keccak(
+            DOMAIN_TYPEHASH
+            + keccak(name.encode())
+            + keccak(version.encode())
+            + _word_uint(chain_id)
+            + _word_address(contract)
+        )
+        if len(_SEPARATORS) < 256:  # a handful of tokens in practice; bounded anyway
+            _SEPARATORS[key] = sep
+    return sep
+
+
+def struct_hash(auth: Authorization) -> bytes:
+    return keccak(
+        TRANSFER_TYPEHASH
+        + _word_address(auth.from_)
+        + _word_address(auth.to)
+        + _word_uint(auth.value)
+        + _word_uint(auth.valid_after)
+        + _word_uint(auth.valid_before)
+        + bytes.fromhex(auth.nonce[2:])
+    )
+
+
+def transfer_digest(auth: Authorization, domain: Eip712Domain) -> bytes:
+    """The 32-byte EIP-712 digest that is signed."""
+    return keccak(b"\x19\x01" + domain.separator() + struct_hash(auth))
+
+
+def recover_signer(auth: Authorization, domain: Eip712Domain, signature: str) -> str:
+    """Recover the checksummed address that signed ``auth`` under ``domain``."""
+    from .wallet import recover_address
+
+    try:
+        sig = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
+    except ValueError:
+        raise X402ProtocolError("signature is not hex") from None
+    if len(sig) != 65:
+        raise X402ProtocolError(f"signature must be 65 bytes, got {len(sig)}")
+    return recover_address(transfer_digest(auth, domain), sig)
+
+
+def domain_for(requirements: PaymentRequirements, extra_assets: tuple[Asset, ...] = ()) -> Eip712Domain:
+    """The EIP-712 domain to sign under: ``extra`` name/version, else the known asset table.
+
+    Refuses (before any signing) when neither gives a domain.
+    """
+    network = get_network(requirements.network)
+    name, version = requirements.eip712_name, requirements.eip712_version
+    if not (name and version):
+        asset = find_asset(network, requirements.asset, extra_assets) if is_address(requirements.asset) else None
+        if asset is None or not (asset.eip712_name and asset.eip712_version):
+            raise PaymentRefused(
+                f"cannot sign for asset {requirements.asset[:42]}: the challenge gives no EIP-712 name/version "
+                "in 'extra' and the asset is not a known token",
+                hint="ask the server to include extra.name and extra.version, or configure the asset",
+            )
+        name, version = asset.eip712_name, asset.eip712_version
+    if not is_address(requirements.asset):
+        raise PaymentRefused(f"asset {requirements.asset[:50]!r} is not a token address")
+    return Eip712Domain(name, version, network.chain_id, requirements.asset)
+
+
+def new_nonce() -> str:
+    return "0x" + os.urandom(32).hex()
+
+
+def build_authorization(
+    payer: str, requirements: PaymentRequirements, *, now: int | None = None, nonce: str | None = None
+) -> Authorization:
+    """validAfter = now − 600, validBefore = now + maxTimeoutSeconds, a random 32-byte nonce."""
+    now = int(time.time()) if now is None else now
+    return Authorization(
+        from_=payer,
+        to=requirements.pay_to,
+        value=requirements.amount,
+        valid_after=max(0, now - VALID_AFTER_SKEW),
+        valid_before=now + requirements.max_timeout_seconds,
+        nonce=nonce or new_nonce(),
+    )
+
+
+def sign_authorization(
+    wallet: "Wallet",
+    requirements: PaymentRequirements,
+    *,
+    now: int | None = None,
+    nonce: str | None = None,
+    extra_assets: tuple[Asset, ...] = (),
+) -> tuple[Authorization, str]:
+    """Build and sign the authorization for ``requirements``; returns (authorization, 0x-signature)."""
+    domain = domain_for(requirements, extra_assets)
+    auth = build_authorization(wallet.address, requirements, now=now, nonce=nonce)
+    signature = wallet.sign_digest(transfer_digest(auth, domain))
+    return auth, "0x" + signature.hex()

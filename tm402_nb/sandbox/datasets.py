@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -132,9 +132,9 @@ class DataService:
 
     def _daily_page(self, q: Any, tokens: list[Token]) -> list[tuple[int, DailySeries]]:
         lo, hi = self.day_window(q)
-        series = [self.market.series(t) for t in tokens]
-        ranges = [(max(lo, s.start), min(hi, s.end)) for s in series]
-        return [(t, series[k]) for t, k in page_series(ranges, q.offset, q.limit)]
+        spans = [self.market.span(t) for t in tokens]
+        ranges = [(max(lo, a), min(hi, b)) for a, b in spans]
+        return [(t, self.market.series(tokens[k])) for t, k in page_series(ranges, q.offset, q.limit)]
 
     # -- catalogue: tokens -----------------------------------------------------------------
     def tokens(self, q: P.TokensQuery) -> list[Row]:
@@ -189,9 +189,9 @@ class DataService:
 
     def _hourly_page(self, q: Any, tokens: list[Token], window: tuple[int, int] | None) -> list[tuple[int, DailySeries]]:
         lo, hi = window if window is not None else (0, self.cal.last)
-        series = [self.market.series(t) for t in tokens]
-        ranges = [(max(lo, s.start) * 24, min(hi, s.end) * 24 + 23) for s in series]
-        return [(h, series[k]) for h, k in page_series(ranges, q.offset, q.limit)]
+        spans = [self.market.span(t) for t in tokens]
+        ranges = [(max(lo, a) * 24, min(hi, b) * 24 + 23) for a, b in spans]
+        return [(h, self.market.series(tokens[k])) for h, k in page_series(ranges, q.offset, q.limit)]
 
     def hourly_ohlcv(self, q: P.SeriesQuery) -> list[Row]:
         rows = []
@@ -272,7 +272,6 @@ class DataService:
                 "FUNDAMENTAL_GRADE": g2(s.fundamental_grade[i]),
                 "TM_GRADE": g2(s.tm_grade[i]),
                 "TM_GRADE_24h_PCT_CHANGE": round(tm_change, 2),
-                "TM_TRADER_GRADE": g2(s.trader_grade[i]),
                 "TM_TRADER_GRADE_24H_CHANGE": round(pct(s.trader_grade[i], s.trader_grade[j]), 2),
                 "QUANT_GRADE": g2(s.quant_grade[i]),
                 "FUNDAMENTAL_GRADE_CLASS": grade_class(s.token),
@@ -321,9 +320,21 @@ class DataService:
             "DEFI_SCANNER_SCORE": score(3) if defi else None,
         }
 
-    def _latest(self, q: Any, make: Callable[[DailySeries, int], Row]) -> list[Row]:
+    def _latest(self, q: Any, make: Callable[[DailySeries, int], Row], key: str | None = None) -> list[Row]:
+        """One row per selected token, for the anchor day; rows of costly builders are cached by ``key``."""
         tokens = self.select(q)[q.offset : q.offset + q.limit]
-        return [make(self.market.series(t), self.cal.last) for t in tokens]
+        if key is None:
+            return [make(self.market.series(t), self.cal.last) for t in tokens]
+        rows = []
+        for t in tokens:
+            ck = f"{key}:{t.token_id}"
+            row = self._cache.get(ck)
+            if row is None:
+                row = make(self.market.series(t), self.cal.last)
+                with self._lock:
+                    self._cache.setdefault(ck, row)
+            rows.append(row)
+        return rows
 
     def tm_grade(self, q: P.LatestQuery) -> list[Row]:
         return self._latest(q, lambda s, d: self._tm_grade_row(s, d, False))
@@ -423,7 +434,7 @@ class DataService:
 
     # -- per-token analytics -----------------------------------------------------------------------
     def resistance_support(self, q: P.LatestQuery) -> list[Row]:
-        return self._latest(q, self._levels_row)
+        return self._latest(q, self._levels_row, "_levels_row")
 
     def _levels_row(self, s: DailySeries, day: int) -> Row:
         close = s.close
@@ -449,7 +460,7 @@ class DataService:
         }
 
     def price_prediction(self, q: P.LatestQuery) -> list[Row]:
-        return self._latest(q, self._prediction_row)
+        return self._latest(q, self._prediction_row, "_prediction_row")
 
     def _prediction_row(self, s: DailySeries, day: int) -> Row:
         t = s.token
@@ -477,7 +488,7 @@ class DataService:
                 "total_mcap": num(total, 12),
                 "category_name": t.categories[0],
                 "current_price": num(price),
-                "predicted_date": self.cal.iso(day + 365),
+                "predicted_date": (self.cal.date(day) + timedelta(days=365)).strftime("%Y-%m-%dT00:00:00.000Z"),
                 "similar_tokens_info": [{"symbol": p} for p in peers],
                 "avg_past_performance": round(float(np.mean(s.holding_roi[-365:])), 6),
                 "self_past_performance": round(float(s.close[-1] / s.close[max(0, len(s.close) - 366)] - 1.0), 6),
@@ -494,7 +505,7 @@ class DataService:
         return self._memo("top100", build)
 
     def correlation(self, q: P.LatestFilteredQuery) -> list[Row]:
-        return self._latest(q, self._correlation_row)
+        return self._latest(q, self._correlation_row, "_correlation_row")
 
     def _correlation_row(self, s: DailySeries, day: int) -> Row:
         peers, mat = self._top100_returns()
@@ -513,7 +524,7 @@ class DataService:
         }
 
     def quantmetrics(self, q: P.LatestFilteredQuery) -> list[Row]:
-        return self._latest(q, self._quant_row)
+        return self._latest(q, self._quant_row, "_quant_row")
 
     def _quant_row(self, s: DailySeries, day: int) -> Row:
         r = np.expm1(np.diff(np.log(s.close)))
@@ -550,7 +561,7 @@ class DataService:
     def ai_reports(self, q: P.LatestQuery) -> list[Row]:
         from .texts import ai_report
 
-        return self._latest(q, lambda s, d: ai_report(self, s, d))
+        return self._latest(q, lambda s, d: ai_report(self, s, d), "ai_report")
 
     def crypto_investors(self, q: P.CryptoInvestorsQuery) -> list[Row]:
         from .texts import investors
@@ -572,6 +583,3 @@ class DataService:
 
         return performance_rows(self, q)
 
-    # -- summaries used by texts/indices -------------------------------------------------------------------
-    def day_after(self, day: int, days: int) -> date:
-        return self.cal.date(day) + timedelta(days=days)

@@ -154,12 +154,14 @@ class Market:
         i = 0
         while i < n:
             length = int(rng.integers(25, 120))
-            drift = rng.normal(0.0012, 0.004)
+            drift = rng.normal(0.0012, 0.002)
             vol = rng.uniform(0.018, 0.04)
             seg = min(length, n - i)
             out[i : i + seg] = drift + vol * rng.standard_normal(seg)
             i += seg
-        return out
+        # Pin the total: the whole market grows ~25x from 2019 to the anchor (as the real one did).
+        target = 3.2 + rng.normal(0.0, 0.2)
+        return out + (target - out.sum()) / n
 
     @property
     def factor(self) -> np.ndarray:
@@ -178,9 +180,14 @@ class Market:
                 self._series[tid] = s
             return s
 
+    def span(self, token: Token) -> tuple[int, int]:
+        """First and last day index of a token's data, without building its path."""
+        cal = self.calendar
+        return min(max(0, cal.index(token.start)), cal.last - 60), cal.last
+
     def _build(self, t: Token) -> DailySeries:
         cal = self.calendar
-        start = min(max(0, cal.index(t.start)), cal.last - 60)
+        start = self.span(t)[0]
         n = cal.last - start + 1
         rng = np.random.default_rng([self.seed, t.token_id, 1])
         z = rng.standard_normal(n)
@@ -199,10 +206,13 @@ class Market:
             r = np.diff(np.log(close), prepend=math.log(close[0]))
             wick = 0.25 * float(np.std(r))
         else:
-            r = t.beta * self._factor[start:] + t.vol * z
             # Occasional jumps give the fat tails that make drawdown and kurtosis meaningful.
-            jumps = rng.random(n) < 0.01
-            r = r + jumps * rng.normal(0.0, 4.0 * max(t.vol, 0.01), n)
+            jumps = (rng.random(n) < 0.01) * rng.normal(0.0, 4.0 * max(t.vol, 0.01), n)
+            idio = np.cumsum(t.vol * z + jumps)
+            # Bridge the idiosyncratic part to a moderate total so no token drifts absurdly.
+            frac = np.arange(1, n + 1) / n
+            idio = idio - frac * idio[-1] + frac * rng.normal(0.0, 0.8)
+            r = t.beta * self._factor[start:] + np.diff(idio, prepend=0.0)
             logc = np.cumsum(r)
             logc = logc - logc[-1] + math.log(t.price)
             close = np.exp(logc)

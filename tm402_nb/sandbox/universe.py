@@ -199,7 +199,7 @@ def build_universe(total: int = 300) -> tuple[Token, ...]:
         tokens.append(
             Token(
                 new_id(slug), name, sym, slug, price, mcap, cats, exchanges, start, chain, None, vol,
-                rng.uniform(0.8, 1.8), rng.uniform(25, 80), rng.uniform(20, 85),
+                rng.uniform(0.8, 1.4), rng.uniform(25, 80), rng.uniform(20, 85),
             )
         )
     tokens.sort(key=lambda t: -t.market_cap)

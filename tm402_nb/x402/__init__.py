@@ -5,32 +5,43 @@ Knows nothing of Token Metrics, pandas or Jupyter::
     auth = X402Auth(Wallet.from_env(), policy=SpendPolicy(max_per_call="0.05"))
     r = httpx.get(url, auth=auth)
     receipt(r)
+
+Names load lazily: importing the message layer (as the sandbox does) never
+loads the client side (auth, policy, transports).
 """
 
-from .auth import Payment, PaymentEvent, X402Auth, payment_of, receipt
-from .client import async_paying_client, paying_client
-from .eip3009 import Eip712Domain, recover_signer, sign_authorization, transfer_digest
-from .messages import (
-    Authorization,
-    PaymentPayload,
-    PaymentRequired,
-    PaymentRequirements,
-    SettlementResponse,
-    build_payment_payload,
-    parse_challenge,
-    read_receipt,
-)
-from .money import format_amount, to_atomic, to_display
-from .networks import BASE, BASE_SEPOLIA, TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA, Asset, Network, get_network
-from .policy import AssetLimit, Offer, SpendPolicy
-from .transport import AsyncPaymentReplayTransport, PaymentReplayTransport
-from .wallet import Wallet
+from __future__ import annotations
 
-__all__ = [
-    "BASE", "BASE_SEPOLIA", "TMAI_BASE", "USDC_BASE", "USDC_BASE_SEPOLIA",
-    "Asset", "AssetLimit", "AsyncPaymentReplayTransport", "Authorization", "Eip712Domain", "Network", "Offer",
-    "Payment", "PaymentEvent", "PaymentPayload", "PaymentReplayTransport", "PaymentRequired", "PaymentRequirements",
-    "SettlementResponse", "SpendPolicy", "Wallet", "X402Auth", "async_paying_client", "build_payment_payload",
-    "format_amount", "get_network", "parse_challenge", "paying_client", "payment_of", "read_receipt", "receipt",
-    "recover_signer", "sign_authorization", "to_atomic", "to_display", "transfer_digest",
-]
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "Payment": "auth", "PaymentEvent": "auth", "X402Auth": "auth", "payment_of": "auth", "receipt": "auth",
+    "async_paying_client": "client", "paying_client": "client",
+    "Eip712Domain": "eip3009", "recover_signer": "eip3009", "sign_authorization": "eip3009",
+    "transfer_digest": "eip3009",
+    "Authorization": "messages", "PaymentPayload": "messages", "PaymentRequired": "messages",
+    "PaymentRequirements": "messages", "SettlementResponse": "messages", "build_payment_payload": "messages",
+    "parse_challenge": "messages", "read_receipt": "messages",
+    "format_amount": "money", "to_atomic": "money", "to_display": "money",
+    "BASE": "networks", "BASE_SEPOLIA": "networks", "TMAI_BASE": "networks", "USDC_BASE": "networks",
+    "USDC_BASE_SEPOLIA": "networks", "Asset": "networks", "Network": "networks", "get_network": "networks",
+    "AssetLimit": "policy", "Offer": "policy", "SpendPolicy": "policy",
+    "AsyncPaymentReplayTransport": "transport", "PaymentReplayTransport": "transport",
+    "Wallet": "wallet",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tm402_nb.x402' has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,282 @@
+"""The sandbox's pretend chain: token balances, EIP-3009 nonces and settlements, in SQLite.
+
+It stands in for the token contracts' storage: ``balanceOf``, ``authorizationState``
+and ``transferWithAuthorization``. Amounts are integers in atomic units, stored
+as decimal text (18-decimal balances overflow SQLite's 64-bit integers).
+
+Nonces are reserved atomically when a payment is verified, so that of many
+parallel requests carrying the same payment exactly one gets past verification;
+the reservation turns into "used" at settlement, or is released when the paid
+handler fails. Every write is one ``BEGIN IMMEDIATE`` transaction, so two
+processes sharing one database file cannot double-spend either.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from ..x402.wallet import to_checksum
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS balances (
+    asset   TEXT NOT NULL,
+    address TEXT NOT NULL,
+    amount  TEXT NOT NULL,
+    PRIMARY KEY (asset, address)
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    asset   TEXT NOT NULL,
+    payer   TEXT NOT NULL,
+    nonce   TEXT NOT NULL,
+    state   TEXT NOT NULL CHECK (state IN ('reserved', 'used')),
+    at      REAL NOT NULL,
+    PRIMARY KEY (asset, payer, nonce)
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    tx           TEXT NOT NULL UNIQUE,
+    network      TEXT NOT NULL,
+    asset        TEXT NOT NULL,
+    payer        TEXT NOT NULL,
+    pay_to       TEXT NOT NULL,
+    amount       TEXT NOT NULL,
+    nonce        TEXT NOT NULL,
+    path         TEXT,
+    x402_version INTEGER,
+    block        INTEGER NOT NULL,
+    at           REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+#: The sandbox chain's first block number (a Base-like height).
+GENESIS_BLOCK = 20_000_000
+#: Reservations older than this at start-up are from a crashed server and are dropped.
+STALE_RESERVATION_S = 600
+
+
+class Chain:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            # A reservation lives as long as one request; an old one is left over from a crash.
+            # (Recent ones may belong to another process sharing this file, so they stay.)
+            self._db.execute("DELETE FROM nonces WHERE state = 'reserved' AND at < ?", (time.time() - STALE_RESERVATION_S,))
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    # -- transactions ----------------------------------------------------------------------
+    def _tx(self) -> "_Tx":
+        return _Tx(self)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise RuntimeError("the sandbox chain is closed (the server was stopped)")
+
+    def _balance(self, asset: str, address: str) -> int:
+        row = self._db.execute(
+            "SELECT amount FROM balances WHERE asset = ? AND address = ?", (asset.lower(), address.lower())
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _set_balance(self, asset: str, address: str, amount: int) -> None:
+        self._db.execute(
+            "INSERT INTO balances (asset, address, amount) VALUES (?, ?, ?) "
+            "ON CONFLICT (asset, address) DO UPDATE SET amount = excluded.amount",
+            (asset.lower(), address.lower(), str(amount)),
+        )
+
+    def _next_block(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'block'").fetchone()
+        block = (int(row[0]) if row else GENESIS_BLOCK) + 1
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('block', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(block),),
+        )
+        return block
+
+    # -- reads ------------------------------------------------------------------------------------
+    def balance(self, asset: str, address: str) -> int:
+        with self._lock:
+            self._check()
+            return self._balance(asset, address)
+
+    def nonce_state(self, asset: str, payer: str, nonce: str) -> str | None:
+        with self._lock:
+            self._check()
+            row = self._db.execute(
+                "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?",
+                (asset.lower(), payer.lower(), nonce.lower()),
+            ).fetchone()
+            return row[0] if row else None
+
+    def block_number(self) -> int:
+        with self._lock:
+            self._check()
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'block'").fetchone()
+            return int(row[0]) if row else GENESIS_BLOCK
+
+    def settlements(self, *, payer: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, tx, network, asset, payer, pay_to, amount, nonce, path, x402_version, block, at FROM settlements"
+        args: list[Any] = []
+        if payer:
+            sql += " WHERE payer = ?"
+            args.append(payer.lower())
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self._lock:
+            self._check()
+            rows = self._db.execute(sql, args).fetchall()
+        out = []
+        for (id_, tx, network, asset, payer_, pay_to, amount, nonce, path, version, block, at) in rows:
+            out.append(
+                {
+                    "id": id_,
+                    "tx": tx,
+                    "network": network,
+                    "asset": to_checksum(asset),
+                    "payer": to_checksum(payer_),
+                    "pay_to": to_checksum(pay_to),
+                    "amount": amount,
+                    "nonce": nonce,
+                    "path": path,
+                    "x402_version": version,
+                    "block": block,
+                    "settled_at": datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds"),
+                }
+            )
+        return out
+
+    def settlement_by_tx(self, tx: str) -> dict[str, Any] | None:
+        with self._lock:
+            self._check()
+            row = self._db.execute(
+                "SELECT tx, asset, payer, pay_to, amount, block FROM settlements WHERE tx = ?", (tx.lower(),)
+            ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("transaction", "asset", "payer", "pay_to", "amount", "block"), row))
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def credit(self, asset: str, address: str, amount: int) -> int:
+        """Mint ``amount`` to ``address`` (the faucet); returns the new balance."""
+        if amount < 0:
+            raise ValueError("amount must be >= 0")
+        with self._tx():
+            new = self._balance(asset, address) + amount
+            self._set_balance(asset, address, new)
+            self._next_block()
+            return new
+
+    def reserve_nonce(self, asset: str, payer: str, nonce: str) -> bool:
+        """Claim a nonce for an in-flight payment; False if it is reserved or used already."""
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO nonces (asset, payer, nonce, state, at) VALUES (?, ?, ?, 'reserved', ?)",
+                (asset.lower(), payer.lower(), nonce.lower(), time.time()),
+            )
+            return cur.rowcount == 1
+
+    def release_nonce(self, asset: str, payer: str, nonce: str) -> None:
+        """Give back a reservation (the paid handler failed, or settlement did)."""
+        with self._tx():
+            self._db.execute(
+                "DELETE FROM nonces WHERE asset = ? AND payer = ? AND nonce = ? AND state = 'reserved'",
+                (asset.lower(), payer.lower(), nonce.lower()),
+            )
+
+    def transfer_with_authorization(
+        self,
+        *,
+        asset: str,
+        payer: str,
+        pay_to: str,
+        amount: int,
+        nonce: str,
+        tx: str,
+        network: str,
+        path: str | None,
+        x402_version: int | None,
+        reserved: bool,
+    ) -> str | None:
+        """Move ``amount`` and burn the nonce in one transaction; None on success, else the reason."""
+        key = (asset.lower(), payer.lower(), nonce.lower())
+        with self._tx() as t:
+            row = self._db.execute(
+                "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key
+            ).fetchone()
+            state = row[0] if row else None
+            if state == "used" or (state == "reserved" and not reserved):
+                t.rollback()
+                return "invalid_exact_evm_nonce_already_used"
+            balance = self._balance(asset, payer)
+            if balance < amount:
+                t.rollback()
+                return "insufficient_funds"
+            self._set_balance(asset, payer, balance - amount)
+            self._set_balance(asset, pay_to, self._balance(asset, pay_to) + amount)
+            self._db.execute(
+                "INSERT INTO nonces (asset, payer, nonce, state, at) VALUES (?, ?, ?, 'used', ?) "
+                "ON CONFLICT (asset, payer, nonce) DO UPDATE SET state = 'used', at = excluded.at",
+                (*key, time.time()),
+            )
+            block = self._next_block()
+            self._db.execute(
+                "INSERT INTO settlements (tx, network, asset, payer, pay_to, amount, nonce, path, x402_version, block, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (tx.lower(), network, asset.lower(), payer.lower(), pay_to.lower(), str(amount), nonce.lower(), path,
+                 x402_version, block, time.time()),
+            )
+            return None
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` under the chain's thread lock; rollback on error."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.done = False
+
+    def __enter__(self) -> "_Tx":
+        self.chain._lock.acquire()
+        try:
+            self.chain._check()
+            self.chain._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.chain._lock.release()
+            raise
+        return self
+
+    def rollback(self) -> None:
+        if not self.done:
+            self.chain._db.execute("ROLLBACK")
+            self.done = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if not self.done:
+                self.chain._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                self.done = True
+        finally:
+            self.chain._lock.release()

@@ -1,0 +1,249 @@
+"""The sandbox facilitator: verifies and settles ``exact`` EIP-3009 payments.
+
+It checks what a real facilitator checks, in the Python v2 SDK's order and with
+its reason strings: scheme, network, asset, recipient, exact amount, the
+``validBefore``/``validAfter`` window, the signature (the recovered signer must
+be ``authorization.from``, under the token's own EIP-712 domain), then — as the
+chain would — the nonce and the balance. Settlement moves the money in
+:class:`~.chain.Chain` and returns a deterministic fake transaction hash.
+
+Used in-process by the paywall and over HTTP at ``/facilitator/verify``,
+``/facilitator/settle`` and ``/facilitator/supported``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_hash.auto import keccak
+
+from ..errors import X402ProtocolError
+from ..x402.eip3009 import Eip712Domain, recover_signer
+from ..x402.messages import PaymentPayload, PaymentRequirements, SettlementResponse
+from ..x402.networks import Network, get_network, is_address
+from .assets import PayAsset
+from .chain import Chain
+
+# Reason strings (Python v2 SDK names, reference §3.5).
+INVALID_SIGNATURE = "invalid_exact_evm_payload_signature"
+RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
+VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
+VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
+VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
+NONCE_USED = "invalid_exact_evm_nonce_already_used"
+INSUFFICIENT_FUNDS = "insufficient_funds"
+NETWORK_MISMATCH = "network_mismatch"
+UNSUPPORTED_SCHEME = "unsupported_scheme"
+INVALID_REQUIREMENTS = "invalid_payment_requirements"
+INVALID_PAYLOAD = "invalid_payload"
+INVALID_VERSION = "invalid_x402_version"
+UNEXPECTED_SETTLE = "unexpected_settle_error"
+
+#: Seconds a payment must still be valid for when verified (a block's margin, as the SDKs use).
+VALID_BEFORE_MARGIN = 6
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    is_valid: bool
+    payer: str | None
+    invalid_reason: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"isValid": self.is_valid}
+        if self.invalid_reason:
+            out["invalidReason"] = self.invalid_reason
+        if self.message:
+            out["invalidMessage"] = self.message
+        if self.payer:
+            out["payer"] = self.payer
+        return out
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    success: bool
+    transaction: str
+    network: str
+    payer: str | None
+    error_reason: str | None = None
+    message: str | None = None
+
+    def receipt(self) -> SettlementResponse:
+        return SettlementResponse(self.success, self.transaction, self.network, self.payer, self.error_reason)
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.receipt().to_json()
+        if self.message and not self.success:
+            out["errorMessage"] = self.message
+        return out
+
+
+def fake_tx_hash(chain_id: int, asset: str, payer: str, nonce: str) -> str:
+    """A deterministic 32-byte "transaction hash": keccak of what makes the transfer unique."""
+    return "0x" + keccak(f"tm402-sandbox-tx:{chain_id}:{asset.lower()}:{payer.lower()}:{nonce.lower()}".encode()).hex()
+
+
+class Facilitator:
+    def __init__(
+        self,
+        chain: Chain,
+        network: Network,
+        assets: dict[str, PayAsset],
+        *,
+        clock: Callable[[], float] = time.time,
+        signer_address: str | None = None,
+    ) -> None:
+        self.chain = chain
+        self.network = network
+        self.assets = assets
+        self.clock = clock
+        self.signer_address = signer_address
+
+    # -- discovery --------------------------------------------------------------------------
+    def supported(self) -> dict[str, Any]:
+        kinds = [
+            {"x402Version": 1, "scheme": "exact", "network": self.network.v1_name},
+            {"x402Version": 2, "scheme": "exact", "network": self.network.caip2},
+        ]
+        out: dict[str, Any] = {"kinds": kinds, "extensions": []}
+        if self.signer_address:
+            out["signers"] = {"eip155:*": [self.signer_address]}
+        return out
+
+    def network_name(self, version: int) -> str:
+        return self.network.v1_name if version == 1 else self.network.caip2
+
+    def asset_for(self, address: str) -> PayAsset | None:
+        if not is_address(address):
+            return None
+        for a in self.assets.values():
+            if a.address.lower() == address.lower():
+                return a
+        return None
+
+    def domain(self, asset: PayAsset) -> Eip712Domain:
+        return Eip712Domain(asset.eip712_name, asset.eip712_version, self.network.chain_id, asset.address)
+
+    # -- verify --------------------------------------------------------------------------------
+    def verify(
+        self, payload: PaymentPayload, req: PaymentRequirements, *, reserve: bool = False
+    ) -> VerifyResult:
+        """Check ``payload`` against ``req``; with ``reserve`` also claim its nonce atomically."""
+        auth = payload.authorization
+        payer = auth.from_
+
+        def bad(reason: str, message: str) -> VerifyResult:
+            return VerifyResult(False, payer, reason, message)
+
+        if payload.x402_version != req.x402_version:
+            return bad(INVALID_VERSION, f"payment is x402 v{payload.x402_version}, requirements are v{req.x402_version}")
+        if payload.scheme != "exact" or req.scheme != "exact":
+            return bad(UNSUPPORTED_SCHEME, f"only the 'exact' scheme is supported, got {payload.scheme!r}")
+        try:
+            paid_net, req_net = get_network(payload.network), get_network(req.network)
+        except X402ProtocolError:
+            return bad(NETWORK_MISMATCH, f"unknown network {payload.network!r} / {req.network!r}")
+        if req_net != self.network:
+            return bad(NETWORK_MISMATCH, f"this facilitator settles on {self.network.v1_name}, not {req_net.v1_name}")
+        if paid_net != req_net:
+            return bad(NETWORK_MISMATCH, f"payment is for {paid_net.v1_name}, requirements are for {req_net.v1_name}")
+        asset = self.asset_for(req.asset)
+        if asset is None:
+            return bad(INVALID_REQUIREMENTS, f"asset {req.asset[:42]} is not a token this sandbox settles")
+        if not is_address(req.pay_to) or auth.to.lower() != req.pay_to.lower():
+            return bad(RECIPIENT_MISMATCH, f"authorization pays {auth.to}, requirements pay {req.pay_to[:42]}")
+        if auth.value != req.amount:
+            return bad(VALUE_MISMATCH, f"authorization value {auth.value} != required amount {req.amount}")
+        now = int(self.clock())
+        if auth.valid_before < now + VALID_BEFORE_MARGIN:
+            return bad(VALID_BEFORE, f"authorization expired (validBefore {auth.valid_before}, now {now})")
+        if auth.valid_after > now:
+            return bad(VALID_AFTER, f"authorization not valid yet (validAfter {auth.valid_after}, now {now})")
+        try:
+            signer = recover_signer(auth, self.domain(asset), payload.signature)
+        except X402ProtocolError as exc:
+            return bad(INVALID_SIGNATURE, f"signature is malformed: {exc.message}")
+        if signer.lower() != payer.lower():
+            return bad(INVALID_SIGNATURE, f"signature recovers to {signer}, not to authorization.from {payer}")
+        state = self.chain.nonce_state(asset.address, payer, auth.nonce)
+        if state is not None:
+            return bad(NONCE_USED, f"nonce {auth.nonce[:18]}… is already {'used' if state == 'used' else 'in flight'}")
+        if self.chain.balance(asset.address, payer) < auth.value:
+            return bad(INSUFFICIENT_FUNDS, f"{payer} holds less than {auth.value} of {asset.symbol} (atomic units)")
+        if reserve and not self.chain.reserve_nonce(asset.address, payer, auth.nonce):
+            return bad(NONCE_USED, f"nonce {auth.nonce[:18]}… is already in flight")
+        return VerifyResult(True, payer)
+
+    def release(self, payload: PaymentPayload, req: PaymentRequirements) -> None:
+        asset = self.asset_for(req.asset)
+        if asset is not None:
+            self.chain.release_nonce(asset.address, payload.authorization.from_, payload.authorization.nonce)
+
+    # -- settle ----------------------------------------------------------------------------------
+    def settle(
+        self,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        *,
+        reserved: bool = False,
+        path: str | None = None,
+        chain_time: float | None = None,
+    ) -> SettleResult:
+        """Re-check and execute the transfer. ``reserved``: the caller holds the nonce from verify."""
+        auth = payload.authorization
+        network = self.network_name(req.x402_version)
+        payer = auth.from_
+
+        def fail(reason: str, message: str) -> SettleResult:
+            return SettleResult(False, "", network, payer, reason, message)
+
+        if not reserved:
+            v = self.verify(payload, req)
+            if not v.is_valid:
+                return fail(v.invalid_reason or INVALID_PAYLOAD, v.message or "")
+        asset = self.asset_for(req.asset)
+        if asset is None:
+            return fail(INVALID_REQUIREMENTS, "asset is not settled by this sandbox")
+        # The chain enforces validAfter < block.timestamp < validBefore at execution time.
+        now = self.clock() if chain_time is None else chain_time
+        if now >= auth.valid_before:
+            return fail(VALID_BEFORE, f"authorization expired before settlement (validBefore {auth.valid_before})")
+        tx = fake_tx_hash(self.network.chain_id, asset.address, payer, auth.nonce)
+        reason = self.chain.transfer_with_authorization(
+            asset=asset.address,
+            payer=payer,
+            pay_to=auth.to,
+            amount=auth.value,
+            nonce=auth.nonce,
+            tx=tx,
+            network=network,
+            path=path,
+            x402_version=req.x402_version,
+            reserved=reserved,
+        )
+        if reason is not None:
+            return fail(reason, "transfer reverted")
+        return SettleResult(True, tx, network, payer)
+
+    # -- HTTP facade ---------------------------------------------------------------------------------
+    def parse_request(self, body: Any) -> tuple[PaymentPayload, PaymentRequirements]:
+        """Parse ``{x402Version, paymentPayload, paymentRequirements}``; raises X402ProtocolError."""
+        if not isinstance(body, dict):
+            raise X402ProtocolError("request body must be a JSON object")
+        version = body.get("x402Version")
+        payload_json = body.get("paymentPayload")
+        req_json = body.get("paymentRequirements")
+        if not isinstance(payload_json, dict) or not isinstance(req_json, dict):
+            raise X402ProtocolError("body needs 'paymentPayload' and 'paymentRequirements' objects")
+        payload = PaymentPayload.from_json(payload_json)
+        if version is None:
+            version = payload.x402_version
+        if isinstance(version, bool) or version not in (1, 2):
+            raise X402ProtocolError(f"unsupported x402Version {str(version)[:10]!r}")
+        req = PaymentRequirements.from_json(req_json, version)
+        return payload, req

@@ -1,0 +1,363 @@
+"""The x402 paywall in front of priced endpoints.
+
+Order, as the reference servers do it: read the payment header; verify it
+(in-process facilitator, nonce reserved atomically) BEFORE the handler runs;
+run the handler; settle only if it answered < 400; a settlement failure answers
+402 with a failed receipt and withholds the body. Paid answers carry the
+receipt header and ``Cache-Control: private, no-store``.
+
+v1 (default, as Token Metrics serves it): requirements in the 402 JSON body,
+payment in ``X-PAYMENT``, receipt in ``X-PAYMENT-RESPONSE``. v2: requirements
+in the ``PAYMENT-REQUIRED`` header (body ``{}``), payment in
+``PAYMENT-SIGNATURE``, receipt in ``PAYMENT-RESPONSE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from ..errors import X402ProtocolError
+from ..x402.encoding import MAX_MESSAGE_BYTES, b64json_encode
+from ..x402.messages import (
+    PAYMENT_REQUIRED,
+    PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
+    X_PAYMENT,
+    X_PAYMENT_RESPONSE,
+    PaymentPayload,
+    PaymentRequirements,
+)
+from ..x402.wallet import recover_address
+from ..x402.eip3009 import transfer_digest
+from . import facilitator as F
+from .assets import PayAsset
+from .catalogue import EndpointSpec
+from .faults import FaultState
+from .pricing import atomic_price
+from .stats import Stats
+
+PAID_CACHE_CONTROL = "private, no-store"
+#: A real payment header is under 1 KB; anything over 16 KB is refused unread.
+MAX_PAYMENT_HEADER = MAX_MESSAGE_BYTES
+
+
+@dataclass(frozen=True)
+class Offer:
+    asset: PayAsset
+    json: dict[str, Any]  # the requirement exactly as sent in `accepts`
+
+    def requirements(self, version: int) -> PaymentRequirements:
+        return PaymentRequirements.from_json(self.json, version)
+
+
+class DroppedResponse(Response):
+    """Sends the status line and headers, then ends without a body: the server closes the connection.
+
+    Uvicorn closes the transport when an app returns without completing its
+    response, so the client sees a transport error (httpx: ``RemoteProtocolError``)
+    after the payment has already settled.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(b"", status_code=200, media_type="application/json")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"success": true, "data": [', "more_body": True})
+
+
+class Paywall:
+    def __init__(
+        self,
+        *,
+        version: int,
+        network_name: str,
+        assets: dict[str, PayAsset],
+        pay_to: str,
+        max_timeout_seconds: int,
+        facilitator: F.Facilitator,
+        faults: FaultState,
+        stats: Stats,
+    ) -> None:
+        self.version = version
+        self.network_name = network_name
+        self.assets = assets
+        self.pay_to = pay_to
+        self.max_timeout_seconds = max_timeout_seconds
+        self.facilitator = facilitator
+        self.faults = faults
+        self.stats = stats
+
+    @property
+    def header(self) -> str:
+        return X_PAYMENT if self.version == 1 else PAYMENT_SIGNATURE
+
+    @property
+    def other_header(self) -> str:
+        return PAYMENT_SIGNATURE if self.version == 1 else X_PAYMENT
+
+    @property
+    def receipt_header(self) -> str:
+        return X_PAYMENT_RESPONSE if self.version == 1 else PAYMENT_RESPONSE
+
+    # -- challenge --------------------------------------------------------------------------
+    def offers(self, spec: EndpointSpec, url: str, preferred: str) -> list[Offer]:
+        keys = [preferred] + [k for k in ("usdc", "tmai") if k != preferred]
+        out = []
+        for key in keys:
+            a = self.assets[key]
+            amount = str(atomic_price(spec.name, key, a.decimals))
+            if self.version == 1:
+                req = {
+                    "scheme": "exact",
+                    "network": self.network_name,
+                    "maxAmountRequired": amount,
+                    "resource": url,
+                    "description": self.description(spec),
+                    "mimeType": "application/json",
+                    "payTo": self.pay_to,
+                    "maxTimeoutSeconds": self.max_timeout_seconds,
+                    "asset": a.address,
+                    "extra": a.extra,
+                }
+            else:
+                req = {
+                    "scheme": "exact",
+                    "network": self.network_name,
+                    "amount": amount,
+                    "asset": a.address,
+                    "payTo": self.pay_to,
+                    "maxTimeoutSeconds": self.max_timeout_seconds,
+                    "extra": a.extra,
+                }
+            out.append(Offer(a, req))
+        return out
+
+    @staticmethod
+    def description(spec: EndpointSpec) -> str:
+        return f"Token Metrics {spec.path} (sandbox): {spec.summary}"
+
+    def challenge(
+        self,
+        spec: EndpointSpec,
+        url: str,
+        preferred: str,
+        *,
+        error: str | None = None,
+        message: str | None = None,
+        headers: dict[str, str] | None = None,
+        allow_faults: bool = True,
+    ) -> Response:
+        offers = self.offers(spec, url, preferred)
+        default_error = f"{self.header} header is required"
+        body: dict[str, Any]
+        hdrs = {"Cache-Control": "no-store", **(headers or {})}
+        malformed = allow_faults and self.faults.take_malformed_challenge()
+        oversized = allow_faults and not malformed and self.faults.take_oversized_challenge()
+        if oversized:
+            # ~20 KB of challenge JSON in total (over the 16 KB clients are told to accept).
+            pad = "x" * (20 * 1024 // len(offers))
+            offers = [Offer(o.asset, {**o.json, "extra": {**o.json["extra"], "padding": pad}}) for o in offers]
+        if self.version == 1:
+            body = {"x402Version": 1, "error": error or default_error, "accepts": [o.json for o in offers]}
+            if message:
+                body["message"] = message
+            if malformed:
+                text = json.dumps(body)
+                return Response(text[: len(text) // 2], status_code=402, media_type="application/json", headers=hdrs)
+            return JSONResponse(body, status_code=402, headers=hdrs)
+        required = {
+            "x402Version": 2,
+            "error": error or default_error,
+            "resource": {"url": url, "description": self.description(spec), "mimeType": "application/json"},
+            "accepts": [o.json for o in offers],
+            "extensions": {},
+        }
+        hdrs[PAYMENT_REQUIRED] = "%%not-base64{" if malformed else b64json_encode(required)
+        body = {} if error is None else {"error": error, "message": message or error}
+        return JSONResponse(body, status_code=402, headers=hdrs)
+
+    # -- payment -----------------------------------------------------------------------------
+    def _select(
+        self, payload: PaymentPayload, offers: list[Offer], request_path: str
+    ) -> tuple[Offer | None, str | None, str | None]:
+        """Pick the offer a payment is for: (offer, refusal reason, message)."""
+        auth = payload.authorization
+        if self.version == 2:
+            acc = payload.accepted or {}
+            asset = acc.get("asset")
+            offer = next((o for o in offers if isinstance(asset, str) and o.asset.address.lower() == asset.lower()), None)
+            if offer is None:
+                return None, F.INVALID_REQUIREMENTS, f"accepted.asset {str(asset)[:42]} is not offered for {request_path}"
+            mine = offer.json
+            if acc.get("scheme") != mine["scheme"]:
+                return None, F.UNSUPPORTED_SCHEME, f"accepted.scheme {acc.get('scheme')!r} is not 'exact'"
+            if acc.get("network") != mine["network"]:
+                return None, F.NETWORK_MISMATCH, f"accepted.network {acc.get('network')!r} is not {mine['network']}"
+            if str(acc.get("payTo", "")).lower() != mine["payTo"].lower():
+                return None, F.RECIPIENT_MISMATCH, f"accepted.payTo {str(acc.get('payTo'))[:42]} is not {mine['payTo']}"
+            if str(acc.get("amount")) != mine["amount"]:
+                return None, F.VALUE_MISMATCH, (
+                    f"accepted.amount {str(acc.get('amount'))[:40]} is not the price of {request_path} "
+                    f"({mine['amount']}): a payment for another endpoint or price"
+                )
+            res = payload.resource
+            if isinstance(res, dict) and isinstance(res.get("url"), str):
+                paid_path = urlsplit(res["url"]).path
+                if paid_path and paid_path != request_path:
+                    return None, F.INVALID_REQUIREMENTS, f"payment was made for {paid_path[:80]}, not {request_path}"
+            return offer, None, None
+        # v1: the payload names no asset; the amount (or, failing that, the signature's domain) tells.
+        for o in offers:
+            if int(o.json["maxAmountRequired"]) == auth.value:
+                return o, None, None
+        for o in offers:
+            try:
+                digest = transfer_digest(auth, self.facilitator.domain(o.asset))
+                sig = bytes.fromhex(payload.signature[2:])
+                if len(sig) == 65 and recover_address(digest, sig).lower() == auth.from_.lower():
+                    return o, None, None
+            except (X402ProtocolError, ValueError):
+                continue
+        return offers[0], None, None
+
+    async def charge(
+        self,
+        request: Request,
+        spec: EndpointSpec,
+        preferred: str,
+        client: str,
+        produce: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        """Run ``produce`` behind the paywall and return the response to send."""
+        path = request.url.path
+        url = str(request.url)
+        raw = request.headers.get(self.header)
+        if raw is None:
+            if request.headers.get(self.other_header) is not None:
+                self.stats.payment_header(path, client)
+                self.stats.count("refused", path)
+                return self.challenge(
+                    spec, url, preferred, error=F.INVALID_VERSION, allow_faults=False,
+                    message=(
+                        f"this server speaks x402 v{self.version}: send the payment in the {self.header} header "
+                        f"(got {self.other_header}, the x402 v{3 - self.version} header)"
+                    ),
+                )
+            self.stats.challenge(path, client)
+            return self.challenge(spec, url, preferred)
+        self.stats.payment_header(path, client)
+        payload, problem = decode_payment(raw)
+        if payload is None:
+            self.stats.count("refused", path)
+            return invalid_payment_response(problem or "payment header is malformed")
+        offers = self.offers(spec, url, preferred)
+        if payload.x402_version != self.version:
+            self.stats.count("refused", path)
+            return self.challenge(
+                spec, url, preferred, error=F.INVALID_VERSION, allow_faults=False,
+                message=f"payment is x402 v{payload.x402_version}; this server speaks v{self.version}",
+            )
+        offer, reason, message = self._select(payload, offers, path)
+        if offer is None:
+            self.stats.count("refused", path)
+            return self.challenge(spec, url, preferred, error=reason, message=message, allow_faults=False)
+        req = offer.requirements(self.version)
+        verdict = self.facilitator.verify(payload, req, reserve=True)
+        if not verdict.is_valid:
+            self.stats.count("refused", path)
+            return self.challenge(
+                spec, url, preferred, error=verdict.invalid_reason, message=verdict.message, allow_faults=False
+            )
+        # Verified and the nonce is ours: run the handler.
+        try:
+            response = await produce()
+        except BaseException:
+            self.facilitator.release(payload, req)
+            raise
+        if response.status_code >= 400:
+            self.facilitator.release(payload, req)
+            return response
+        return await self._settle(request, spec, url, preferred, payload, req, response)
+
+    async def _settle(
+        self,
+        request: Request,
+        spec: EndpointSpec,
+        url: str,
+        preferred: str,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        response: Response,
+    ) -> Response:
+        path = request.url.path
+        network = self.facilitator.network_name(self.version)
+        payer = payload.authorization.from_
+        result: F.SettleResult
+        if self.faults.take_settle_failure():
+            result = F.SettleResult(False, "", network, payer, self.faults.faults.settle_failure_reason,
+                                    "settlement failed (sandbox fault)")
+        elif self.faults.take_slow_settle():
+            await asyncio.sleep(self.faults.faults.slow_settle_ms / 1000.0)
+            result = self.facilitator.settle(
+                payload, req, reserved=True, path=path, chain_time=payload.authorization.valid_before + 1
+            )
+        else:
+            result = self.facilitator.settle(payload, req, reserved=True, path=path)
+        receipt = result.receipt().encode()
+        if not result.success:
+            self.facilitator.release(payload, req)
+            self.stats.count("settle_failures", path)
+            headers = {self.receipt_header: receipt}
+            if self.version == 1:
+                return self.challenge(
+                    spec, url, preferred, error=result.error_reason, message=result.message,
+                    headers=headers, allow_faults=False,
+                )
+            return JSONResponse(
+                {"error": result.error_reason, "message": result.message}, status_code=402,
+                headers={**headers, "Cache-Control": "no-store"},
+            )
+        self.stats.count("settlements")
+        self.stats.count("paid", path)
+        if self.faults.take_drop():
+            self.stats.count("dropped")
+            return DroppedResponse()
+        response.headers[self.receipt_header] = receipt
+        response.headers["Cache-Control"] = PAID_CACHE_CONTROL
+        response.headers["Access-Control-Expose-Headers"] = self.receipt_header
+        return response
+
+
+def decode_payment(raw: str) -> tuple[PaymentPayload | None, str | None]:
+    """Decode a payment header; (None, why) when it is not a well-formed payment."""
+    if len(raw) > MAX_PAYMENT_HEADER:
+        return None, f"payment header is {len(raw)} bytes, over the {MAX_PAYMENT_HEADER // 1024} KB limit"
+    try:
+        return PaymentPayload.decode(raw), None
+    except X402ProtocolError as exc:
+        return None, exc.message
+
+
+def invalid_payment_response(message: str) -> JSONResponse:
+    """400 for a payment header that is not a payment at all (garbage, wrong shape, too big)."""
+    return JSONResponse(
+        {"success": False, "message": f"Invalid payment header: {message}", "length": 0, "data": [],
+         "error": F.INVALID_PAYLOAD},
+        status_code=400,
+    )

@@ -1,0 +1,113 @@
+"""Everything one sandbox app holds: data, chain, facilitator, paywall, limits and counters."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from decimal import Decimal
+
+from ..x402.money import to_atomic, to_display
+from .assets import PayAsset, pay_assets, resolve_asset
+from .chain import Chain
+from .config import SandboxConfig, facilitator_address, payee_address
+from .datasets import DataService
+from .facilitator import Facilitator
+from .faults import Faults, FaultState
+from .market import Market
+from .paywall import Paywall
+from .ratelimit import RateLimiter
+from .stats import Stats
+
+def display(atomic: int, decimals: int) -> str:
+    """Exact display string: ``display(17000, 6) == "0.017"``, ``display(0, 18) == "0"``."""
+    return format(to_display(atomic, decimals).normalize(), "f")
+
+
+#: Largest faucet drip, in display units.
+FAUCET_MAX = Decimal(1_000_000_000)
+
+
+class SandboxState:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.network = config.net
+        self.assets: dict[str, PayAsset] = pay_assets(self.network)
+        self.pay_to = payee_address(config.seed)
+        self.market = Market(seed=config.seed, anchor=config.anchor)
+        self.data = DataService(self.market)
+        self._owned_db: str | None = None
+        db_path = config.db_path
+        if db_path is None:
+            fd, db_path = tempfile.mkstemp(prefix="tm402-sandbox-", suffix=".sqlite3")
+            os.close(fd)
+            self._owned_db = db_path
+        self.db_path = db_path
+        self.chain = Chain(db_path)
+        self.facilitator = Facilitator(
+            self.chain, self.network, self.assets, signer_address=facilitator_address(config.seed)
+        )
+        self.faults = FaultState(config.faults, seed=config.seed)
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self.stats = Stats()
+        self.paywall = Paywall(
+            version=config.x402_version,
+            network_name=self.network.v1_name if config.x402_version == 1 else self.network.caip2,
+            assets=self.assets,
+            pay_to=self.pay_to,
+            max_timeout_seconds=config.max_timeout_seconds,
+            facilitator=self.facilitator,
+            faults=self.faults,
+            stats=self.stats,
+        )
+
+    # -- helpers shared by the admin routes and the Python server object ------------------------
+    def asset(self, name_or_address: str) -> PayAsset:
+        a = resolve_asset(self.assets, name_or_address)
+        if a is None:
+            known = ", ".join(f"{k} ({v.address})" for k, v in self.assets.items())
+            raise ValueError(f"unknown asset {str(name_or_address)[:60]!r}; this sandbox takes {known}")
+        return a
+
+    def fund(self, address: str, asset: str, amount: object) -> dict[str, object]:
+        """Credit ``amount`` (display units) of ``asset`` to ``address``; returns the faucet receipt."""
+        from ..x402.networks import is_address
+        from ..x402.wallet import to_checksum
+
+        if not is_address(address):
+            raise ValueError(f"address must be 0x followed by 40 hex digits, got {str(address)[:50]!r}")
+        a = self.asset(asset)
+        try:
+            atomic = to_atomic(amount, a.decimals, what="amount")  # type: ignore[arg-type]
+        except Exception as exc:  # ConfigurationError carries a clean message
+            raise ValueError(getattr(exc, "message", str(exc))) from None
+        if atomic <= 0:
+            raise ValueError("amount must be greater than 0")
+        if atomic > to_atomic(FAUCET_MAX, a.decimals):
+            raise ValueError(f"amount is over the faucet limit of {FAUCET_MAX} {a.symbol}")
+        balance = self.chain.credit(a.address, address, atomic)
+        return {
+            "success": True,
+            "address": to_checksum(address),
+            "asset": a.symbol,
+            "asset_address": a.address,
+            "amount": display(atomic, a.decimals),
+            "amount_atomic": str(atomic),
+            "balance": display(balance, a.decimals),
+            "balance_atomic": str(balance),
+            "network": self.network.v1_name,
+        }
+
+    def balance(self, address: str, asset: str) -> int:
+        return self.chain.balance(self.asset(asset).address, address)
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults.set(faults)
+
+    def close(self) -> None:
+        self.chain.close()
+        if self._owned_db:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._owned_db + suffix)
+            self._owned_db = None

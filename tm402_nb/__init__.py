@@ -40,6 +40,15 @@ _LAZY = {
     "paying_client": "tm402_nb.x402.client",
     "async_paying_client": "tm402_nb.x402.client",
     "Ledger": "tm402_nb.ledger",
+    "connect": "tm402_nb.session",
+    "session": "tm402_nb.session",
+    "current_session": "tm402_nb.session",
+    "Session": "tm402_nb.session",
+    "Client": "tm402_nb.tokenmetrics.client",
+    "AsyncClient": "tm402_nb.tokenmetrics.client",
+    "Quote": "tm402_nb.tokenmetrics.client",
+    "RetryPolicy": "tm402_nb.tokenmetrics.client",
+    "catalogue_frame": "tm402_nb.tokenmetrics.catalogue",
 }
 
 __all__ = [

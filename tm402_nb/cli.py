@@ -25,12 +25,113 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _endpoint_params(args: argparse.Namespace) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for name in ("symbol", "token_id", "start", "end", "limit"):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from .errors import ParamError
+
+            raise ParamError(f"--param {item!r} must look like name=value")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _connect(args: argparse.Namespace):
+    from .session import Session
+
+    kw: dict[str, object] = {"progress": False}
+    if args.max_cost is not None:
+        kw["max_per_call"] = args.max_cost
+    if getattr(args, "budget", None) is not None:
+        kw["budget"] = args.budget
+    if args.network:
+        kw["network"] = args.network
+    if args.pay_with:
+        kw["pay_with"] = args.pay_with
+    return Session(args.mode, **kw)
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    with _connect(args) as s:
+        frame = s.client.frame(args.endpoint, refresh=args.refresh, **_endpoint_params(args))
+        if args.json:
+            sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+        elif args.csv:
+            frame.to_csv(sys.stdout, index=frame.index.name is not None)
+        else:
+            import pandas as pd
+
+            with pd.option_context("display.width", 160, "display.max_columns", 12, "display.max_rows", 40):
+                print(frame)
+        meta = frame.attrs.get("tm402", {})
+        amount = ", ".join(f"{v} {k}" for k, v in meta.get("amount", {}).items()) or "0.00"
+        print(f"[{s.mode}] {meta.get('calls', 0)} calls, {meta.get('paid', 0)} paid, {meta.get('cached', 0)} cached"
+              f" · {amount}", file=sys.stderr)
+    return 0
+
+
+def _cmd_quote(args: argparse.Namespace) -> int:
+    with _connect(args) as s:
+        print(repr(s.client.quote(args.endpoint, **_endpoint_params(args))))
+    return 0
+
+
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    from .tokenmetrics.catalogue import catalogue_frame
+
+    frame = catalogue_frame()
+    if args.csv:
+        frame.to_csv(sys.stdout)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 48):
+            print(frame[["usdc", "aliases", "summary"]].to_string())
+    return 0
+
+
+def _add_call_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("endpoint", help="endpoint name or alias (see `tm402-nb endpoints`)")
+    p.add_argument("--symbol", help="comma-separated symbols, e.g. BTC,ETH")
+    p.add_argument("--token-id", dest="token_id", help="comma-separated token ids")
+    p.add_argument("--start", help="first day, YYYY-MM-DD")
+    p.add_argument("--end", help="last day, YYYY-MM-DD")
+    p.add_argument("--limit", type=int, help="rows (one page, ≤ 100)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other API parameter")
+    p.add_argument("--mode", choices=("sandbox", "x402", "api-key"), help="default: from the environment")
+    p.add_argument("--network", choices=("base-sepolia", "base"))
+    p.add_argument("--pay-with", dest="pay_with", choices=("usdc", "tmai"))
+    p.add_argument("--max-cost", dest="max_cost", help="per-call cap in USD (default 0.10)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tm402-nb", description="Pay per call for Token Metrics data with x402.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("sandbox", help="run the local Token Metrics-compatible x402 sandbox", add_help=False)
     sub.add_parser("demo", help="start the sandbox, make paid calls and show their cost", add_help=False)
+
+    p_get = sub.add_parser("get", help="fetch an endpoint as a table (pays per call in x402 mode)")
+    _add_call_args(p_get)
+    p_get.add_argument("--budget", help="session budget in USD")
+    p_get.add_argument("--refresh", action="store_true", help="ignore the cache and pay again")
+    fmt = p_get.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true")
+    p_get.set_defaults(func=_cmd_get)
+
+    p_quote = sub.add_parser("quote", help="what a request would cost; pays nothing")
+    _add_call_args(p_quote)
+    p_quote.set_defaults(func=_cmd_quote)
+
+    p_eps = sub.add_parser("endpoints", help="the endpoint catalogue with prices")
+    p_eps.add_argument("--csv", action="store_true")
+    p_eps.set_defaults(func=_cmd_endpoints)
 
     p_ledger = sub.add_parser("ledger", help="show the payment ledger")
     p_ledger.add_argument("--csv", action="store_true", help="write CSV to stdout")

@@ -240,11 +240,12 @@ class X402Auth(httpx.Auth):
                 except PaymentRefused:
                     prepared = None  # let the live challenge decide, and refuse with its numbers
         if prepared is not None:
-            request.headers[prepared.header_name] = prepared.header_value
-            request.extensions = {**request.extensions, _PAID_MARK: True}
-            response = yield from self._send_paid(request, prepared, replay_key)
+            # A copy carries the payment: the caller's request object stays unpaid, so
+            # re-sending it can never replay a header we have recorded as failed.
+            paid = self._with_payment(request, prepared)
+            response = yield from self._send_paid(paid, prepared, replay_key)
             if response.status_code != 402:
-                self._conclude(prepared, response, request)
+                self._conclude(prepared, response, paid)
                 return
             # The remembered challenge no longer matches (price or terms changed), or the
             # replayed payment was refused. Settled? Only a failed receipt says so; otherwise
@@ -258,13 +259,11 @@ class X402Auth(httpx.Auth):
                     hint="check the ledger row; nothing more was signed",
                 )
             failed_receipt = self._receipt_or_none(response)
-            self._mark(prepared, "failed", request, reason=reason or "server refused the pre-signed payment")
+            self._mark(prepared, "failed", paid, reason=reason or "server refused the pre-signed payment")
             if failed_receipt is not None and not failed_receipt.success:
                 raise self._payment_failed(prepared, response, failed_receipt, reason)
             if prepared.warm:
                 self.stats["warm_misses"] += 1
-            del request.headers[prepared.header_name]
-            request.extensions = {k: v for k, v in request.extensions.items() if k != _PAID_MARK}
         else:
             response = yield request
 
@@ -333,6 +332,19 @@ class X402Auth(httpx.Auth):
             self._challenges[_warm_key(request)] = _Remembered(required, time.time() + ttl)
             while len(self._challenges) > self._max_remembered:
                 self._challenges.popitem(last=False)
+
+    def remember(self, request: httpx.Request, required: PaymentRequired) -> None:
+        """Remember a challenge obtained elsewhere (e.g. by a quote), so the next call is warm."""
+        try:
+            offer = self.policy.select(required, origin=_origin(request.url))
+        except TM402Error:
+            return
+        self._remember(request, required, offer)
+
+    def pending_for(self, request: httpx.Request) -> Payment | None:
+        """The signed payment whose answer was lost for this exact request, if any."""
+        with self._lock:
+            return self._unresolved.get(_replay_key(request))
 
     def forget_challenges(self) -> None:
         with self._lock:

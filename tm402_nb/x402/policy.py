@@ -339,6 +339,38 @@ class SpendPolicy:
                 )
         return None
 
+    def check_batch(self, offer: Offer, calls: int) -> None:
+        """Refuse a whole batch up front when ``calls`` payments of ``offer`` cannot all fit.
+
+        Checked before the first payment, so a batch never stops half paid.
+        """
+        with self.lock:
+            err = self._cap_error(offer)
+            if err is not None:
+                raise err
+            asset = offer.asset
+            total = offer.amount * calls
+            fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
+            _, budget, _, prefix = self._limits_for(asset)
+            key = (offer.network.caip2, asset.address.lower())
+            limits = []
+            if budget is not None:
+                limits.append(("session budget", budget - self._spent.get(key, 0), budget,
+                               f"{prefix}['budget']" if prefix else "budget"))
+            for scope in self._scopes:
+                left = scope.remaining(key)
+                if left is not None:
+                    limits.append((f"{scope.name} cap", left, None, scope.name))
+            for label, left, whole, setting in limits:
+                if total > left:
+                    of_whole = f" of the {fmt(whole)}" if whole is not None else ""
+                    raise BudgetExceeded(
+                        f"this request needs {calls} paid calls × {fmt(offer.amount)} = {fmt(total)}; "
+                        f"{fmt(max(left, 0))} is left{of_whole} {label}",
+                        hint=f"raise {setting}, or ask for fewer tokens or a shorter date range; nothing was paid",
+                        setting=setting, asked_atomic=total, limit_atomic=left, calls=calls,
+                    )
+
     def needs_ledger(self, offer: Offer) -> bool:
         return self._limits_for(offer.asset)[2] is not None
 

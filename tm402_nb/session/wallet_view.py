@@ -1,0 +1,73 @@
+"""The wallet's balances over JSON-RPC: the same code against the sandbox's ``/rpc`` and a real node."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..errors import APIError, ConfigurationError
+from ..x402.money import to_display
+from ..x402.networks import get_network
+
+if TYPE_CHECKING:
+    from . import Session
+
+#: ``balanceOf(address)`` selector.
+BALANCE_OF = "0x70a08231"
+
+
+def erc20_balance(rpc_url: str, token: str, owner: str, *, timeout: float = 10.0) -> int:
+    """Atomic balance of ``owner`` in ERC-20 ``token``, via ``eth_call``."""
+    data = BALANCE_OF + owner.lower().removeprefix("0x").rjust(64, "0")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{"to": token, "data": data}, "latest"]}
+    try:
+        response = httpx.post(rpc_url, json=body, timeout=timeout)
+        reply = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise APIError(f"JSON-RPC balance call failed: {exc}") from None
+    if not isinstance(reply, dict) or "result" not in reply:
+        err = reply.get("error") if isinstance(reply, dict) else reply
+        raise APIError(f"JSON-RPC balance call failed: {err}")
+    result = reply["result"]
+    if not isinstance(result, str) or not result.startswith("0x"):
+        raise APIError(f"JSON-RPC returned a non-hex balance: {str(result)[:40]}")
+    return int(result, 16) if len(result) > 2 else 0
+
+
+def chain_id(rpc_url: str, *, timeout: float = 10.0) -> int:
+    reply = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                       timeout=timeout).json()
+    return int(reply["result"], 16)
+
+
+class WalletView:
+    """Address, network and balances of the session's wallet."""
+
+    def __init__(self, session: "Session") -> None:
+        self._session = session
+
+    @property
+    def address(self) -> str:
+        return self._session.wallet.address
+
+    def assets(self) -> list[Any]:
+        policy = self._session.policy
+        net = get_network(self._session.network)
+        seen, out = set(), []
+        for asset in policy.allowed_assets + policy.extra_assets:
+            if asset.network == net.caip2 and asset.symbol not in seen:
+                seen.add(asset.symbol)
+                out.append(asset)
+        return out
+
+    def balances(self) -> dict[str, Decimal]:
+        rpc = self._session.rpc_url
+        if not rpc:
+            raise ConfigurationError("no JSON-RPC URL to read balances from",
+                                     hint="set $TM402_RPC_URL (e.g. a Base Sepolia RPC endpoint) or pass rpc_url=")
+        return {a.symbol: to_display(erc20_balance(rpc, a.address, self.address), a.decimals) for a in self.assets()}
+
+    def __repr__(self) -> str:
+        return f"WalletView({self.address} on {self._session.network})"

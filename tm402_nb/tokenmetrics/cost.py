@@ -1,0 +1,157 @@
+"""Cost accounting: what each call cost, summed by scope.
+
+Every request the client makes (or serves from cache) becomes a
+:class:`CallCost`. A :class:`CostTracker` adds it to the session's total and to
+every open :class:`Cost` scope: a ``with session.scope() as cost:`` block, or
+the notebook cell being run (the footer reads that one).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..x402.money import format_amount, to_display
+
+#: The notebook layer sets this to the running cell's id; ledger rows carry it.
+current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
+
+
+@dataclass(frozen=True)
+class CallCost:
+    endpoint: str | None
+    url: str
+    params: dict[str, Any] | None
+    status: int | None
+    cached: bool = False
+    paid: bool = False
+    amount: int = 0  # atomic units of `asset`
+    asset: str | None = None  # symbol, e.g. USDC
+    decimals: int = 6
+    network: str | None = None
+    tx: str | None = None
+    payment_status: str | None = None
+    payment_id: str | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass
+class Cost:
+    """Calls made within one scope, and what they cost."""
+
+    name: str = "scope"
+    calls: list[CallCost] = field(default_factory=list)
+
+    @property
+    def n_calls(self) -> int:
+        return len(self.calls)
+
+    @property
+    def n_paid(self) -> int:
+        return sum(1 for c in self.calls if c.paid)
+
+    @property
+    def n_cached(self) -> int:
+        return sum(1 for c in self.calls if c.cached)
+
+    @property
+    def n_free(self) -> int:
+        return self.n_calls - self.n_paid - self.n_cached
+
+    def amounts(self) -> dict[str, Decimal]:
+        """Display amounts per asset symbol (exact Decimals)."""
+        atomic: dict[tuple[str, int], int] = {}
+        for c in self.calls:
+            if c.paid and c.asset:
+                atomic[(c.asset, c.decimals)] = atomic.get((c.asset, c.decimals), 0) + c.amount
+        return {sym: to_display(v, dec) for (sym, dec), v in atomic.items()}
+
+    def amount_text(self) -> str:
+        parts = []
+        atomic: dict[tuple[str, int], int] = {}
+        for c in self.calls:
+            if c.paid and c.asset:
+                atomic[(c.asset, c.decimals)] = atomic.get((c.asset, c.decimals), 0) + c.amount
+        for (sym, dec), v in sorted(atomic.items()):
+            parts.append(format_amount(v, dec, sym))
+        return " + ".join(parts) if parts else "0.00"
+
+    @property
+    def receipts(self) -> list[str]:
+        return [c.tx for c in self.calls if c.tx]
+
+    @property
+    def networks(self) -> list[str]:
+        return sorted({c.network for c in self.calls if c.network})
+
+    def summary(self) -> str:
+        """One line: ``3 calls (2 paid, 1 cached) · 0.034 USDC``."""
+        bits = []
+        if self.n_paid:
+            bits.append(f"{self.n_paid} paid")
+        if self.n_cached:
+            bits.append(f"{self.n_cached} cached")
+        if self.n_free:
+            bits.append(f"{self.n_free} free")
+        word = "call" if self.n_calls == 1 else "calls"
+        return f"{self.n_calls} {word} ({', '.join(bits)}) · {self.amount_text()}"
+
+    def as_attrs(self) -> dict[str, Any]:
+        """What ``df.attrs["tm402"]`` carries (plain types: survives copies and pickling)."""
+        return {
+            "calls": self.n_calls,
+            "paid": self.n_paid,
+            "cached": self.n_cached,
+            "amount": {k: str(v) for k, v in self.amounts().items()},
+            "receipts": self.receipts,
+            "networks": self.networks,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Cost {self.name}: {self.summary()}>"
+
+
+class CostTracker:
+    """Thread-safe: adds each call to the session total and every open scope."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = Cost("session")
+        self._scopes: list[Cost] = []
+        self.listeners: list[Any] = []
+
+    def record(self, call: CallCost) -> None:
+        with self._lock:
+            self.total.calls.append(call)
+            for scope in self._scopes:
+                scope.calls.append(call)
+            listeners = list(self.listeners)
+        for listener in listeners:
+            try:
+                listener(call)
+            except Exception:  # noqa: BLE001 - display hooks never break a call
+                pass
+
+    def open(self, name: str = "scope") -> Cost:
+        cost = Cost(name)
+        with self._lock:
+            self._scopes.append(cost)
+        return cost
+
+    def close(self, cost: Cost) -> None:
+        with self._lock:
+            if cost in self._scopes:
+                self._scopes.remove(cost)
+
+    @contextmanager
+    def scope(self, name: str = "scope") -> Iterator[Cost]:
+        cost = self.open(name)
+        try:
+            yield cost
+        finally:
+            self.close(cost)

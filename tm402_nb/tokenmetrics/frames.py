@@ -1,0 +1,848 @@
+"""API rows → typed pandas DataFrames.
+
+Two steps, both usable alone:
+
+:func:`normalize_rows`
+    Makes rows from any flavour of the API look like the catalogue's v2 rows,
+    without touching the input. Field-name variants seen in the wild (reference
+    §4, §8) are mapped to one spelling:
+
+    * every top-level key is upper-cased, so v3-style ``token_id`` / ``date`` /
+      ``tm_grade`` become ``TOKEN_ID`` / ``DATE`` / ``TM_GRADE``;
+    * ``SYMBOL`` → ``TOKEN_SYMBOL`` (older ai-reports, some guides);
+    * ``TM_GRADE_24H_PCT_CHANGE`` → ``TM_GRADE_24h_PCT_CHANGE`` (the API's own
+      mixed case is kept); ``TM_TRADER_GRADE_24_H_CHANGE`` (v3) →
+      ``TM_TRADER_GRADE_24H_CHANGE``;
+    * ``DATE`` / ``TIMESTAMP`` / ``DATETIME``: when a row lacks the endpoint's
+      ``date_column`` but has one of the others, that one is renamed to the
+      ``date_column`` (daily endpoints get ``DATE``, hourly ``TIMESTAMP``);
+    * price-prediction: the old ``SCENARIO_PREDICTION`` (inner list
+      ``scenario_prediction``) and ``SCENARIO_ANALYSIS`` become
+      ``PRICE_PREDICTION`` (inner list ``price_prediction``);
+    * ai-reports: old (``TRADER_REPORT``, ``FUNDAMENTAL_REPORT``,
+      ``TECHNOLOGY_REPORT``) and new (``INVESTMENT_ANALYSIS_POINTER``,
+      ``INVESTMENT_ANALYSIS``, ``DEEP_DIVE``, ``CODE_REVIEW``) report columns
+      are both kept as served; both shapes get ``TOKEN_SYMBOL``.
+
+    When two keys of one row map to the same name, the one already spelled that
+    way wins and the other keeps its original name (the trading-signals rows
+    carry both ``TM_LINK`` and a lower-case ``tm_link`` slug: both survive).
+    Key sets are planned once per distinct set, not once per row.
+
+:func:`to_frame`
+    * dates — the endpoint's ``date_column`` and every ``DATE``/``TIMESTAMP``/
+      ``DATETIME`` column are parsed to tz-aware UTC (ISO strings such as
+      ``"2025-04-10T00:00:00.000Z"`` or ``"2023-10-10"``, datetimes, or epoch
+      numbers); unparseable entries there become ``NaT``. Other date-like
+      columns (``*_DATE``, ``*_AT``, ``*_TIME``, ``*_TIMESTAMP``, ``*_DATETIME``,
+      e.g. ``MOONSHOT_AT``, ``LEVEL_DATE``, ``PREDICTED_DATE``) are parsed only
+      when every non-missing value parses (an all-missing one becomes ``NaT``);
+      otherwise they are left as served.
+      The datetime unit is pandas' own default for parsed strings (``us`` on
+      pandas 3, ``ns`` on pandas 2).
+    * numbers — a column becomes numeric only when every non-missing value is a
+      number or a numeric-looking string; missing markers (``None``, NaN, ``""``,
+      ``"null"``, ``"none"``, ``"nan"``, ``"n/a"``, ``"na"``, ``"-"``, ``"--"``)
+      become NaN. A column with any other text (``"Strong Buy"``,
+      ``"Momentum Surging"``) is never coerced, even if the catalogue lists it
+      as numeric. Name/symbol/link-like columns (``TOKEN_NAME``,
+      ``TOKEN_SYMBOL``, ``*_NAME``, ``*_LINK``, ...) are never inferred numeric.
+      ``TOKEN_ID`` and ``ID`` are nullable ``Int64`` when all values are whole
+      numbers. Booleans and list/dict values (``EXCHANGE_LIST``,
+      ``CATEGORY_LIST``, ``CONTRACT_ADDRESS``, ``TOP_GAINERS_ICONS``) stay as
+      served (object).
+    * order — known columns first, in :func:`frame_columns` order, then any
+      others as first seen. Rows are sorted oldest → newest by the date column
+      (stable; ties by the endpoint's other key columns; ``NaT`` last) with a
+      fresh ``RangeIndex``; without a date column the API's order is kept.
+      When ``endpoint.index`` is set and that column is present, complete and
+      unique, the frame is indexed by it instead.
+    * nested endpoints with ``tidy=True`` become long frames, one row per
+      nested item (a parent whose list is empty or missing keeps one row with
+      the item columns missing, as :meth:`pandas.DataFrame.explode` does):
+
+      ``resistance-support`` — ``TOKEN_ID, TOKEN_NAME, TOKEN_SYMBOL, DATE,
+      LEVEL_DATE, LEVEL`` (item ``date`` → ``LEVEL_DATE``, ``level`` →
+      ``LEVEL``, any other item key ``k`` → ``LEVEL_<K>``).
+
+      ``correlation`` — ``TOKEN_ID, TOKEN_NAME, TOKEN_SYMBOL, DATE,
+      CORRELATED_TOKEN, CORRELATION`` (item ``token`` → ``CORRELATED_TOKEN``,
+      ``correlation`` → ``CORRELATION``, other ``k`` → ``CORRELATED_<K>``).
+
+      ``price-prediction`` — one row per scenario: ``TOKEN_ID, TOKEN_NAME,
+      TOKEN_SYMBOL, DATE``, then the prediction's own fields ``TOKEN_MCAP,
+      TOTAL_MCAP, CATEGORY_NAME, CURRENT_PRICE, PREDICTED_DATE,
+      SIMILAR_TOKENS_INFO, AVG_PAST_PERFORMANCE, SELF_PAST_PERFORMANCE``, then
+      the scenario's ``SCENARIO, TOTAL_MCAP_SCENARIO, PRICE_BEAR, PRICE_BASE,
+      PRICE_MOON, ROI_BEAR, ROI_BASE, ROI_MOON, MCAP_BEAR, MCAP_BASE, MCAP_MOON,
+      FDV_BEAR, FDV_BASE, FDV_MOON`` (item keys lose their ``predicted_``
+      prefix and are upper-cased: ``predicted_price_bear`` → ``PRICE_BEAR``).
+      A prediction field or scenario key that would clash with a parent column
+      is prefixed ``PREDICTION_`` / ``SCENARIO_``.
+
+      With ``tidy=False`` the nested column is kept as served (the same list /
+      dict objects as the input rows).
+    * ``lowercase=True`` renames columns (and the index name) to lower
+      snake_case: lower-case, runs of non-alphanumerics become ``_``, and
+      leading number tokens move to the end — ``TOKEN_ID`` → ``token_id``,
+      ``TM_GRADE_24h_PCT_CHANGE`` → ``tm_grade_24h_pct_change``,
+      ``24H_VOLUME`` → ``volume_24h``; a name that is only number tokens gets
+      ``change_`` in front: ``24H`` → ``change_24h``, ``7D`` → ``change_7d``,
+      ``1M`` → ``change_1m``. A name that would repeat an earlier one gets
+      ``_2``, ``_3``, ... (trading-signals: ``tm_link`` is the API's slug,
+      ``tm_link_2`` its ``TM_LINK`` URL).
+    * no rows → an empty frame with :func:`frame_columns` as columns (all of them,
+      ``endpoint.index`` included: an empty frame keeps its ``RangeIndex``) and
+      their dtypes (UTC datetimes, ``Int64`` ids, float64 numbers, ``str`` text,
+      object lists).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import tracemalloc
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as pdt
+
+from .catalogue import Endpoint, get_endpoint
+
+__all__ = ["normalize_rows", "to_frame", "frame_columns", "lower_name", "bench_to_frame"]
+
+# ------------------------------------------------------------------------------------------------
+# Field knowledge (reference §4)
+
+_DATE_NAMES = ("DATE", "TIMESTAMP", "DATETIME")
+_DATE_SUFFIXES = ("_DATE", "_AT", "_TIME", "_TIMESTAMP", "_DATETIME")
+_KEY_ALIASES = {
+    "SYMBOL": "TOKEN_SYMBOL",
+    "TM_GRADE_24H_PCT_CHANGE": "TM_GRADE_24h_PCT_CHANGE",
+    "TM_TRADER_GRADE_24_H_CHANGE": "TM_TRADER_GRADE_24H_CHANGE",
+}
+_PREDICTION_ALIASES = ("SCENARIO_PREDICTION", "SCENARIO_ANALYSIS")
+_PREDICTION_LIST_KEYS = ("price_prediction", "scenario_prediction", "scenario_analysis", "scenarios")
+_ID_COLUMNS = frozenset({"TOKEN_ID", "ID"})
+_IDENT = ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL")
+_OHLCV = ("OPEN", "HIGH", "LOW", "CLOSE", "VOLUME")
+
+_RS_ITEMS = ("LEVEL_DATE", "LEVEL")
+_CORR_ITEMS = ("CORRELATED_TOKEN", "CORRELATION")
+_PRED_HEAD = ("TOKEN_MCAP", "TOTAL_MCAP", "CATEGORY_NAME", "CURRENT_PRICE", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO",
+              "AVG_PAST_PERFORMANCE", "SELF_PAST_PERFORMANCE")
+_PRED_ITEMS = ("SCENARIO", "TOTAL_MCAP_SCENARIO", "PRICE_BEAR", "PRICE_BASE", "PRICE_MOON", "ROI_BEAR", "ROI_BASE",
+               "ROI_MOON", "MCAP_BEAR", "MCAP_BASE", "MCAP_MOON", "FDV_BEAR", "FDV_BASE", "FDV_MOON")
+
+_GRADE = ("FUNDAMENTAL_GRADE", "TM_GRADE", "TM_GRADE_24h_PCT_CHANGE", "TM_TRADER_GRADE_24H_CHANGE", "QUANT_GRADE",
+          "FUNDAMENTAL_GRADE_CLASS", "TM_GRADE_SIGNAL", "MOMENTUM")
+_TECH = ("TECHNOLOGY_GRADE", "ACTIVITY_SCORE", "SECURITY_SCORE", "REPOSITORY_SCORE", "COLLABORATION_SCORE",
+         "DEFI_SCANNER_SCORE")
+_FUND = ("FUNDAMENTAL_GRADE", "FUNDAMENTAL_GRADE_CLASS", "COMMUNITY_SCORE", "EXCHANGE_SCORE", "VC_SCORE",
+         "TOKENOMICS_SCORE", "DEFI_SCANNER_SCORE")
+_QUANT = ("VOLATILITY", "ALL_TIME_RETURN", "CAGR", "SHARPE", "SORTINO", "MAX_DRAWDOWN", "SKEW", "TAIL_RATIO",
+          "RISK_REWARD_RATIO", "PROFIT_FACTOR", "KURTOSIS", "DAILY_VALUE_AT_RISK", "DAILY_RETURN_AVG",
+          "DAILY_RETURN_STD")
+
+#: Row fields per endpoint as the v2 API serves them (nested columns not exploded).
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "tokens": (*_IDENT, "EXCHANGE_LIST", "CATEGORY_LIST", "CONTRACT_ADDRESS", "TM_LINK"),
+    "price": (*_IDENT, "CURRENT_PRICE"),
+    "top-market-cap-tokens": (*_IDENT, "EXCHANGE_LIST", "CATEGORY_LIST", "TM_LINK"),
+    "daily-ohlcv": (*_IDENT, "DATE", *_OHLCV),
+    "hourly-ohlcv": (*_IDENT, "TIMESTAMP", *_OHLCV),
+    "trading-signals": (*_IDENT, "DATE", "TRADING_SIGNAL", "TOKEN_TREND", "TRADING_SIGNALS_RETURNS",
+                        "HOLDING_RETURNS", "TM_TRADER_GRADE", "TM_INVESTOR_GRADE", "TM_LINK"),
+    "hourly-trading-signals": (*_IDENT, "TIMESTAMP", "CLOSE", "SIGNAL", "POSITION"),
+    "tm-grade": (*_IDENT, "DATE", *_GRADE),
+    "tm-grade-history": (*_IDENT, "DATE", *_GRADE),
+    "technology-grade": (*_IDENT, "DATE", *_TECH),
+    "technology-grade-history": (*_IDENT, "DATE", *_TECH),
+    "fundamental-grade": (*_IDENT, "DATE", *_FUND),
+    "fundamental-grade-history": (*_IDENT, "DATE", *_FUND),
+    "market-metrics": ("DATE", "TOTAL_CRYPTO_MCAP", "TM_GRADE_PERC_HIGH_COINS", "TM_GRADE_SIGNAL",
+                       "LAST_TM_GRADE_SIGNAL"),
+    "moonshot-tokens": ("TOKEN_NAME", "TOKEN_SYMBOL", "MOONSHOT_AT", "MOONSHOT_END_AT", "MOONSHOT_ROI",
+                        "LAST_TRADING_SIGNAL_TIME", "TM_TRADER_GRADE", "TM_TRADER_GRADE_24H_PCT_CHANGE",
+                        "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY", "MARKET_CAP", "VOLUME_24H"),
+    "resistance-support": (*_IDENT, "DATE", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS"),
+    "indices": ("ID", "NAME", "TICKER", "PRICE", "COINS", "24H", "7D", "1M", "24H_VOLUME", "INDEX_GRADE", "ALL_TIME",
+                "MARKET_CAP", "TOP_GAINERS_ICONS"),
+    "indices-holdings": (*_IDENT, "DATE", "COIN", "CG_ID", "WEIGHT", "MARKET_CAP", "PRICE", "CURRENT_ROI",
+                         "TRADER_GRADE", "TRADER_GRADE_CHANGE_24H", "ICON"),
+    "indices-performance": ("ID", "DATE", "INDEX_CUMULATIVE_ROI", "MARKET_CAP", "VOLUME", "FDV"),
+    "correlation": (*_IDENT, "DATE", "TOP_CORRELATION"),
+    "quantmetrics": (*_IDENT, "DATE", *_QUANT),
+    "ai-reports": (*_IDENT, "INVESTMENT_ANALYSIS_POINTER", "INVESTMENT_ANALYSIS", "DEEP_DIVE", "CODE_REVIEW"),
+    "crypto-investors": ("INVESTOR_NAME", "INVESTOR_WEBSITE", "INVESTOR_TWITTER", "ROUND_COUNT", "ROI_AVERAGE",
+                         "ROI_MEDIAN"),
+    "price-prediction": (*_IDENT, "DATE", "PRICE_PREDICTION"),
+}
+
+#: Known numeric fields beyond each endpoint's ``numeric`` (dtypes of empty frames, all-missing columns).
+_NUMERIC_HINTS = frozenset({
+    *_OHLCV, "CURRENT_PRICE", "TRADING_SIGNAL", "TOKEN_TREND", "TRADING_SIGNALS_RETURNS", "HOLDING_RETURNS",
+    "TM_TRADER_GRADE", "TM_INVESTOR_GRADE", "TA_GRADE", "QUANT_GRADE", "TM_TRADER_GRADE_24H_PCT_CHANGE",
+    "SIGNAL", "POSITION", "FUNDAMENTAL_GRADE", "TM_GRADE", "TM_GRADE_24h_PCT_CHANGE", "TM_TRADER_GRADE_24H_CHANGE",
+    *(c for c in _TECH + _FUND if c != "FUNDAMENTAL_GRADE_CLASS"), *_QUANT,
+    "TOTAL_CRYPTO_MCAP", "TM_GRADE_PERC_HIGH_COINS", "LAST_TM_GRADE_SIGNAL",
+    "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY", "MARKET_CAP", "VOLUME_24H", "MOONSHOT_ROI",
+    "PRICE", "COINS", "24H", "7D", "1M", "24H_VOLUME", "INDEX_GRADE", "ALL_TIME",
+    "WEIGHT", "CURRENT_ROI", "TRADER_GRADE", "TRADER_GRADE_CHANGE_24H", "INDEX_CUMULATIVE_ROI", "FDV",
+    "ROUND_COUNT", "ROI_AVERAGE", "ROI_MEDIAN", "LEVEL", "CORRELATION",
+    *(c for c in _PRED_HEAD if c not in ("CATEGORY_NAME", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO")), *_PRED_ITEMS,
+})
+#: Fields whose values are lists or dicts: object dtype, never inferred.
+_OBJECT_FIELDS = frozenset({"EXCHANGE_LIST", "CATEGORY_LIST", "CONTRACT_ADDRESS", "TOP_GAINERS_ICONS",
+                            "SIMILAR_TOKENS_INFO", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS", "TOP_CORRELATION",
+                            "PRICE_PREDICTION"})
+#: Identifier/text fields never inferred numeric (a symbol such as "42" stays text).
+_TEXT_FIELDS = frozenset({"TOKEN_NAME", "TOKEN_SYMBOL", "SYMBOL", "NAME", "TICKER", "COIN", "CG_ID", "ICON",
+                          "SLUG", "CORRELATED_TOKEN", "MOMENTUM", "INVESTMENT_ANALYSIS", "DEEP_DIVE", "CODE_REVIEW"})
+_TEXT_SUFFIXES = ("_NAME", "_SYMBOL", "_LINK", "_URL", "_WEBSITE", "_TWITTER", "_CLASS", "_REPORT", "_STR",
+                  "_LABEL", "_SUMMARY", "_ADDRESS", "_SLUG", "_POINTER", "_ICON", "_ICONS")
+_MISSING_TOKENS = frozenset({"", "null", "none", "nan", "n/a", "na", "-", "--"})
+
+#: pandas' own unit for datetimes parsed from strings ("us" on pandas 3, "ns" on pandas 2).
+_UNIT: str = getattr(pd.to_datetime(pd.Series(["2020-01-01T00:00:00.000Z"]), utc=True,
+                                    format="ISO8601").dtype, "unit", "ns")
+_DT_DTYPE = pd.DatetimeTZDtype(unit=_UNIT, tz="UTC")
+
+
+# ------------------------------------------------------------------------------------------------
+# Nested endpoints
+
+
+class _Nest:
+    """How one nested column explodes: item-key names, the list key inside a dict value, head fields."""
+
+    def __init__(self, column: str, items: dict[str, str], item_prefix: str, conflict_prefix: str,
+                 scalar_name: str, head_columns: tuple[str, ...] = (), item_columns: tuple[str, ...] = (),
+                 list_keys: tuple[str, ...] = (), strip: str = "") -> None:
+        self.column = column
+        self.items = items
+        self.item_prefix = item_prefix
+        self.conflict_prefix = conflict_prefix
+        self.scalar_name = scalar_name
+        self.head_columns = head_columns
+        self.item_columns = item_columns
+        self.list_keys = list_keys
+        self.strip = strip
+        self._names: dict[Any, str] = {}
+
+    def item_name(self, key: Any) -> str:
+        name = self._names.get(key)
+        if name is None:
+            k = str(key).strip().lower()
+            name = self.items.get(k)
+            if name is None:
+                if self.strip and k.startswith(self.strip):
+                    k = k[len(self.strip):]
+                name = self.item_prefix + re.sub(r"[^0-9A-Za-z]+", "_", k).strip("_").upper()
+            if len(self._names) > 4096:
+                self._names.clear()
+            self._names[key] = name
+        return name
+
+    def split(self, value: Any) -> tuple[dict[str, Any], list[Any], bool]:
+        """(head fields, items, recognised) of one nested value."""
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return {}, [], False
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return {}, [], True
+        if isinstance(value, Mapping):
+            if not self.list_keys:
+                return {}, [value], True
+            head: dict[str, Any] = {}
+            items: list[Any] = []
+            found = False
+            for k, v in value.items():
+                lk = str(k).lower()
+                if not found and lk in self.list_keys and (v is None or isinstance(v, (list, tuple))):
+                    items = list(v or ())
+                    found = True
+                else:
+                    head[re.sub(r"[^0-9A-Za-z]+", "_", str(k)).strip("_").upper()] = v
+            return head, items, True
+        if isinstance(value, (list, tuple)):
+            return {}, list(value), True
+        return {}, [], False
+
+
+_NESTS: dict[str, _Nest] = {
+    "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": _Nest(
+        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS", {"date": "LEVEL_DATE", "level": "LEVEL"}, "LEVEL_", "LEVEL_",
+        "LEVEL", item_columns=_RS_ITEMS),
+    "TOP_CORRELATION": _Nest(
+        "TOP_CORRELATION", {"token": "CORRELATED_TOKEN", "correlation": "CORRELATION"}, "CORRELATED_",
+        "CORRELATED_", "CORRELATION", item_columns=_CORR_ITEMS),
+    "PRICE_PREDICTION": _Nest(
+        "PRICE_PREDICTION", {"scenario": "SCENARIO"}, "", "SCENARIO_", "SCENARIO", head_columns=_PRED_HEAD,
+        item_columns=_PRED_ITEMS, list_keys=_PREDICTION_LIST_KEYS, strip="predicted_"),
+}
+
+
+def _explode(endpoint: Endpoint, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    col = endpoint.nested
+    assert col is not None
+    nest = _NESTS.get(col) or _Nest(col, {}, col + "_", col + "_", col)
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        parent = {k: v for k, v in row.items() if k != col}
+        head, items, ok = nest.split(row.get(col))
+        if not ok:  # not a shape we know: keep the value rather than lose it
+            parent[col] = row.get(col)
+        for k, v in head.items():
+            parent[k if k not in parent else "PREDICTION_" + k] = v
+        if not items:
+            out.append(parent)
+            continue
+        for item in items:
+            rec = dict(parent)
+            if isinstance(item, Mapping):
+                for k, v in item.items():
+                    name = nest.item_name(k)
+                    if name in parent:
+                        name = nest.conflict_prefix + name
+                    rec[name] = v
+            else:
+                rec[nest.scalar_name if nest.scalar_name not in parent else nest.conflict_prefix + nest.scalar_name] \
+                    = item
+            out.append(rec)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# normalize_rows
+
+
+def _upper(key: Any) -> Any:
+    return key.upper() if isinstance(key, str) else key
+
+
+def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
+    """Renames for one key set: {source key: canonical key}, only for keys that change."""
+    keys = list(keys)
+    target: dict[Any, Any] = {}
+    for k in keys:
+        u = _upper(k)
+        u = _KEY_ALIASES.get(u, u)
+        if endpoint.nested == "PRICE_PREDICTION" and u in _PREDICTION_ALIASES:
+            u = "PRICE_PREDICTION"
+        target[k] = u
+    dc = endpoint.date_column
+    if dc in _DATE_NAMES and dc not in target.values():
+        alt = next((a for a in _DATE_NAMES if a != dc and a in target.values()), None)
+        if alt is not None:
+            for k, t in target.items():
+                if t == alt:
+                    target[k] = dc
+    by_target: dict[Any, list[Any]] = {}
+    for k, t in target.items():
+        by_target.setdefault(t, []).append(k)
+    final: dict[Any, Any] = {}
+    for t, sources in by_target.items():
+        if len(sources) == 1:
+            final[sources[0]] = t
+            continue
+        # The key already spelled this way wins, then an upper-case one, then the plain upper-casing of the
+        # target (not an alias), then by name; the others keep their names.
+        def rank(k: Any) -> tuple[bool, bool, bool, str]:
+            return (k != t, _upper(k) != k, _KEY_ALIASES.get(_upper(k), _upper(k)) != t and _upper(k) != t, str(k))
+
+        winner = min(sources, key=rank)
+        for k in sources:
+            final[k] = t if k is winner else k
+    names = list(final.values())
+    if len(set(names)) != len(names):  # pathological key sets: rename nothing that would collide
+        seen: set[Any] = set()
+        for k in keys:
+            if final[k] in seen:
+                final[k] = k
+            seen.add(final[k])
+    return {k: t for k, t in final.items() if k != t}
+
+
+def _fix_prediction(value: Any) -> Any:
+    """Old inner ``scenario_prediction`` list → ``price_prediction`` (a new dict; the input is untouched)."""
+    if not isinstance(value, Mapping):
+        return value
+    lower = {str(k).lower(): k for k in value}
+    if "price_prediction" in lower:
+        return value
+    old = next((lower[k] for k in _PREDICTION_LIST_KEYS[1:] if k in lower), None)
+    if old is None:
+        return value
+    return {("price_prediction" if k == old else k): v for k, v in value.items()}
+
+
+def _normalize(endpoint: Endpoint, rows: Iterable[Mapping[str, Any]], *, copy: bool) -> list[dict[str, Any]]:
+    plans: dict[tuple[Any, ...], dict[Any, Any]] = {}
+    out: list[dict[str, Any]] = []
+    append = out.append
+    prediction = endpoint.nested == "PRICE_PREDICTION"
+    last_keys: tuple[Any, ...] | None = None
+    plan: dict[Any, Any] = {}
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise TypeError(f"{endpoint.name}: rows must be dicts, got {type(row).__name__}")
+        keys = tuple(row)
+        if keys != last_keys:
+            plan = plans.get(keys)  # type: ignore[assignment]
+            if plan is None:
+                plan = plans[keys] = _plan(endpoint, keys)
+            last_keys = keys
+        if plan:
+            new = {plan.get(k, k): v for k, v in row.items()}
+        elif copy or not isinstance(row, dict):
+            new = dict(row)
+        else:
+            new = row  # type: ignore[assignment]
+        if prediction and "PRICE_PREDICTION" in new:
+            fixed = _fix_prediction(new["PRICE_PREDICTION"])
+            if fixed is not new["PRICE_PREDICTION"]:
+                new = dict(new) if new is row else new
+                new["PRICE_PREDICTION"] = fixed
+        append(new)
+    return out
+
+
+def normalize_rows(endpoint: Endpoint | str, rows: list[dict]) -> list[dict]:
+    """Rows with the API's field-name variants mapped to the catalogue's v2 spelling (see the module doc).
+
+    Returns new top-level dicts in the same order; the input rows (and their nested values) are not mutated.
+    """
+    return _normalize(get_endpoint(endpoint), rows, copy=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# frame_columns
+
+
+def _tidy_columns(endpoint: Endpoint, fields: tuple[str, ...]) -> tuple[str, ...]:
+    nest = _NESTS.get(endpoint.nested or "")
+    parent = tuple(c for c in fields if c != endpoint.nested)
+    order = [c for c in (*_IDENT, "DATE") if c in parent] + [c for c in parent if c not in (*_IDENT, "DATE")]
+    if nest is None:
+        return tuple(order) + (endpoint.nested or "",)
+    return (*order, *nest.head_columns, *nest.item_columns)
+
+
+def frame_columns(endpoint: Endpoint | str, *, tidy: bool = True) -> tuple[str, ...]:
+    """Columns a frame of this endpoint is expected to have (v2 spelling; best effort from the reference).
+
+    For nested endpoints the tidy (exploded) columns unless ``tidy=False``. Always includes the endpoint's
+    ``date_column`` and, for token-keyed endpoints, ``TOKEN_ID``.
+    """
+    ep = get_endpoint(endpoint)
+    fields = list(_FIELDS.get(ep.name, ()))
+    if not fields:
+        fields = [*(_IDENT if ep.token_keyed else ()), *ep.key, *ep.numeric]
+    if ep.token_keyed and "TOKEN_ID" not in fields:
+        fields.insert(0, "TOKEN_ID")
+    if ep.date_column and ep.date_column not in fields:
+        pos = max((fields.index(c) + 1 for c in _IDENT if c in fields), default=0)
+        fields.insert(pos, ep.date_column)
+    for c in ep.numeric:
+        if c not in fields:
+            fields.append(c)
+    fields = list(dict.fromkeys(fields))
+    if ep.nested and tidy:
+        return _tidy_columns(ep, tuple(fields))
+    return tuple(fields)
+
+
+# ------------------------------------------------------------------------------------------------
+# Typing
+
+
+def _is_primary_date(name: Any, endpoint: Endpoint) -> bool:
+    return name == endpoint.date_column or _upper(name) in _DATE_NAMES
+
+
+def _is_date_like(name: Any) -> bool:
+    return isinstance(name, str) and name.upper().endswith(_DATE_SUFFIXES)
+
+
+def _is_text_name(name: Any) -> bool:
+    u = _upper(name)
+    return isinstance(u, str) and (u in _TEXT_FIELDS or u.endswith(_TEXT_SUFFIXES))
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None or v is pd.NaT or v is pd.NA:
+        return True
+    if isinstance(v, float):
+        return v != v
+    if isinstance(v, str):
+        return v.strip().lower() in _MISSING_TOKENS
+    return False
+
+
+def _first_present(values: np.ndarray) -> Any:
+    for v in values:
+        if not _is_missing(v):
+            return v
+    return None
+
+
+def _only_missing_lost(original: pd.Series, result: pd.Series) -> bool:
+    """True when every entry that became NA in ``result`` was already a missing marker in ``original``."""
+    lost = result.isna().to_numpy()
+    if not lost.any():
+        return True
+    vals = original.to_numpy(dtype=object)[lost]
+    return all(_is_missing(v) for v in vals)
+
+
+def _numeric(s: pd.Series, declared: bool) -> pd.Series:
+    dtype = s.dtype
+    if pdt.is_bool_dtype(dtype):
+        return s
+    if pdt.is_numeric_dtype(dtype):
+        return s
+    if isinstance(dtype, pd.DatetimeTZDtype) or pdt.is_datetime64_any_dtype(dtype):
+        return s
+    values = s.to_numpy(dtype=object)
+    first = _first_present(values)
+    if first is None:
+        return pd.Series(np.nan, index=s.index, dtype="float64") if declared and len(s) else s
+    if isinstance(first, (bool, np.bool_, Mapping, list, tuple, set, bytes, datetime, date)):
+        return s
+    if isinstance(first, str):
+        try:
+            float(first.strip())
+        except ValueError:
+            return s
+    elif not isinstance(first, (int, float, np.number)):
+        return s
+    try:
+        res = pd.to_numeric(s, errors="coerce")
+    except (TypeError, ValueError, OverflowError):
+        return s
+    if not pdt.is_numeric_dtype(res.dtype) or pdt.is_bool_dtype(res.dtype):
+        return s
+    if not _only_missing_lost(s, res):
+        return s
+    # Booleans mixed into numbers would silently become 0/1: keep such columns as served.
+    if any(isinstance(v, (bool, np.bool_)) for v in values):
+        return s
+    return res
+
+
+def _ids(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.Int64Dtype):
+        return s
+    res = s if pdt.is_numeric_dtype(s.dtype) and not pdt.is_bool_dtype(s.dtype) else _numeric(s, True)
+    if not pdt.is_numeric_dtype(res.dtype) or pdt.is_bool_dtype(res.dtype):
+        return s
+    if pdt.is_float_dtype(res.dtype):
+        arr = res.to_numpy(dtype="float64", na_value=np.nan)
+        ok = arr[~np.isnan(arr)]
+        if len(ok) and not (np.all(np.abs(ok) < 2.0**63) and np.all(ok == np.floor(ok))):
+            return res  # fractions, infinities or beyond int64: keep the floats
+    try:
+        return res.astype("Int64")
+    except (TypeError, ValueError, OverflowError):
+        return res
+
+
+def _epoch_unit(values: pd.Series) -> str:
+    m = float(np.nanmax(np.abs(values.to_numpy(dtype="float64")))) if values.notna().any() else 0.0
+    return "ns" if m >= 1e17 else "us" if m >= 1e14 else "ms" if m >= 1e11 else "s"
+
+
+def _as_utc(res: pd.Series) -> pd.Series:
+    if res.dt.tz is None:
+        res = res.dt.tz_localize("UTC")
+    else:
+        res = res.dt.tz_convert("UTC")
+    return res.astype(_DT_DTYPE) if res.dtype != _DT_DTYPE else res
+
+
+_DATEISH = (str, datetime, date, np.datetime64)
+
+
+def _numberish(v: str) -> bool:
+    try:
+        float(v.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _dates(s: pd.Series, primary: bool) -> pd.Series:
+    """``s`` as UTC datetimes. A primary column always converts (garbage → NaT); another only when all parses."""
+    dtype = s.dtype
+    try:
+        if pdt.is_datetime64_any_dtype(dtype):
+            return _as_utc(s)
+        if pdt.is_bool_dtype(dtype):
+            return pd.Series(pd.NaT, index=s.index, dtype=_DT_DTYPE) if primary else s
+        if pdt.is_numeric_dtype(dtype):
+            if not primary:
+                return s
+            return _as_utc(pd.to_datetime(s, unit=_epoch_unit(s), utc=True, errors="coerce"))
+        values = s.to_numpy(dtype=object)
+        first = _first_present(values)
+        if first is None:
+            return pd.Series(pd.NaT, index=s.index, dtype=_DT_DTYPE)  # all missing: still a date column
+        if isinstance(first, str) and _numberish(first):
+            # Numbers written as strings are not dates; a primary column reads them as epoch numbers.
+            if not primary:
+                return s
+            nums = _numeric(s, True)
+            if pdt.is_numeric_dtype(nums.dtype):
+                return _as_utc(pd.to_datetime(nums, unit=_epoch_unit(nums), utc=True, errors="coerce"))
+        if not isinstance(first, _DATEISH) and not primary:
+            return s
+        target = s
+        if dtype == object and not all(isinstance(v, _DATEISH) or _is_missing(v) for v in values):
+            if not primary:
+                return s
+            # Numbers, lists... mixed into a date column: those entries become NaT.
+            target = pd.Series([v if isinstance(v, _DATEISH) else None for v in values], index=s.index,
+                               dtype=object)
+    except (TypeError, ValueError, OverflowError):
+        return s
+    res: pd.Series | None = None
+    for fmt in ("ISO8601", "mixed") if primary else ("ISO8601",):
+        try:
+            res = pd.to_datetime(target, utc=True, format=fmt, errors="coerce")
+        except (TypeError, ValueError, OverflowError):
+            res = None
+            continue
+        if _only_missing_lost(target, res):
+            return _as_utc(res)
+    if not primary:
+        return s
+    if res is None:
+        return pd.Series(pd.NaT, index=s.index, dtype=_DT_DTYPE)
+    return _as_utc(res)
+
+
+def _declared_numeric(endpoint: Endpoint) -> frozenset[str]:
+    """Upper-cased names of the columns known to be numeric for this endpoint."""
+    return frozenset(c.upper() for c in (*_NUMERIC_HINTS, *endpoint.numeric))
+
+
+def _type_frame(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
+    declared = _declared_numeric(endpoint)
+    new: dict[Any, pd.Series] = {}
+    for name in df.columns:
+        s = df[name]
+        u = _upper(name)
+        if u in _ID_COLUMNS:
+            t = _ids(s)
+        elif _is_primary_date(name, endpoint):
+            t = _dates(s, True)
+        elif u in declared:  # before the date-like names: ALL_TIME is a return, not a time
+            t = _numeric(s, True)
+        elif _is_date_like(name):
+            t = _dates(s, False)
+        elif u in _OBJECT_FIELDS or _is_text_name(name):
+            t = s
+        else:
+            t = _numeric(s, u in declared)
+        if t is not s:
+            new[name] = t
+    if new:
+        df = df.assign(**new) if all(isinstance(k, str) for k in new) else _replace(df, new)
+    return df
+
+
+def _replace(df: pd.DataFrame, new: dict[Any, pd.Series]) -> pd.DataFrame:
+    df = df.copy()
+    for k, v in new.items():
+        df[k] = v
+    return df
+
+
+def _empty_dtype(name: str, endpoint: Endpoint) -> Any:
+    u = name.upper()
+    if u in _ID_COLUMNS:
+        return "Int64"
+    if _is_primary_date(name, endpoint):
+        return _DT_DTYPE
+    if u in _OBJECT_FIELDS:
+        return object
+    if u in _declared_numeric(endpoint):
+        return "float64"
+    if _is_date_like(name):
+        return _DT_DTYPE
+    return "str"
+
+
+def _empty_frame(endpoint: Endpoint, tidy: bool) -> pd.DataFrame:
+    cols = frame_columns(endpoint, tidy=tidy)
+    return pd.DataFrame({c: pd.Series([], dtype=_empty_dtype(c, endpoint)) for c in cols})
+
+
+# ------------------------------------------------------------------------------------------------
+# Order, sort, index, names
+
+
+def _order(df: pd.DataFrame, expected: tuple[str, ...]) -> pd.DataFrame:
+    cols = list(df.columns)
+    present = set(cols)
+    head = [c for c in expected if c in present]
+    if not head:
+        return df
+    taken = set(head)
+    rest = [c for c in cols if c not in taken]
+    order = head + rest
+    return df if order == cols else df[order]
+
+
+def _sortable(s: pd.Series) -> bool:
+    if pdt.is_bool_dtype(s.dtype):
+        return True
+    if pdt.is_numeric_dtype(s.dtype) or pdt.is_datetime64_any_dtype(s.dtype):
+        return True
+    return all(isinstance(v, str) for v in s.dropna().to_numpy(dtype=object))
+
+
+def _sort(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
+    date_col = endpoint.date_column if endpoint.date_column in df.columns else \
+        next((c for c in _DATE_NAMES if c in df.columns), None)
+    if date_col is None or not pdt.is_datetime64_any_dtype(df[date_col].dtype) or len(df) < 2:
+        return df.reset_index(drop=True) if not isinstance(df.index, pd.RangeIndex) else df
+    by = [date_col] + [k for k in endpoint.key if k != date_col and k in df.columns and _sortable(df[k])]
+    try:
+        out = df.sort_values(by, kind="stable", na_position="last")
+    except (TypeError, ValueError):
+        out = df.sort_values(date_col, kind="stable", na_position="last")
+    return out.reset_index(drop=True)
+
+
+def _index(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
+    col = endpoint.index
+    if not col or col not in df.columns:
+        return df
+    s = df[col]
+    try:
+        if s.isna().any() or not s.is_unique:
+            return df
+    except TypeError:  # unhashable values
+        return df
+    return df.set_index(col)
+
+
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
+def lower_name(name: Any) -> str:
+    """The lower snake_case alias of a column name (``24H`` → ``change_24h``, ``24H_VOLUME`` → ``volume_24h``)."""
+    n = _NON_ALNUM.sub("_", str(name)).strip("_").lower()
+    if not n:
+        return "column"
+    if n[0].isdigit():
+        parts = n.split("_")
+        lead: list[str] = []
+        while parts and parts[0][:1].isdigit():
+            lead.append(parts.pop(0))
+        n = "_".join(parts + lead) if parts else "change_" + "_".join(lead)
+    return n
+
+
+def _lowercase(df: pd.DataFrame) -> pd.DataFrame:
+    names: dict[Any, str] = {}
+    used: set[str] = set()
+    if df.index.name is not None:
+        used.add(lower_name(df.index.name))
+    for c in df.columns:
+        base = lower_name(c)
+        n, i = base, 1
+        while n in used:
+            i += 1
+            n = f"{base}_{i}"
+        used.add(n)
+        names[c] = n
+    out = df.rename(columns=names)
+    if df.index.name is not None:
+        out.index = out.index.rename(lower_name(df.index.name))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# to_frame
+
+
+def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = False,
+             tidy: bool = True) -> pd.DataFrame:
+    """A typed DataFrame of one endpoint's rows (see the module doc for every rule).
+
+    ``tidy`` explodes nested endpoints into long frames; ``lowercase`` gives lower snake_case column names.
+    The input rows are never mutated.
+    """
+    ep = get_endpoint(endpoint)
+    norm = _normalize(ep, rows, copy=False)
+    nested = bool(ep.nested) and tidy
+    if nested and norm:
+        norm = _explode(ep, norm)
+    if not norm:
+        df = _empty_frame(ep, tidy)  # every expected column stays a column (no index on an empty frame)
+    else:
+        df = _type_frame(pd.DataFrame(norm), ep)
+        df = _order(df, frame_columns(ep, tidy=tidy))
+        df = _sort(df, ep)
+        df = _index(df, ep)
+    if lowercase:
+        df = _lowercase(df)
+    return df
+
+
+# ------------------------------------------------------------------------------------------------
+# Benchmark
+
+
+def _bench_rows(n: int) -> list[dict[str, Any]]:
+    """``n`` daily-ohlcv rows shaped like reference §4.3 (newest first per token, several tokens)."""
+    tokens = [(3306, "Ethereum", "ETH"), (3375, "Bitcoin", "BTC"), (3377, "Litecoin", "LTC"),
+              (3988, "Solana", "SOL"), (3311, "Cardano", "ADA")]
+    per = max(1, -(-n // len(tokens)))
+    days = pd.date_range(end="2021-05-02", periods=per, freq="D")[::-1].strftime("%Y-%m-%dT00:00:00.000Z")
+    rng = np.random.default_rng(402)
+    rows: list[dict[str, Any]] = []
+    for tid, name, sym in tokens:
+        close = 2950.337798 * np.exp(np.cumsum(rng.normal(0, 0.03, per)))
+        for i, d in enumerate(days):
+            if len(rows) == n:
+                break
+            c = float(close[i])
+            rows.append({"TOKEN_ID": tid, "TOKEN_NAME": name, "TOKEN_SYMBOL": sym, "DATE": d,
+                         "OPEN": c * 0.998, "HIGH": c * 1.013, "LOW": c * 0.967, "CLOSE": c,
+                         "VOLUME": 1.388496e08 * (1 + 0.1 * (i % 7))})
+    return rows
+
+
+def bench_to_frame(n: int = 10_000, *, repeat: int = 7) -> dict[str, float]:
+    """Time ``to_frame`` on ``n`` daily-ohlcv rows: best-of-``repeat`` milliseconds and peak traced MiB."""
+    ep = get_endpoint("daily-ohlcv")
+    rows = _bench_rows(n)
+    to_frame(ep, rows)  # warm-up (imports, caches)
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        to_frame(ep, rows)
+        times.append(time.perf_counter() - t0)
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    to_frame(ep, rows)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    if not was_tracing:
+        tracemalloc.stop()
+    times.sort()
+    return {"n": n, "ms": round(min(times) * 1000, 3), "median_ms": round(times[len(times) // 2] * 1000, 3),
+            "peak_mb": round(peak / 2**20, 3)}

@@ -267,3 +267,20 @@ def test_listeners_see_each_step(server, wallet):
     with httpx.Client(auth=auth) as client:
         client.get(server.url + "/data")
     assert events == ["signed", "settled"]
+
+
+def test_resending_the_same_request_object_never_replays_a_failed_header(server, wallet, ledger):
+    """Regression: the warm path once put the header on the caller's request object, so a
+    client retrying that object replayed a payment the ledger had recorded as failed."""
+    seen = []
+    server.on_paid = lambda payload: seen.append(payload.authorization.nonce)
+    auth = X402Auth(wallet, ledger=ledger)
+    with httpx.Client(auth=auth) as client:
+        client.get(server.url + "/data")  # warm up
+        request = client.build_request("GET", server.url + "/data")
+        server.config.amount = 20_000  # the warm payment will be refused, then paid afresh
+        assert client.send(request).status_code == 200
+        assert "X-PAYMENT" not in request.headers and "PAYMENT-SIGNATURE" not in request.headers
+        assert client.send(request).status_code == 200
+    assert len(seen) == len(set(seen))  # every payment sent once
+    assert statuses(ledger).count("settled") == len(server.settlements) == 3

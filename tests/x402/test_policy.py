@@ -53,9 +53,12 @@ def test_preferred_asset_wins_then_falls_back():
     assert p.select(challenge(usdc, tmai_offer)).asset.symbol == "TMAI"
     p2 = SpendPolicy(pay_with="usdc", extra_assets=[SANDBOX_TMAI], asset_limits={"TMAI": {"max_per_call": "5"}})
     assert p2.select(challenge(tmai_offer, usdc)).asset.symbol == "USDC"
-    # TMAI over its own cap: fall back to USDC rather than fail.
+    # TMAI over its own cap: refuse; switching assets must never get around a cap.
     p3 = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI], asset_limits={"TMAI": {"max_per_call": "0.5"}})
-    assert p3.select(challenge(tmai_offer, usdc)).asset.symbol == "USDC"
+    with pytest.raises(BudgetExceeded, match="TMAI"):
+        p3.select(challenge(tmai_offer, usdc))
+    # Preferred asset not offered at all: the other allowed asset is fine.
+    assert p3.select(challenge(usdc)).asset.symbol == "USDC"
 
 
 def test_non_usd_asset_needs_its_own_limit():

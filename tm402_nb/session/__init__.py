@@ -310,3 +310,18 @@ def current_session() -> Session | None:
     """The current session, or None (never connects)."""
     with _lock:
         return _current if _current is not None and not _current.closed else None
+
+
+# `tm402_nb.session` is both this layer's package and the function users call as
+# `tm.session()`. Once the package is imported, Python binds the *module* to that
+# name on `tm402_nb`, so the module itself is made callable: calling it calls session().
+import sys as _sys
+import types as _types
+
+
+class _SessionModule(_types.ModuleType):
+    def __call__(self) -> Session:
+        return session()
+
+
+_sys.modules[__name__].__class__ = _SessionModule

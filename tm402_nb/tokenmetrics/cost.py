@@ -69,7 +69,8 @@ class Cost:
         for c in self.calls:
             if c.paid and c.asset:
                 atomic[(c.asset, c.decimals)] = atomic.get((c.asset, c.decimals), 0) + c.amount
-        return {sym: to_display(v, dec) for (sym, dec), v in atomic.items()}
+        # Exact, without the asset's trailing zeros (6.12 TMAI, not 6.120000000000000000).
+        return {sym: Decimal(format(to_display(v, dec).normalize(), "f")) for (sym, dec), v in atomic.items()}
 
     def amount_text(self) -> str:
         parts = []
@@ -107,7 +108,8 @@ class Cost:
             "calls": self.n_calls,
             "paid": self.n_paid,
             "cached": self.n_cached,
-            "amount": {k: str(v) for k, v in self.amounts().items()},
+            "amount": {k: format(v, "f") if v.as_tuple().exponent < -1 else f"{v:.2f}"
+                       for k, v in self.amounts().items()},
             "receipts": self.receipts,
             "networks": self.networks,
         }

@@ -265,6 +265,10 @@ class SpendPolicy:
                     hint="nothing was signed or paid",
                     offers=required.accepts,
                 )
+            # The preferred asset when it is offered; another asset only when it is not.
+            # Never switch assets to get around a cap: a budget that says stop, stops.
+            preferred = [o for o in offers if o.asset.symbol.lower() == self.pay_with]
+            offers = preferred or offers
             affordable: list[Offer] = []
             cap_errors: list[BudgetExceeded] = []
             for offer in offers:
@@ -276,9 +280,7 @@ class SpendPolicy:
             if not affordable:
                 cheapest = min(cap_errors, key=lambda e: e.details.get("asked_atomic", 0))
                 raise cheapest
-            preferred = [o for o in affordable if o.asset.symbol.lower() == self.pay_with]
-            pool = preferred or affordable
-            return min(pool, key=lambda o: o.amount)
+            return min(affordable, key=lambda o: o.amount)
 
     # -- caps ---------------------------------------------------------------------------
     def _limits_for(self, asset: Asset) -> tuple[int | None, int | None, int | None, str]:

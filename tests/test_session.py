@@ -1,0 +1,139 @@
+"""connect() / session(): modes from the environment, the embedded sandbox, wallet view, scopes."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from decimal import Decimal
+
+import pytest
+
+import tm402_nb as tm
+from tm402_nb.errors import BudgetExceeded, ConfigurationError, WalletError
+from tm402_nb.session import _mode_from_env
+
+KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+
+
+@pytest.mark.parametrize("env, mode", [
+    ({}, "sandbox"),
+    ({"TM402_PRIVATE_KEY": KEY}, "x402"),
+    ({"TM_API_KEY": "tm-123"}, "api-key"),
+    ({"TM402_PRIVATE_KEY": KEY, "TM402_MODE": "sandbox"}, "sandbox"),
+])
+def test_mode_from_environment(monkeypatch, env, mode):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert _mode_from_env() == mode
+
+
+def test_bad_mode_in_environment(monkeypatch):
+    monkeypatch.setenv("TM402_MODE", "live")
+    with pytest.raises(ConfigurationError, match="TM402_MODE"):
+        _mode_from_env()
+
+
+def test_sandbox_session_end_to_end():
+    with tm.connect(mode="sandbox", budget="1.00") as s:
+        assert s.mode == "sandbox" and s.network == "base-sepolia" and s.sandbox.url.startswith("http://127.0.0.1:")
+        assert tm.session() is s and tm.current_session() is s
+        df = s.client.frame("tm-grade", symbol=["BTC", "ETH"])
+        assert df.attrs["tm402"]["paid"] == 1
+        assert s.spent == Decimal("0.017") and "0.017 USDC of 1.00 USDC" in s.budget_text()
+        payments = s.ledger.payments()
+        assert payments["status"].tolist() == ["settled"] and payments["session_id"].tolist() == [s.id]
+        bal = s.balances()
+        assert bal["USDC"] == Decimal("99.983") and bal["TMAI"] == Decimal("10000")
+        url = s.sandbox.url
+    assert s.closed and tm.current_session() is None
+    import httpx
+
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url + "/v2/tokens", timeout=2)  # the sandbox stopped with the session
+
+
+def test_connect_closes_the_previous_session():
+    first = tm.connect(mode="sandbox")
+    second = tm.connect(mode="sandbox")
+    try:
+        assert first.closed and not second.closed and tm.session() is second
+    finally:
+        second.close()
+
+
+def test_pay_with_tmai_in_the_sandbox():
+    with tm.connect(mode="sandbox", pay_with="tmai") as s:
+        df = s.client.frame("quantmetrics", symbol="BTC")
+        assert df.attrs["tm402"]["amount"] == {"TMAI": "6.12"}  # 0.068 USD − 10 %, at $0.01 a TMAI
+        assert s.ledger.payments()["asset_symbol"].tolist() == ["TMAI"]
+
+
+def test_scope_counts_and_caps():
+    with tm.connect(mode="sandbox") as s:
+        with s.scope("analysis") as cost:
+            s.client.frame("tm-grade", symbol="BTC")
+            s.client.frame("tm-grade", symbol="BTC")  # cached
+        assert (cost.n_paid, cost.n_cached) == (1, 1)
+        with s.scope("cell", max_cost="0.02"), pytest.raises(BudgetExceeded, match="cell cap"):
+            s.client.frame("tm-grade", symbol="ETH")
+            s.client.frame("ai-reports", symbol="ETH")
+
+
+def test_budget_setter_and_refusal():
+    with tm.connect(mode="sandbox") as s:
+        assert s.budget is None
+        s.budget = "0.02"
+        assert s.budget == Decimal("0.02")
+        s.client.frame("tm-grade", symbol="BTC")
+        with pytest.raises(BudgetExceeded, match="session budget"):
+            s.client.frame("tm-grade", symbol="ETH")
+        assert len(s.ledger.payments()) == 1
+
+
+def test_low_balance_warns():
+    with tm.connect(mode="sandbox", low_balance="500") as s:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            s.balances()
+        assert any("low USDC balance" in str(w.message) for w in caught)
+
+
+def test_x402_mode_needs_a_wallet():
+    with pytest.raises(WalletError, match="no wallet configured"):
+        tm.connect(mode="x402")
+
+
+def test_x402_mode_with_api_key_is_refused(monkeypatch):
+    monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
+    with pytest.raises(ConfigurationError, match="API key"):
+        tm.connect(mode="x402", api_key="tm-123")
+
+
+def test_x402_mode_defaults_to_testnet_and_the_real_api(monkeypatch):
+    monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
+    with tm.connect(mode="x402") as s:  # nothing is contacted until a call is made
+        assert s.network == "base-sepolia" and s.base_url == "https://api.tokenmetrics.com/v2"
+        assert s.policy.networks == ("eip155:84532",) and s.wallet.address.startswith("0x")
+        assert s.client.headers["x-coinbase-402"] == "true" and "x-api-key" not in s.client.headers
+        with pytest.raises(ConfigurationError, match="RPC"):
+            s.balances()
+
+
+def test_api_key_mode_against_the_sandbox():
+    from tm402_nb.sandbox import serve
+
+    with serve() as sb, tm.connect(mode="api-key", api_key=sb.api_key, base_url=sb.api_url) as s:
+        assert s.wallet is None and s.policy is None
+        df = s.client.frame("tm-grade", symbol="BTC")
+        assert df.attrs["tm402"]["paid"] == 0 and s.ledger.payments().empty
+
+
+def test_session_is_thread_safe_to_read():
+    with tm.connect(mode="sandbox") as s:
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(tm.session())) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(x is s for x in seen)

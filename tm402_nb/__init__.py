@@ -57,6 +57,30 @@ __all__ = [
 ]
 
 
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext tm402_nb``: the %tm / %%tm magics, %config TMMagics, the cost footer."""
+    from .notebook import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    from .notebook import unload_ipython_extension as unload
+
+    unload(ip)
+
+
+def _register_accessor() -> None:
+    """Importing tm402_nb registers ``df.tm`` (pandas is imported for that, nothing heavier)."""
+    try:
+        from .notebook import accessor  # noqa: F401
+    except ImportError:  # pragma: no cover - only while the accessor module is absent
+        pass
+
+
+_register_accessor()
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -27,6 +27,10 @@ __all__ = [
 ]
 
 
+#: One-line notebook errors (True) or full tracebacks (False); set by %config TMMagics.short_errors.
+SHORT_ERRORS = [True]
+
+
 class TM402Error(Exception):
     """Root of every error raised by tm402_nb."""
 
@@ -48,6 +52,11 @@ class TM402Error(Exception):
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing the full traceback: one line,
         # in red, with the class name so the user can catch it by name.
+        # `%config TMMagics.short_errors = False` asks for the whole traceback.
+        if not SHORT_ERRORS[0]:
+            import traceback
+
+            return [line.rstrip("\n") for line in traceback.format_exception(type(self), self, self.__traceback__)]
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
 
 

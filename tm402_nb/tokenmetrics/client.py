@@ -18,8 +18,9 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +181,8 @@ class _ClientBase:
         self.on_empty = on_empty
         self.window_days = window_days
         self.symbol_overrides: dict[str, int] = {k.upper(): int(v) for k, v in (symbol_overrides or {}).items()}
+        #: Called as on_progress(done, total, label) for multi-request work; tqdm when None.
+        self.on_progress: Callable[[int, int, str], None] | None = None
         self._symbols: dict[str, int] = {}
         self._symbols_lock = threading.Lock()
         self._rank: dict[int, int] | None = None
@@ -194,6 +197,29 @@ class _ClientBase:
             h["x-coinbase-402"] = "true"
             h["x-payment-token"] = self.pay_with
         return h
+
+    @contextmanager
+    def paying_with(self, asset: str | None) -> Iterator[None]:
+        """Pay in ``asset`` ("usdc" or "tmai") for the calls inside the block."""
+        if asset is None or self.mode == "api-key" or asset.lower() == self.pay_with:
+            yield
+            return
+        asset = asset.lower()
+        if asset not in ("usdc", "tmai"):
+            raise ConfigurationError(f"pay-with must be usdc or tmai, got {asset!r}")
+        previous, policy_previous = self.pay_with, self.auth.policy.pay_with
+        self.pay_with = self.auth.policy.pay_with = asset
+        self._set_header("x-payment-token", asset)
+        try:
+            yield
+        finally:
+            self.pay_with, self.auth.policy.pay_with = previous, policy_previous
+            self._set_header("x-payment-token", previous)
+
+    def _set_header(self, name: str, value: str) -> None:
+        for http in (getattr(self, "_http", None), getattr(self, "_bare", None)):
+            if http is not None:
+                http.headers[name] = value
 
     @property
     def cache_scope(self) -> str:
@@ -511,6 +537,8 @@ class Client(_ClientBase):
     def _progress(self, n: int):
         if not self.progress or n < 3:
             return None
+        if self.on_progress is not None:
+            return _HookProgress(self.on_progress, n)
         from tqdm.auto import tqdm
 
         return tqdm(total=n, desc="tm402", unit="call", leave=False)
@@ -782,6 +810,21 @@ class AsyncClient(_ClientBase):
 
     def __repr__(self) -> str:
         return f"AsyncClient(mode={self.mode}, base_url={self.base_url})"
+
+
+class _HookProgress:
+    """tqdm's update/close, reported to a callback (the notebook's one-line status)."""
+
+    def __init__(self, hook: Callable[[int, int, str], None], total: int) -> None:
+        self.hook, self.total, self.done = hook, total, 0
+        hook(0, total, "start")
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.hook(self.done, self.total, "progress")
+
+    def close(self) -> None:
+        self.hook(self.done, self.total, "done")
 
 
 def _unsettled(response: httpx.Response) -> bool:

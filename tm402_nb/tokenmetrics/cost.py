@@ -21,6 +21,10 @@ from ..x402.money import format_amount, to_display
 #: The notebook layer sets this to the running cell's id; ledger rows carry it.
 current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
 
+#: Called with every CallCost of every session (the notebook footer listens here, so a
+#: session created in the middle of a cell is counted too).
+GLOBAL_LISTENERS: list[Any] = []
+
 
 @dataclass(frozen=True)
 class CallCost:
@@ -132,7 +136,7 @@ class CostTracker:
             self.total.calls.append(call)
             for scope in self._scopes:
                 scope.calls.append(call)
-            listeners = list(self.listeners)
+            listeners = list(self.listeners) + list(GLOBAL_LISTENERS)
         for listener in listeners:
             try:
                 listener(call)

@@ -1,0 +1,129 @@
+"""The per-cell cost footer: once under cells that made calls, never under the others."""
+
+from __future__ import annotations
+
+import pytest
+
+import tm402_nb as tm
+from tests.notebook.shell import make_shell, reset_magics
+from tm402_nb.errors import BudgetExceeded
+from tm402_nb.notebook.footer import CostFooter
+from tm402_nb.tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = make_shell()
+    shell.run_line_magic("load_ext", "tm402_nb")
+    yield shell
+    shell.run_line_magic("unload_ext", "tm402_nb")
+
+
+@pytest.fixture
+def s(ip):
+    session = tm.connect(mode="sandbox")
+    ip.user_ns["s"] = session
+    yield session
+    session.close()
+    reset_magics(ip)
+
+
+def footer_lines(text):
+    return [line for line in text.splitlines() if line.startswith("tm402 · ")]
+
+
+def test_footer_once_under_a_paid_cell(ip, s, capsys):
+    ip.run_cell("%tm grade BTC ETH")
+    out = capsys.readouterr().out
+    (line,) = footer_lines(out)
+    assert out.rstrip().endswith(line)  # below the result
+    assert "SANDBOX" in line and "(1 paid, 3 free) · 0.017 USDC" in line and "base-sepolia" in line
+    assert "tx 0x" in line and "session 0.017 USDC" in line
+
+
+def test_footer_for_assignment_and_cached_calls(ip, s, capsys):
+    ip.run_cell("df = %tm grade BTC")
+    ip.run_cell("df2 = %tm grade BTC")
+    lines = footer_lines(capsys.readouterr().out)
+    assert len(lines) == 2 and "1 cached" in lines[1] and "0.00" in lines[1]
+
+
+def test_no_footer_without_calls(ip, s, capsys):
+    ip.run_cell("x = 1 + 1")
+    ip.run_cell("%tm endpoints")  # reads the catalogue: no call
+    assert footer_lines(capsys.readouterr().out) == []
+
+
+def test_footer_for_plain_client_code(ip, s, capsys):
+    ip.run_cell('frame = s.client.frame("quantmetrics", symbol="BTC")')
+    (line,) = footer_lines(capsys.readouterr().out)
+    assert "0.068 USDC" in line
+
+
+def test_footer_for_quote_cells(ip, s, capsys):
+    ip.run_cell("%tm quote ai-reports BTC")
+    (line,) = footer_lines(capsys.readouterr().out)
+    assert "(4 free) · 0.00" in line and "paid" not in line.split("·")[2]
+
+
+def test_footer_still_shows_when_the_cell_fails_after_paying(ip, s, capsys):
+    with pytest.raises(ZeroDivisionError):
+        ip.run_cell("df = %tm grade SOL\n1 / 0")
+    (line,) = footer_lines(capsys.readouterr().out)
+    assert "1 paid" in line
+
+
+def test_max_per_cell_refuses_the_payment_that_would_exceed_it(ip, s, capsys):
+    ip.run_line_magic("config", "TMMagics.max_per_cell = 0.03")
+    with pytest.raises(BudgetExceeded, match="cell cap") as info:
+        ip.run_cell("a = %tm grade BTC\nb = %tm grade ETH")
+    assert "TMMagics.max_per_cell" in str(info.value)
+    assert len(s.ledger.payments()) == 1
+    ip.run_cell("b = %tm grade ETH")  # a new cell, a new allowance
+    assert len(s.ledger.payments()) == 2
+
+
+def test_show_footer_off_and_feedback_zero(ip, s, capsys):
+    ip.run_line_magic("config", "TMMagics.show_footer = False")
+    ip.run_cell("%tm grade BTC")
+    ip.run_line_magic("config", "TMMagics.show_footer = True")
+    ip.run_line_magic("config", "TMMagics.feedback = 0")
+    ip.run_cell("%tm grade ETH")
+    assert footer_lines(capsys.readouterr().out) == []
+
+
+def test_cell_id_is_recorded_on_calls(ip, s):
+    ip.run_cell("%tm grade BTC", cell_id="cell-42")
+    assert set(s.ledger.calls()["cell_id"].dropna()) == {"cell-42"}
+    assert s.ledger.payments()["cell_id"].tolist() == ["cell-42"]
+
+
+def test_html_and_text_forms():
+    cost = Cost("cell", [CallCost("tm-grade", "u", None, 200, paid=True, amount=17_000, asset="USDC",
+                                  network="base-sepolia", tx="0x" + "ab" * 32)])
+
+    class FakeSession:
+        mode, network, policy = "sandbox", "base-sepolia", object()
+
+        def budget_text(self):
+            return "0.017 USDC of 1.00 USDC budget"
+    footer = CostFooter(cost, FakeSession())
+    html = footer._repr_html_()
+    assert "SANDBOX" in html and 'title="0x' + "ab" * 32 in html and "0.017 USDC" in html
+    text = repr(footer)
+    assert text.startswith("tm402 · SANDBOX · 1 call (1 paid) · 0.017 USDC") and "0xababab" in text
+    live = CostFooter(cost, type("S", (), {"mode": "x402", "network": "base", "policy": None})())
+    assert "SANDBOX" not in live._repr_html_() and "tm402 · x402" in repr(live)
+
+
+def test_unload_removes_the_hook_and_load_twice_is_harmless():
+    shell = make_shell()
+    shell.run_line_magic("load_ext", "tm402_nb")
+    shell.run_line_magic("reload_ext", "tm402_nb")
+    pre = [f for f in shell.events.callbacks["post_run_cell"] if "CellTracker" in repr(f)]
+    assert len(pre) == 1
+    shell.run_line_magic("unload_ext", "tm402_nb")
+    assert not [f for f in shell.events.callbacks["post_run_cell"] if "CellTracker" in repr(f)]
+    assert "tm" not in shell.magics_manager.magics["line"]
+    assert not [f for f in GLOBAL_LISTENERS if "CellTracker" in repr(f)]
+    shell.run_line_magic("load_ext", "tm402_nb")  # and back, for the other tests

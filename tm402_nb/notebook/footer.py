@@ -1,0 +1,122 @@
+"""The per-cell cost footer: one line under every cell that made or reused calls.
+
+A ``pre_run_cell`` hook starts a fresh :class:`~tm402_nb.tokenmetrics.cost.Cost`
+and listens to every call of every session (magics, ``df.tm``, plain client
+code alike); ``post_run_cell`` shows the footer *below* the cell's result (or
+under ``df = %tm ...``, which has no result) and nothing for cells without calls.
+HTML for JupyterLab, plain text for nbconvert and logs.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from ..tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost, current_cell_id
+
+_BADGE = ("display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;background:#b45309;"
+          "color:white;font-weight:600;font-size:10px;letter-spacing:.05em")
+_BOX = ("font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:11px;color:#555;"
+        "border-top:1px solid #ddd;padding-top:3px;margin-top:2px")
+
+
+def _short(tx: str) -> str:
+    return tx[:10] + "…" + tx[-4:] if len(tx) > 16 else tx
+
+
+class CostFooter:
+    """What a cell cost. ``repr()`` is the plain-text form, ``_repr_html_`` the notebook form."""
+
+    def __init__(self, cost: Cost, session: Any = None) -> None:
+        self.cost = cost
+        self.mode = getattr(session, "mode", None)
+        self.network = getattr(session, "network", None) or (cost.networks[0] if cost.networks else None)
+        self.budget = session.budget_text() if session is not None and getattr(session, "policy", None) else None
+        self.failed = [c for c in cost.calls if c.payment_status in ("failed", "unknown")]
+
+    @property
+    def sandbox(self) -> bool:
+        return self.mode == "sandbox"
+
+    def _parts(self) -> list[str]:
+        parts = [self.cost.summary()]
+        if self.failed:
+            parts.append(f"{len(self.failed)} payment(s) not settled — see %tm ledger")
+        if self.budget:
+            parts.append(f"session {self.budget}")
+        if self.network:
+            parts.append(self.network)
+        return parts
+
+    def __repr__(self) -> str:
+        parts = self._parts()
+        receipts = self.cost.receipts
+        if receipts:
+            parts.insert(1, "tx " + ", ".join(_short(t) for t in receipts[:3]) + (" …" if len(receipts) > 3 else ""))
+        prefix = "tm402 · SANDBOX" if self.sandbox else f"tm402 · {self.mode or 'x402'}"
+        return f"{prefix} · " + " · ".join(parts)
+
+    def _repr_html_(self) -> str:
+        badge = f'<span style="{_BADGE}" title="synthetic data, no real money">SANDBOX</span>' if self.sandbox else ""
+        bits = [html.escape(p) for p in self._parts()]
+        receipts = self.cost.receipts
+        if receipts:
+            txs = ", ".join(f'<code title="{html.escape(t)}">{html.escape(_short(t))}</code>' for t in receipts[:3])
+            more = f" +{len(receipts) - 3}" if len(receipts) > 3 else ""
+            bits.insert(1, f"tx {txs}{more}")
+        return f'<div class="tm402-footer" style="{_BOX}">{badge}tm402 · ' + " · ".join(bits) + "</div>"
+
+
+class CellTracker:
+    """Registered on ``pre_run_cell`` / ``post_run_cell`` by the extension."""
+
+    def __init__(self, magics: Any) -> None:
+        self.magics = magics
+        self.cost: Cost | None = None
+        self._token: Any = None
+        self._spend_scope: Any = None
+        self._session: Any = None
+
+    def _on_call(self, call: CallCost) -> None:
+        if self.cost is not None:
+            self.cost.calls.append(call)
+
+    def pre_run_cell(self, info: Any = None) -> None:
+        self.cost = Cost("cell")
+        if self._on_call not in GLOBAL_LISTENERS:
+            GLOBAL_LISTENERS.append(self._on_call)
+        self._token = current_cell_id.set(getattr(info, "cell_id", None))
+        from ..session import current_session
+
+        s = current_session()
+        cap = self.magics.max_per_cell if self.magics is not None else None
+        if s is not None and s.policy is not None and cap not in (None, ""):
+            self._session = s
+            self._spend_scope = s.policy.open_scope("cell", cap)
+
+    def post_run_cell(self, result: Any = None) -> None:
+        if self._on_call in GLOBAL_LISTENERS:
+            GLOBAL_LISTENERS.remove(self._on_call)
+        if self._token is not None:
+            try:
+                current_cell_id.reset(self._token)
+            except ValueError:  # reset from another context: just clear it
+                current_cell_id.set(None)
+            self._token = None
+        if self._spend_scope is not None:
+            self._session.policy.close_scope(self._spend_scope)
+            self._spend_scope = self._session = None
+        cost, self.cost = self.cost, None
+        if cost is None or not cost.calls:
+            return  # no footer for cells that made no calls
+        if self.magics is not None and (not self.magics.show_footer or self.magics.feedback < 1):
+            return
+        from IPython.display import display
+
+        from ..session import current_session
+
+        display(CostFooter(cost, current_session()))
+
+    def close(self) -> None:
+        if self._on_call in GLOBAL_LISTENERS:
+            GLOBAL_LISTENERS.remove(self._on_call)

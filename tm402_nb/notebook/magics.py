@@ -1,0 +1,297 @@
+"""``%tm`` and ``%%tm``: Token Metrics data in one line, with the cost under the cell.
+
+Settings are ``%config TMMagics.<name>`` traits (or ``[tool.tm402]`` in a
+``pyproject.toml`` next to the notebook). A flag beats the config; the config
+beats the default. Every failure is a :class:`~tm402_nb.errors.TM402Error`
+with a one-line rendering, so a failing cell fails nbmake and papermill too.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack, contextmanager
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+    output_can_be_silenced,
+)
+from traitlets import Bool, Enum, Int, TraitError, TraitType, observe, validate
+from traitlets.config.configurable import Configurable
+
+from .. import errors
+from ..errors import BudgetExceeded, ConfigurationError, TM402Error
+from ..x402.money import format_amount, to_atomic
+from .parse import MagicUsageError, TMCommand, parse_cell, parse_line
+
+HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
+    [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pay-with usdc|tmai]
+%tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
+%tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
+%%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
+%config TMMagics.max_per_call = 0.05 (also max_per_cell, budget, pay_with, cache_ttl, show_footer,
+    feedback, short_errors)"""
+
+
+class Amount(TraitType):
+    """A USD amount: a number or a decimal string, or None for "no limit". Never a '$'."""
+
+    default_value = None
+    allow_none = True
+    info_text = "a USD amount like 0.05 (or None for no limit)"
+
+    def validate(self, obj: Any, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        try:
+            to_atomic(value, 6, what=self.name or "amount")
+        except ConfigurationError as exc:
+            raise TraitError(str(exc)) from None
+        return repr(value) if isinstance(value, float) else str(value).strip()
+
+
+@magics_class
+class TMMagics(Magics, Configurable):
+    """The ``%tm`` line magic and ``%%tm`` cell magic."""
+
+    max_per_call = Amount("0.10", config=True, help="Largest payment for one call, in USD (None: no cap).")
+    max_per_cell = Amount(None, config=True, help="Largest total a single cell may pay, in USD (None: no cap).")
+    budget = Amount(None, config=True, help="Session budget in USD (None: no budget).")
+    pay_with = Enum(["usdc", "tmai"], "usdc", config=True, help="Asset to pay with when a server offers both.")
+    cache_ttl = Int(None, allow_none=True, config=True,
+                    help="Seconds a cached answer stays fresh (None: the endpoint's own TTL).")
+    show_footer = Bool(True, config=True, help="Show the cost footer under cells that made calls.")
+    feedback = Int(1, config=True, help="0: silent, 1: footer and status line, 2: also a line per call.")
+    short_errors = Bool(True, config=True, help="One-line errors (False: full tracebacks).")
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        # Settings the user chose (config, %config, pyproject); set before the
+        # Configurable loads the config, whose values count as chosen.
+        self._explicit: set[str] = set()
+        self._configured_session: Any = None
+        Configurable.__init__(self, config=shell.config if shell is not None else None)
+        Magics.__init__(self, shell=shell, **kwargs)
+        errors.SHORT_ERRORS[0] = self.short_errors
+
+    # -- traits -----------------------------------------------------------------------
+    @validate("feedback")
+    def _check_feedback(self, proposal: Any) -> int:
+        if proposal["value"] not in (0, 1, 2):
+            raise TraitError("feedback must be 0, 1 or 2")
+        return proposal["value"]
+
+    @validate("cache_ttl")
+    def _check_ttl(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError("cache_ttl must be ≥ 0 seconds (0 disables caching)")
+        return value
+
+    @observe("max_per_call", "max_per_cell", "budget", "pay_with", "cache_ttl", "show_footer", "feedback",
+             "short_errors")
+    def _changed(self, change: Any) -> None:
+        self._explicit.add(change["name"])
+        if change["name"] == "short_errors":
+            errors.SHORT_ERRORS[0] = bool(change["new"])
+        from ..session import current_session
+
+        s = current_session()
+        if s is not None:
+            self._apply(s, only=change["name"])
+
+    def _apply(self, s: Any, only: str | None = None) -> None:
+        """Push the explicitly-set settings onto a session (the config beats connect()'s defaults)."""
+        names = [only] if only else list(self._explicit)
+        if s.policy is None:
+            return
+        for name in names:
+            if name not in self._explicit:
+                continue
+            if name == "max_per_call":
+                s.policy.set_max_per_call(self.max_per_call)
+            elif name == "budget":
+                s.policy.set_budget(self.budget)
+            elif name == "pay_with":
+                s.client.pay_with = s.policy.pay_with = self.pay_with
+                s.client._set_header("x-payment-token", self.pay_with)
+
+    def _session(self) -> Any:
+        from ..session import session
+
+        s = session()
+        if s is not self._configured_session:
+            self._apply(s)
+            self._configured_session = s
+        return s
+
+    # -- the magic -------------------------------------------------------------------------
+    @no_var_expand
+    @needs_local_scope
+    @output_can_be_silenced
+    @line_cell_magic
+    def tm(self, line: str = "", cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
+        """Token Metrics data, paid per call with x402. Run ``%tm help`` for the syntax."""
+        namespace = {**(self.shell.user_ns if self.shell is not None else {}), **(local_ns or {})}
+        if cell is None:
+            return self._run(parse_line(line, namespace))
+        options, calls = parse_cell(line, cell, namespace)
+        results = []
+        for call in calls:
+            call.dry_run = call.dry_run or options.dry_run
+            call.refresh = call.refresh or options.refresh
+            call.max_cost = call.max_cost or options.max_cost
+            call.pay_with = call.pay_with or options.pay_with
+            results.append(self._run(call, store=False))
+        result = results[0] if len(results) == 1 else results
+        if options.save:
+            self.shell.user_ns[options.save] = result
+            return None
+        return result
+
+    def _run(self, cmd: TMCommand, *, store: bool = True) -> Any:
+        handler = getattr(self, f"_cmd_{cmd.action}", None)
+        if handler is None:  # pragma: no cover - parse_line only yields known actions
+            raise MagicUsageError(f"unknown %tm command {cmd.action}")
+        result = handler(cmd)
+        if store and cmd.save:
+            self.shell.user_ns[cmd.save] = result
+            return None
+        return result
+
+    # -- calls -------------------------------------------------------------------------
+    @contextmanager
+    def _max_cost(self, s: Any, amount: str):
+        """`--max-cost` beats the configured per-call cap, for this call only."""
+        policy = s.policy
+        previous = policy.max_per_call
+        policy.set_max_per_call(amount)
+        try:
+            yield
+        finally:
+            policy.max_per_call = previous
+
+    def _cmd_call(self, cmd: TMCommand) -> Any:
+        return self._call(cmd, quote=cmd.dry_run)
+
+    def _cmd_quote(self, cmd: TMCommand) -> Any:
+        return self._call(cmd, quote=True)
+
+    def _call(self, cmd: TMCommand, *, quote: bool) -> Any:
+        from ..tokenmetrics.catalogue import get_endpoint
+        from .feed import StatusLine
+
+        endpoint = get_endpoint(cmd.endpoint)  # unknown → error with the closest names, before connecting
+        s = self._session()
+        params = cmd.call_params()
+        try:
+            with ExitStack() as stack:
+                if cmd.max_cost is not None and s.policy is not None:
+                    stack.enter_context(self._max_cost(s, cmd.max_cost))
+                if cmd.pay_with is not None:
+                    stack.enter_context(s.client.paying_with(cmd.pay_with))
+                previous_hook = s.client.on_progress
+                s.client.on_progress = StatusLine() if self.feedback >= 1 else None
+                stack.callback(setattr, s.client, "on_progress", previous_hook)
+                if quote:
+                    return s.client.quote(endpoint, **params)
+                ttl = self.cache_ttl if "cache_ttl" in self._explicit else None
+                frame = s.client.frame(endpoint, refresh=cmd.refresh, ttl=ttl, **params)
+                if self.feedback >= 2:
+                    meta = frame.attrs.get("tm402", {})
+                    print(f"tm402: {endpoint.name} → {len(frame)} rows, {meta.get('paid', 0)} paid, "
+                          f"{meta.get('cached', 0)} cached")
+                return frame
+        except BudgetExceeded as exc:
+            exc.hint = self._budget_hint(exc, cmd) or exc.hint
+            raise
+
+    def _budget_hint(self, exc: BudgetExceeded, cmd: TMCommand) -> str | None:
+        setting = exc.details.get("setting")
+        asked = exc.details.get("asked_atomic")
+        if exc.details.get("asset") not in (None, "USDC") or not isinstance(asked, int):
+            return None
+        need = Decimal(asked).scaleb(-6)
+        suggest = need.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if need > Decimal("0.01") else need
+        line = cmd.source.strip()
+        if setting == "max_per_call":
+            return f"`%tm {line} --max-cost {suggest}` or `%config TMMagics.max_per_call = {suggest}`"
+        if setting == "budget":
+            return "`%tm budget AMOUNT` or `%config TMMagics.budget = AMOUNT` raises the session budget"
+        if setting == "cell":
+            return f"`%config TMMagics.max_per_cell = {suggest}` (or None) raises the per-cell cap"
+        return None
+
+    # -- subcommands -------------------------------------------------------------------------
+    def _cmd_help(self, cmd: TMCommand) -> Any:
+        return _Text(HELP)
+
+    def _cmd_endpoints(self, cmd: TMCommand) -> Any:
+        from ..tokenmetrics.catalogue import catalogue_frame
+
+        return catalogue_frame()
+
+    def _cmd_ledger(self, cmd: TMCommand) -> Any:
+        frame = self._session().ledger.payments()
+        if cmd.csv:
+            print(frame.to_csv(index=False), end="")
+            return None
+        return frame
+
+    def _cmd_wallet(self, cmd: TMCommand) -> Any:
+        s = self._session()
+        if s.wallet is None:
+            return _Text(f"mode {s.mode}: no wallet (API-key mode pays nothing)")
+        lines = [f"wallet   {s.wallet.address}", f"network  {s.network}  ({s.mode})"]
+        try:
+            for sym, amount in s.balances().items():
+                lines.append(f"balance  {format(amount.normalize(), 'f')} {sym}")
+        except TM402Error as exc:
+            lines.append(f"balance  unavailable: {exc.message}")
+        lines.append(f"spent    {s.budget_text()}")
+        return _Text("\n".join(lines))
+
+    def _cmd_budget(self, cmd: TMCommand) -> Any:
+        s = self._session()
+        if cmd.args:
+            amount = cmd.args[0]
+            if amount.strip().startswith("$"):
+                raise MagicUsageError(f"%tm budget {amount}: write the amount without '$'")
+            self.budget = amount  # the trait validates and applies it to the session
+        return _Text(s.budget_text())
+
+    def _cmd_feed(self, cmd: TMCommand) -> Any:
+        from .feed import PaymentFeed
+
+        PaymentFeed(self._session()).show()
+        return None
+
+    def _cmd_connect(self, cmd: TMCommand) -> Any:
+        from ..session import connect
+
+        s = connect(cmd.args[0].lower())
+        self._apply(s)
+        self._configured_session = s
+        return s
+
+
+class _Text:
+    """Plain text that displays as text (not a quoted string) in notebooks and logs."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre style='margin:0'>{html.escape(self.text)}</pre>"
+
+
+_ = math

@@ -1,0 +1,288 @@
+"""Parsing ``%tm`` lines and ``%%tm`` cells into :class:`TMCommand` objects. No I/O, no payments.
+
+Line grammar::
+
+    %tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
+        [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pay-with usdc|tmai]
+    %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | help
+
+Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
+inserts a notebook variable explicitly and ``--params $dict`` passes a dict of
+parameters, both type-checked before anything is sent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ..errors import ConfigurationError
+
+SUBCOMMANDS = ("endpoints", "quote", "ledger", "wallet", "budget", "feed", "connect", "help")
+#: flag → (destination, takes a value, may repeat)
+FLAGS: dict[str, tuple[str, bool, bool]] = {
+    "--start": ("start", True, False),
+    "--end": ("end", True, False),
+    "--limit": ("limit", True, False),
+    "--param": ("param", True, True),
+    "--params": ("params", True, False),
+    "--save": ("save", True, False),
+    "--dry-run": ("dry_run", False, False),
+    "--refresh": ("refresh", False, False),
+    "--max-cost": ("max_cost", True, False),
+    "--pay-with": ("pay_with", True, False),
+    "--csv": ("csv", False, False),
+}
+SHORT = {"-s": "--save", "-n": "--dry-run", "-r": "--refresh"}
+_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SCALARS = (str, int, float, Decimal, date, datetime)
+
+
+class MagicUsageError(ConfigurationError):
+    """A malformed ``%tm`` line or ``%%tm`` cell. A real exception (not IPython's UsageError),
+    so nbmake and papermill fail the cell; nothing was sent or paid."""
+
+
+@dataclass
+class TMCommand:
+    """One parsed request."""
+
+    action: str  # "call" or a subcommand
+    endpoint: str | None = None
+    symbols: list[str] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    save: str | None = None
+    dry_run: bool = False
+    refresh: bool = False
+    max_cost: str | None = None
+    pay_with: str | None = None
+    csv: bool = False
+    args: list[str] = field(default_factory=list)  # subcommand arguments
+    source: str = ""
+
+    def call_params(self) -> dict[str, Any]:
+        p = dict(self.params)
+        if self.symbols:
+            p["symbol"] = list(self.symbols)
+        if self.token_ids:
+            p["token_id"] = list(self.token_ids)
+        return p
+
+
+def _check_value(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        raise MagicUsageError(f"{name} must be text, a number or a date, got {value!r}")
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, (list, tuple, set)) or hasattr(value, "tolist"):
+        items = list(value.tolist() if hasattr(value, "tolist") else value)
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, _SCALARS):
+                raise MagicUsageError(f"{name} must hold text, numbers or dates, got {type(item).__name__}")
+        return items
+    raise MagicUsageError(f"{name} has an unsupported type {type(value).__name__}",
+                          hint="use text, a number, a date, or a list of those")
+
+
+def render_template(text: str, namespace: Mapping[str, Any]) -> str:
+    """Replace ``{{name}}`` with the notebook variable ``name`` (checked, lists comma-joined)."""
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in namespace:
+            raise MagicUsageError(f"{{{{{name}}}}}: no variable named {name!r} in the notebook")
+        value = _check_value(f"{{{{{name}}}}}", namespace[name])
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+    return _TEMPLATE.sub(sub, text)
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text, comments=False, posix=True)
+    except ValueError as exc:
+        raise MagicUsageError(f"cannot parse the %tm line: {exc}", hint="check the quotes") from None
+
+
+def _suggest(flag: str) -> str:
+    close = difflib.get_close_matches(flag, list(FLAGS), n=1, cutoff=0.5)
+    return f"did you mean {close[0]}?" if close else "see %tm help"
+
+
+def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMCommand:
+    """Parse a ``%tm`` line. ``namespace`` resolves ``{{var}}`` and ``--params $dict``."""
+    namespace = namespace or {}
+    source = line
+    tokens = _split(render_template(line, namespace))
+    if not tokens:
+        return TMCommand("help", source=source)
+    head = tokens[0].lower()
+    if head in ("endpoints", "ledger", "wallet", "feed", "help", "budget", "connect"):
+        cmd = TMCommand(head, args=tokens[1:], source=source)
+        for tok in cmd.args:
+            if tok.startswith("--") and tok not in ("--csv",):
+                raise MagicUsageError(f"%tm {head} takes no flag {tok}")
+        cmd.csv = "--csv" in cmd.args
+        cmd.args = [a for a in cmd.args if a != "--csv"]
+        if head == "budget" and len(cmd.args) > 1:
+            raise MagicUsageError("%tm budget takes at most one amount", hint="e.g. %tm budget 2.50")
+        if head == "connect" and len(cmd.args) != 1:
+            raise MagicUsageError("%tm connect needs a mode", hint="sandbox, x402 or api-key")
+        return cmd
+    action = "call"
+    if head == "quote":
+        action, tokens = "quote", tokens[1:]
+        if not tokens or tokens[0].startswith("-"):
+            raise MagicUsageError("%tm quote needs an endpoint", hint="e.g. %tm quote ai-reports BTC")
+    cmd = TMCommand(action, endpoint=tokens[0], source=source)
+    seen: set[str] = set()
+    i = 1
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("-") and not _is_number(tok):
+            flag, eq, inline = tok.partition("=")
+            flag = SHORT.get(flag, flag)
+            if flag not in FLAGS:
+                raise MagicUsageError(f"unknown flag {flag}", hint=_suggest(flag))
+            dest, takes_value, repeats = FLAGS[flag]
+            if flag in seen and not repeats:
+                raise MagicUsageError(f"{flag} is given twice", hint="give each flag once")
+            seen.add(flag)
+            if takes_value:
+                if eq:
+                    value = inline
+                else:
+                    i += 1
+                    if i >= len(tokens):
+                        raise MagicUsageError(f"{flag} needs a value")
+                    value = tokens[i]
+                _apply(cmd, dest, flag, value, namespace)
+            else:
+                if eq:
+                    raise MagicUsageError(f"{flag} takes no value")
+                setattr(cmd, dest, True)
+        else:
+            for part in (p for p in tok.split(",") if p):
+                if part.isdigit():
+                    cmd.token_ids.append(int(part))
+                else:
+                    cmd.symbols.append(part.upper())
+        i += 1
+    return cmd
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def _apply(cmd: TMCommand, dest: str, flag: str, value: str, namespace: Mapping[str, Any]) -> None:
+    if dest in ("start", "end"):
+        cmd.params["startDate" if dest == "start" else "endDate"] = value
+    elif dest == "limit":
+        try:
+            cmd.params["limit"] = int(value)
+        except ValueError:
+            raise MagicUsageError(f"--limit must be an integer, got {value!r}") from None
+    elif dest == "param":
+        key, eq, val = value.partition("=")
+        if not eq or not key.strip():
+            raise MagicUsageError(f"--param {value!r} must look like name=value")
+        cmd.params[key.strip()] = val.strip()
+    elif dest == "params":
+        name = value[1:] if value.startswith("$") else value
+        if not _NAME.match(name):
+            raise MagicUsageError(f"--params needs a variable holding a dict, like --params $p (got {value!r})")
+        if name not in namespace:
+            raise MagicUsageError(f"--params: no variable named {name!r} in the notebook")
+        given = namespace[name]
+        if not isinstance(given, Mapping):
+            raise MagicUsageError(f"--params ${name} must be a dict, got {type(given).__name__}")
+        for k, v in given.items():
+            if not isinstance(k, str):
+                raise MagicUsageError(f"--params ${name}: keys must be parameter names, got {k!r}")
+            cmd.params[k] = _check_value(f"--params ${name}[{k!r}]", v)
+    elif dest == "save":
+        if not _NAME.match(value):
+            raise MagicUsageError(f"--save needs a variable name, got {value!r}")
+        cmd.save = value
+    elif dest == "max_cost":
+        if value.strip().startswith("$"):
+            raise MagicUsageError(f"--max-cost {value}: write the amount without '$'",
+                                  hint=f"e.g. --max-cost {value.strip()[1:] or '0.05'}")
+        try:
+            amount = Decimal(value)
+        except ArithmeticError:
+            amount = None
+        if amount is None or not amount.is_finite() or amount < 0:
+            raise MagicUsageError(f"--max-cost must be a number of USD, got {value!r}", hint="e.g. --max-cost 0.07")
+        cmd.max_cost = value
+    elif dest == "pay_with":
+        if value.lower() not in ("usdc", "tmai"):
+            raise MagicUsageError(f"--pay-with must be usdc or tmai, got {value!r}")
+        cmd.pay_with = value.lower()
+
+
+_KEY_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
+
+
+def _yaml_value(raw: str) -> Any:
+    raw = raw.strip()
+    if raw.startswith("[") and raw.endswith("]"):
+        return [v.strip().strip("'\"") for v in raw[1:-1].split(",") if v.strip()]
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    return raw
+
+
+def parse_cell(line: str, cell: str, namespace: Mapping[str, Any] | None = None) -> tuple[TMCommand, list[TMCommand]]:
+    """Parse a ``%%tm`` cell: flags on the first line, then a small YAML-like body
+    (``endpoint:`` and parameters) or one call per line. Returns (cell options, calls)."""
+    namespace = namespace or {}
+    options = parse_line("_cell " + line, namespace) if line.strip() else TMCommand("call", endpoint="_cell")
+    if options.symbols or options.token_ids or options.params:
+        raise MagicUsageError("the %%tm line takes only options (--save, --dry-run, --refresh, --max-cost, "
+                              "--pay-with); put the request in the cell body")
+    lines = [ln for ln in render_template(cell, namespace).splitlines()
+             if ln.strip() and not ln.strip().startswith("#")]
+    if not lines:
+        raise MagicUsageError(
+            "the %%tm cell is empty",
+            hint="write `endpoint: tm-grade` and `symbol: [BTC, ETH]` on separate lines, or one call per line "
+                 "like `grade BTC ETH`")
+    if _KEY_LINE.match(lines[0]) and lines[0].split(":")[0].strip().lower() == "endpoint":
+        call = TMCommand("call", source=cell)
+        for ln in lines:
+            m = _KEY_LINE.match(ln)
+            if not m:
+                raise MagicUsageError(f"cannot read {ln.strip()!r}", hint="write `name: value` or `name: [a, b]`")
+            key, value = m.group(1), _yaml_value(m.group(2))
+            if key.lower() == "endpoint":
+                if call.endpoint is not None:
+                    raise MagicUsageError("endpoint is given twice")
+                call.endpoint = str(value)
+            elif key.lower() in ("symbol", "symbols"):
+                call.symbols += [str(v).upper() for v in (value if isinstance(value, list) else str(value).split(","))]
+            elif key in call.params:
+                raise MagicUsageError(f"{key} is given twice")
+            else:
+                call.params[key] = value
+        if not call.endpoint:
+            raise MagicUsageError("the %%tm body needs an `endpoint:` line")
+        return options, [call]
+    calls = [parse_line(ln, namespace) for ln in lines]
+    for c in calls:
+        if c.action not in ("call", "quote"):
+            raise MagicUsageError(f"%%tm runs data calls, not `{c.action}`", hint=f"use %tm {c.action} on its own")
+    return options, calls

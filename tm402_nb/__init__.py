@@ -70,15 +70,9 @@ def unload_ipython_extension(ip: Any) -> None:
     unload(ip)
 
 
-def _register_accessor() -> None:
-    """Importing tm402_nb registers ``df.tm`` (pandas is imported for that, nothing heavier)."""
-    try:
-        from .notebook import accessor  # noqa: F401
-    except ImportError:  # pragma: no cover - only while the accessor module is absent
-        pass
-
-
-_register_accessor()
+# Importing tm402_nb registers ``df.tm``: the accessor module imports pandas and
+# nothing heavier; the client, session and sandbox load on first use.
+from .notebook import accessor as _accessor  # noqa: E402,F401
 
 
 def __getattr__(name: str) -> Any:

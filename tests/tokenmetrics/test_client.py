@@ -230,3 +230,12 @@ def test_generic_request_pays_any_x402_url(client, sandbox, funded, ledger):
     assert r.status_code == 200 and r.json()["length"] == 1
     assert ledger.payments()["status"].tolist() == ["settled"]
     assert client.cost.total.n_paid == 1
+
+
+def test_exactly_a_full_page_of_tokens_is_one_paid_call(client, sandbox, funded, ledger):
+    """100 ids fill the page; the client must not sign a payment for a page 2 it knows is empty."""
+    ids = client.frame("top-market-cap-tokens", top_k=100)["TOKEN_ID"].astype(int).tolist()
+    assert len(set(ids)) == 100
+    df = client.frame("tm-grade", token_id=ids)
+    assert len(df) == 100 and df.attrs["tm402"]["paid"] == 1
+    assert ledger.payments()["status"].tolist() == ["settled"]

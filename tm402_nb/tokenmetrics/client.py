@@ -499,6 +499,10 @@ class Client(_ClientBase):
         out = _Fetched()
         page = int(planned.params.get("page", 1))
         size = int(planned.params.get(ep.limit_param, ep.page_size))
+        # One row per token: once every requested id has its row the answer is complete,
+        # even when that filled the page (asking for the next page would sign a payment
+        # for nothing).
+        expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
         pages = 0
         while True:
             wire = self._page_wire(planned, page)
@@ -510,7 +514,8 @@ class Client(_ClientBase):
             out.rows.extend(data)
             pages += 1
             if (planned.single_page or (planned.latest_only and not max_pages) or not ep.paged
-                    or len(data) < size or (max_pages and pages >= max_pages)):
+                    or len(data) < size or (max_pages and pages >= max_pages)
+                    or (expected and len(out.rows) >= expected)):
                 break
             page += 1
         return out
@@ -706,6 +711,10 @@ class AsyncClient(_ClientBase):
         out = _Fetched()
         page = int(planned.params.get("page", 1))
         size = int(planned.params.get(ep.limit_param, ep.page_size))
+        # One row per token: once every requested id has its row the answer is complete,
+        # even when that filled the page (asking for the next page would sign a payment
+        # for nothing).
+        expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
         pages = 0
         while True:
             wire = self._page_wire(planned, page)
@@ -717,7 +726,8 @@ class AsyncClient(_ClientBase):
             out.rows.extend(data)
             pages += 1
             if (planned.single_page or (planned.latest_only and not max_pages) or not ep.paged
-                    or len(data) < size or (max_pages and pages >= max_pages)):
+                    or len(data) < size or (max_pages and pages >= max_pages)
+                    or (expected and len(out.rows) >= expected)):
                 break
             page += 1
         return out

@@ -31,7 +31,8 @@ demo: $(STAMP)
 	$(BIN)/tm402-nb demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --nbmake --nbmake-timeout=60 \
+		--nbmake-kernel=python3 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
@@ -41,6 +42,10 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Re-execute the tutorials in place (sandbox mode) so they are committed with fresh outputs.
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/build.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

@@ -27,11 +27,69 @@ def _steps(s: Any) -> list[tuple[str, Callable[[], Any]]]:
     ]
 
 
+def run_notebook(path: Path, out_dir: Path) -> int:
+    """Execute ``path`` headless in sandbox mode, print each cell's cost line, write HTML."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    env = {"TM402_MODE": "sandbox", "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
+    saved = {k: os.environ.get(k) for k in (*env, "TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
+    os.environ.update(env)
+    for k in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):
+        os.environ.pop(k, None)
+    print(f"running {path.name} headless against the sandbox (synthetic data, no real money)\n")
+    failed = None
+    started = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    except CellExecutionError as exc:
+        failed = exc
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+        costs = [o.data["text/plain"] for o in cell.get("outputs", [])
+                 if o.get("output_type") == "display_data" and o.get("data", {}).get("text/plain", "").startswith("tm402 · ")]
+        status = "  " if cell.execution_count else "✗ "
+        line = f"{status}[{n + 1:>2}] {first[:58]:<58}"
+        print(line + (f"  {costs[0].removeprefix('tm402 · ')}" if costs else ""))
+    from nbconvert import HTMLExporter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / f"{path.stem}.html"
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    html_path.write_text(body)
+    print(f"\n{time.perf_counter() - started:.1f} s · HTML written to {html_path}")
+    if failed is not None:
+        print(f"\nFAILED: {str(failed).strip().splitlines()[-1][:300]}")
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tm402-nb demo", description=__doc__)
     parser.add_argument("--x402-version", type=int, choices=(1, 2), default=1)
     parser.add_argument("--budget", default="1.00")
+    parser.add_argument("--notebook", default="notebooks/00_quickstart.ipynb",
+                        help="notebook to run headless (default: the quickstart)")
+    parser.add_argument("--out", default="build", help="folder for the HTML rendering")
+    parser.add_argument("--script", action="store_true", help="run the scripted demo instead of the notebook")
     args = parser.parse_args(argv)
+    notebook = Path(args.notebook)
+    if not args.script and notebook.is_file():
+        return run_notebook(notebook, Path(args.out))
 
     from .session import Session
 

@@ -235,11 +235,16 @@ class TMMagics(Magics, Configurable):
 
         return catalogue_frame()
 
+    #: What ``%tm ledger`` shows; ``%tm ledger all`` shows every column.
+    LEDGER_COLUMNS = ["created_at", "status", "endpoint", "amount", "asset_symbol", "network", "tx", "error"]
+
     def _cmd_ledger(self, cmd: TMCommand) -> Any:
         frame = self._session().ledger.payments()
         if cmd.csv:
             print(frame.to_csv(index=False), end="")
             return None
+        if "all" not in cmd.args:
+            frame = frame[self.LEDGER_COLUMNS].rename(columns={"asset_symbol": "asset"})
         return frame
 
     def _cmd_wallet(self, cmd: TMCommand) -> Any:

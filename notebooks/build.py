@@ -1,0 +1,119 @@
+"""Build the tutorial notebooks from their sources and execute them against the sandbox.
+
+    python notebooks/build.py            # every notebook
+    python notebooks/build.py 00 03      # the ones whose name starts with these
+
+Sources live in ``notebooks/src/*.py`` in the "percent" format: ``# %%`` starts a
+code cell, ``# %% [markdown]`` a markdown cell (its lines start with ``# ``), and
+``# %% tags=["raises-exception"]`` tags a cell. Each notebook is executed fresh
+with nbclient in sandbox mode (no wallet, no network beyond 127.0.0.1) and
+written with its outputs, so it renders on GitHub and nbviewer.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE / "src"
+_HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+
+
+def parse_percent(text: str) -> nbformat.NotebookNode:
+    """Percent-format source → a notebook (no outputs)."""
+    cells: list[nbformat.NotebookNode] = []
+    kind, tags, lines = None, [], []
+
+    def flush() -> None:
+        if kind is None:
+            return
+        body = "\n".join(lines).strip("\n")
+        if kind == "markdown":
+            body = "\n".join(ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in body.splitlines())
+            cell = nbformat.v4.new_markdown_cell(body)
+        else:
+            cell = nbformat.v4.new_code_cell(body)
+        if tags:
+            cell.metadata["tags"] = tags
+        cells.append(cell)
+
+    for line in text.splitlines():
+        m = _HEADER.match(line)
+        if m:
+            flush()
+            kind = "markdown" if m.group("md") else "code"
+            tags = ast.literal_eval(m.group("tags")) if m.group("tags") else []
+            lines = []
+        elif kind is not None:
+            lines.append(line)
+    flush()
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def execute(nb: nbformat.NotebookNode, *, timeout: int = 120) -> nbformat.NotebookNode:
+    """Run every cell in sandbox mode, in a throwaway home (ledger, cache), from notebooks/."""
+    from nbclient import NotebookClient
+
+    home = tempfile.mkdtemp(prefix="tm402-nb-")
+    env_backup = dict(os.environ)
+    os.environ.update({"TM402_MODE": "sandbox", "TM402_HOME": home})
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend draws the figures
+    for secret in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):
+        os.environ.pop(secret, None)
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    return nb
+
+
+def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Keep outputs reproducible and free of machine paths: drop the temp home from any text."""
+    pattern = re.compile(r"(/tmp|/var/folders)[^\s'\"<>]*")
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = pattern.sub("<tmp>", out["text"])
+            for key, value in list(out.get("data", {}).items()):
+                if isinstance(value, str):
+                    out["data"][key] = pattern.sub("<tmp>", value)
+    return nb
+
+
+def build(names: list[str]) -> int:
+    sources = sorted(SRC.glob("*.py"))
+    if names:
+        sources = [p for p in sources if any(p.stem.startswith(n) for n in names)]
+    failed = 0
+    for src in sources:
+        target = HERE / f"{src.stem}.ipynb"
+        nb = parse_percent(src.read_text())
+        try:
+            execute(nb)
+        except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            print(f"FAILED {target.name}: {type(exc).__name__}: {str(exc)[:500]}")
+            failed += 1
+            continue
+        nbformat.write(scrub(nb), target)
+        print(f"built  {target.name}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(build(sys.argv[1:]))
+
+
+_ = json

@@ -17,6 +17,7 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.delenv("TM402_PRIVATE_KEY", raising=False)
     monkeypatch.delenv("TM402_KEY_FILE", raising=False)
     monkeypatch.delenv("TM_API_KEY", raising=False)
+    monkeypatch.delenv("TM402_MODE", raising=False)  # the root conftest sets it for nbmake kernels
 
 
 @pytest.fixture

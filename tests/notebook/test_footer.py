@@ -11,14 +11,6 @@ from tm402_nb.notebook.footer import CostFooter
 from tm402_nb.tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost
 
 
-@pytest.fixture(scope="module")
-def ip():
-    shell = make_shell()
-    shell.run_line_magic("load_ext", "tm402_nb")
-    yield shell
-    shell.run_line_magic("unload_ext", "tm402_nb")
-
-
 @pytest.fixture
 def s(ip):
     session = tm.connect(mode="sandbox")

@@ -8,19 +8,11 @@ import pandas as pd
 import pytest
 
 import tm402_nb as tm
-from tests.notebook.shell import make_shell, reset_magics
+from tests.notebook.shell import make_shell, reset_magics  # noqa: F401
 from tm402_nb.errors import BudgetExceeded, ConfigurationError, TM402Error, UnknownSymbol
 from tm402_nb.notebook.parse import MagicUsageError
 from tm402_nb.tokenmetrics.catalogue import UnknownEndpoint
 from tm402_nb.tokenmetrics.client import Quote
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = make_shell()
-    shell.run_line_magic("load_ext", "tm402_nb")
-    yield shell
-    shell.run_line_magic("unload_ext", "tm402_nb")
 
 
 @pytest.fixture

@@ -249,6 +249,43 @@ class _ClientBase:
         size = int(planned.params.get(ep.limit_param, ep.page_size))
         return to_wire({**planned.params, "page": page, ep.limit_param: size})
 
+    # -- retry decisions (the executors only send and sleep) ----------------------------
+    def _after_transport_error(self, request: httpx.Request, exc: httpx.TransportError, attempt: int) -> float:
+        """Seconds to wait before retrying after a transport error, or raise."""
+        if self.auth is not None and self.auth.pending_for(request) is not None:
+            raise PaymentOutcomeUnknown(
+                f"no answer from {request.url.path} after the payment was sent ({type(exc).__name__})",
+                hint="it may have settled; re-running replays the same payment, never a new one",
+            ) from exc
+        if attempt == self.retry.attempts:
+            raise APIError(f"network error talking to {request.url.host}: {exc}") from exc
+        return self.retry.delay(attempt)
+
+    def _retry_wait(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying ``response``, or None to keep it.
+
+        429 honours Retry-After; 5xx is retried only when no payment is at stake.
+        """
+        if attempt >= self.retry.attempts:
+            return None
+        if response.status_code == 429:
+            return self.retry.delay(attempt, _retry_after(response))
+        if response.status_code >= 500 and _unsettled(response):
+            return self.retry.delay(attempt)
+        return None
+
+    @staticmethod
+    def _page_done(planned: PlannedRequest, data: list[Any], rows: int, pages: int, max_pages: int | None) -> bool:
+        """Whether paging ``planned`` is over after a page of ``data`` (``rows`` collected so far)."""
+        ep = planned.endpoint
+        size = int(planned.params.get(ep.limit_param, ep.page_size))
+        # One row per token: once every requested id has its row the answer is complete,
+        # even when that filled the page (asking for the next page would sign a payment
+        # for nothing).
+        expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
+        return bool(planned.single_page or (planned.latest_only and not max_pages) or not ep.paged
+                    or len(data) < size or (max_pages and pages >= max_pages) or (expected and rows >= expected))
+
     # -- interpreting answers ------------------------------------------------------
     def _interpret(self, endpoint: Endpoint, response: httpx.Response) -> dict[str, Any]:
         """The envelope of a final response, or a typed error."""
@@ -450,24 +487,13 @@ class Client(_ClientBase):
             try:
                 response = self._http.send(request)
             except httpx.TransportError as exc:
-                if self.auth is not None and self.auth.pending_for(request) is not None:
-                    raise PaymentOutcomeUnknown(
-                        f"no answer from {request.url.path} after the payment was sent ({type(exc).__name__})",
-                        hint="it may have settled; re-running replays the same payment, never a new one",
-                    ) from exc
-                if attempt == self.retry.attempts:
-                    raise APIError(f"network error talking to {request.url.host}: {exc}") from exc
-                time.sleep(self.retry.delay(attempt))
+                time.sleep(self._after_transport_error(request, exc, attempt))
                 continue
-            if response.status_code == 429 and attempt < self.retry.attempts:
-                response.close()
-                time.sleep(self.retry.delay(attempt, _retry_after(response)))
-                continue
-            if response.status_code >= 500 and _unsettled(response) and attempt < self.retry.attempts:
-                response.close()
-                time.sleep(self.retry.delay(attempt))
-                continue
-            return response
+            wait = self._retry_wait(response, attempt)
+            if wait is None:
+                return response
+            response.close()
+            time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_page(self, endpoint: Endpoint, wire: dict[str, str], *, refresh: bool, ttl: float | None
@@ -498,24 +524,17 @@ class Client(_ClientBase):
         ep = planned.endpoint
         out = _Fetched()
         page = int(planned.params.get("page", 1))
-        size = int(planned.params.get(ep.limit_param, ep.page_size))
-        # One row per token: once every requested id has its row the answer is complete,
-        # even when that filled the page (asking for the next page would sign a payment
-        # for nothing).
-        expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
         pages = 0
         while True:
             wire = self._page_wire(planned, page)
             try:
-                data = self._get_page(ep, wire, refresh=refresh, ttl=ttl)["data"]
+                data = (self._get_page(ep, wire, refresh=refresh, ttl=ttl))["data"]
             except DataNotFound as exc:
                 out.empty_reason = exc.message
                 break
             out.rows.extend(data)
             pages += 1
-            if (planned.single_page or (planned.latest_only and not max_pages) or not ep.paged
-                    or len(data) < size or (max_pages and pages >= max_pages)
-                    or (expected and len(out.rows) >= expected)):
+            if self._page_done(planned, data, len(out.rows), pages, max_pages):
                 break
             page += 1
         return out
@@ -662,24 +681,13 @@ class AsyncClient(_ClientBase):
             try:
                 response = await self._http.send(request)
             except httpx.TransportError as exc:
-                if self.auth is not None and self.auth.pending_for(request) is not None:
-                    raise PaymentOutcomeUnknown(
-                        f"no answer from {request.url.path} after the payment was sent ({type(exc).__name__})",
-                        hint="it may have settled; re-running replays the same payment, never a new one",
-                    ) from exc
-                if attempt == self.retry.attempts:
-                    raise APIError(f"network error talking to {request.url.host}: {exc}") from exc
-                await asyncio.sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self._after_transport_error(request, exc, attempt))
                 continue
-            if response.status_code == 429 and attempt < self.retry.attempts:
-                await response.aclose()
-                await asyncio.sleep(self.retry.delay(attempt, _retry_after(response)))
-                continue
-            if response.status_code >= 500 and _unsettled(response) and attempt < self.retry.attempts:
-                await response.aclose()
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            return response
+            wait = self._retry_wait(response, attempt)
+            if wait is None:
+                return response
+            await response.aclose()
+            await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_page(self, endpoint: Endpoint, wire: dict[str, str], *, refresh: bool,
@@ -710,11 +718,6 @@ class AsyncClient(_ClientBase):
         ep = planned.endpoint
         out = _Fetched()
         page = int(planned.params.get("page", 1))
-        size = int(planned.params.get(ep.limit_param, ep.page_size))
-        # One row per token: once every requested id has its row the answer is complete,
-        # even when that filled the page (asking for the next page would sign a payment
-        # for nothing).
-        expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
         pages = 0
         while True:
             wire = self._page_wire(planned, page)
@@ -725,9 +728,7 @@ class AsyncClient(_ClientBase):
                 break
             out.rows.extend(data)
             pages += 1
-            if (planned.single_page or (planned.latest_only and not max_pages) or not ep.paged
-                    or len(data) < size or (max_pages and pages >= max_pages)
-                    or (expected and len(out.rows) >= expected)):
+            if self._page_done(planned, data, len(out.rows), pages, max_pages):
                 break
             page += 1
         return out

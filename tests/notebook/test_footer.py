@@ -37,7 +37,7 @@ def test_footer_for_assignment_and_cached_calls(ip, s, capsys):
     ip.run_cell("df = %tm grade BTC")
     ip.run_cell("df2 = %tm grade BTC")
     lines = footer_lines(capsys.readouterr().out)
-    assert len(lines) == 2 and "1 cached" in lines[1] and "0.00" in lines[1]
+    assert len(lines) == 2 and "1 cached" in lines[1] and "nothing paid" in lines[1]
 
 
 def test_no_footer_without_calls(ip, s, capsys):
@@ -55,7 +55,7 @@ def test_footer_for_plain_client_code(ip, s, capsys):
 def test_footer_for_quote_cells(ip, s, capsys):
     ip.run_cell("%tm quote ai-reports BTC")
     (line,) = footer_lines(capsys.readouterr().out)
-    assert "(4 free) · 0.00" in line and "paid" not in line.split("·")[2]
+    assert "(4 free) · nothing paid" in line
 
 
 def test_footer_still_shows_when_the_cell_fails_after_paying(ip, s, capsys):
@@ -119,3 +119,11 @@ def test_unload_removes_the_hook_and_load_twice_is_harmless():
     assert "tm" not in shell.magics_manager.magics["line"]
     assert not [f for f in GLOBAL_LISTENERS if "CellTracker" in repr(f)]
     shell.run_line_magic("load_ext", "tm402_nb")  # and back, for the other tests
+
+
+def test_footer_flags_a_payment_that_did_not_settle(ip, s, capsys):
+    s.sandbox.set_faults(settle_failure=1)
+    with pytest.raises(Exception, match="settlement failed"):
+        ip.run_cell("%tm grade ADA")
+    (line,) = footer_lines(capsys.readouterr().out)
+    assert "1 payment(s) not settled" in line and "nothing paid" in line

@@ -239,3 +239,27 @@ def test_exactly_a_full_page_of_tokens_is_one_paid_call(client, sandbox, funded,
     df = client.frame("tm-grade", token_id=ids)
     assert len(df) == 100 and df.attrs["tm402"]["paid"] == 1
     assert ledger.payments()["status"].tolist() == ["settled"]
+
+
+def test_429_on_a_warm_paid_request_replays_the_same_payment(client, sandbox, funded, ledger):
+    """The server holds the signed authorization it rate-limited: the retry must replay it,
+    never sign a second one that could also settle."""
+    client.frame("tm-grade", symbol="BTC")  # learn the price: the next call is pre-signed
+    sandbox.set_faults(burst_429=2, retry_after_s=0)
+    auth = client.auth
+    signed_before = auth.stats["signed"]
+    df = client.frame("tm-grade", symbol="ETH")
+    assert len(df) == 1
+    assert auth.stats["signed"] == signed_before + 1  # one signature for the call, replayed through the 429s
+    assert ledger.payments()["status"].tolist() == ["settled", "settled"]
+    settled_match(sandbox, funded, ledger)
+
+
+def test_5xx_on_a_warm_paid_request_replays_the_same_payment(client, sandbox, funded, ledger):
+    client.frame("tm-grade", symbol="BTC")
+    sandbox.set_faults(error_5xx_next=2)
+    signed_before = client.auth.stats["signed"]
+    assert len(client.frame("tm-grade", symbol="SOL")) == 1
+    assert client.auth.stats["signed"] == signed_before + 1
+    assert ledger.payments()["status"].tolist() == ["settled", "settled"]
+    settled_match(sandbox, funded, ledger)

@@ -284,3 +284,16 @@ def test_resending_the_same_request_object_never_replays_a_failed_header(server,
         assert client.send(request).status_code == 200
     assert len(seen) == len(set(seen))  # every payment sent once
     assert statuses(ledger).count("settled") == len(server.settlements) == 3
+
+
+def test_no_second_signature_when_the_wallet_is_empty(server, wallet, ledger):
+    """A warm payment refused for insufficient funds is not followed by a fresh one to be refused too."""
+    auth = X402Auth(wallet, ledger=ledger)
+    with httpx.Client(auth=auth) as client:
+        client.get(server.url + "/data")
+        server.config.balance = 0
+        with pytest.raises(PaymentFailed) as info:
+            client.get(server.url + "/data")
+    assert info.value.reason == "insufficient_funds" and info.value.payment.status == "failed"
+    assert auth.stats["signed"] == 2
+    assert statuses(ledger) == ["failed", "settled"]

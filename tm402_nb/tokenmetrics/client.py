@@ -270,9 +270,18 @@ class _ClientBase:
             return None
         if response.status_code == 429:
             return self.retry.delay(attempt, _retry_after(response))
-        if response.status_code >= 500 and _unsettled(response):
+        if response.status_code >= 500 and self._retry_is_safe(response):
             return self.retry.delay(attempt)
         return None
+
+    def _retry_is_safe(self, response: httpx.Response) -> bool:
+        """True when a retry cannot pay twice: no payment went out, the server refused it
+        outright (failed), or the retry will replay the very same signed payment."""
+        pay = payment_of(response)
+        if pay is None or pay.status == "failed":
+            return True
+        return (pay.status == "unknown" and self.auth is not None
+                and self.auth.pending_for(response.request) is pay)
 
     @staticmethod
     def _page_done(planned: PlannedRequest, data: list[Any], rows: int, pages: int, max_pages: int | None) -> bool:
@@ -323,8 +332,10 @@ class _ClientBase:
     # -- accounting ------------------------------------------------------------------
     def _account(self, endpoint: Endpoint | None, url: str, params: dict[str, str] | None,
                  response: httpx.Response | None, elapsed: float, *, cached: bool = False,
-                 error: str | None = None) -> CallCost:
-        pay = payment_of(response) if response is not None else None
+                 error: str | None = None, payment: Any = None) -> CallCost:
+        # A call that raised may still have signed (failed) or sent (unknown) a payment:
+        # the error carries it, so the footer and the scope never show such a call as free.
+        pay = payment_of(response) if response is not None else payment
         call = CallCost(
             endpoint=endpoint.name if endpoint else None,
             url=url,
@@ -454,8 +465,15 @@ class _ClientBase:
         try:
             offer = self.auth.policy.select(required)
         except PaymentRefused as exc:
+            from ..x402.networks import find_asset, get_network
+
             first = required.accepts[0]
-            return Quote(endpoint.name, wire, calls, first.amount, None, 6, first.network, first.pay_to, offers,
+            try:
+                known = find_asset(get_network(first.network), first.asset, self.auth.policy.extra_assets)
+            except X402ProtocolError:
+                known = None
+            return Quote(endpoint.name, wire, calls, first.amount, known.symbol if known else first.asset[:10],
+                         known.decimals if known else 6, first.network, first.pay_to, offers,
                          refused=exc.message, mode=self.mode)
         return Quote(endpoint.name, wire, calls, offer.amount, offer.asset.symbol, offer.asset.decimals,
                      offer.network.v1_name, offer.requirements.pay_to, offers, mode=self.mode)
@@ -506,7 +524,8 @@ class Client(_ClientBase):
         try:
             response = self._send("GET", url, params=wire)
         except TM402Error as exc:
-            self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc))
+            self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc),
+                          payment=getattr(exc, "payment", None))
             raise
         self._account(endpoint, url, wire, response, time.perf_counter() - started)
         envelope = self._interpret(endpoint, response)
@@ -700,7 +719,8 @@ class AsyncClient(_ClientBase):
         try:
             response = await self._send("GET", url, params=wire)
         except TM402Error as exc:
-            self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc))
+            self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc),
+                          payment=getattr(exc, "payment", None))
             raise
         self._account(endpoint, url, wire, response, time.perf_counter() - started)
         envelope = self._interpret(endpoint, response)
@@ -836,13 +856,6 @@ class _HookProgress:
 
     def close(self) -> None:
         self.hook(self.done, self.total, "done")
-
-
-def _unsettled(response: httpx.Response) -> bool:
-    """True when a retry cannot pay twice: no payment went out, or the server answered
-    without settling it (the payment layer marked it failed). An unknown outcome is never retried."""
-    pay = payment_of(response)
-    return pay is None or pay.status == "failed"
 
 
 def _with_cell(fn: Callable[..., Any]) -> Callable[..., Any]:

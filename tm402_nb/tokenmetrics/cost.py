@@ -84,7 +84,7 @@ class Cost:
                 atomic[(c.asset, c.decimals)] = atomic.get((c.asset, c.decimals), 0) + c.amount
         for (sym, dec), v in sorted(atomic.items()):
             parts.append(format_amount(v, dec, sym))
-        return " + ".join(parts) if parts else "0.00"
+        return " + ".join(parts) if parts else "nothing paid"
 
     @property
     def receipts(self) -> list[str]:

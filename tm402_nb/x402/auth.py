@@ -230,7 +230,9 @@ class X402Auth(httpx.Auth):
         replay_key = _replay_key(request)
         with self._lock:
             replay = self._unresolved.get(replay_key)
-        if replay is not None and replay.record.valid_before > time.time() + 6:
+        # Only a payment whose answer was lost is replayed; one still in flight belongs to a
+        # concurrent identical request, and re-sending its header would collide with it.
+        if replay is not None and replay.status == "unknown" and replay.record.valid_before > time.time() + 6:
             prepared = replay  # same request after an unknown outcome: same header, same nonce
         elif self.warm:
             remembered = self._remembered(request)
@@ -254,13 +256,15 @@ class X402Auth(httpx.Auth):
             if (replay is prepared or response.extensions.get(EXT_REPLAYS)) and reason and "nonce" in reason:
                 self._mark(prepared, "unknown", request, reason="nonce already used: the first attempt may "
                            "have settled, but its answer was lost")
-                raise PaymentOutcomeUnknown(
+                raise _with_payment_attached(prepared, PaymentOutcomeUnknown(
                     "the replayed payment was already used: it probably settled, but the data was not received",
                     hint="check the ledger row; nothing more was signed",
-                )
+                ))
             failed_receipt = self._receipt_or_none(response)
             self._mark(prepared, "failed", paid, reason=reason or "server refused the pre-signed payment")
-            if failed_receipt is not None and not failed_receipt.success:
+            if (failed_receipt is not None and not failed_receipt.success) or _recurs(reason):
+                # A failed settlement, or a refusal a fresh signature would meet again
+                # (no funds): stop here rather than sign a second payment to be refused.
                 raise self._payment_failed(prepared, response, failed_receipt, reason)
             if prepared.warm:
                 self.stats["warm_misses"] += 1
@@ -281,11 +285,11 @@ class X402Auth(httpx.Auth):
                 # A replay of our own header was refused as already used: the first
                 # attempt reached the server and probably settled; its answer was lost.
                 self._mark(payment, "unknown", paid, reason="answer lost; the replay found the nonce already used")
-                raise PaymentOutcomeUnknown(
+                raise _with_payment_attached(payment, PaymentOutcomeUnknown(
                     "the paid request's answer was lost and its replay found the payment already used: "
                     "it probably settled, but the data was not received",
                     hint="nothing more was signed; the ledger row is marked unknown",
-                )
+                ))
             failed_receipt = self._receipt_or_none(response)
             self._mark(payment, "failed", paid, reason=reason or "server answered 402 to the paid request")
             raise self._payment_failed(payment, response, failed_receipt, reason)
@@ -304,9 +308,12 @@ class X402Auth(httpx.Auth):
             # timeout, cancellation). It may have settled: record it as unknown and
             # keep the header so a re-send replays it instead of paying again.
             self._mark(payment, "unknown", request, reason="no answer to the paid request (transport error or cancel)")
+            with self._lock:  # a concurrent identical request may have taken the slot meanwhile
+                self._unresolved[replay_key] = payment
             raise
         with self._lock:
-            self._unresolved.pop(replay_key, None)
+            if self._unresolved.get(replay_key) is payment:  # never drop a concurrent request's entry
+                del self._unresolved[replay_key]
         return response
 
     # -- pieces ------------------------------------------------------------------------
@@ -344,7 +351,8 @@ class X402Auth(httpx.Auth):
     def pending_for(self, request: httpx.Request) -> Payment | None:
         """The signed payment whose answer was lost for this exact request, if any."""
         with self._lock:
-            return self._unresolved.get(_replay_key(request))
+            found = self._unresolved.get(_replay_key(request))
+        return found if found is not None and found.status == "unknown" else None
 
     def forget_challenges(self) -> None:
         with self._lock:
@@ -427,11 +435,11 @@ class X402Auth(httpx.Auth):
     def _payment_failed(self, payment: Payment, response: httpx.Response,
                         receipt: SettlementResponse | None, reason: str | None) -> PaymentFailed:
         what = "settlement failed" if receipt is not None and not receipt.success else "payment was rejected"
-        return PaymentFailed(
+        return _with_payment_attached(payment, PaymentFailed(
             f"{what} for {payment.display} at {response.request.url.path}: {reason or 'no reason given'}",
             reason=reason, receipt=receipt, response=response,
             hint=hint_for_reason(reason) or "nothing more was signed; see the ledger row for this payment",
-        )
+        ))
 
     def _conclude(self, payment: Payment, response: httpx.Response, request: httpx.Request) -> None:
         """Record the outcome of a paid request that did not get a 402."""
@@ -457,8 +465,17 @@ class X402Auth(httpx.Auth):
                     reason=receipt.error_reason, receipt=receipt, response=response,
                     hint=hint_for_reason(receipt.error_reason),
                 )
+        elif response.status_code == 429 or response.status_code >= 500:
+            # Rate limited or a server error: nothing settled *yet*, but the server holds a
+            # signed authorization that stays valid until validBefore. So the payment is not
+            # given up: it stays unknown, and re-sending this request replays the same
+            # header (same nonce), which can settle at most once. Never a second signature.
+            self._mark(payment, "unknown", request,
+                       reason=f"HTTP {response.status_code} before settlement; a retry replays this payment")
+            with self._lock:
+                self._unresolved[_replay_key(request)] = payment
         elif response.status_code >= 400:
-            # Reference servers settle only when the handler succeeds.
+            # The handler refused the request: reference servers settle only when it succeeds.
             self._mark(payment, "failed", request, reason=f"HTTP {response.status_code}: the server did not settle")
         else:
             self._mark(payment, "unknown", request, reason="answered without a settlement receipt")
@@ -491,6 +508,18 @@ class X402Auth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"X402Auth(wallet={self.wallet.address}, policy={self.policy!r})"
+
+
+def _recurs(reason: str | None) -> bool:
+    """Refusals that a fresh signature of the same price would meet again."""
+    low = (reason or "").lower()
+    return "insufficient" in low or "balance" in low
+
+
+def _with_payment_attached(payment: Payment, exc: TM402Error) -> TM402Error:
+    """Errors carry the payment they are about, so callers can account for it."""
+    exc.payment = payment  # type: ignore[attr-defined]
+    return exc
 
 
 def receipt(response: httpx.Response) -> SettlementResponse | None:

@@ -261,7 +261,7 @@ class SpendPolicy:
                     reasons.append(res)
             if not offers:
                 raise PaymentRefused(
-                    "x402 payment refused before signing: " + "; ".join(reasons[:4]),
+                    "x402 payment refused before signing: " + "; ".join(list(dict.fromkeys(reasons))[:4]),
                     hint="nothing was signed or paid",
                     offers=required.accepts,
                 )

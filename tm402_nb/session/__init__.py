@@ -166,7 +166,7 @@ class Session:
     def budget(self) -> Decimal | None:
         if self.policy is None or self.policy.budget is None:
             return None
-        return Decimal(self.policy.budget).scaleb(-6)
+        return _plain(Decimal(self.policy.budget).scaleb(-6))
 
     @budget.setter
     def budget(self, value: AmountLike | float | None) -> None:
@@ -177,7 +177,7 @@ class Session:
     @property
     def spent(self) -> Decimal:
         """USD (stablecoins) signed for in this session, pending and unknown included."""
-        return Decimal(self.policy.spent_usd()).scaleb(-6) if self.policy is not None else Decimal(0)
+        return _plain(Decimal(self.policy.spent_usd()).scaleb(-6)) if self.policy is not None else Decimal(0)
 
     def budget_text(self) -> str:
         spent = format_amount(self.policy.spent_usd(), 6, "USDC") if self.policy else "0.00 USDC"
@@ -263,6 +263,11 @@ class Session:
         if self.sandbox is not None:
             bits.append(f"sandbox={self.sandbox.url}")
         return f"Session({', '.join(bits)})"
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Exact, without trailing zeros (Decimal('1.5'), not Decimal('1.500000'))."""
+    return Decimal(format(value.normalize(), "f"))
 
 
 def _endpoint_of(request: Any) -> str | None:

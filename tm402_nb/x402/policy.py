@@ -322,7 +322,7 @@ class SpendPolicy:
             if asked > left:
                 return BudgetExceeded(
                     f"server asks {offer.display}; {fmt(max(left, 0))} is left of the session budget {fmt(budget)}",
-                    hint=f"raise it: {name('budget')}=… (or %tm budget AMOUNT)",
+                    hint=f"raise it: {name('budget')}=…",
                     setting="budget", limit_atomic=left, **common,
                 )
         if daily is not None and spent_today is not None and asked > daily - spent_today:

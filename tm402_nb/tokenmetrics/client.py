@@ -252,11 +252,14 @@ class _ClientBase:
     # -- retry decisions (the executors only send and sleep) ----------------------------
     def _after_transport_error(self, request: httpx.Request, exc: httpx.TransportError, attempt: int) -> float:
         """Seconds to wait before retrying after a transport error, or raise."""
-        if self.auth is not None and self.auth.pending_for(request) is not None:
-            raise PaymentOutcomeUnknown(
+        pending = self.auth.pending_for(request) if self.auth is not None else None
+        if pending is not None:
+            err = PaymentOutcomeUnknown(
                 f"no answer from {request.url.path} after the payment was sent ({type(exc).__name__})",
                 hint="it may have settled; re-running replays the same payment, never a new one",
-            ) from exc
+            )
+            err.payment = pending  # type: ignore[attr-defined]  # accounted as paid (unknown), not free
+            raise err from exc
         if attempt == self.retry.attempts:
             raise APIError(f"network error talking to {request.url.host}: {exc}") from exc
         return self.retry.delay(attempt)

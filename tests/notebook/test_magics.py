@@ -296,3 +296,10 @@ def test_pyproject_settings(ip, s, tmp_path):
     bad = {"feedback": 9}
     with pytest.raises(ConfigurationError, match="feedback"):
         apply_settings(magics, bad)
+
+
+def test_budget_hint_replaces_a_too_low_max_cost(ip, s):
+    with pytest.raises(BudgetExceeded) as info:
+        ip.run_line_magic("tm", "correlation BTC --max-cost 0.001")
+    hint = str(info.value)
+    assert "`%tm correlation BTC --max-cost 0.07`" in hint and hint.count("--max-cost") == 1

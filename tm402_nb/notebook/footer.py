@@ -32,7 +32,7 @@ class CostFooter:
         self.mode = getattr(session, "mode", None)
         self.network = getattr(session, "network", None) or (cost.networks[0] if cost.networks else None)
         self.budget = session.budget_text() if session is not None and getattr(session, "policy", None) else None
-        self.failed = [c for c in cost.calls if c.payment_status in ("failed", "unknown")]
+        self.failed = cost.unsettled
 
     @property
     def sandbox(self) -> bool:
@@ -79,7 +79,7 @@ class CellTracker:
 
     def _on_call(self, call: CallCost) -> None:
         if self.cost is not None:
-            self.cost.calls.append(call)
+            self.cost.add(call)
 
     def pre_run_cell(self, info: Any = None) -> None:
         self.cost = Cost("cell")
@@ -107,7 +107,7 @@ class CellTracker:
             self._session.policy.close_scope(self._spend_scope)
             self._spend_scope = self._session = None
         cost, self.cost = self.cost, None
-        if cost is None or not cost.calls:
+        if cost is None or not cost.n_calls:
             return  # no footer for cells that made no calls
         if self.magics is not None and (not self.magics.show_footer or self.magics.feedback < 1):
             return

@@ -9,6 +9,7 @@ with a one-line rendering, so a failing cell fails nbmake and papermill too.
 from __future__ import annotations
 
 import math
+import re
 from contextlib import ExitStack, contextmanager
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -217,7 +218,8 @@ class TMMagics(Magics, Configurable):
             return None
         need = Decimal(asked).scaleb(-6)
         suggest = need.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if need > Decimal("0.01") else need
-        line = cmd.source.strip()
+        # The line as typed, minus any --max-cost it already had (the hint adds the right one).
+        line = re.sub(r"\s--max-cost(?:=|\s+)\S+", "", " " + cmd.source.strip()).strip()
         if setting == "max_per_call":
             return f"`%tm {line} --max-cost {suggest}` or `%config TMMagics.max_per_call = {suggest}`"
         if setting == "budget":

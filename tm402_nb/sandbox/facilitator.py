@@ -165,6 +165,7 @@ class Facilitator:
         if auth.valid_after > now:
             return bad(VALID_AFTER, f"authorization not valid yet (validAfter {auth.valid_after}, now {now})")
         try:
+            _canonical_signature(payload.signature)
             signer = recover_signer(auth, self.domain(asset), payload.signature)
         except X402ProtocolError as exc:
             return bad(INVALID_SIGNATURE, f"signature is malformed: {exc.message}")
@@ -247,3 +248,20 @@ class Facilitator:
             raise X402ProtocolError(f"unsupported x402Version {str(version)[:10]!r}")
         req = PaymentRequirements.from_json(req_json, version)
         return payload, req
+
+
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def _canonical_signature(signature: str) -> None:
+    """As the USDC contract checks: v is 27 or 28 and s is in the lower half of the curve order
+    (a malleated twin of a valid signature is refused, as on chain)."""
+    from ..errors import X402ProtocolError
+
+    raw = bytes.fromhex(signature[2:]) if signature.startswith("0x") else b""
+    if len(raw) != 65:
+        return  # recover_signer reports the length
+    if raw[64] not in (27, 28):
+        raise X402ProtocolError("v must be 27 or 28")
+    if int.from_bytes(raw[32:64], "big") > _SECP256K1_HALF_N:
+        raise X402ProtocolError("s is in the upper half of the curve order (malleable signature)")

@@ -216,6 +216,13 @@ class Paywall:
                     f"accepted.amount {str(acc.get('amount'))[:40]} is not the price of {request_path} "
                     f"({mine['amount']}): a payment for another endpoint or price"
                 )
+            # As the reference server matches `accepted`: every core term, and this offer's `extra` as a subset.
+            if acc.get("maxTimeoutSeconds") != mine["maxTimeoutSeconds"]:
+                return None, F.INVALID_REQUIREMENTS, (
+                    f"accepted.maxTimeoutSeconds {str(acc.get('maxTimeoutSeconds'))[:20]} is not {mine['maxTimeoutSeconds']}")
+            acc_extra = acc.get("extra") if isinstance(acc.get("extra"), dict) else {}
+            if any(acc_extra.get(k) != v for k, v in (mine.get("extra") or {}).items()):
+                return None, F.INVALID_REQUIREMENTS, "accepted.extra does not echo this offer's extra (name, version)"
             res = payload.resource
             if isinstance(res, dict) and isinstance(res.get("url"), str):
                 paid_path = urlsplit(res["url"]).path

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,9 @@ from ..x402.money import format_amount, to_display
 
 #: The notebook layer sets this to the running cell's id; ledger rows carry it.
 current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
+
+#: How many calls the session's total remembers in full (its sums stay exact regardless).
+SESSION_CALLS_KEPT = 1000
 
 #: Called with every CallCost of every session (the notebook footer listens here, so a
 #: session created in the middle of a cell is counted too).
@@ -44,55 +48,79 @@ class CallCost:
     elapsed_ms: float = 0.0
 
 
-@dataclass
 class Cost:
-    """Calls made within one scope, and what they cost."""
+    """Calls made within one scope, and what they cost.
 
-    name: str = "scope"
-    calls: list[CallCost] = field(default_factory=list)
+    Totals are kept as running sums, so they stay exact however many calls a scope
+    sees; ``keep`` bounds how many calls are remembered in full (the session's total
+    keeps the most recent ones, so a long session's memory does not grow per call).
+    """
+
+    def __init__(self, name: str = "scope", calls: list[CallCost] | None = None, *, keep: int | None = None) -> None:
+        self.name = name
+        self.calls: deque[CallCost] = deque(maxlen=keep)
+        self._n = self._paid = self._cached = 0
+        self._atomic: dict[tuple[str, int], int] = {}
+        self._receipts: deque[str] = deque(maxlen=keep)
+        self._networks: set[str] = set()
+        self._unsettled: list[CallCost] = []
+        for call in calls or ():
+            self.add(call)
+
+    def add(self, call: CallCost) -> None:
+        self.calls.append(call)
+        self._n += 1
+        if call.cached:
+            self._cached += 1
+        if call.paid:
+            self._paid += 1
+            if call.asset:
+                key = (call.asset, call.decimals)
+                self._atomic[key] = self._atomic.get(key, 0) + call.amount
+        if call.tx:
+            self._receipts.append(call.tx)
+        if call.network:
+            self._networks.add(call.network)
+        if call.payment_status in ("failed", "unknown") and len(self._unsettled) < 1000:
+            self._unsettled.append(call)
 
     @property
     def n_calls(self) -> int:
-        return len(self.calls)
+        return self._n
 
     @property
     def n_paid(self) -> int:
-        return sum(1 for c in self.calls if c.paid)
+        return self._paid
 
     @property
     def n_cached(self) -> int:
-        return sum(1 for c in self.calls if c.cached)
+        return self._cached
 
     @property
     def n_free(self) -> int:
-        return self.n_calls - self.n_paid - self.n_cached
+        return self._n - self._paid - self._cached
+
+    @property
+    def unsettled(self) -> list[CallCost]:
+        """Calls whose payment failed or whose outcome is unknown."""
+        return list(self._unsettled)
 
     def amounts(self) -> dict[str, Decimal]:
         """Display amounts per asset symbol (exact Decimals)."""
-        atomic: dict[tuple[str, int], int] = {}
-        for c in self.calls:
-            if c.paid and c.asset:
-                atomic[(c.asset, c.decimals)] = atomic.get((c.asset, c.decimals), 0) + c.amount
         # Exact, without the asset's trailing zeros (6.12 TMAI, not 6.120000000000000000).
-        return {sym: Decimal(format(to_display(v, dec).normalize(), "f")) for (sym, dec), v in atomic.items()}
+        return {sym: Decimal(format(to_display(v, dec).normalize(), "f")) for (sym, dec), v in self._atomic.items()}
 
     def amount_text(self) -> str:
-        parts = []
-        atomic: dict[tuple[str, int], int] = {}
-        for c in self.calls:
-            if c.paid and c.asset:
-                atomic[(c.asset, c.decimals)] = atomic.get((c.asset, c.decimals), 0) + c.amount
-        for (sym, dec), v in sorted(atomic.items()):
-            parts.append(format_amount(v, dec, sym))
+        parts = [format_amount(v, dec, sym) for (sym, dec), v in sorted(self._atomic.items())]
         return " + ".join(parts) if parts else "nothing paid"
 
     @property
     def receipts(self) -> list[str]:
-        return [c.tx for c in self.calls if c.tx]
+        return list(self._receipts)
 
     @property
     def networks(self) -> list[str]:
-        return sorted({c.network for c in self.calls if c.network})
+        return sorted(self._networks)
 
     def summary(self) -> str:
         """One line: ``3 calls (2 paid, 1 cached) · 0.034 USDC``."""
@@ -127,15 +155,15 @@ class CostTracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.total = Cost("session")
+        self.total = Cost("session", keep=SESSION_CALLS_KEPT)
         self._scopes: list[Cost] = []
         self.listeners: list[Any] = []
 
     def record(self, call: CallCost) -> None:
         with self._lock:
-            self.total.calls.append(call)
+            self.total.add(call)
             for scope in self._scopes:
-                scope.calls.append(call)
+                scope.add(call)
             listeners = list(self.listeners) + list(GLOBAL_LISTENERS)
         for listener in listeners:
             try:

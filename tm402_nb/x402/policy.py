@@ -237,7 +237,9 @@ class SpendPolicy:
             return f"maxTimeoutSeconds {req.max_timeout_seconds} is outside 1..{self.max_timeout_seconds}"
         if self.payees is not None and req.pay_to.lower() not in self.payees:
             return f"payee {req.pay_to} is not in the allowed payees"
-        if self.pin_payee and origin is not None:
+        # An explicit allow-list is the user's pin: a switch among its payees is allowed
+        # (what the refusal below advises); without one, the first payee paid is pinned.
+        if self.pin_payee and self.payees is None and origin is not None:
             pinned = self._pinned.get(origin)
             if pinned is not None and pinned != req.pay_to.lower():
                 return (f"payee changed for {origin}: was {pinned}, now {req.pay_to} "

@@ -49,6 +49,7 @@ else:
     sb = serve()                                    # local Token Metrics-compatible API on 127.0.0.1
     wallet, API = sb.wallet, sb.api_url
 
+print(f"mode: {MODE}" + ("  (SANDBOX: synthetic data, test money)" if sb is not None else ""))
 wallet
 
 # %% [markdown]

@@ -15,6 +15,7 @@ from tm402_nb.errors import TM402Error
 from tm402_nb.ledger import Ledger
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth, paying_client
 
+# A fixed, public test key: never funded anywhere; it exists so the scans know what to look for.
 KEY = "0x8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
 NEEDLES = (KEY[2:], KEY[2:].upper(), KEY[2:34])  # the key, upper-cased, and its first half
 ROOT = Path(__file__).resolve().parents[1]

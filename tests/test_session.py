@@ -12,6 +12,7 @@ import tm402_nb as tm
 from tm402_nb.errors import BudgetExceeded, ConfigurationError, WalletError
 from tm402_nb.session import _mode_from_env
 
+# The public example key from the eth-account documentation: a test vector, never a real wallet.
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 
 

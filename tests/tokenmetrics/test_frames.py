@@ -1,7 +1,7 @@
 """tm402_nb.tokenmetrics.frames: API rows → typed DataFrames.
 
 Rows are built from the reference's field lists and literal examples
-(/work/shared/reference/tokenmetrics-api.md §4): §4.3 ETH daily OHLCV (newest
+(../shared/reference/tokenmetrics-api.md §4): §4.3 ETH daily OHLCV (newest
 first), §4.4 trading-signals, §4.8 trader-grades ("2023-10-10" dates), §4.12
 resistance levels, §4.17 old ai-reports shape.
 """

@@ -13,6 +13,7 @@ from eth_account import Account
 from tm402_nb.errors import WalletError
 from tm402_nb.x402.wallet import Wallet
 
+# The public example key from the eth-account documentation: a test vector, never a real wallet.
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 KEY_BARE = KEY[2:]
 ADDRESS = Account.from_key(KEY).address

@@ -55,6 +55,8 @@ class ToyConfig:
     balance: int = 10**12
     drop_next_paid: int = 0  # close the connection after settling, N times
     slow_next_paid: float = 0.0  # answer this many seconds late after settling (once)
+    clock_skew: float = 0.0  # the facilitator's clock runs this many seconds ahead
+    error_500_next_paid: int = 0  # answer 500 before settling (nonce left unused), N times
 
 
 class ToyX402:
@@ -131,7 +133,7 @@ class ToyX402:
             return "invalid_exact_evm_payload_recipient_mismatch"
         if auth.value != c.amount:
             return "invalid_exact_evm_payload_authorization_value_mismatch"
-        now = time.time()
+        now = time.time() + c.clock_skew
         if auth.valid_before < now + 6:
             return "invalid_exact_evm_payload_authorization_valid_before"
         if auth.valid_after > now:
@@ -177,6 +179,11 @@ class ToyX402:
         net = get_network(c.network)
         net_name = net.v1_name if c.version == 1 else net.caip2
         receipt_header = "X-PAYMENT-RESPONSE" if c.version == 1 else "PAYMENT-RESPONSE"
+        if reason is None and c.error_500_next_paid > 0:
+            c.error_500_next_paid -= 1
+            with self.lock:
+                self.used_nonces.discard(payload.authorization.nonce)  # not settled: released
+            return JSONResponse({"error": "handler failed"}, status_code=500)
         if reason is not None:
             self.counts["rejected"] += 1
             resp = self.challenge(reason)

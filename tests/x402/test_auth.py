@@ -297,3 +297,58 @@ def test_no_second_signature_when_the_wallet_is_empty(server, wallet, ledger):
     assert info.value.reason == "insufficient_funds" and info.value.payment.status == "failed"
     assert auth.stats["signed"] == 2
     assert statuses(ledger) == ["failed", "settled"]
+
+
+def test_a_refused_replay_stays_unknown_and_nothing_new_is_signed(server, wallet, ledger):
+    """Regression: the replay of a lost answer refused for another reason than "nonce used" (here a
+    facilitator clock running ahead) was marked failed and a second payment was signed and settled."""
+    server.config.slow_next_paid = 2.0
+    seen = []
+
+    def on_paid(payload):
+        seen.append(payload.authorization.nonce)
+        if len(seen) == 2:
+            server.config.clock_skew = 56  # the replay now looks expired to the facilitator
+    server.on_paid = on_paid
+    policy = SpendPolicy()
+    auth = X402Auth(wallet, policy, ledger=ledger)
+    with httpx.Client(auth=auth, timeout=0.5) as client:
+        with pytest.raises(httpx.TimeoutException):
+            client.get(server.url + "/data")
+        with pytest.raises(PaymentOutcomeUnknown, match="replay was refused"):
+            client.get(server.url + "/data")
+    assert auth.stats["signed"] == 1 and len(set(seen)) == 1
+    assert len(server.settlements) == 1
+    assert statuses(ledger) == ["unknown"]
+    assert policy.spent_usd() == server.config.amount  # still counted: it did settle
+
+
+def test_a_replay_is_claimed_by_one_request_only(server, wallet, ledger):
+    """Regression: two identical requests could both replay one unresolved payment, and the late
+    answer overwrote the settled row."""
+    import threading
+
+    server.config.error_500_next_paid = 1
+    auth = X402Auth(wallet, ledger=ledger)
+    release, replaying = threading.Event(), threading.Event()
+    sent = []
+
+    def on_paid(payload):
+        sent.append(payload.authorization.nonce)
+        if len(sent) == 2:  # the replay: hold it until the second request has tried
+            replaying.set()
+            release.wait(timeout=10)
+    server.on_paid = on_paid
+    with httpx.Client(auth=auth) as client:
+        assert client.get(server.url + "/data").status_code == 500  # not settled: unknown, replayable
+        outcome = {}
+        first = threading.Thread(target=lambda: outcome.setdefault("a", client.get(server.url + "/data")))
+        first.start()
+        assert replaying.wait(timeout=10), "the replay never reached the server"
+        with pytest.raises(PaymentOutcomeUnknown, match="being replayed"):
+            client.get(server.url + "/data")
+        release.set()
+        first.join(timeout=20)
+    assert outcome["a"].status_code == 200
+    assert auth.stats["signed"] == 1 and len(sent) == 2 and len(set(sent)) == 1
+    assert statuses(ledger) == ["settled"] and len(server.settlements) == 1

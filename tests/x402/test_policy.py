@@ -198,3 +198,19 @@ def test_concurrent_threads_cannot_overspend():
         t.join()
     assert len(approved) == 33  # floor(1.00 / 0.03)
     assert p.spent_usd() == 990_000
+
+
+def test_release_gives_back_to_the_scopes_the_payment_was_counted_in():
+    """Regression: releasing a payment from an earlier cell credited the cell open now."""
+    p = SpendPolicy()
+    o = p.select(challenge(offer(amount=20_000)))
+    cell1 = p.open_scope("cell", "0.05")
+    scopes = p.commit(o)
+    p.close_scope(cell1)
+    cell2 = p.open_scope("cell", "0.05")
+    p.commit(o)
+    p.commit(o)
+    p.release(o, scopes)  # the cell-1 payment is refused later
+    assert cell2.spent[(o.network.caip2, o.asset.address.lower())] == 40_000
+    with pytest.raises(BudgetExceeded, match="cell cap"):
+        p.authorize(o)

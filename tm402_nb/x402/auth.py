@@ -62,6 +62,12 @@ __all__ = ["X402Auth", "Payment", "PaymentEvent", "receipt", "payment_of"]
 EXT_PAYMENT = "tm402_payment"
 EXT_RECEIPT = "tm402_receipt"
 
+#: A lost answer's payment is replayed only while this far from its validBefore (clock skew).
+REPLAY_MARGIN = 30
+#: ...and a new payment for the same request waits until this long after validBefore.
+EXPIRY_MARGIN = 30
+FINAL_STATUSES = ("settled", "failed")
+
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
 
@@ -78,6 +84,11 @@ class Payment:
     status: str = "pending"
     receipt: SettlementResponse | None = None
     warm: bool = False
+    #: Spend scopes this payment was counted in (a refusal gives it back to exactly these).
+    scopes: tuple[Any, ...] = ()
+    released: bool = False
+    #: True while a request is sending this payment's header (a replay is claimed, never shared).
+    in_flight: bool = False
 
     @property
     def id(self) -> str:
@@ -228,11 +239,8 @@ class X402Auth(httpx.Auth):
 
         prepared: Payment | None = None
         replay_key = _replay_key(request)
-        with self._lock:
-            replay = self._unresolved.get(replay_key)
-        # Only a payment whose answer was lost is replayed; one still in flight belongs to a
-        # concurrent identical request, and re-sending its header would collide with it.
-        if replay is not None and replay.status == "unknown" and replay.record.valid_before > time.time() + 6:
+        replay = self._claim_replay(replay_key)
+        if replay is not None:
             prepared = replay  # same request after an unknown outcome: same header, same nonce
         elif self.warm:
             remembered = self._remembered(request)
@@ -253,13 +261,11 @@ class X402Auth(httpx.Auth):
             # replayed payment was refused. Settled? Only a failed receipt says so; otherwise
             # the server rejected it before settling, so paying the fresh challenge is safe.
             reason = self._rejection_reason(response)
-            if (replay is prepared or response.extensions.get(EXT_REPLAYS)) and reason and "nonce" in reason:
-                self._mark(prepared, "unknown", request, reason="nonce already used: the first attempt may "
-                           "have settled, but its answer was lost")
-                raise _with_payment_attached(prepared, PaymentOutcomeUnknown(
-                    "the replayed payment was already used: it probably settled, but the data was not received",
-                    hint="check the ledger row; nothing more was signed",
-                ))
+            if replay is prepared or response.extensions.get(EXT_REPLAYS):
+                # This header may already have reached the server before (a lost answer): a
+                # refusal now ("nonce used", or a clock-skewed "expired") does not prove the
+                # first attempt did not settle. It stays unknown and counted; nothing new is signed.
+                raise self._still_unknown(prepared, request, reason)
             failed_receipt = self._receipt_or_none(response)
             self._mark(prepared, "failed", paid, reason=reason or "server refused the pre-signed payment")
             if (failed_receipt is not None and not failed_receipt.success) or _recurs(reason):
@@ -281,15 +287,10 @@ class X402Auth(httpx.Auth):
         response = yield from self._send_paid(paid, payment, replay_key)
         if response.status_code == 402:
             reason = self._rejection_reason(response)
-            if response.extensions.get(EXT_REPLAYS) and reason and "nonce" in reason:
-                # A replay of our own header was refused as already used: the first
-                # attempt reached the server and probably settled; its answer was lost.
-                self._mark(payment, "unknown", paid, reason="answer lost; the replay found the nonce already used")
-                raise _with_payment_attached(payment, PaymentOutcomeUnknown(
-                    "the paid request's answer was lost and its replay found the payment already used: "
-                    "it probably settled, but the data was not received",
-                    hint="nothing more was signed; the ledger row is marked unknown",
-                ))
+            if response.extensions.get(EXT_REPLAYS):
+                # The first attempt's answer was lost; the transport's replay was refused:
+                # the first attempt may have settled. Unknown, counted, nothing new signed.
+                raise self._still_unknown(payment, paid, reason)
             failed_receipt = self._receipt_or_none(response)
             self._mark(payment, "failed", paid, reason=reason or "server answered 402 to the paid request")
             raise self._payment_failed(payment, response, failed_receipt, reason)
@@ -310,13 +311,56 @@ class X402Auth(httpx.Auth):
             self._mark(payment, "unknown", request, reason="no answer to the paid request (transport error or cancel)")
             with self._lock:  # a concurrent identical request may have taken the slot meanwhile
                 self._unresolved[replay_key] = payment
+                payment.in_flight = False
             raise
+        with self._lock:
+            payment.in_flight = False
         with self._lock:
             if self._unresolved.get(replay_key) is payment:  # never drop a concurrent request's entry
                 del self._unresolved[replay_key]
         return response
 
     # -- pieces ------------------------------------------------------------------------
+    def _claim_replay(self, replay_key: str) -> Payment | None:
+        """The unresolved payment to replay for this request, claimed atomically; or None.
+
+        Raises PaymentOutcomeUnknown (nothing signed) when an earlier payment for the request
+        could still settle but can no longer be replayed safely, or is being replayed right now.
+        """
+        now = time.time()
+        with self._lock:
+            replay = self._unresolved.get(replay_key)
+            if replay is None or replay.status != "unknown":
+                return None  # nothing lost (a pending one belongs to a concurrent request)
+            if replay.in_flight:
+                raise _with_payment_attached(replay, PaymentOutcomeUnknown(
+                    "this request's unresolved payment is being replayed by another call right now",
+                    hint="wait for that call; nothing more was signed"))
+            valid_before = replay.record.valid_before
+            if valid_before > now + REPLAY_MARGIN:
+                replay.in_flight = True
+                return replay
+            if now < valid_before + EXPIRY_MARGIN:
+                wait = int(valid_before + EXPIRY_MARGIN - now) + 1
+                raise _with_payment_attached(replay, PaymentOutcomeUnknown(
+                    "an earlier payment for this request has an unknown outcome and is too close to its expiry "
+                    "to replay safely",
+                    hint=f"retry in {wait} s: once it has expired a new payment cannot double-charge; "
+                         "nothing more was signed"))
+            # Expired with margin: it can never settle now. Its row stays `unknown` (it may have
+            # settled earlier); a new payment is safe.
+            del self._unresolved[replay_key]
+            return None
+
+    def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
+        self._mark(payment, "unknown", request,
+                   reason=f"answer lost; its replay was refused ({reason or 'no reason'}): it may have settled")
+        return _with_payment_attached(payment, PaymentOutcomeUnknown(
+            f"the answer to a paid request was lost and its replay was refused ({reason or 'no reason'}): "
+            "the payment may have settled, but the data was not received",
+            hint="the ledger row is marked unknown and still counted; nothing more was signed",
+        ))
+
     def _remembered(self, request: httpx.Request) -> PaymentRequired | None:
         key = _warm_key(request)
         with self._lock:
@@ -388,11 +432,12 @@ class X402Auth(httpx.Auth):
                 )
                 if tx is not None:
                     tx.insert_payment(record)
-            policy.commit(offer, origin)
+            scopes = policy.commit(offer, origin)
         self.stats["signed"] += 1
         if warm:
             self.stats["warm_hits"] += 1
-        payment = Payment(record, offer, payload.header_name, payload.encode(), payload, warm=warm)
+        payment = Payment(record, offer, payload.header_name, payload.encode(), payload, warm=warm,
+                          scopes=tuple(scopes or ()), in_flight=True)
         self._emit("signed", payment, request)
         return payment
 
@@ -483,14 +528,17 @@ class X402Auth(httpx.Auth):
     def _mark(self, payment: Payment, status: str, request: httpx.Request, *, reason: str | None = None,
               tx: str | None = None, payer: str | None = None) -> None:
         previous = payment.status
+        if previous in FINAL_STATUSES and status != previous:
+            return  # settled and failed are final: a late answer never rewrites them
         payment.status = status
         payment.record.status = status
         payment.record.tx = tx or payment.record.tx
         payment.record.error = reason
         if self.ledger is not None:
             self.ledger.update_payment(payment.id, status, tx=tx, error=reason, payer=payer)
-        if status == "failed" and previous != "failed":
-            self.policy.release(payment.offer)
+        if status == "failed" and not payment.released:
+            payment.released = True
+            self.policy.release(payment.offer, payment.scopes)
         if status != "unknown":
             with self._lock:
                 for k, v in list(self._unresolved.items()):

@@ -393,23 +393,29 @@ class SpendPolicy:
         if err is not None:
             raise err
 
-    def commit(self, offer: Offer, origin: str | None = None) -> None:
-        """Count a signed payment against the session and open scopes; pin the payee."""
+    def commit(self, offer: Offer, origin: str | None = None) -> tuple[SpendScope, ...]:
+        """Count a signed payment against the session and open scopes; pin the payee.
+
+        Returns the scopes it was counted in, so a refusal can give it back to exactly those.
+        """
         key = (offer.network.caip2, offer.asset.address.lower())
         with self.lock:
             self._spent[key] = self._spent.get(key, 0) + offer.amount
-            for scope in self._scopes:
+            scopes = tuple(self._scopes)
+            for scope in scopes:
                 scope.spent[key] = scope.spent.get(key, 0) + offer.amount
                 scope.payments += 1
             if self.pin_payee and origin is not None:
                 self._pinned.setdefault(origin, offer.requirements.pay_to.lower())
+            return scopes
 
-    def release(self, offer: Offer) -> None:
-        """Give back a payment that definitely did not settle (the server refused it)."""
+    def release(self, offer: Offer, scopes: tuple[SpendScope, ...] = ()) -> None:
+        """Give back a payment that definitely did not settle (the server refused it), to the
+        session and to the scopes it was counted in (not whichever scopes are open now)."""
         key = (offer.network.caip2, offer.asset.address.lower())
         with self.lock:
             self._spent[key] = max(0, self._spent.get(key, 0) - offer.amount)
-            for scope in self._scopes:
+            for scope in scopes:
                 if key in scope.spent:
                     scope.spent[key] = max(0, scope.spent[key] - offer.amount)
 

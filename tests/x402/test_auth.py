@@ -352,3 +352,24 @@ def test_a_replay_is_claimed_by_one_request_only(server, wallet, ledger):
     assert outcome["a"].status_code == 200
     assert auth.stats["signed"] == 1 and len(sent) == 2 and len(set(sent)) == 1
     assert statuses(ledger) == ["settled"] and len(server.settlements) == 1
+
+
+def test_replay_memory_is_bounded_but_never_forgets_a_live_unknown_payment(wallet):
+    from tm402_nb.x402.auth import Payment
+
+    auth = X402Auth(wallet, max_remembered=3)
+
+    def fake(status, valid_before):
+        record = type("R", (), {"valid_before": valid_before})()
+        return Payment(record=record, offer=None, header_name="X-PAYMENT", header_value="", payload=None,
+                       status=status)
+    import time as _t
+
+    now = _t.time()
+    live = fake("unknown", now + 60)
+    auth._unresolved.update({"live": live, "old": fake("unknown", now - 3600), "done": fake("settled", now + 60)})
+    auth._unresolved["new1"] = fake("pending", now + 60)
+    auth._unresolved["new2"] = fake("pending", now + 60)
+    auth._trim_unresolved()
+    assert "live" in auth._unresolved and "old" not in auth._unresolved and "done" not in auth._unresolved
+    assert len(auth._unresolved) == 3

@@ -300,8 +300,7 @@ class X402Auth(httpx.Auth):
                    ) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
         with self._lock:
             self._unresolved[replay_key] = payment
-            while len(self._unresolved) > self._max_remembered:
-                self._unresolved.popitem(last=False)
+            self._trim_unresolved()
         try:
             response = yield request
         except GeneratorExit:
@@ -321,6 +320,18 @@ class X402Auth(httpx.Auth):
         return response
 
     # -- pieces ------------------------------------------------------------------------
+    def _trim_unresolved(self) -> None:
+        """Keep the replay memory bounded without forgetting a payment that can still settle:
+        expired entries go first, then resolved ones; an unknown, unexpired one is never dropped."""
+        if len(self._unresolved) <= self._max_remembered:
+            return
+        now = time.time()
+        for key, pay in list(self._unresolved.items()):
+            if len(self._unresolved) <= self._max_remembered:
+                return
+            if pay.record.valid_before + EXPIRY_MARGIN < now or pay.status in FINAL_STATUSES:
+                del self._unresolved[key]
+
     def _claim_replay(self, replay_key: str) -> Payment | None:
         """The unresolved payment to replay for this request, claimed atomically; or None.
 

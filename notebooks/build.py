@@ -13,7 +13,6 @@ written with its outputs, so it renders on GitHub and nbviewer.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import sys
@@ -115,5 +114,3 @@ def build(names: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(build(sys.argv[1:]))
 
-
-_ = json

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -52,5 +51,3 @@ def toy2() -> Iterator[ToyX402]:
         server.url = url  # type: ignore[attr-defined]
         yield server
 
-
-_ = os

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -45,5 +44,3 @@ def test_fresh_binder_environment_runs_the_quickstart(tmp_path):
     executed = (tmp_path / "00_quickstart.ipynb").read_text()
     assert "tm402 · SANDBOX" in executed and '"output_type": "error"' not in executed
 
-
-_ = sys

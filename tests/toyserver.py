@@ -240,5 +240,3 @@ def serve_app(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
 
-
-_ = asyncio  # imported for type checkers of async routes

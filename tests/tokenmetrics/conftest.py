@@ -4,10 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tm402_nb.ledger import Ledger
 from tm402_nb.sandbox import serve
 from tm402_nb.sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
-from tm402_nb.tokenmetrics.client import AsyncClient, Client, RetryPolicy
+from tm402_nb.tokenmetrics.client import Client, RetryPolicy
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
 
 FAST_RETRY = RetryPolicy(attempts=4, base=0.01, cap=0.05, jitter=0.0, max_retry_after=0.2)
@@ -50,5 +49,3 @@ def settled_match(sandbox, wallet, ledger) -> None:
     theirs = sorted(s["tx"] for s in sandbox.settlements(payer=wallet.address))
     assert ours == theirs
 
-
-_ = (AsyncClient, Ledger)

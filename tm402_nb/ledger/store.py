@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -485,6 +485,3 @@ class Ledger:
     def __repr__(self) -> str:
         return f"Ledger({self.path})"
 
-
-def record_to_dict(record: PaymentRecord | CallRecord) -> dict[str, Any]:
-    return asdict(record)

@@ -196,11 +196,9 @@ class TMAccessor:
         with client.cost.scope(f"enrich {ep.name}") as cost:
             ids_of = self._resolve(client, plan)
             ids = list(dict.fromkeys(ids_of.values()))
-            # One row per token (key TOKEN_ID): a batch of ≤ 100 ids fits one page, so a full page
-            # must not make the client ask (and sign) for a second, empty one.
-            one_page = tuple(ep.key) == ("TOKEN_ID",) and not ep.history
-            fetched = client.frame(ep, token_id=ids, refresh=refresh, tidy=tidy,
-                                   max_pages=1 if one_page else None, **plan.params)
+            # The client stops paging once every id has its row: a full page of 100 tokens
+            # never makes it ask (and sign) for an empty second one.
+            fetched = client.frame(ep, token_id=ids, refresh=refresh, tidy=tidy, **plan.params)
         lookup = _latest_per_token(fetched, ep)
 
         row_ids = pd.array([ids_of.get(k) if k is not None else None for k in plan.keys], dtype="Int64")

@@ -8,7 +8,6 @@ with a one-line rendering, so a failing cell fails nbmake and papermill too.
 
 from __future__ import annotations
 
-import math
 import re
 from contextlib import ExitStack, contextmanager
 from decimal import ROUND_CEILING, Decimal
@@ -27,7 +26,7 @@ from traitlets.config.configurable import Configurable
 
 from .. import errors
 from ..errors import BudgetExceeded, ConfigurationError, TM402Error
-from ..x402.money import format_amount, to_atomic
+from ..x402.money import to_atomic
 from .parse import MagicUsageError, TMCommand, parse_cell, parse_line
 
 HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
@@ -300,5 +299,3 @@ class _Text:
 
         return f"<pre style='margin:0'>{html.escape(self.text)}</pre>"
 
-
-_ = math

@@ -215,9 +215,9 @@ class Session:
 
     # -- lifecycle ---------------------------------------------------------------------
     def _teardown(self) -> None:
-        for closer in (getattr(self, "client", None),):
-            if closer is not None:
-                closer.close()
+        client = getattr(self, "client", None)  # absent when construction failed early
+        if client is not None:
+            client.close()
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox = None

@@ -36,12 +36,6 @@ def erc20_balance(rpc_url: str, token: str, owner: str, *, timeout: float = 10.0
     return int(result, 16) if len(result) > 2 else 0
 
 
-def chain_id(rpc_url: str, *, timeout: float = 10.0) -> int:
-    reply = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
-                       timeout=timeout).json()
-    return int(reply["result"], 16)
-
-
 class WalletView:
     """Address, network and balances of the session's wallet."""
 

@@ -435,6 +435,51 @@ class _ClientBase:
             counts[sym] = counts.get(sym, 0) + 1
         return any(counts.get(s, 0) > 1 for s in wanted) and not any("MARKET_CAP" in r for r in rows)
 
+    # -- what follows an answer (shared by the sync and async executors) ------------------
+    def _page_answer(self, endpoint: Endpoint, url: str, wire: dict[str, str], response: httpx.Response,
+                     started: float, ttl: float | None) -> dict[str, Any]:
+        """Account for a page's answer, interpret it, cache it; the envelope."""
+        self._account(endpoint, url, wire, response, time.perf_counter() - started)
+        envelope = self._interpret(endpoint, response)
+        self._cache_store(endpoint, wire, response, ttl)
+        return envelope
+
+    def _page_failed(self, endpoint: Endpoint, url: str, wire: dict[str, str], exc: TM402Error,
+                     started: float) -> None:
+        self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc),
+                      payment=getattr(exc, "payment", None))
+
+    def _challenge_answer(self, endpoint: Endpoint, url: str, wire: dict[str, str], response: httpx.Response,
+                          started: float) -> PaymentRequired | None:
+        """The challenge in an unpaid answer (remembered, so the next paid call is warm); None if free."""
+        self._account(endpoint, url, wire, response, time.perf_counter() - started)
+        if response.status_code != 402:
+            self._interpret(endpoint, response)
+            return None
+        required = parse_challenge(response.headers, response.content)
+        if self.auth is not None:
+            self.auth.remember(self._http.build_request("GET", url, params=wire), required)
+        return required
+
+    def _check_batch_against(self, required: PaymentRequired | None, plans: list[PlannedRequest]) -> None:
+        if required is not None:
+            self.auth.policy.check_batch(self.auth.policy.select(required), len(plans))
+
+    @staticmethod
+    def _wanted(symbols: list[str] | str) -> list[str]:
+        wanted = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols) if s and s.strip()]
+        if not wanted:
+            raise ParamError("symbol is empty", hint="give at least one symbol, e.g. BTC")
+        return wanted
+
+    def _set_rank(self, rows: list[dict[str, Any]]) -> None:
+        self._rank = {int(r["TOKEN_ID"]): i for i, r in enumerate(rows) if r.get("TOKEN_ID") is not None}
+
+    @staticmethod
+    def _with_ids(clean: dict[str, Any], ids: Any) -> None:
+        """Add resolved token ids to the request's ids, once each, in order."""
+        clean["token_id"] = list(dict.fromkeys([*clean.get("token_id", []), *ids]))
+
     # -- frames ----------------------------------------------------------------------------
     def _frame(self, endpoint: Endpoint, fetched: list[_Fetched], params: dict[str, Any], cost: Cost,
                lowercase: bool, tidy: bool):
@@ -527,19 +572,15 @@ class Client(_ClientBase):
         try:
             response = self._send("GET", url, params=wire)
         except TM402Error as exc:
-            self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc),
-                          payment=getattr(exc, "payment", None))
+            self._page_failed(endpoint, url, wire, exc, started)
             raise
-        self._account(endpoint, url, wire, response, time.perf_counter() - started)
-        envelope = self._interpret(endpoint, response)
-        self._cache_store(endpoint, wire, response, ttl)
-        return envelope
+        return self._page_answer(endpoint, url, wire, response, started, ttl)
 
     def get(self, endpoint: str | Endpoint, *, refresh: bool = False, **params: Any) -> dict[str, Any]:
         """One request (no paging): the API's envelope ``{success, message, length, data}``."""
         ep, clean, symbols = self._prepare(endpoint, params)
         if symbols:
-            clean["token_id"] = [*clean.get("token_id", []), *self.resolve_symbols(symbols).values()]
+            self._with_ids(clean, self.resolve_symbols(symbols).values())
         return self._get_page(ep, to_wire(clean), refresh=refresh, ttl=None)
 
     def _run(self, planned: PlannedRequest, refresh: bool, ttl: float | None, max_pages: int | None) -> _Fetched:
@@ -591,9 +632,7 @@ class Client(_ClientBase):
 
     def resolve_symbols(self, symbols: list[str] | str) -> dict[str, int]:
         """Symbols → token ids (highest market cap among same-symbol tokens, overridable); cached."""
-        wanted = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols) if s and s.strip()]
-        if not wanted:
-            raise ParamError("symbol is empty", hint="give at least one symbol, e.g. BTC")
+        wanted = self._wanted(symbols)
         resolved, missing = self._resolved(wanted)
         if missing:
             tokens = get_endpoint("tokens")
@@ -608,8 +647,7 @@ class Client(_ClientBase):
 
     def _load_rank(self) -> None:
         top = get_endpoint("top-market-cap-tokens")
-        rows = self._run(PlannedRequest(top, {}, False), False, None, 2).rows
-        self._rank = {int(r["TOKEN_ID"]): i for i, r in enumerate(rows) if r.get("TOKEN_ID") is not None}
+        self._set_rank(self._run(PlannedRequest(top, {}, False), False, None, 2).rows)
 
     def frame(self, endpoint: str | Endpoint, *, refresh: bool = False, lowercase: bool = False, tidy: bool = True,
               ttl: float | None = None, max_pages: int | None = None, **params: Any):
@@ -621,8 +659,7 @@ class Client(_ClientBase):
         ep, clean, symbols = self._prepare(endpoint, params)
         with self.cost.scope(ep.name) as cost:
             if symbols:
-                clean["token_id"] = list(dict.fromkeys([*clean.get("token_id", []),
-                                                        *self.resolve_symbols(symbols).values()]))
+                self._with_ids(clean, self.resolve_symbols(symbols).values())
             plans = plan_requests(ep, clean, window_days=self.window_days)
             if len(plans) > 1 and self.auth is not None and not ep.free:
                 self._check_batch(ep, plans)
@@ -634,29 +671,20 @@ class Client(_ClientBase):
         url = self.url_for(endpoint)
         started = time.perf_counter()
         response = self._bare.get(url, params=wire)
-        self._account(endpoint, url, wire, response, time.perf_counter() - started)
-        if response.status_code != 402:
-            self._interpret(endpoint, response)
-            return None
-        required = parse_challenge(response.headers, response.content)
-        if self.auth is not None:
-            self.auth.remember(self._http.build_request("GET", url, params=wire), required)
-        return required
+        return self._challenge_answer(endpoint, url, wire, response, started)
 
     def _check_batch(self, endpoint: Endpoint, plans: list[PlannedRequest]) -> None:
         try:
             required = self._challenge(endpoint, self._page_wire(plans[0]))
         except (DataNotFound, X402ProtocolError):
             return
-        if required is not None:
-            self.auth.policy.check_batch(self.auth.policy.select(required), len(plans))
+        self._check_batch_against(required, plans)
 
     def quote(self, endpoint: str | Endpoint, **params: Any) -> Quote:
         """What ``frame(endpoint, **params)`` would cost (at least; one call per page), paying nothing."""
         ep, clean, symbols = self._prepare(endpoint, params)
         if symbols:
-            clean["token_id"] = list(dict.fromkeys([*clean.get("token_id", []),
-                                                    *self.resolve_symbols(symbols).values()]))
+            self._with_ids(clean, self.resolve_symbols(symbols).values())
         plans = plan_requests(ep, clean, window_days=self.window_days)
         required = None if self.mode == "api-key" else self._challenge(ep, self._page_wire(plans[0]))
         return self._quote_from(ep, to_wire(clean), len(plans), required)
@@ -722,18 +750,14 @@ class AsyncClient(_ClientBase):
         try:
             response = await self._send("GET", url, params=wire)
         except TM402Error as exc:
-            self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc),
-                          payment=getattr(exc, "payment", None))
+            self._page_failed(endpoint, url, wire, exc, started)
             raise
-        self._account(endpoint, url, wire, response, time.perf_counter() - started)
-        envelope = self._interpret(endpoint, response)
-        self._cache_store(endpoint, wire, response, ttl)
-        return envelope
+        return self._page_answer(endpoint, url, wire, response, started, ttl)
 
     async def get(self, endpoint: str | Endpoint, *, refresh: bool = False, **params: Any) -> dict[str, Any]:
         ep, clean, symbols = self._prepare(endpoint, params)
         if symbols:
-            clean["token_id"] = [*clean.get("token_id", []), *(await self.resolve_symbols(symbols)).values()]
+            self._with_ids(clean, (await self.resolve_symbols(symbols)).values())
         return await self._get_page(ep, to_wire(clean), refresh=refresh, ttl=None)
 
     async def _run(self, planned: PlannedRequest, refresh: bool, ttl: float | None,
@@ -766,9 +790,7 @@ class AsyncClient(_ClientBase):
         return list(await asyncio.gather(*(one(p) for p in plans)))
 
     async def resolve_symbols(self, symbols: list[str] | str) -> dict[str, int]:
-        wanted = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols) if s and s.strip()]
-        if not wanted:
-            raise ParamError("symbol is empty", hint="give at least one symbol, e.g. BTC")
+        wanted = self._wanted(symbols)
         resolved, missing = self._resolved(wanted)
         if missing:
             fetched = await self._execute(plan_requests(get_endpoint("tokens"), {"symbol": missing}), False, None,
@@ -776,8 +798,7 @@ class AsyncClient(_ClientBase):
             rows = [r for f in fetched for r in f.rows]
             if self._needs_rank(rows, missing):
                 top = get_endpoint("top-market-cap-tokens")
-                ranked = (await self._run(PlannedRequest(top, {}, False), False, None, 2)).rows
-                self._rank = {int(r["TOKEN_ID"]): i for i, r in enumerate(ranked) if r.get("TOKEN_ID") is not None}
+                self._set_rank((await self._run(PlannedRequest(top, {}, False), False, None, 2)).rows)
             self._learn_symbols(missing, rows)
             resolved, _ = self._resolved(wanted)
         self._ids_for(wanted, resolved)
@@ -788,8 +809,7 @@ class AsyncClient(_ClientBase):
         ep, clean, symbols = self._prepare(endpoint, params)
         with self.cost.scope(ep.name) as cost:
             if symbols:
-                ids = (await self.resolve_symbols(symbols)).values()
-                clean["token_id"] = list(dict.fromkeys([*clean.get("token_id", []), *ids]))
+                self._with_ids(clean, (await self.resolve_symbols(symbols)).values())
             plans = plan_requests(ep, clean, window_days=self.window_days)
             if len(plans) > 1 and self.auth is not None and not ep.free:
                 await self._check_batch(ep, plans)
@@ -800,28 +820,19 @@ class AsyncClient(_ClientBase):
         url = self.url_for(endpoint)
         started = time.perf_counter()
         response = await self._bare.get(url, params=wire)
-        self._account(endpoint, url, wire, response, time.perf_counter() - started)
-        if response.status_code != 402:
-            self._interpret(endpoint, response)
-            return None
-        required = parse_challenge(response.headers, response.content)
-        if self.auth is not None:
-            self.auth.remember(self._http.build_request("GET", url, params=wire), required)
-        return required
+        return self._challenge_answer(endpoint, url, wire, response, started)
 
     async def _check_batch(self, endpoint: Endpoint, plans: list[PlannedRequest]) -> None:
         try:
             required = await self._challenge(endpoint, self._page_wire(plans[0]))
         except (DataNotFound, X402ProtocolError):
             return
-        if required is not None:
-            self.auth.policy.check_batch(self.auth.policy.select(required), len(plans))
+        self._check_batch_against(required, plans)
 
     async def quote(self, endpoint: str | Endpoint, **params: Any) -> Quote:
         ep, clean, symbols = self._prepare(endpoint, params)
         if symbols:
-            ids = (await self.resolve_symbols(symbols)).values()
-            clean["token_id"] = list(dict.fromkeys([*clean.get("token_id", []), *ids]))
+            self._with_ids(clean, (await self.resolve_symbols(symbols)).values())
         plans = plan_requests(ep, clean, window_days=self.window_days)
         required = None if self.mode == "api-key" else await self._challenge(ep, self._page_wire(plans[0]))
         return self._quote_from(ep, to_wire(clean), len(plans), required)

@@ -40,9 +40,7 @@ from ..errors import (
 )
 from ..ledger import Ledger, PaymentRecord
 from .eip3009 import sign_authorization
-from .encoding import MAX_MESSAGE_BYTES
 from .messages import (
-    PAYMENT_REQUIRED,
     PAYMENT_SIGNATURE,
     X_PAYMENT,
     PaymentPayload,
@@ -596,6 +594,3 @@ def payment_of(response: httpx.Response) -> Payment | None:
     """The :class:`Payment` made for ``response``, if any."""
     return response.extensions.get(EXT_PAYMENT)
 
-
-# Silence "imported but unused" for names re-exported for convenience.
-_ = (PAYMENT_REQUIRED, MAX_MESSAGE_BYTES, TM402Error, Any)

@@ -13,7 +13,6 @@ they are payable only with an explicit per-asset limit in their own units::
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -464,6 +463,3 @@ class SpendPolicy:
         parts.append(f"pay_with={self.pay_with}")
         return f"SpendPolicy({', '.join(parts)})"
 
-
-def now_unix() -> int:
-    return int(time.time())

@@ -186,11 +186,6 @@ class Wallet:
         (e.g. the official SDK in interop tests); never logged or displayed."""
         return "0x" + self._key.secret.hex()
 
-    def with_network(self, network: str | None) -> "Wallet":
-        w = object.__new__(Wallet)
-        w._key, w._address, w.source, w.network = self._key, self._address, self.source, network
-        return w
-
     # -- never show the key -----------------------------------------------------
     def __repr__(self) -> str:
         net = f" on {self.network}" if self.network else ""

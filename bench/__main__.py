@@ -14,8 +14,13 @@ from bench import client, micro, payments  # noqa: E402
 
 
 def sandbox_throughput() -> str:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "sandbox_throughput.py"), "--requests", "500"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sandbox_throughput.py"), "--requests", "500"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     print(out.stdout)
     return "### Sandbox throughput\n\n```\n" + out.stdout.strip() + "\n```"
 
@@ -40,8 +45,10 @@ def main() -> None:
         "round trips takes ~4 ms, so one batched call is ~4× faster there; with 20 ms per request it is "
         "well over 20×.\n"
     )
-    text = ("# Benchmark results\n\nProduced by `make bench` (`python -m bench`); every ratio is measured side by "
-            "side in one run, on loopback only.\n\n" + "\n\n".join(sections) + "\n\n" + notes)
+    text = (
+        "# Benchmark results\n\nProduced by `make bench` (`python -m bench`); every ratio is measured side by "
+        "side in one run, on loopback only.\n\n" + "\n\n".join(sections) + "\n\n" + notes
+    )
     (ROOT / "bench" / "RESULTS.md").write_text(text)
     print(f"written to {ROOT / 'bench' / 'RESULTS.md'}")
 

@@ -54,8 +54,14 @@ def run(symbols: int, latency_ms: int, calls: int) -> dict[str, float]:
         for w in (ours_w, ref_w):
             sb.fund(w.address, "usdc", "100")
         ledger = Ledger(Path(tempfile.mkdtemp()) / "bench.sqlite3")
-        client = Client(mode="sandbox", base_url=sb.api_url, auth=X402Auth(ours_w, SpendPolicy(budget="50"),
-                        ledger=ledger), ledger=ledger, cache=False, progress=False)
+        client = Client(
+            mode="sandbox",
+            base_url=sb.api_url,
+            auth=X402Auth(ours_w, SpendPolicy(budget="50"), ledger=ledger),
+            ledger=ledger,
+            cache=False,
+            progress=False,
+        )
         top = client.frame("top-market-cap-tokens", top_k=100)
         ids = top["TOKEN_ID"].astype(int).tolist()[:symbols]
         client.frame("tm-grade", token_id=ids[:1])  # warm both clients alike: learn the price once
@@ -81,12 +87,15 @@ def run(symbols: int, latency_ms: int, calls: int) -> dict[str, float]:
                     assert r.status_code == 200, (token_id, r.status_code, r.text[:300])
                     paid += 1
                 return time.perf_counter() - t, paid
+
         out["ref_enrich_s"], out["ref_enrich_paid"] = asyncio.run(reference_enrich())
 
         # -- warm paid calls: time and round trips ------------------------------------
         def ours_calls() -> None:
-            for kind, path, params in (("free", "price", {"token_id": [3375]}), ("paid", "quantmetrics",
-                                                                                 {"token_id": [3375]})):
+            for kind, path, params in (
+                ("free", "price", {"token_id": [3375]}),
+                ("paid", "quantmetrics", {"token_id": [3375]}),
+            ):
                 client.get(path, **params)
                 sb.reset_stats()
                 samples = []
@@ -131,16 +140,32 @@ def main(argv: list[str] | None = None) -> str:
         r = run(args.symbols, latency, args.calls)
         ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
         rows = [
-            (f"enrich {args.symbols} symbols: wall time", f"{r['ours_enrich_s']:.2f} s", f"{r['ref_enrich_s']:.2f} s",
-             f"{r['ref_enrich_s'] / r['ours_enrich_s']:.0f}× faster (goal ≥ 20×)"),
-            (f"enrich {args.symbols} symbols: paid calls", f"{r['ours_enrich_paid']:.0f}",
-             f"{r['ref_enrich_paid']:.0f}", "goal ≤ 2 vs 100"),
+            (
+                f"enrich {args.symbols} symbols: wall time",
+                f"{r['ours_enrich_s']:.2f} s",
+                f"{r['ref_enrich_s']:.2f} s",
+                f"{r['ref_enrich_s'] / r['ours_enrich_s']:.0f}× faster (goal ≥ 20×)",
+            ),
+            (
+                f"enrich {args.symbols} symbols: paid calls",
+                f"{r['ours_enrich_paid']:.0f}",
+                f"{r['ref_enrich_paid']:.0f}",
+                "goal ≤ 2 vs 100",
+            ),
             ("round trips per warm paid call", f"{r['ours_rt']:.2f}", f"{r['ref_rt']:.2f}", "goal 1 (reference 2)"),
             ("free call, median", ms(r["ours_free_s"]), ms(r["ref_free_s"]), ""),
-            ("paid call, median", ms(r["ours_paid_s"]), ms(r["ref_paid_s"]),
-             f"{r['ref_paid_s'] / r['ours_paid_s']:.1f}× faster"),
-            ("paid ÷ free", f"{r['ours_paid_s'] / r['ours_free_s']:.2f}×", f"{r['ref_paid_s'] / r['ref_free_s']:.2f}×",
-             "goal ≤ 1.5× for us"),
+            (
+                "paid call, median",
+                ms(r["ours_paid_s"]),
+                ms(r["ref_paid_s"]),
+                f"{r['ref_paid_s'] / r['ours_paid_s']:.1f}× faster",
+            ),
+            (
+                "paid ÷ free",
+                f"{r['ours_paid_s'] / r['ours_free_s']:.2f}×",
+                f"{r['ref_paid_s'] / r['ref_free_s']:.2f}×",
+                "goal ≤ 1.5× for us",
+            ),
         ]
         text = render(f"Token Metrics client vs official x402 SDK, sandbox v2, +{latency} ms per request", rows)
         print(text + "\n")

@@ -16,15 +16,18 @@ from bench.table import render  # noqa: E402
 
 def import_seconds(module: str, runs: int = 5) -> float:
     """Median wall time of a fresh interpreter importing ``module`` (interpreter start subtracted)."""
+
     def once(code: str) -> float:
-        out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                             cwd=ROOT, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+        )
         total = 0
         for line in out.stderr.splitlines():
             parts = line.split("|")
             if len(parts) == 3 and parts[2].strip() == code.removeprefix("import ").strip():
                 total = int(parts[1])
         return total / 1e6
+
     return statistics.median(once(f"import {module}") for _ in range(runs))
 
 
@@ -34,8 +37,12 @@ def main(argv: list[str] | None = None) -> str:
     ours, pandas = import_seconds("tm402_nb"), import_seconds("pandas")
     frame = bench_to_frame(10_000)
     rows = [
-        ("import time (cumulative, median of 5)", f"{ours * 1000:.0f} ms", f"pandas: {pandas * 1000:.0f} ms",
-         f"{ours / pandas:.2f}× pandas (goal ≤ 1.3×)"),
+        (
+            "import time (cumulative, median of 5)",
+            f"{ours * 1000:.0f} ms",
+            f"pandas: {pandas * 1000:.0f} ms",
+            f"{ours / pandas:.2f}× pandas (goal ≤ 1.3×)",
+        ),
         ("10,000 rows JSON → typed DataFrame", f"{frame['ms']:.1f} ms", "", "goal ≤ 50 ms"),
         ("  peak memory of that conversion", f"{frame['peak_mb']:.1f} MB", "", ""),
     ]

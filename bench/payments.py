@@ -31,10 +31,18 @@ def bench_signing(n: int) -> tuple[float, float]:
     from tm402_nb.x402.wallet import Wallet
 
     wallet = Wallet.create()
-    req = PaymentRequirements.from_json({
-        "scheme": "exact", "network": "eip155:84532", "amount": "17000",
-        "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-        "maxTimeoutSeconds": 60, "extra": {"name": "USDC", "version": "2"}}, 2)
+    req = PaymentRequirements.from_json(
+        {
+            "scheme": "exact",
+            "network": "eip155:84532",
+            "amount": "17000",
+            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            "maxTimeoutSeconds": 60,
+            "extra": {"name": "USDC", "version": "2"},
+        },
+        2,
+    )
     t = time.perf_counter()
     for _ in range(n):
         sign_authorization(wallet, req)
@@ -42,15 +50,27 @@ def bench_signing(n: int) -> tuple[float, float]:
 
     acct = Account.create()
     domain = {"name": "USDC", "version": "2", "chainId": 84532, "verifyingContract": req.asset}
-    types = {"TransferWithAuthorization": [
-        {"name": "from", "type": "address"}, {"name": "to", "type": "address"}, {"name": "value", "type": "uint256"},
-        {"name": "validAfter", "type": "uint256"}, {"name": "validBefore", "type": "uint256"},
-        {"name": "nonce", "type": "bytes32"}]}
+    types = {
+        "TransferWithAuthorization": [
+            {"name": "from", "type": "address"},
+            {"name": "to", "type": "address"},
+            {"name": "value", "type": "uint256"},
+            {"name": "validAfter", "type": "uint256"},
+            {"name": "validBefore", "type": "uint256"},
+            {"name": "nonce", "type": "bytes32"},
+        ]
+    }
     m = max(50, n // 10)
     t = time.perf_counter()
     for i in range(m):
-        msg = {"from": acct.address, "to": req.pay_to, "value": 17000, "validAfter": 0, "validBefore": 10**10,
-               "nonce": i.to_bytes(32, "big")}
+        msg = {
+            "from": acct.address,
+            "to": req.pay_to,
+            "value": 17000,
+            "validAfter": 0,
+            "validBefore": 10**10,
+            "nonce": i.to_bytes(32, "big"),
+        }
         acct.sign_message(encode_typed_data(domain, types, msg))
     theirs = m / (time.perf_counter() - t)
     return ours, theirs
@@ -75,7 +95,7 @@ def bench_calls(n: int) -> dict[str, float]:
     from tm402_nb.x402 import SpendPolicy, Wallet, async_paying_client
 
     out: dict[str, float] = {}
-    with official_stack() as (url, counts, fac):
+    with official_stack() as (url, counts, _fac):
         wallet = Wallet.create()
 
         async def ours() -> None:
@@ -120,11 +140,19 @@ def main(argv: list[str] | None = None) -> str:
     ref_ratio = calls["ref_paid"] / calls["ref_free"]
     ms = lambda s: f"{s * 1000:.2f} ms"  # noqa: E731
     rows = [
-        ("signatures per second", f"{ours_sig:,.0f}", f"{ref_sig:,.0f} (eth-account typed data)",
-         f"{ours_sig / ref_sig:.1f}× (goal ≥ 1,000/s)"),
+        (
+            "signatures per second",
+            f"{ours_sig:,.0f}",
+            f"{ref_sig:,.0f} (eth-account typed data)",
+            f"{ours_sig / ref_sig:.1f}× (goal ≥ 1,000/s)",
+        ),
         ("free call, median", ms(calls["ours_free"]), ms(calls["ref_free"]), ""),
-        ("paid call, median (warm)", ms(calls["ours_paid"]), ms(calls["ref_paid"]),
-         f"{calls['ref_paid'] / calls['ours_paid']:.1f}× faster"),
+        (
+            "paid call, median (warm)",
+            ms(calls["ours_paid"]),
+            ms(calls["ref_paid"]),
+            f"{calls['ref_paid'] / calls['ours_paid']:.1f}× faster",
+        ),
         ("paid ÷ free", f"{ours_ratio:.2f}×", f"{ref_ratio:.2f}×", "goal ≤ 1.5× for us"),
         ("round trips per paid call", f"{calls['ours_rt']:.2f}", f"{calls['ref_rt']:.2f}", "goal 1 (reference 2)"),
     ]

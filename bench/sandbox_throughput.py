@@ -58,7 +58,9 @@ def _sandbox(in_process: bool) -> Iterator[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tm402_nb.sandbox", "--port", str(port), "--rate-limit", "0", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -142,8 +144,10 @@ def main(argv: list[str] | None = None) -> None:
 
     print("### Sandbox throughput (requests/second, loopback)\n")
     where = "this process" if args.in_process else "a separate process"
-    print(f"{machine()}; sandbox in {where}; {n} requests per run; concurrent = {conc} connections; "
-          f"{settled} settlements\n")
+    print(
+        f"{machine()}; sandbox in {where}; {n} requests per run; concurrent = {conc} connections; "
+        f"{settled} settlements\n"
+    )
     print("| endpoint | sequential | concurrent |")
     print("|---|---|---|")
     print(f"| free `{FREE[0]}` | {free_seq:,.0f} | {free_conc:,.0f} |")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -102,15 +103,17 @@ def build(names: list[str]) -> int:
         nb = parse_percent(src.read_text())
         try:
             execute(nb)
-        except Exception as exc:  # noqa: BLE001 - report and go on with the others
+        except Exception as exc:
             print(f"FAILED {target.name}: {type(exc).__name__}: {str(exc)[:500]}")
             failed += 1
             continue
         nbformat.write(scrub(nb), target)
+        # The notebook is what users read and what `make test` lints, so it is
+        # formatted as committed; the percent source keeps the author's layout.
+        subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", str(target)], check=True)
         print(f"built  {target.name}")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
     sys.exit(build(sys.argv[1:]))
-

@@ -50,4 +50,3 @@ def toy2() -> Iterator[ToyX402]:
     with serve_app(server.app) as url:
         server.url = url  # type: ignore[attr-defined]
         yield server
-

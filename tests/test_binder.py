@@ -26,21 +26,52 @@ def test_fresh_binder_environment_runs_the_quickstart(tmp_path):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
     # Exactly what Binder does: install binder/requirements.txt from the repository root.
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
-    kernel = subprocess.run([str(py), "-m", "ipykernel", "install", "--prefix", str(env_dir), "--name", "python3"],
-                            capture_output=True, text=True, timeout=120)
+    kernel = subprocess.run(
+        [str(py), "-m", "ipykernel", "install", "--prefix", str(env_dir), "--name", "python3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert kernel.returncode == 0, kernel.stderr[-1000:]
     env = {k: v for k, v in os.environ.items() if k not in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
-    env.update({"TM402_HOME": str(tmp_path / "home"), "JUPYTER_PATH": str(env_dir / "share" / "jupyter"),
-                "PATH": f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"})
+    env.update(
+        {
+            "TM402_HOME": str(tmp_path / "home"),
+            "JUPYTER_PATH": str(env_dir / "share" / "jupyter"),
+            "PATH": f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
     env.pop("PYTHONPATH", None)
-    run = subprocess.run(["bash", "binder/start", str(py), "-m",
-                          "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output-dir", str(tmp_path),
-                          "--ExecutePreprocessor.timeout=120", "notebooks/00_quickstart.ipynb"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            "bash",
+            "binder/start",
+            str(py),
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--output-dir",
+            str(tmp_path),
+            "--ExecutePreprocessor.timeout=120",
+            "notebooks/00_quickstart.ipynb",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     executed = (tmp_path / "00_quickstart.ipynb").read_text()
     assert "tm402 · SANDBOX" in executed and '"output_type": "error"' not in executed
-

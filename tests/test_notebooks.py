@@ -13,13 +13,21 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = ["00_quickstart", "01_x402_under_the_hood", "02_httpx_client", "03_magics_and_accessors",
-            "04_common_errors", "05_production", "06_tokenomics_screen"]
+EXPECTED = [
+    "00_quickstart",
+    "01_x402_under_the_hood",
+    "02_httpx_client",
+    "03_magics_and_accessors",
+    "04_common_errors",
+    "05_production",
+    "06_tokenomics_screen",
+]
 
 
 def run(nb: nbformat.NotebookNode, timeout: int = 60) -> nbformat.NotebookNode:
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
     return nb
 
 
@@ -90,8 +98,12 @@ def test_footers_under_the_right_cells_and_a_failing_cell_fails(tmp_path):
     assert "UnknownSymbol" in str(info.value)
 
     def footers(cell):
-        return [o for o in cell.outputs if o.output_type == "display_data"
-                and o.data.get("text/plain", "").startswith("tm402 · ")]
+        return [
+            o
+            for o in cell.outputs
+            if o.output_type == "display_data" and o.data.get("text/plain", "").startswith("tm402 · ")
+        ]
+
     assert [len(footers(c)) for c in nb.cells[:4]] == [0, 1, 0, 1]
     grade = nb.cells[1].outputs
     assert grade[-1] is footers(nb.cells[1])[0] and grade[0]["output_type"] == "execute_result"  # below the result

@@ -67,14 +67,29 @@ def test_cli_ledger_output_is_clean(tmp_path, monkeypatch):
     monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
     ledger_path = tmp_path / "l.sqlite3"
     toy = ToyX402(ToyConfig(version=1))
-    with serve_app(toy.app) as url, Ledger(ledger_path) as ledger:
-        with httpx.Client(auth=X402Auth(Wallet.from_env(), ledger=ledger)) as client:
-            client.get(url + "/data")
+    with (
+        serve_app(toy.app) as url,
+        Ledger(ledger_path) as ledger,
+        httpx.Client(auth=X402Auth(Wallet.from_env(), ledger=ledger)) as client,
+    ):
+        client.get(url + "/data")
     for extra in ([], ["--csv"], ["--calls"]):
-        out = subprocess.run([sys.executable, "-m", "tm402_nb", "ledger", "--path", str(ledger_path), *extra],
-                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "tm402_nb", "ledger", "--path", str(ledger_path), *extra],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         assert_clean(out.stdout + out.stderr, f"tm402-nb ledger {' '.join(extra)}")
-    assert "settled" in subprocess.run(
-        [sys.executable, "-m", "tm402_nb", "ledger", "--path", str(ledger_path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120).stdout
+    assert (
+        "settled"
+        in subprocess.run(
+            [sys.executable, "-m", "tm402_nb", "ledger", "--path", str(ledger_path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        ).stdout
+    )

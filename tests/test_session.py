@@ -16,12 +16,15 @@ from tm402_nb.session import _mode_from_env
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 
 
-@pytest.mark.parametrize("env, mode", [
-    ({}, "sandbox"),
-    ({"TM402_PRIVATE_KEY": KEY}, "x402"),
-    ({"TM_API_KEY": "tm-123"}, "api-key"),
-    ({"TM402_PRIVATE_KEY": KEY, "TM402_MODE": "sandbox"}, "sandbox"),
-])
+@pytest.mark.parametrize(
+    "env, mode",
+    [
+        ({}, "sandbox"),
+        ({"TM402_PRIVATE_KEY": KEY}, "x402"),
+        ({"TM_API_KEY": "tm-123"}, "api-key"),
+        ({"TM402_PRIVATE_KEY": KEY, "TM402_MODE": "sandbox"}, "sandbox"),
+    ],
+)
 def test_mode_from_environment(monkeypatch, env, mode):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -75,9 +78,10 @@ def test_scope_counts_and_caps():
             s.client.frame("tm-grade", symbol="BTC")
             s.client.frame("tm-grade", symbol="BTC")  # cached
         assert (cost.n_paid, cost.n_cached) == (1, 1)
-        with s.scope("cell", max_cost="0.02"), pytest.raises(BudgetExceeded, match="cell cap"):
+        with s.scope("cell", max_cost="0.02"):
             s.client.frame("tm-grade", symbol="ETH")
-            s.client.frame("ai-reports", symbol="ETH")
+            with pytest.raises(BudgetExceeded, match="cell cap"):
+                s.client.frame("ai-reports", symbol="ETH")
 
 
 def test_budget_setter_and_refusal():

@@ -94,8 +94,13 @@ class ToyX402:
         net = get_network(c.network)
         req: dict[str, Any] = {"scheme": "exact"}
         if c.version == 1:
-            req.update(network=net.v1_name, maxAmountRequired=str(c.amount), resource="http://toy/data",
-                       description="toy data", mimeType="application/json")
+            req.update(
+                network=net.v1_name,
+                maxAmountRequired=str(c.amount),
+                resource="http://toy/data",
+                description="toy data",
+                mimeType="application/json",
+            )
         else:
             req.update(network=net.caip2, amount=str(c.amount))
         req.update(asset=c.asset, payTo=c.pay_to, maxTimeoutSeconds=c.timeout)
@@ -106,13 +111,24 @@ class ToyX402:
     def challenge(self, error: str) -> Response:
         c = self.config
         if c.version == 1:
-            body = c.challenge_override if c.challenge_override is not None else {
-                "x402Version": 1, "error": error, "accepts": [self.requirement(), *c.more_offers]}
+            body = (
+                c.challenge_override
+                if c.challenge_override is not None
+                else {"x402Version": 1, "error": error, "accepts": [self.requirement(), *c.more_offers]}
+            )
             text = body if isinstance(body, str) else json.dumps(body)
             return Response(text, status_code=402, media_type="application/json")
-        obj = c.challenge_override if c.challenge_override is not None else {
-            "x402Version": 2, "error": error, "resource": {"url": "http://toy/data"},
-            "accepts": [self.requirement(), *c.more_offers], "extensions": {}}
+        obj = (
+            c.challenge_override
+            if c.challenge_override is not None
+            else {
+                "x402Version": 2,
+                "error": error,
+                "resource": {"url": "http://toy/data"},
+                "accepts": [self.requirement(), *c.more_offers],
+                "extensions": {},
+            }
+        )
         header = c.header_override or b64json_encode(obj)
         return Response("{}", status_code=402, media_type="application/json", headers={"PAYMENT-REQUIRED": header})
 
@@ -191,13 +207,20 @@ class ToyX402:
         if c.settle_fails:
             self.counts["settle_failed"] += 1
             failed = SettlementResponse(False, "", net_name, payload.authorization.from_, c.settle_fails)
-            return Response("{}", status_code=402, media_type="application/json",
-                            headers={receipt_header: failed.encode()})
+            return Response(
+                "{}", status_code=402, media_type="application/json", headers={receipt_header: failed.encode()}
+            )
         tx = "0x" + payload.authorization.nonce[2:]
         with self.lock:
             c.balance -= payload.authorization.value
-            self.settlements.append({"nonce": payload.authorization.nonce, "amount": payload.authorization.value,
-                                     "payer": payload.authorization.from_, "tx": tx})
+            self.settlements.append(
+                {
+                    "nonce": payload.authorization.nonce,
+                    "amount": payload.authorization.value,
+                    "payer": payload.authorization.from_,
+                    "tx": tx,
+                }
+            )
         self.counts["settled"] += 1
         if c.drop_next_paid > 0:
             c.drop_next_paid -= 1
@@ -239,4 +262,3 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
-

@@ -52,8 +52,17 @@ _LAZY = {
 }
 
 __all__ = [
-    "BudgetExceeded", "ConfigurationError", "LedgerError", "PaymentFailed", "PaymentOutcomeUnknown",
-    "PaymentRefused", "ReceiptError", "TM402Error", "WalletError", "X402ProtocolError", *_LAZY,
+    "BudgetExceeded",
+    "ConfigurationError",
+    "LedgerError",
+    "PaymentFailed",
+    "PaymentOutcomeUnknown",
+    "PaymentRefused",
+    "ReceiptError",
+    "TM402Error",
+    "WalletError",
+    "X402ProtocolError",
+    *_LAZY,
 ]
 
 

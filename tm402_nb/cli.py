@@ -70,8 +70,11 @@ def _cmd_get(args: argparse.Namespace) -> int:
                 print(frame)
         meta = frame.attrs.get("tm402", {})
         amount = ", ".join(f"{v} {k}" for k, v in meta.get("amount", {}).items()) or "0.00"
-        print(f"[{s.mode}] {meta.get('calls', 0)} calls, {meta.get('paid', 0)} paid, {meta.get('cached', 0)} cached"
-              f" · {amount}", file=sys.stderr)
+        print(
+            f"[{s.mode}] {meta.get('calls', 0)} calls, {meta.get('paid', 0)} paid, {meta.get('cached', 0)} cached"
+            f" · {amount}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -152,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except Exception as exc:  # noqa: BLE001 - one clean line for a command-line user
+    except Exception as exc:
         from .errors import TM402Error
 
         if isinstance(exc, TM402Error):

@@ -20,8 +20,10 @@ def _steps(s: Any) -> list[tuple[str, Callable[[], Any]]]:
         ('frame("tm-grade", symbol=["BTC", "ETH"])', lambda: c.frame("tm-grade", symbol=["BTC", "ETH"])),
         ('frame("tm-grade", symbol=["BTC", "ETH"])  # again', lambda: c.frame("tm-grade", symbol=["BTC", "ETH"])),
         ('quote("ai-reports", symbol="BTC")', lambda: c.quote("ai-reports", symbol="BTC")),
-        ('frame("trading-signals", symbol="BTC", start=…, end=…)',
-         lambda: c.frame("trading-signals", symbol="BTC", start="2026-07-01", end="2026-10-31")),
+        (
+            'frame("trading-signals", symbol="BTC", start=…, end=…)',
+            lambda: c.frame("trading-signals", symbol="BTC", start="2026-07-01", end="2026-10-31"),
+        ),
         ('frame("price-prediction", symbol="ETH")', lambda: c.frame("price-prediction", symbol="ETH")),
         ('frame("tokens", symbol="SOL")', lambda: c.frame("tokens", symbol="SOL")),
     ]
@@ -48,8 +50,9 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     failed = None
     started = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
     except CellExecutionError as exc:
         failed = exc
     finally:
@@ -60,8 +63,11 @@ def run_notebook(path: Path, out_dir: Path) -> int:
                 os.environ[k] = v
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-        costs = [o.data["text/plain"] for o in cell.get("outputs", [])
-                 if o.get("output_type") == "display_data" and o.get("data", {}).get("text/plain", "").startswith("tm402 · ")]
+        costs = [
+            o.data["text/plain"]
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "display_data" and o.get("data", {}).get("text/plain", "").startswith("tm402 · ")
+        ]
         status = "  " if cell.execution_count else "✗ "
         line = f"{status}[{n + 1:>2}] {first[:58]:<58}"
         print(line + (f"  {costs[0].removeprefix('tm402 · ')}" if costs else ""))
@@ -82,8 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tm402-nb demo", description=__doc__)
     parser.add_argument("--x402-version", type=int, choices=(1, 2), default=1)
     parser.add_argument("--budget", default="1.00")
-    parser.add_argument("--notebook", default="notebooks/00_quickstart.ipynb",
-                        help="notebook to run headless (default: the quickstart)")
+    parser.add_argument(
+        "--notebook", default="notebooks/00_quickstart.ipynb", help="notebook to run headless (default: the quickstart)"
+    )
     parser.add_argument("--out", default="build", help="folder for the HTML rendering")
     parser.add_argument("--script", action="store_true", help="run the scripted demo instead of the notebook")
     args = parser.parse_args(argv)
@@ -94,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .session import Session
 
     home = Path(tempfile.mkdtemp(prefix="tm402-demo-"))
-    with Session("sandbox", budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3",
-                 progress=False) as s:
+    with Session(
+        "sandbox", budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3", progress=False
+    ) as s:
         print(f"SANDBOX  {s.sandbox.url}  (x402 v{args.x402_version}, {s.network}, synthetic data, no real money)")
         print(f"wallet   {s.wallet.address}  (throwaway, funded by the sandbox)\n")
         for label, step in _steps(s):

@@ -14,16 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "TM402Error",
-    "ConfigurationError",
-    "WalletError",
-    "X402ProtocolError",
-    "ReceiptError",
-    "PaymentRefused",
     "BudgetExceeded",
+    "ConfigurationError",
+    "LedgerError",
     "PaymentFailed",
     "PaymentOutcomeUnknown",
-    "LedgerError",
+    "PaymentRefused",
+    "ReceiptError",
+    "TM402Error",
+    "WalletError",
+    "X402ProtocolError",
 ]
 
 
@@ -134,8 +134,14 @@ class LedgerError(TM402Error):
 # Hints for the reason strings facilitators send back. Facilitators disagree
 # on exact spellings, so match on fragments rather than a closed enum.
 _REASON_HINTS: list[tuple[str, str]] = [
-    ("insufficient", "the wallet does not hold enough of the asset: fund it (testnet faucet, or `POST /sandbox/faucet` in the sandbox) and retry"),
-    ("valid_before", "the authorization expired before settlement: check the machine clock and retry; the server may be slow"),
+    (
+        "insufficient",
+        "the wallet does not hold enough of the asset: fund it (testnet faucet, or `POST /sandbox/faucet` in the sandbox) and retry",
+    ),
+    (
+        "valid_before",
+        "the authorization expired before settlement: check the machine clock and retry; the server may be slow",
+    ),
     ("valid_after", "the authorization is not valid yet: the machine clock is probably ahead; sync it and retry"),
     ("nonce", "this payment was already used: it will not be charged twice; retry the request for a fresh payment"),
     ("signature", "the signature did not verify: usually a wrong EIP-712 domain (token name/version) or network"),
@@ -169,8 +175,9 @@ class UnknownSymbol(ConfigurationError):
 class APIError(TM402Error):
     """The API answered with an error (HTTP status or ``success: false``)."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None, hint: str | None = None,
-                 **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, body: Any = None, hint: str | None = None, **kw: Any
+    ) -> None:
         super().__init__(message, hint=hint, **kw)
         self.status = status
         self.body = body

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,9 +38,14 @@ class TestFacilitator:
         self.app.post("/settle")(self.settle)
 
     async def supported(self) -> dict[str, Any]:
-        return {"kinds": [{"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
-                          {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"}],
-                "extensions": [], "signers": {"eip155:*": [PAYEE]}}
+        return {
+            "kinds": [
+                {"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
+                {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"},
+            ],
+            "extensions": [],
+            "signers": {"eip155:*": [PAYEE]},
+        }
 
     def _check(self, body: dict[str, Any]) -> tuple[str | None, str | None, PaymentPayload | None]:
         try:
@@ -82,8 +87,9 @@ class TestFacilitator:
             reason, payer, payload = self._check(body)
             network = body.get("paymentRequirements", {}).get("network", "")
             if reason is not None:
-                return JSONResponse({"success": False, "errorReason": reason, "transaction": "", "network": network,
-                                     "payer": payer})
+                return JSONResponse(
+                    {"success": False, "errorReason": reason, "transaction": "", "network": network, "payer": payer}
+                )
             self.used.add(payload.authorization.nonce)
             tx = "0x" + payload.authorization.nonce[2:]
             self.settled.append({"tx": tx, "payer": payer, "amount": payload.authorization.value})
@@ -100,9 +106,13 @@ def official_resource_app(facilitator_url: str, price: str = "$0.01") -> tuple[F
 
     server = x402ResourceServer(HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url)))
     server.register("eip155:84532", ExactEvmServerScheme())
-    routes = {"GET /weather": RouteConfig(
-        accepts=PaymentOption(scheme="exact", pay_to=PAYEE, price=price, network="eip155:84532"),
-        description="weather", mime_type="application/json")}
+    routes = {
+        "GET /weather": RouteConfig(
+            accepts=PaymentOption(scheme="exact", pay_to=PAYEE, price=price, network="eip155:84532"),
+            description="weather",
+            mime_type="application/json",
+        )
+    }
     counts: Counter = Counter()
     app = FastAPI()
 

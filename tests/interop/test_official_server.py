@@ -20,7 +20,7 @@ def stack():
 
 
 def test_we_pay_the_official_sdk_server(stack, wallet, ledger):
-    url, counts, fac = stack
+    url, _counts, fac = stack
     before = len(fac.settled)
     with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
         r = client.get(url + "/weather")
@@ -34,7 +34,7 @@ def test_we_pay_the_official_sdk_server(stack, wallet, ledger):
 
 
 def test_warm_path_against_the_official_server(stack, wallet, ledger):
-    url, counts, fac = stack
+    url, counts, _fac = stack
     start = dict(counts)
     with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
         for _ in range(4):
@@ -46,19 +46,19 @@ def test_warm_path_against_the_official_server(stack, wallet, ledger):
 
 
 def test_async_client_pays_the_official_server(stack, wallet):
-    url, counts, fac = stack
+    url, _counts, _fac = stack
 
     async def main():
         async with async_paying_client(wallet, SpendPolicy()) as client:
             return await asyncio.gather(*(client.get(url + "/weather") for _ in range(5)))
+
     assert all(r.status_code == 200 and receipt(r).success for r in asyncio.run(main()))
 
 
 def test_price_over_cap_is_refused_before_signing(stack, wallet, ledger):
-    url, counts, fac = stack
+    url, _counts, _fac = stack
     auth = X402Auth(wallet, SpendPolicy(max_per_call="0.005"), ledger=ledger)
-    with httpx.Client(auth=auth) as client:
-        with pytest.raises(Exception) as info:
-            client.get(url + "/weather")
+    with httpx.Client(auth=auth) as client, pytest.raises(Exception) as info:
+        client.get(url + "/weather")
     assert "0.01 USDC" in str(info.value) and "0.005" in str(info.value)
     assert auth.stats["signed"] == 0 and ledger.payments().empty

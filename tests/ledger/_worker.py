@@ -15,18 +15,39 @@ def spend(path: str, n: int, cap: str) -> None:
 
     ledger = Ledger(path)
     policy = SpendPolicy(daily_cap=cap, max_per_call="1")
-    req = PaymentRequired.from_json({"x402Version": 1, "accepts": [{
-        "scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "17000",
-        "asset": USDC_BASE_SEPOLIA.address, "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-        "maxTimeoutSeconds": 60}]}, source="body")
+    req = PaymentRequired.from_json(
+        {
+            "x402Version": 1,
+            "accepts": [
+                {
+                    "scheme": "exact",
+                    "network": "base-sepolia",
+                    "maxAmountRequired": "17000",
+                    "asset": USDC_BASE_SEPOLIA.address,
+                    "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+                    "maxTimeoutSeconds": 60,
+                }
+            ],
+        },
+        source="body",
+    )
     offer = policy.select(req)
     allowed = 0
     for i in range(n):
         try:
             with ledger.transaction() as tx:
                 policy.authorize(offer, tx)
-                tx.insert_payment(PaymentRecord(17_000, offer.asset.address, offer.network.caip2,
-                                                offer.requirements.pay_to, "0xpayer", f"0x{i:064x}", 0))
+                tx.insert_payment(
+                    PaymentRecord(
+                        17_000,
+                        offer.asset.address,
+                        offer.network.caip2,
+                        offer.requirements.pay_to,
+                        "0xpayer",
+                        f"0x{i:064x}",
+                        0,
+                    )
+                )
             allowed += 1
         except BudgetExceeded:
             pass

@@ -62,10 +62,12 @@ def test_reopening_keeps_rows(tmp_path):
 
 
 def test_frames_have_display_amounts(ledger):
-    ledger.record_payment(PaymentRecord(68_000, "0xa", "eip155:84532", "0xb", "0xc", "0x1", 0, decimals=6,
-                                        asset_symbol="USDC"))
-    ledger.record_payment(PaymentRecord(15 * 10**17, "0xt", "eip155:84532", "0xb", "0xc", "0x2", 0, decimals=18,
-                                        asset_symbol="TMAI"))
+    ledger.record_payment(
+        PaymentRecord(68_000, "0xa", "eip155:84532", "0xb", "0xc", "0x1", 0, decimals=6, asset_symbol="USDC")
+    )
+    ledger.record_payment(
+        PaymentRecord(15 * 10**17, "0xt", "eip155:84532", "0xb", "0xc", "0x2", 0, decimals=18, asset_symbol="TMAI")
+    )
     frame = ledger.payments()
     assert frame["amount"].tolist() == [0.068, 1.5]
     assert frame["amount_atomic"].tolist() == [68_000, 15 * 10**17]  # exact, beyond int64 too
@@ -104,8 +106,16 @@ def test_threads_write_without_losing_rows(ledger):
 def test_two_processes_share_a_daily_cap(tmp_path):
     path = tmp_path / "shared.sqlite3"
     Ledger(path).close()
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.ledger._worker", "spend", str(path), "40", "0.50"],
-                              cwd=ROOT, env=_env(), stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.ledger._worker", "spend", str(path), "40", "0.50"],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     allowed = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     with Ledger(path) as led:
@@ -122,8 +132,9 @@ def test_killed_process_leaves_a_recoverable_ledger(tmp_path):
     toy.config.slow_next_paid = 60.0
     path = tmp_path / "crash.sqlite3"
     with serve_app(toy.app) as url:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.ledger._worker", "hang", str(path), url + "/data"],
-                                cwd=ROOT, env=_env())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.ledger._worker", "hang", str(path), url + "/data"], cwd=ROOT, env=_env()
+        )
         try:
             assert sent.wait(timeout=60), "the worker never sent its payment"
         finally:

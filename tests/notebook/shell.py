@@ -10,8 +10,9 @@ class TestingShell(InteractiveShell):
     """``run_cell`` re-raises the cell's error, so tests see failures as exceptions."""
 
     def run_cell(self, raw_cell, store_history=False, silent=False, shell_futures=True, cell_id=None):
-        result = super().run_cell(raw_cell, store_history=store_history, silent=silent,
-                                  shell_futures=shell_futures, cell_id=cell_id)
+        result = super().run_cell(
+            raw_cell, store_history=store_history, silent=silent, shell_futures=shell_futures, cell_id=cell_id
+        )
         result.raise_error()
         return result
 
@@ -24,8 +25,16 @@ def make_shell() -> TestingShell:
     return shell
 
 
-SETTINGS = ("max_per_call", "max_per_cell", "budget", "pay_with", "cache_ttl", "show_footer", "feedback",
-            "short_errors")
+SETTINGS = (
+    "max_per_call",
+    "max_per_cell",
+    "budget",
+    "pay_with",
+    "cache_ttl",
+    "show_footer",
+    "feedback",
+    "short_errors",
+)
 
 
 def reset_magics(shell: TestingShell) -> None:

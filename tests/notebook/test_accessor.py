@@ -31,8 +31,12 @@ def sess(tmp_path_factory) -> Iterator[tm.Session]:
         mp.setenv("TM402_HOME", str(home))
         for name in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY", "TM402_MODE"):
             mp.delenv(name, raising=False)
-        s = tm.connect(mode="sandbox", ledger=home / "ledger.sqlite3", progress=False,
-                       sandbox_options={"rate_limit": 10_000, "rate_burst": 10_000})
+        s = tm.connect(
+            mode="sandbox",
+            ledger=home / "ledger.sqlite3",
+            progress=False,
+            sandbox_options={"rate_limit": 10_000, "rate_burst": 10_000},
+        )
         try:
             yield s
         finally:
@@ -59,10 +63,13 @@ def test_hundred_symbol_portfolio_in_one_paid_call(sess, universe):
     symbols = list(dict.fromkeys(universe["TOKEN_SYMBOL"]))[:100]
     assert len(symbols) == 100
     # Mixed case, reversed order, a non-default index: all must survive the join.
-    portfolio = pd.DataFrame({
-        "symbol": [s.lower() if i % 3 == 0 else s for i, s in enumerate(reversed(symbols))],
-        "qty": range(100),
-    }, index=pd.Index([f"row{i}" for i in range(100)], name="pos"))
+    portfolio = pd.DataFrame(
+        {
+            "symbol": [s.lower() if i % 3 == 0 else s for i, s in enumerate(reversed(symbols))],
+            "qty": range(100),
+        },
+        index=pd.Index([f"row{i}" for i in range(100)], name="pos"),
+    )
     before = n_payments(sess)
 
     out = portfolio.tm.grades()
@@ -172,28 +179,31 @@ def test_missing_on_column_lists_the_columns_and_pays_nothing(sess):
     assert n_payments(sess) == before
 
 
-@pytest.mark.parametrize("call, error, text", [
-    (lambda f: f.tm.enrich("market-metrics"), ConfigurationError, "not keyed by token"),
-    (lambda f: f.tm.enrich("indices"), ConfigurationError, "not keyed by token"),
-    (lambda f: f.tm.quote("top-market-cap-tokens"), ConfigurationError, "not keyed by token"),
-    (lambda f: f.tm.enrich("tm-grde"), UnknownEndpoint, "did you mean"),
-    (lambda f: f.tm.enrich("tm-grade", symbol=["ETH"]), ConfigurationError, "tokens come from"),
-    (lambda f: f.tm.enrich("tm-grade", ids=[1]), ConfigurationError, "tokens come from"),
-    (lambda f: f.tm.enrich("tm-grade", colour="red"), ParamError, "unknown parameter"),
-    (lambda f: f.tm.enrich("tm-grade", columns=["TM_GRAED"]), ConfigurationError, "did you mean TM_GRADE"),
-    (lambda f: f.tm.enrich("tm-grade", columns=[]), ConfigurationError, "columns is empty"),
-    (lambda f: f.tm.enrich("tm-grade", how="outer"), ConfigurationError, "how must be"),
-    (lambda f: f.tm.enrich("tm-grade", suffix=""), ConfigurationError, "suffix"),
-    (lambda f: f.tm.enrich("tm-grade", by="ticker"), ConfigurationError, "by must be"),
-    (lambda f: f.tm.enrich("tm-grade", by="token_id"), ConfigurationError, "not a token id"),
-    (lambda f: f.assign(symbol=[None, None]).tm.grades(), ConfigurationError, "no values"),
-    (lambda f: f.assign(symbol=["BTC,ETH", "SOL"]).tm.grades(), ConfigurationError, "one symbol per row"),
-    (lambda f: f.assign(symbol=["BTC", 3306]).tm.grades(), ConfigurationError, "mixes"),
-    (lambda f: f.assign(symbol=[True, False]).tm.grades(), ConfigurationError, "booleans"),
-    (lambda f: f.assign(symbol=[1.5, 2.0]).tm.grades(), ConfigurationError, "not a token id"),
-    (lambda f: f.assign(symbol=[[1], [2]]).tm.grades(), ConfigurationError, "unhashable"),
-    (lambda f: f.tm.enrich("tm-grade", session=object()), ConfigurationError, "Session or Client"),
-])
+@pytest.mark.parametrize(
+    "call, error, text",
+    [
+        (lambda f: f.tm.enrich("market-metrics"), ConfigurationError, "not keyed by token"),
+        (lambda f: f.tm.enrich("indices"), ConfigurationError, "not keyed by token"),
+        (lambda f: f.tm.quote("top-market-cap-tokens"), ConfigurationError, "not keyed by token"),
+        (lambda f: f.tm.enrich("tm-grde"), UnknownEndpoint, "did you mean"),
+        (lambda f: f.tm.enrich("tm-grade", symbol=["ETH"]), ConfigurationError, "tokens come from"),
+        (lambda f: f.tm.enrich("tm-grade", ids=[1]), ConfigurationError, "tokens come from"),
+        (lambda f: f.tm.enrich("tm-grade", colour="red"), ParamError, "unknown parameter"),
+        (lambda f: f.tm.enrich("tm-grade", columns=["TM_GRAED"]), ConfigurationError, "did you mean TM_GRADE"),
+        (lambda f: f.tm.enrich("tm-grade", columns=[]), ConfigurationError, "columns is empty"),
+        (lambda f: f.tm.enrich("tm-grade", how="outer"), ConfigurationError, "how must be"),
+        (lambda f: f.tm.enrich("tm-grade", suffix=""), ConfigurationError, "suffix"),
+        (lambda f: f.tm.enrich("tm-grade", by="ticker"), ConfigurationError, "by must be"),
+        (lambda f: f.tm.enrich("tm-grade", by="token_id"), ConfigurationError, "not a token id"),
+        (lambda f: f.assign(symbol=[None, None]).tm.grades(), ConfigurationError, "no values"),
+        (lambda f: f.assign(symbol=["BTC,ETH", "SOL"]).tm.grades(), ConfigurationError, "one symbol per row"),
+        (lambda f: f.assign(symbol=["BTC", 3306]).tm.grades(), ConfigurationError, "mixes"),
+        (lambda f: f.assign(symbol=[True, False]).tm.grades(), ConfigurationError, "booleans"),
+        (lambda f: f.assign(symbol=[1.5, 2.0]).tm.grades(), ConfigurationError, "not a token id"),
+        (lambda f: f.assign(symbol=[[1], [2]]).tm.grades(), ConfigurationError, "unhashable"),
+        (lambda f: f.tm.enrich("tm-grade", session=object()), ConfigurationError, "Session or Client"),
+    ],
+)
 def test_bad_input_fails_before_paying(sess, call, error, text):
     before = n_payments(sess)
     frame = pd.DataFrame({"symbol": ["BTC", "ETH"], "w": [1, 2]})
@@ -263,10 +273,10 @@ def test_history_endpoints_join_the_latest_row_per_token(sess):
     out = frame.tm.signals(columns=["DATE", "TRADING_SIGNAL", "TM_TRADER_GRADE"])
     hist = sess.client.frame("trading-signals", symbol=["BTC", "ETH"])  # cached: same request
     assert hist.groupby("TOKEN_ID").size().min() > 1  # several rows per token
-    for row, tid in zip(out.itertuples(), [3375, 3306, 3375]):
+    for row, tid in zip(out.itertuples(), [3375, 3306, 3375], strict=False):
         latest = hist[hist["TOKEN_ID"] == tid].sort_values("DATE").iloc[-1]
-        assert row.DATE == latest["DATE"]
-        assert row.TM_TRADER_GRADE == latest["TM_TRADER_GRADE"]
+        assert latest["DATE"] == row.DATE
+        assert latest["TM_TRADER_GRADE"] == row.TM_TRADER_GRADE
     # Params go to the endpoint: an older window gives older latest rows.
     old = frame.tm.signals(columns=["DATE"], start="2025-01-01", end="2025-01-31")
     assert (old["DATE"] <= pd.Timestamp("2025-01-31", tz="UTC")).all()
@@ -352,7 +362,7 @@ def test_accessor_is_rebuilt_and_stateless():
 
 def test_accessor_only_on_dataframes():
     with pytest.raises(AttributeError):
-        pd.Series(["BTC"]).tm
+        _ = pd.Series(["BTC"]).tm
     with pytest.raises(AttributeError, match="DataFrame"):
         TMAccessor(pd.Series(["BTC"]))
     with pytest.raises(AttributeError):
@@ -394,10 +404,12 @@ def test_plot_delegates_lazily(monkeypatch):
 
 
 def test_importing_the_accessor_stays_cheap():
-    code = ("import sys, pandas as pd; import tm402_nb.notebook.accessor; "
-            "assert hasattr(pd.DataFrame, 'tm'); "
-            "heavy = [m for m in ('httpx', 'tm402_nb.tokenmetrics.client', 'tm402_nb.session', 'tm402_nb.sandbox')"
-            " if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, pandas as pd; import tm402_nb.notebook.accessor; "
+        "assert hasattr(pd.DataFrame, 'tm'); "
+        "heavy = [m for m in ('httpx', 'tm402_nb.tokenmetrics.client', 'tm402_nb.session', 'tm402_nb.sandbox')"
+        " if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

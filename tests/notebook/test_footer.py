@@ -91,14 +91,29 @@ def test_cell_id_is_recorded_on_calls(ip, s):
 
 
 def test_html_and_text_forms():
-    cost = Cost("cell", [CallCost("tm-grade", "u", None, 200, paid=True, amount=17_000, asset="USDC",
-                                  network="base-sepolia", tx="0x" + "ab" * 32)])
+    cost = Cost(
+        "cell",
+        [
+            CallCost(
+                "tm-grade",
+                "u",
+                None,
+                200,
+                paid=True,
+                amount=17_000,
+                asset="USDC",
+                network="base-sepolia",
+                tx="0x" + "ab" * 32,
+            )
+        ],
+    )
 
     class FakeSession:
         mode, network, policy = "sandbox", "base-sepolia", object()
 
         def budget_text(self):
             return "0.017 USDC of 1.00 USDC budget"
+
     footer = CostFooter(cost, FakeSession())
     html = footer._repr_html_()
     assert "SANDBOX" in html and 'title="0x' + "ab" * 32 in html and "0.017 USDC" in html
@@ -133,9 +148,16 @@ def test_footer_counts_a_payment_whose_answer_was_lost(ip, s, capsys):
     from tm402_nb.errors import PaymentOutcomeUnknown
     from tm402_nb.tokenmetrics.client import Client, RetryPolicy
 
-    ip.user_ns["impatient"] = Client(mode="sandbox", base_url=s.sandbox.api_url, auth=s.auth, ledger=s.ledger,
-                                     cost=s.cost, timeout=0.3, retry=RetryPolicy(attempts=1, base=0.01),
-                                     progress=False)
+    ip.user_ns["impatient"] = Client(
+        mode="sandbox",
+        base_url=s.sandbox.api_url,
+        auth=s.auth,
+        ledger=s.ledger,
+        cost=s.cost,
+        timeout=0.3,
+        retry=RetryPolicy(attempts=1, base=0.01),
+        progress=False,
+    )
     ip.run_cell('impatient.frame("tm-grade", symbol="BTC")')  # learn the price: the next call is pre-paid
     capsys.readouterr()
     s.sandbox.set_faults(latency_ms=1000)

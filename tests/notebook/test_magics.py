@@ -179,7 +179,7 @@ def test_budget_with_dollar_sign_is_refused(ip, s):
 def test_feed_updates_with_payments(ip, s, capsys):
     ip.run_line_magic("tm", "feed")
     ip.run_line_magic("tm", "grade BTC")
-    feed = next(l for l in s.auth.listeners if getattr(l, "__self__", None).__class__.__name__ == "PaymentFeed")
+    feed = next(fn for fn in s.auth.listeners if getattr(fn, "__self__", None).__class__.__name__ == "PaymentFeed")
     text = repr(feed.__self__)
     assert "tm-grade" in text and "settled" in text and "0.017 USDC" in text
 
@@ -235,15 +235,18 @@ def test_dollar_is_never_expanded(ip, s):
 
 
 # -- bad input ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("line, exc, text", [
-    ("grdae BTC", UnknownEndpoint, "did you mean grade"),
-    ("grade BTC --stat 2026-01-01", MagicUsageError, "did you mean --start"),
-    ("grade BTC --limit 2 --limit 3", MagicUsageError, "twice"),
-    ("grade BTC --max-cost cheap", MagicUsageError, "number"),
-    ("grade BTC --max-cost $0.05", MagicUsageError, "without '\\$'"),
-    ("grade NOPECOIN", UnknownSymbol, "NOPECOIN"),
-    ("grade BTC --pay-with eth", MagicUsageError, "usdc or tmai"),
-])
+@pytest.mark.parametrize(
+    "line, exc, text",
+    [
+        ("grdae BTC", UnknownEndpoint, "did you mean grade"),
+        ("grade BTC --stat 2026-01-01", MagicUsageError, "did you mean --start"),
+        ("grade BTC --limit 2 --limit 3", MagicUsageError, "twice"),
+        ("grade BTC --max-cost cheap", MagicUsageError, "number"),
+        ("grade BTC --max-cost $0.05", MagicUsageError, "without '\\$'"),
+        ("grade NOPECOIN", UnknownSymbol, "NOPECOIN"),
+        ("grade BTC --pay-with eth", MagicUsageError, "usdc or tmai"),
+    ],
+)
 def test_bad_input_is_a_clear_error_and_pays_nothing(ip, s, line, exc, text):
     with pytest.raises(exc, match=text):
         ip.run_line_magic("tm", line)
@@ -267,6 +270,7 @@ def test_short_errors_off_gives_the_traceback(ip, s):
 def test_keyboard_interrupt_propagates_and_nothing_is_signed(ip, s, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(s.client, "resolve_symbols", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ip.run_line_magic("tm", "grade BTC")

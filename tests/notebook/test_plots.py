@@ -6,24 +6,24 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: no display in tests
 
-import copy  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import copy
+import subprocess
+import sys
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib import colors as mcolors  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.collections import LineCollection, PathCollection, PolyCollection  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import colors as mcolors
+from matplotlib import pyplot as plt
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+from matplotlib.patches import Rectangle
 
-from tm402_nb.errors import ConfigurationError  # noqa: E402
-from tm402_nb.notebook import plots  # noqa: E402
-from tm402_nb.notebook.plots import MAX_CANDLES, PLOT_KINDS, kind_for, plot_frame  # noqa: E402
-from tm402_nb.sandbox import serve  # noqa: E402
-from tm402_nb.tokenmetrics.client import Client  # noqa: E402
-from tm402_nb.x402 import SpendPolicy, X402Auth  # noqa: E402
+from tm402_nb.errors import ConfigurationError
+from tm402_nb.notebook import plots
+from tm402_nb.notebook.plots import MAX_CANDLES, PLOT_KINDS, kind_for, plot_frame
+from tm402_nb.sandbox import serve
+from tm402_nb.tokenmetrics.client import Client
+from tm402_nb.x402 import SpendPolicy, X402Auth
 
 # One worker runs the whole module under `--dist loadgroup`: one sandbox, each frame paid for once.
 pytestmark = pytest.mark.xdist_group("notebook-plots")
@@ -66,8 +66,9 @@ def sandbox():
 
 @pytest.fixture(scope="module")
 def client(sandbox):
-    c = Client(mode="sandbox", base_url=sandbox.api_url,
-               auth=X402Auth(sandbox.wallet, SpendPolicy(budget="5")), progress=False)
+    c = Client(
+        mode="sandbox", base_url=sandbox.api_url, auth=X402Auth(sandbox.wallet, SpendPolicy(budget="5")), progress=False
+    )
     yield c
     c.close()
 
@@ -105,8 +106,7 @@ def data_lines(ax) -> list:
 
 
 def markers(ax, label: str) -> int:
-    return sum(len(c.get_offsets()) for c in ax.collections
-               if isinstance(c, PathCollection) and c.get_label() == label)
+    return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection) and c.get_label() == label)
 
 
 def sandbox_texts(ax) -> list:
@@ -182,7 +182,8 @@ def test_daily_signals_returns_lines_and_markers(frames):
     assert markers(ax, "sell") == n_sell
     buy = next(c for c in ax.collections if c.get_label() == "buy")
     assert sorted(buy.get_offsets()[:, 1]) == pytest.approx(
-        sorted(df.loc[df["TRADING_SIGNAL"] == 1, "TRADING_SIGNALS_RETURNS"]))
+        sorted(df.loc[df["TRADING_SIGNAL"] == 1, "TRADING_SIGNALS_RETURNS"])
+    )
     assert set(legend_labels(ax)) == {"strategy", "holding", "buy", "sell"}
     assert ax.get_title() == "trading-signals · BTC"
 
@@ -221,8 +222,10 @@ def test_hourly_signals_as_strings(frames):
 # ---- grades ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,metric", [("grade-history", "TM_GRADE"), ("tech-history", "TECHNOLOGY_GRADE"),
-                                         ("fund-history", "FUNDAMENTAL_GRADE")])
+@pytest.mark.parametrize(
+    "name,metric",
+    [("grade-history", "TM_GRADE"), ("tech-history", "TECHNOLOGY_GRADE"), ("fund-history", "FUNDAMENTAL_GRADE")],
+)
 def test_grade_history_line_per_token(frames, name, metric):
     df = frames(name)
     ax = plot_frame(df)
@@ -236,8 +239,9 @@ def test_grade_history_line_per_token(frames, name, metric):
     assert (ax.get_legend() is not None) == (len(symbols) > 1)
 
 
-@pytest.mark.parametrize("name,metric", [("grade", "TM_GRADE"), ("tech", "TECHNOLOGY_GRADE"),
-                                         ("fund", "FUNDAMENTAL_GRADE")])
+@pytest.mark.parametrize(
+    "name,metric", [("grade", "TM_GRADE"), ("tech", "TECHNOLOGY_GRADE"), ("fund", "FUNDAMENTAL_GRADE")]
+)
 def test_latest_grades_bar_per_token(frames, name, metric):
     df = frames(name)
     ax = plot_frame(df)
@@ -330,7 +334,7 @@ def test_correlation_colours_by_sign(frames):
     colours = hexes(b.get_facecolor() for b in rects(ax))
     widths = [b.get_width() for b in rects(ax)]
     assert colours.count(plots._DOWN) == int((flipped["CORRELATION"] < 0).sum()) > 0
-    assert all((c == plots._DOWN) == (w < 0) for c, w in zip(colours, widths))
+    assert all((c == plots._DOWN) == (w < 0) for c, w in zip(colours, widths, strict=False))
 
 
 def test_correlation_two_tokens(frames):
@@ -366,7 +370,8 @@ def test_scenarios_two_tokens_use_roi(frames):
     assert len(rects(ax)) == 3 * len(df)
     assert "ROI" in ax.get_ylabel()
     assert sorted(b.get_height() for b in rects(ax)) == pytest.approx(
-        sorted(np.concatenate([df["ROI_BEAR"], df["ROI_BASE"], df["ROI_MOON"]])))
+        sorted(np.concatenate([df["ROI_BEAR"], df["ROI_BASE"], df["ROI_MOON"]]))
+    )
 
 
 def test_scenario_fan(frames):
@@ -505,7 +510,7 @@ def test_explicit_kind_overrides(frames):
 
 
 def test_explicit_title_and_given_ax(frames):
-    fig, (left, right) = plt.subplots(1, 2)
+    _fig, (left, right) = plt.subplots(1, 2)
     opened = plt.get_fignums()
     out = plot_frame(frames("index"), ax=right, title="my index")
     assert out is right
@@ -565,8 +570,10 @@ def test_unknown_option_raises(frames):
 
 
 def test_module_imports_without_pyplot():
-    code = ("import sys, tm402_nb.notebook.plots as p; "
-            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; print(sorted(p.PLOT_KINDS))")
+    code = (
+        "import sys, tm402_nb.notebook.plots as p; "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; print(sorted(p.PLOT_KINDS))"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -586,7 +593,8 @@ def test_levels_without_dates_and_close_as_series(frames):
     assert sorted(ln.get_ydata()[0] for ln in levels) == pytest.approx(sorted(df["LEVEL"]))
     red = [ln for ln in levels if mcolors.to_hex(ln.get_color()) == plots._DOWN]
     assert len(red) == int((df["LEVEL"] > last).sum())
-    assert sorted(legend_labels(ax)) == sorted({"close", *(["resistance"] if red else []),
-                                               *(["support"] if len(red) < len(df) else [])})
+    assert sorted(legend_labels(ax)) == sorted(
+        {"close", *(["resistance"] if red else []), *(["support"] if len(red) < len(df) else [])}
+    )
     with pytest.raises(ConfigurationError, match="one token"):
         plot_frame(frames("levels2"), close=close)

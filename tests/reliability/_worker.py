@@ -31,8 +31,16 @@ def main() -> int:
     policy = SpendPolicy(max_per_call="0.10", daily_cap=settings["daily_cap"])
     auth = X402Auth(wallet, policy, ledger=ledger)
     retry = RetryPolicy(attempts=3, base=0.01, cap=0.05, jitter=0, max_retry_after=0.1)
-    kw: dict[str, Any] = dict(mode="sandbox", base_url=settings["api_url"], auth=auth, ledger=ledger, retry=retry,
-                              progress=False, timeout=30, max_concurrency=settings["concurrency"])
+    kw: dict[str, Any] = dict(
+        mode="sandbox",
+        base_url=settings["api_url"],
+        auth=auth,
+        ledger=ledger,
+        retry=retry,
+        progress=False,
+        timeout=30,
+        max_concurrency=settings["concurrency"],
+    )
     # Two tokens only: identical requests are in flight at the same time, on purpose.
     tokens = [3375, 3306]
     n = settings["calls"]
@@ -50,26 +58,36 @@ def main() -> int:
         return 3
     started = time.monotonic()
     if settings["kind"] == "async":
+
         async def run() -> list[Any]:
             gate = asyncio.Semaphore(settings["concurrency"])
             async with AsyncClient(**kw) as client:
+
                 async def one(i: int) -> Any:
                     async with gate:
                         return await client.get("tm-grade", token_id=[tokens[i % 2]], refresh=True)
+
                 return await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+
         results = asyncio.run(asyncio.wait_for(run(), timeout=120))
     else:
         with Client(**kw) as client, ThreadPoolExecutor(settings["concurrency"]) as pool:
+
             def one(i: int) -> Any:
                 try:
                     return client.get("tm-grade", token_id=[tokens[i % 2]], refresh=True)
-                except Exception as exc:  # noqa: BLE001 - counted by kind
+                except Exception as exc:
                     return exc
+
             results = list(pool.map(one, range(n), timeout=120))
     outcomes.update(classify(r) for r in results)
     ledger.close()
-    print(json.dumps({"outcomes": dict(outcomes), "payer": wallet.address,
-                      "seconds": round(time.monotonic() - started, 3)}), flush=True)
+    print(
+        json.dumps(
+            {"outcomes": dict(outcomes), "payer": wallet.address, "seconds": round(time.monotonic() - started, 3)}
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ CALLS_PER_PROCESS = 100
 
 
 def _seconds_to_utc_midnight() -> float:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86_400
     return midnight - now.timestamp()
 
@@ -52,12 +52,25 @@ def test_two_processes_share_one_ledger_and_one_daily_cap(tmp_path):
         procs = []
         try:
             for kind in ("async", "sync"):
-                p = subprocess.Popen([sys.executable, "-m", "tests.reliability._worker"], cwd=ROOT, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                p = subprocess.Popen(
+                    [sys.executable, "-m", "tests.reliability._worker"],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
                 procs.append(p)
-                settings = {"api_url": sb.api_url, "ledger": str(ledger_path), "daily_cap": f"{cap_atomic / 1e6:.6f}",
-                            "calls": CALLS_PER_PROCESS, "concurrency": 8, "kind": kind,
-                            "key": wallet._export_key_hex()}
+                settings = {
+                    "api_url": sb.api_url,
+                    "ledger": str(ledger_path),
+                    "daily_cap": f"{cap_atomic / 1e6:.6f}",
+                    "calls": CALLS_PER_PROCESS,
+                    "concurrency": 8,
+                    "kind": kind,
+                    "key": wallet._export_key_hex(),
+                }
                 p.stdin.write(json.dumps(settings) + "\n")
                 p.stdin.flush()
             for p in procs:  # both set up (imports, ledger, client) before either pays
@@ -73,7 +86,7 @@ def test_two_processes_share_one_ledger_and_one_daily_cap(tmp_path):
                 if p.poll() is None:
                     p.kill()
                     p.wait(timeout=10)
-        for p, (out, err) in zip(procs, outputs):
+        for p, (_out, err) in zip(procs, outputs, strict=False):
             assert p.returncode == 0, err[-2000:]
             assert "Traceback" not in err, err[-2000:]
         reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
@@ -110,6 +123,7 @@ def test_two_processes_share_one_ledger_and_one_daily_cap(tmp_path):
 # spurious PaymentOutcomeUnknown and a settled payment was marked unknown in the ledger); and the
 # first request to finish dropped the other's replay slot, so a lost answer could be paid twice.
 
+
 def test_identical_concurrent_requests_each_pay_once(tmp_path):
     import asyncio
 
@@ -135,8 +149,9 @@ def test_identical_concurrent_requests_each_pay_once(tmp_path):
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(8) as pool:
-                results += list(pool.map(lambda _: c.get("tm-grade", token_id=[3375], refresh=True), range(8),
-                                         timeout=60))
+                results += list(
+                    pool.map(lambda _: c.get("tm-grade", token_id=[3375], refresh=True), range(8), timeout=60)
+                )
         rec = reconcile(sb, wallet.address, ledger)
         ledger.close()
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -155,10 +170,22 @@ def test_a_lost_answer_keeps_its_replay_slot_when_an_identical_request_finishes_
     from tm402_nb.x402.networks import USDC_BASE_SEPOLIA
     from tm402_nb.x402.transport import PaymentReplayTransport
 
-    challenge = {"x402Version": 1, "error": "pay", "accepts": [{
-        "scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "17000", "resource": "http://t/data",
-        "asset": USDC_BASE_SEPOLIA.address, "payTo": PAY_TO, "maxTimeoutSeconds": 300,
-        "extra": {"name": "USDC", "version": "2"}}]}
+    challenge = {
+        "x402Version": 1,
+        "error": "pay",
+        "accepts": [
+            {
+                "scheme": "exact",
+                "network": "base-sepolia",
+                "maxAmountRequired": "17000",
+                "resource": "http://t/data",
+                "asset": USDC_BASE_SEPOLIA.address,
+                "payTo": PAY_TO,
+                "maxTimeoutSeconds": 300,
+                "extra": {"name": "USDC", "version": "2"},
+            }
+        ],
+    }
     paid_nonces: list[str] = []
     second_arrived, first_done = threading.Event(), threading.Event()
     lock = threading.Lock()
@@ -185,6 +212,7 @@ def test_a_lost_answer_keeps_its_replay_slot_when_an_identical_request_finishes_
     transport = PaymentReplayTransport(httpx.MockTransport(handler), attempts=0)
     outcomes: list[object] = []
     with httpx.Client(auth=auth, transport=transport) as http:
+
         def worker() -> None:  # roles go by arrival at the server, not by thread
             try:
                 outcomes.append(http.get("http://t/data").status_code)

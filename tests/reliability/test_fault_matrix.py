@@ -70,8 +70,10 @@ KINDS = {c.__name__: c for c in (APIError, RateLimited, PaymentFailed, PaymentOu
 
 @pytest.fixture(scope="module")
 def sandboxes() -> Iterator[dict[int, SandboxServer]]:
-    with serve(x402_version=1, fund=False, rate_limit=10_000, rate_burst=10_000) as sb1, \
-            serve(x402_version=2, fund=False, rate_limit=10_000, rate_burst=10_000) as sb2:
+    with (
+        serve(x402_version=1, fund=False, rate_limit=10_000, rate_burst=10_000) as sb1,
+        serve(x402_version=2, fund=False, rate_limit=10_000, rate_burst=10_000) as sb2,
+    ):
         yield {1: sb1, 2: sb2}
 
 
@@ -96,22 +98,25 @@ def _outcome(result: Any, expected_data: list[dict[str, Any]]) -> str:
 
 def _run_sync(sb: SandboxServer, auth: X402Auth, ledger: Ledger) -> list[Any]:
     results: list[Any] = []
-    with Client(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY,
-                progress=False, timeout=10) as c:
+    with Client(
+        mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY, progress=False, timeout=10
+    ) as c:
         for ep, tid in CALLS:
             try:
                 results.append(c.get(ep, token_id=[tid], refresh=True))
-            except Exception as exc:  # noqa: BLE001 - classified (and type-checked) by _outcome
+            except Exception as exc:
                 results.append(exc)
     return results
 
 
 def _run_async(sb: SandboxServer, auth: X402Auth, ledger: Ledger) -> list[Any]:
     async def main() -> list[Any]:
-        async with AsyncClient(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY,
-                               progress=False, timeout=10) as c:
+        async with AsyncClient(
+            mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY, progress=False, timeout=10
+        ) as c:
             calls = [c.get(ep, token_id=[tid], refresh=True) for ep, tid in CALLS]
             return list(await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60))
+
     return asyncio.run(main())
 
 
@@ -132,7 +137,7 @@ def test_fault(sandboxes, reference, tmp_path, case, version, client_kind):
         results = run(sb, auth, ledger)
     finally:
         sb.set_faults()
-    outcomes = [_outcome(r, ref) for r, ref in zip(results, reference[version])]
+    outcomes = [_outcome(r, ref) for r, ref in zip(results, reference[version], strict=False)]
     if client_kind == "sync":
         assert outcomes == expected
     else:  # concurrent: which call meets a one-shot fault is a race, how many is not
@@ -158,7 +163,7 @@ def test_fault(sandboxes, reference, tmp_path, case, version, client_kind):
     assert start_balance - sb.balance(wallet.address, "usdc") == rec["paid_atomic"]
     # Budget accounting: what the policy still counts is what may have moved (failed rows released).
     assert sum(auth.policy.spent().values()) == rec["counted_atomic"]
-    for outcome, result in zip(outcomes, results):
+    for outcome, result in zip(outcomes, results, strict=False):
         if outcome != OK:
             assert isinstance(result, KINDS[outcome])
     ledger.close()

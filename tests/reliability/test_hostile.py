@@ -21,6 +21,7 @@ payment through the async client's transport are served exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import threading
@@ -79,14 +80,33 @@ addresses = st.one_of(
     st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex()),
 )
 payees = st.one_of(addresses, st.sampled_from(["not-an-address", "0x1234", "", PAYEE_A[:-1], PAYEE_A + "00"]))
-assets = st.sampled_from([
-    USDC_BASE_SEPOLIA.address, USDC_BASE_SEPOLIA.address.lower(), USDC_BASE.address, TMAI_BASE.address,
-    TMAI_SANDBOX, UNKNOWN_TOKEN, "USDC", "not-an-address", "",
-])
-v1_networks = st.sampled_from(["base-sepolia", "base", "Base-Sepolia", "eip155:84532", "ethereum", "polygon", "",
-                               "eip155:8453", "solana-devnet"])
-v2_networks = st.sampled_from(["eip155:84532", "eip155:8453", "eip155:1", "eip155:999999", "base-sepolia", "base",
-                               "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"])
+assets = st.sampled_from(
+    [
+        USDC_BASE_SEPOLIA.address,
+        USDC_BASE_SEPOLIA.address.lower(),
+        USDC_BASE.address,
+        TMAI_BASE.address,
+        TMAI_SANDBOX,
+        UNKNOWN_TOKEN,
+        "USDC",
+        "not-an-address",
+        "",
+    ]
+)
+v1_networks = st.sampled_from(
+    ["base-sepolia", "base", "Base-Sepolia", "eip155:84532", "ethereum", "polygon", "", "eip155:8453", "solana-devnet"]
+)
+v2_networks = st.sampled_from(
+    [
+        "eip155:84532",
+        "eip155:8453",
+        "eip155:1",
+        "eip155:999999",
+        "base-sepolia",
+        "base",
+        "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+    ]
+)
 amounts = st.one_of(
     st.integers(0, 120_000),
     st.integers(0, 2**256 + 10),
@@ -98,10 +118,19 @@ timeouts = st.one_of(
     st.sampled_from(["60", 60.5, None, True]),
 )
 MISSING = object()
-extras = st.sampled_from([
-    MISSING, None, {"name": "USDC", "version": "2"}, {"name": "USD Coin", "version": "2"},
-    {"name": "Token Metrics AI", "version": "1"}, {}, {"name": "Evil"}, {"name": "", "version": ""}, "USDC",
-])
+extras = st.sampled_from(
+    [
+        MISSING,
+        None,
+        {"name": "USDC", "version": "2"},
+        {"name": "USD Coin", "version": "2"},
+        {"name": "Token Metrics AI", "version": "1"},
+        {},
+        {"name": "Evil"},
+        {"name": "", "version": ""},
+        "USDC",
+    ]
+)
 schemes = st.sampled_from(["exact"] * 6 + ["upto", "EXACT", ""])
 
 
@@ -177,15 +206,34 @@ class Variant:
 USDC_SEP = (84532, USDC_BASE_SEPOLIA.address.lower())
 VARIANTS = [
     Variant("default", dict(max_per_call="0.10", budget="0.25"), {USDC_SEP: (100_000, 250_000)}),
-    Variant("payees", dict(max_per_call="0.05", budget="0.20", payees=[PAYEE_A, PAYEE_B]),
-            {USDC_SEP: (50_000, 200_000)}, payees=frozenset({PAYEE_A.lower(), PAYEE_B.lower()})),
-    Variant("mainnet", dict(max_per_call="0.10", budget="0.30", network="base"),
-            {(8453, USDC_BASE.address.lower()): (100_000, 300_000)}),
-    Variant("tmai", dict(max_per_call="0.10", budget="0.30", pay_with="tmai", extra_assets=[SANDBOX_TMAI_BASE_SEPOLIA],
-                         asset_limits={"TMAI": {"max_per_call": "5", "budget": "12"}}),
-            {USDC_SEP: (100_000, 300_000), (84532, TMAI_SANDBOX.lower()): (5 * 10**18, 12 * 10**18)}),
-    Variant("short-timeout", dict(max_per_call="0.10", budget="0.30", max_timeout_seconds=300),
-            {USDC_SEP: (100_000, 300_000)}, max_timeout=300),
+    Variant(
+        "payees",
+        dict(max_per_call="0.05", budget="0.20", payees=[PAYEE_A, PAYEE_B]),
+        {USDC_SEP: (50_000, 200_000)},
+        payees=frozenset({PAYEE_A.lower(), PAYEE_B.lower()}),
+    ),
+    Variant(
+        "mainnet",
+        dict(max_per_call="0.10", budget="0.30", network="base"),
+        {(8453, USDC_BASE.address.lower()): (100_000, 300_000)},
+    ),
+    Variant(
+        "tmai",
+        dict(
+            max_per_call="0.10",
+            budget="0.30",
+            pay_with="tmai",
+            extra_assets=[SANDBOX_TMAI_BASE_SEPOLIA],
+            asset_limits={"TMAI": {"max_per_call": "5", "budget": "12"}},
+        ),
+        {USDC_SEP: (100_000, 300_000), (84532, TMAI_SANDBOX.lower()): (5 * 10**18, 12 * 10**18)},
+    ),
+    Variant(
+        "short-timeout",
+        dict(max_per_call="0.10", budget="0.30", max_timeout_seconds=300),
+        {USDC_SEP: (100_000, 300_000)},
+        max_timeout=300,
+    ),
 ]
 CHAINS = {"base-sepolia": 84532, "eip155:84532": 84532, "base": 8453, "eip155:8453": 8453}
 CAIP2 = {84532: "eip155:84532", 8453: "eip155:8453"}
@@ -193,8 +241,12 @@ KNOWN_DOMAIN = {USDC_SEP, (8453, USDC_BASE.address.lower()), (84532, TMAI_SANDBO
 
 
 def _is_address(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 42 and value[:2] == "0x" and all(
-        c in "0123456789abcdefABCDEF" for c in value[2:])
+    return (
+        isinstance(value, str)
+        and len(value) == 42
+        and value[:2] == "0x"
+        and all(c in "0123456789abcdefABCDEF" for c in value[2:])
+    )
 
 
 def static_violation(v: Variant, req: PaymentRequirements) -> str | None:
@@ -275,6 +327,7 @@ def test_policy_only_selects_what_it_allows(variant, session):
 
 # -- end to end: X402Auth against a tiny server serving the hypothesis challenges -----------------
 
+
 class CountingWallet(Wallet):
     """A wallet that counts every digest it signs (nothing can be signed behind the counter)."""
 
@@ -299,8 +352,9 @@ class HostileServer:
         ch = self.challenge
         if ch["x402Version"] == 1:
             return Response(json.dumps(ch), status_code=402, media_type="application/json")
-        return Response("{}", status_code=402, media_type="application/json",
-                        headers={"PAYMENT-REQUIRED": b64json_encode(ch)})
+        return Response(
+            "{}", status_code=402, media_type="application/json", headers={"PAYMENT-REQUIRED": b64json_encode(ch)}
+        )
 
     async def data(self, request: Request) -> Response:
         with self.lock:
@@ -318,8 +372,11 @@ class HostileServer:
             if version == 2:
                 match = payload.accepted == entry
             else:
-                match = (payload.network == entry.get("network") and auth.to == entry.get("payTo")
-                         and str(auth.value) == str(entry.get("maxAmountRequired")))
+                match = (
+                    payload.network == entry.get("network")
+                    and auth.to == entry.get("payTo")
+                    and str(auth.value) == str(entry.get("maxAmountRequired"))
+                )
             if match and payload.x402_version == version:
                 receipt = SettlementResponse(True, "0x" + auth.nonce[2:], str(entry.get("network")), auth.from_)
                 name = "X-PAYMENT-RESPONSE" if version == 1 else "PAYMENT-RESPONSE"
@@ -369,18 +426,29 @@ def test_nothing_outside_the_policy_is_ever_signed(hostile, variant, session, wa
         assert 0 < a.valid_before - a.valid_after <= req.max_timeout_seconds + 600
     # The budget: what may still be spent (everything but payments the server refused) fits.
     for key, (_, budget) in variant.assets.items():
-        live = sum(p.amount for p in signed if p.status != "failed"
-                   and (CHAINS[p.offer.requirements.network.strip().lower()], p.offer.requirements.asset.lower()) == key)
+        live = sum(
+            p.amount
+            for p in signed
+            if p.status != "failed"
+            and (CHAINS[p.offer.requirements.network.strip().lower()], p.offer.requirements.asset.lower()) == key
+        )
         assert live <= budget
 
 
 def test_payee_switch_within_an_explicit_allow_list(hostile):
     """Regression: the refusal says "pass payees=[...] to allow several"; doing so now allows them."""
     server, url = hostile
-    req = {"scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "17000",
-           "asset": USDC_BASE_SEPOLIA.address, "maxTimeoutSeconds": 60, "extra": {"name": "USDC", "version": "2"}}
+    req = {
+        "scheme": "exact",
+        "network": "base-sepolia",
+        "maxAmountRequired": "17000",
+        "asset": USDC_BASE_SEPOLIA.address,
+        "maxTimeoutSeconds": 60,
+        "extra": {"name": "USDC", "version": "2"},
+    }
     pinned = X402Auth(Wallet.create(), SpendPolicy(), warm=False)
     listed = X402Auth(Wallet.create(), SpendPolicy(payees=[PAYEE_A, PAYEE_B]), warm=False)
+    refusals: list[tuple[X402Auth, str]] = []
     for auth in (pinned, listed):
         with httpx.Client(auth=auth, timeout=10) as http:
             for payee in (PAYEE_A, PAYEE_B):
@@ -388,16 +456,24 @@ def test_payee_switch_within_an_explicit_allow_list(hostile):
                 try:
                     http.get(url + "/data")
                 except PaymentRefused as exc:
-                    assert auth is pinned and "payee changed" in str(exc) and "payees=[...]" in str(exc)
+                    refusals.append((auth, str(exc)))
+    assert [a for a, _ in refusals] == [pinned]
+    assert "payee changed" in refusals[0][1] and "payees=[...]" in refusals[0][1]
     assert pinned.stats["signed"] == 1 and listed.stats["signed"] == 2
 
 
 # -- a 20 KB challenge --------------------------------------------------------------------------
 
+
 def _valid_requirement(version: int, pad: int) -> dict[str, Any]:
-    req: dict[str, Any] = {"scheme": "exact", "network": "base-sepolia" if version == 1 else "eip155:84532",
-                           "asset": USDC_BASE_SEPOLIA.address, "payTo": PAYEE_A, "maxTimeoutSeconds": 60,
-                           "extra": {"name": "USDC", "version": "2", "padding": "x" * pad}}
+    req: dict[str, Any] = {
+        "scheme": "exact",
+        "network": "base-sepolia" if version == 1 else "eip155:84532",
+        "asset": USDC_BASE_SEPOLIA.address,
+        "payTo": PAYEE_A,
+        "maxTimeoutSeconds": 60,
+        "extra": {"name": "USDC", "version": "2", "padding": "x" * pad},
+    }
     req["maxAmountRequired" if version == 1 else "amount"] = "17000"
     return req
 
@@ -484,8 +560,9 @@ def victim(request) -> Iterator[Valid]:
 
     A long window (600 s), so the payment outlives the whole hypothesis run.
     """
-    with serve(x402_version=request.param, fund=False, rate_limit=100_000, rate_burst=100_000,
-               max_timeout_seconds=600) as sb:
+    with serve(
+        x402_version=request.param, fund=False, rate_limit=100_000, rate_burst=100_000, max_timeout_seconds=600
+    ) as sb:
         wallet = Wallet.create()
         sb.fund(wallet.address, "usdc", "5")
         yield _valid_payment(sb, wallet)
@@ -520,8 +597,20 @@ def _mutate_signature(sig: str, how: str, i: int, mask: int, v_new: int, cut: in
 @st.composite
 def mutation(draw: Any, version: int) -> tuple[str, Any]:
     """One (kind, edit): ``edit(payload, requirement)`` changes the JSON in place; ``kind`` names the field."""
-    kinds = ["value", "to", "from", "nonce", "signature", "validAfter", "validBefore", "network", "asset",
-             "scheme", "x402Version", "drop"]
+    kinds = [
+        "value",
+        "to",
+        "from",
+        "nonce",
+        "signature",
+        "validAfter",
+        "validBefore",
+        "network",
+        "asset",
+        "scheme",
+        "x402Version",
+        "drop",
+    ]
     if version == 2:
         kinds.append("accepted-echo")
     kind = draw(st.sampled_from(kinds))
@@ -530,13 +619,14 @@ def mutation(draw: Any, version: int) -> tuple[str, Any]:
         return p["payload"]["authorization"]
 
     if kind in ("value", "validAfter", "validBefore"):
-        delta = draw(st.one_of(st.integers(-10**6, 10**6), st.sampled_from([-1, 1, 600, -600, 3600])))
+        delta = draw(st.one_of(st.integers(-(10**6), 10**6), st.sampled_from([-1, 1, 600, -600, 3600])))
         absolute = draw(st.one_of(st.none(), st.integers(0, 2**256 - 1), st.sampled_from([0, 2**256 - 1])))
 
         def edit(p, r, kind=kind, delta=delta, absolute=absolute):
             old = int(auth_of(p)[kind])
             new = absolute if absolute is not None else max(0, old + delta)
             auth_of(p)[kind] = str(new if new != old else old + 1)
+
         return kind, edit
     if kind in ("to", "from"):
         other = draw(addresses)
@@ -546,6 +636,7 @@ def mutation(draw: Any, version: int) -> tuple[str, Any]:
             if other.lower() == a[kind].lower():
                 other = PAYEE_B if a[kind].lower() != PAYEE_B.lower() else PAYEE_A
             a[kind] = other
+
         return kind, edit
     if kind == "nonce":
         other = "0x" + draw(st.binary(min_size=32, max_size=32)).hex()
@@ -553,28 +644,47 @@ def mutation(draw: Any, version: int) -> tuple[str, Any]:
         def edit(p, r, other=other):
             a = auth_of(p)
             a["nonce"] = other if other != a["nonce"] else "0x" + "ab" * 32
+
         return kind, edit
     if kind == "signature":
         args = dict(
             how=draw(st.sampled_from(["byte", "v", "truncate", "extend", "zero", "high-s-same-v", "junk"])),
-            i=draw(st.integers(0, 63)), mask=draw(st.integers(1, 255)), v_new=draw(st.integers(0, 255)),
-            cut=draw(st.integers(0, 64)), tail=draw(st.binary(min_size=1, max_size=8)),
+            i=draw(st.integers(0, 63)),
+            mask=draw(st.integers(1, 255)),
+            v_new=draw(st.integers(0, 255)),
+            cut=draw(st.integers(0, 64)),
+            tail=draw(st.binary(min_size=1, max_size=8)),
             junk=draw(st.sampled_from(["not-hex", "empty", "bare", "no-prefix", "odd"])),
         )
 
         def edit(p, r, args=args):
             p["payload"]["signature"] = _mutate_signature(p["payload"]["signature"], **args)
+
         return f"signature/{args['how']}", edit
     if kind == "network":
         # A different chain or an unknown name (case and v1/CAIP-2 spellings of one chain are that chain).
-        other = draw(st.sampled_from(["base", "eip155:8453", "ethereum", "eip155:1", "polygon", "", "base-mainnet",
-                                      "eip155:999999", "solana-devnet"]))
+        other = draw(
+            st.sampled_from(
+                [
+                    "base",
+                    "eip155:8453",
+                    "ethereum",
+                    "eip155:1",
+                    "polygon",
+                    "",
+                    "base-mainnet",
+                    "eip155:999999",
+                    "solana-devnet",
+                ]
+            )
+        )
 
         def edit(p, r, other=other):
             if version == 1:
                 p["network"] = other
             else:
                 p["accepted"]["network"] = other
+
         return kind, edit
     if kind == "asset":
         other = draw(st.sampled_from([TMAI_SANDBOX, UNKNOWN_TOKEN, USDC_BASE.address, "USDC", "0x12"]))
@@ -583,6 +693,7 @@ def mutation(draw: Any, version: int) -> tuple[str, Any]:
             r["asset"] = other  # the claim: "this pays in another token"
             if version == 2:
                 p["accepted"]["asset"] = other
+
         return kind, edit
     if kind == "scheme":
         other = draw(st.sampled_from(["upto", "EXACT", "", "exact ", "permit2"]))
@@ -592,17 +703,26 @@ def mutation(draw: Any, version: int) -> tuple[str, Any]:
                 p["scheme"] = other
             else:
                 p["accepted"]["scheme"] = other
+
         return kind, edit
     if kind == "x402Version":
-        other = draw(st.sampled_from([0, 1, 2, 3, -1, "1", "2", None, True, False, 2.5, 1.0, 2.0]).filter(
-            lambda x: isinstance(x, bool) or not isinstance(x, (int, float)) or x != version))
+        other = draw(
+            st.sampled_from([0, 1, 2, 3, -1, "1", "2", None, True, False, 2.5, 1.0, 2.0]).filter(
+                lambda x: isinstance(x, bool) or not isinstance(x, (int, float)) or x != version
+            )
+        )
 
         def edit(p, r, other=other):
             p["x402Version"] = other
+
         return kind, edit
     if kind == "drop":
-        where = draw(st.sampled_from(["signature", "authorization", "payload", "from", "to", "value", "validAfter",
-                                      "validBefore", "nonce"] + (["accepted"] if version == 2 else ["scheme", "network"])))
+        where = draw(
+            st.sampled_from(
+                ["signature", "authorization", "payload", "from", "to", "value", "validAfter", "validBefore", "nonce"]
+                + (["accepted"] if version == 2 else ["scheme", "network"])
+            )
+        )
 
         def edit(p, r, where=where):
             if where in ("signature", "authorization"):
@@ -611,12 +731,16 @@ def mutation(draw: Any, version: int) -> tuple[str, Any]:
                 del p[where]
             else:
                 del auth_of(p)[where]
+
         return f"drop/{where}", edit
     # accepted-echo (v2): the echo no longer matches this endpoint's requirement (the paid endpoint checks it)
     field_ = draw(st.sampled_from(["amount", "payTo", "maxTimeoutSeconds", "extra"]))
 
     def edit(p, r, field_=field_):
-        p["accepted"][field_] = {"amount": "1", "payTo": PAYEE_B, "maxTimeoutSeconds": 1, "extra": {"name": "Evil"}}[field_]
+        p["accepted"][field_] = {"amount": "1", "payTo": PAYEE_B, "maxTimeoutSeconds": 1, "extra": {"name": "Evil"}}[
+            field_
+        ]
+
     return f"accepted/{field_}", edit
 
 
@@ -676,10 +800,8 @@ def _mutated_examples(victim: Valid, data: Any) -> None:
     edits = data.draw(st.lists(mutation(victim.version), min_size=1, max_size=3), label="mutations")
     payload, req = copy.deepcopy(victim.payload), copy.deepcopy(victim.requirement)
     for _, edit in edits:
-        try:
+        with contextlib.suppress(KeyError):  # an earlier mutation dropped the field this one edits
             edit(payload, req)
-        except KeyError:
-            pass  # an earlier mutation dropped the field this one edits
     # Two mutations can cancel out (v 27 -> 28 -> 0 is the original recovery id again): compare meanings.
     same_payload = _canonical(payload) == _canonical(victim.payload)
     assume(not (same_payload and req == victim.requirement))
@@ -733,18 +855,25 @@ def test_payer_signed_wrong_terms_are_refused(victim):
         to = data.draw(st.sampled_from([req.pay_to, PAYEE_B, victim.wallet.address]))
         window = data.draw(st.sampled_from(["ok", "expired", "expiring", "not-yet"]))
         assume(value != req.amount or to != req.pay_to or window != "ok")
-        after, before = {"ok": (now - 600, now + 300), "expired": (now - 3600, now - 60),
-                         "expiring": (now - 600, now + 2), "not-yet": (now + 120, now + 600)}[window]
+        after, before = {
+            "ok": (now - 600, now + 300),
+            "expired": (now - 3600, now - 60),
+            "expiring": (now - 600, now + 2),
+            "not-yet": (now + 120, now + 600),
+        }[window]
         nonce = "0x" + data.draw(st.binary(min_size=32, max_size=32)).hex()
         auth = Authorization(victim.wallet.address, to, value, after, before, nonce)
         domain = Eip712Domain(req.eip712_name or "USDC", req.eip712_version or "2", 84532, req.asset)
         payload = copy.deepcopy(victim.payload)
-        payload["payload"] = {"signature": "0x" + victim.wallet.sign_digest(transfer_digest(auth, domain)).hex(),
-                              "authorization": auth.to_json()}
+        payload["payload"] = {
+            "signature": "0x" + victim.wallet.sign_digest(transfer_digest(auth, domain)).hex(),
+            "authorization": auth.to_json(),
+        }
         balances = _balances(victim)
         with httpx.Client(base_url=victim.sb.url, timeout=10) as c:
-            problems = (_facilitator_accepts(c, victim, payload, victim.requirement)
-                        + _endpoint_accepts(c, victim, payload))
+            problems = _facilitator_accepts(c, victim, payload, victim.requirement) + _endpoint_accepts(
+                c, victim, payload
+            )
         assert not problems, f"value={value} to={to} window={window}: {problems}"
         assert _balances(victim) == balances
 
@@ -771,8 +900,15 @@ def test_equivalent_signature_spellings_settle_at_most_once(victim):
     assert _balances(victim) == (before[0] - price * served, before[1] + price * served, before[2] + served)
 
 
-@pytest.mark.parametrize("field_, value", [("maxTimeoutSeconds", 1), ("maxTimeoutSeconds", "600"),
-                                           ("extra", {"name": "Evil", "version": "2"}), ("extra", None)])
+@pytest.mark.parametrize(
+    "field_, value",
+    [
+        ("maxTimeoutSeconds", 1),
+        ("maxTimeoutSeconds", "600"),
+        ("extra", {"name": "Evil", "version": "2"}),
+        ("extra", None),
+    ],
+)
 def test_v2_echo_must_match_the_offer(field_, value):
     """Regression (sandbox paywall): like the reference server, a v2 `accepted` echo must carry the
     offer's maxTimeoutSeconds and its `extra` (name, version); it used to be served anyway."""
@@ -794,6 +930,7 @@ def test_v2_echo_must_match_the_offer(field_, value):
 
 # -- replay in parallel, through the async client's own transport ---------------------------------
 
+
 @pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
 def test_parallel_replay_through_the_async_client_is_served_once(tmp_path, version):
     with serve(x402_version=version, fund=False, rate_limit=100_000, rate_burst=100_000) as sb:
@@ -805,12 +942,23 @@ def test_parallel_replay_through_the_async_client_is_served_once(tmp_path, versi
         before = _balances(valid)
 
         async def burst() -> list[httpx.Response]:
-            async with AsyncClient(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY,
-                                   progress=False, max_concurrency=20) as client:
+            async with AsyncClient(
+                mode="sandbox",
+                base_url=sb.api_url,
+                auth=auth,
+                ledger=ledger,
+                retry=FAST_RETRY,
+                progress=False,
+                max_concurrency=20,
+            ) as client:
                 http = client._http  # auth + payment-replay transport + pool, exactly as the client sends
                 headers = {valid.header: b64json_encode(valid.payload)}
-                return await asyncio.wait_for(asyncio.gather(*(
-                    http.get(sb.api_url + "/tm-grade", params=PARAMS, headers=headers) for _ in range(20))), 60)
+                return await asyncio.wait_for(
+                    asyncio.gather(
+                        *(http.get(sb.api_url + "/tm-grade", params=PARAMS, headers=headers) for _ in range(20))
+                    ),
+                    60,
+                )
 
         responses = asyncio.run(burst())
         after = _balances(valid)

@@ -66,14 +66,30 @@ def js_client(tmp_path_factory) -> Path:
     if not version.startswith("v") or int(version[1:].split(".")[0]) < 18:
         pytest.skip(f"node {version} has no global fetch (needs node >= 18)")
     where = tmp_path_factory.mktemp("x402-js")
-    (where / "package.json").write_text(json.dumps({"name": "tm402-js-interop", "version": "0.0.0", "private": True,
-                                                    "type": "module"}))
+    (where / "package.json").write_text(
+        json.dumps({"name": "tm402-js-interop", "version": "0.0.0", "private": True, "type": "module"})
+    )
     try:
         # Few, short retries: without registry access this should skip in seconds, not minutes.
-        out = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefer-offline",
-                              "--fetch-retries=1", "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=3000",
-                              "--fetch-timeout=20000", *PACKAGES], cwd=where, capture_output=True, text=True,
-                             timeout=180)
+        out = subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefer-offline",
+                "--fetch-retries=1",
+                "--fetch-retry-mintimeout=1000",
+                "--fetch-retry-maxtimeout=3000",
+                "--fetch-timeout=20000",
+                *PACKAGES,
+            ],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip("npm install of the official x402 JS client timed out (no registry access?)")
     if out.returncode != 0:
@@ -91,8 +107,14 @@ def test_official_js_fetch_client_pays_the_sandbox(js_client, version):
         wallet = Wallet.create()
         sb.fund(wallet.address, "usdc", "5")
         env = {**os.environ, "X402_TEST_KEY": wallet._export_key_hex()}  # node's environment only
-        out = subprocess.run(["node", "pay.mjs", sb.api_url + "/tm-grade?token_id=3375", str(version)],
-                             cwd=js_client, env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            ["node", "pay.mjs", sb.api_url + "/tm-grade?token_id=3375", str(version)],
+            cwd=js_client,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         settlements = sb.settlements(payer=wallet.address)
         balance = sb.balance(wallet.address, "usdc")
     assert out.returncode == 0, f"@x402/fetch {installed}: {out.stdout[-500:]} {out.stderr[-1500:]}"

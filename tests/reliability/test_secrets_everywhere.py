@@ -37,9 +37,16 @@ from tm402_nb.x402 import Wallet
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = bytes.fromhex(KEY[2:])
-TEXT_NEEDLES = (KEY[2:].lower(), KEY[2:].upper(), KEY[2:34].lower(), KEY[2:34].upper(), KEY[34:].lower(),
-                KEY[34:].upper(),
-                base64.b64encode(RAW).decode(), base64.urlsafe_b64encode(RAW).decode().rstrip("="))
+TEXT_NEEDLES = (
+    KEY[2:].lower(),
+    KEY[2:].upper(),
+    KEY[2:34].lower(),
+    KEY[2:34].upper(),
+    KEY[34:].lower(),
+    KEY[34:].upper(),
+    base64.b64encode(RAW).decode(),
+    base64.urlsafe_b64encode(RAW).decode().rstrip("="),
+)
 BYTE_NEEDLES = tuple(n.encode() for n in TEXT_NEEDLES) + (RAW, RAW[:16], RAW[16:])
 ADDRESS = Wallet.from_key(KEY).address
 
@@ -65,8 +72,16 @@ def scan_tree(root: Path) -> int:
 
 def test_needles_would_be_found():
     """The scanner itself: each spelling of the key is caught."""
-    for spelling in (KEY, KEY.upper(), KEY[2:], "0X" + KEY[2:].upper(), json.dumps({"k": KEY}), RAW,
-                     base64.b64encode(RAW), KEY[:34]):
+    for spelling in (
+        KEY,
+        KEY.upper(),
+        KEY[2:],
+        "0X" + KEY[2:].upper(),
+        json.dumps({"k": KEY}),
+        RAW,
+        base64.b64encode(RAW),
+        KEY[:34],
+    ):
         with pytest.raises(AssertionError):
             assert_clean(spelling, "probe")
 
@@ -74,14 +89,20 @@ def test_needles_would_be_found():
 # -- the notebook ---------------------------------------------------------------------------------
 
 CELLS = [
-    ("code", "import logging, os\nlogging.basicConfig(level=logging.DEBUG)\n"
-             "import tm402_nb as tm\n"
-             "s = tm.connect(mode='sandbox', wallet=tm.Wallet.from_env(), budget='1.00', progress=False)\n"
-             "s.sandbox.fund(s.wallet.address, 'usdc', '5')\nprint(s.wallet.address)"),
+    (
+        "code",
+        "import logging, os\nlogging.basicConfig(level=logging.DEBUG)\n"
+        "import tm402_nb as tm\n"
+        "s = tm.connect(mode='sandbox', wallet=tm.Wallet.from_env(), budget='1.00', progress=False)\n"
+        "s.sandbox.fund(s.wallet.address, 'usdc', '5')\nprint(s.wallet.address)",
+    ),
     ("code", "%load_ext tm402_nb"),
     ("code", "%tm grade BTC"),
-    ("code", "try:\n    get_ipython().run_line_magic('tm', 'ai-reports BTC --max-cost 0.001')\n"
-             "except tm.TM402Error as exc:\n    print('refused:', type(exc).__name__, exc, repr(exc), exc.details)"),
+    (
+        "code",
+        "try:\n    get_ipython().run_line_magic('tm', 'ai-reports BTC --max-cost 0.001')\n"
+        "except tm.TM402Error as exc:\n    print('refused:', type(exc).__name__, exc, repr(exc), exc.details)",
+    ),
     ("code", "%tm quantmetrics BTC --max-cost 0.001", ["raises-exception"]),
     ("code", "%config TMMagics.short_errors = False"),
     ("code", "%tm quantmetrics BTC --max-cost 0.002", ["raises-exception"]),
@@ -90,31 +111,40 @@ CELLS = [
     ("code", "%tm wallet"),
     ("code", "print(repr(s))\nprint(s.wallet)\nprint(repr(s.auth), repr(s.policy), repr(s.client))\ns"),
     ("code", "s.ledger.payments()"),
-    ("code", "vars(s.wallet) if hasattr(s.wallet, '__dict__') else [getattr(s.wallet, a, None) for a in "
-             "('source', 'network', 'address')]"),
+    (
+        "code",
+        "vars(s.wallet) if hasattr(s.wallet, '__dict__') else [getattr(s.wallet, a, None) for a in "
+        "('source', 'network', 'address')]",
+    ),
     ("code", "import pickle\ntry:\n    pickle.dumps(s.wallet)\nexcept TypeError as exc:\n    print('pickle:', exc)"),
     # Malformed keys, built in the kernel from the real one (the test never writes the key into a cell).
-    ("code", "good = os.environ['TM402_PRIVATE_KEY']\n"
-             "bad = [good[:-1] + 'z', good[:-1], good + '00', good.upper(), good[2:] + 'g', '0x' + good, "
-             "good.replace('0x', '0x ')]\n"
-             "for b in bad:\n"
-             "    try:\n        tm.Wallet.from_key(b)\n    except tm.TM402Error as exc:\n"
-             "        print(type(exc).__name__, exc, repr(exc), ''.join(exc._render_traceback_()))\n"
-             "    os.environ['TM402_PRIVATE_KEY'] = b\n"
-             "    try:\n        tm.Session(mode='x402', base_url=s.sandbox.api_url, progress=False).close()\n"
-             "    except tm.TM402Error as exc:\n        print('connect:', type(exc).__name__, exc)\n"
-             "os.environ['TM402_PRIVATE_KEY'] = good"),
+    (
+        "code",
+        "good = os.environ['TM402_PRIVATE_KEY']\n"
+        "bad = [good[:-1] + 'z', good[:-1], good + '00', good.upper(), good[2:] + 'g', '0x' + good, "
+        "good.replace('0x', '0x ')]\n"
+        "for b in bad:\n"
+        "    try:\n        tm.Wallet.from_key(b)\n    except tm.TM402Error as exc:\n"
+        "        print(type(exc).__name__, exc, repr(exc), ''.join(exc._render_traceback_()))\n"
+        "    os.environ['TM402_PRIVATE_KEY'] = b\n"
+        "    try:\n        tm.Session(mode='x402', base_url=s.sandbox.api_url, progress=False).close()\n"
+        "    except tm.TM402Error as exc:\n        print('connect:', type(exc).__name__, exc)\n"
+        "os.environ['TM402_PRIVATE_KEY'] = good",
+    ),
     ("code", "%config TMMagics.short_errors = True"),
     ("code", "tm.Wallet.from_key(os.environ['TM402_PRIVATE_KEY'][:-1] + 'z')", ["raises-exception"]),
-    ("code", "os.environ['TM402_PRIVATE_KEY'] = os.environ['TM402_PRIVATE_KEY'][:40]\n"
-             "tm.Wallet.from_env()", ["raises-exception"]),
+    (
+        "code",
+        "os.environ['TM402_PRIVATE_KEY'] = os.environ['TM402_PRIVATE_KEY'][:40]\ntm.Wallet.from_env()",
+        ["raises-exception"],
+    ),
     ("code", "s.close()"),
 ]
 
 
 def _notebook() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    for kind, source, *tags in CELLS:
+    for _kind, source, *tags in CELLS:
         cell = nbformat.v4.new_code_cell(source)
         if tags:
             cell.metadata["tags"] = tags[0]
@@ -134,8 +164,7 @@ def test_a_notebook_with_the_env_key_leaks_nothing(tmp_path, monkeypatch, capfd)
     monkeypatch.setenv("TM402_HOME", str(home))
     monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)  # the kernel inherits os.environ
     nb = _notebook()
-    NotebookClient(nb, kernel_name="python3", timeout=120,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
     path = tmp_path / "executed.ipynb"
     nbformat.write(nb, path)
 
@@ -165,9 +194,11 @@ def test_a_notebook_with_the_env_key_leaks_nothing(tmp_path, monkeypatch, capfd)
 
 # -- the CLI ----------------------------------------------------------------------------------------
 
+
 def _cli(args: list[str], env: dict[str, str], *, ok: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "tm402_nb", *args], capture_output=True, text=True, cwd=ROOT,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "tm402_nb", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
     assert_clean(out.stdout + out.stderr, f"`tm402-nb {' '.join(args)}`")
     if ok:
         assert out.returncode == 0, out.stderr[-2000:]
@@ -203,8 +234,16 @@ def test_the_cli_with_the_env_key_leaks_nothing(tmp_path):
             assert ADDRESS in shown.stdout and "settled" in shown.stdout
 
     # Error paths: malformed keys in the environment (each built from the real one) never echo.
-    bad_keys = [KEY[:-1] + "z", KEY[:-1], KEY + "00", KEY.upper(), "0x" + KEY, KEY[2:] + "g", KEY + "\n" + KEY,
-                KEY.replace("0x", "0x ")]
+    bad_keys = [
+        KEY[:-1] + "z",
+        KEY[:-1],
+        KEY + "00",
+        KEY.upper(),
+        "0x" + KEY,
+        KEY[2:] + "g",
+        KEY + "\n" + KEY,
+        KEY.replace("0x", "0x "),
+    ]
     for bad in bad_keys:
         failed = _cli(["get", "grade", "--symbol", "BTC"], {**x402, "TM402_PRIVATE_KEY": bad}, ok=False)
         assert failed.returncode == 2 and "error:" in failed.stderr and "private key" in failed.stderr

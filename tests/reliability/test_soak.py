@@ -28,8 +28,8 @@ import pytest
 from tests.reliability.helpers import FAST_RETRY, reconcile
 from tm402_nb.ledger import Ledger
 from tm402_nb.sandbox import serve
-from tm402_nb.tokenmetrics.cost import SESSION_CALLS_KEPT
 from tm402_nb.tokenmetrics.client import Client
+from tm402_nb.tokenmetrics.cost import SESSION_CALLS_KEPT
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
 
 WARMUP = 200
@@ -54,8 +54,7 @@ def test_two_thousand_paid_calls_without_growth(tmp_path):
         gc.collect()
         fds_before = open_fds()
         started = time.monotonic()
-        client = Client(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY,
-                        progress=False)
+        client = Client(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY, progress=False)
         try:
             for _ in range(WARMUP):
                 assert client.get("tm-grade", token_id=[3375], refresh=True)["data"]

@@ -28,21 +28,19 @@ def sbv(request: pytest.FixtureRequest, sb1: SandboxServer, sb2: SandboxServer) 
     return sb1 if request.param == 1 else sb2
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(sbv: SandboxServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sbv.url, timeout=10) as c:
         yield c
 
 
-@pytest.fixture()
+@pytest.fixture
 def c1(sb1: SandboxServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sb1.url, timeout=10) as c:
         yield c
 
 
-@pytest.fixture()
+@pytest.fixture
 def c2(sb2: SandboxServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sb2.url, timeout=10) as c:
         yield c
-
-

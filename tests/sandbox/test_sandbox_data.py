@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from datetime import date
@@ -25,7 +26,7 @@ def svc() -> DataService:
     return DataService(Market(seed=402))
 
 
-@pytest.fixture()
+@pytest.fixture
 def kc(sb1: SandboxServer):
     with httpx.Client(base_url=sb1.url, headers=key_headers(sb1), timeout=10) as c:
         yield c
@@ -84,10 +85,12 @@ def _fetch(seed: int) -> dict:
             h = {"x-api-key": app.state.sandbox.config.api_key}
             return {
                 p: c.get(p, params=q, headers=h).json()
-                for p, q in [("/v2/daily-ohlcv", {"symbol": "BTC", "limit": 20}),
-                             ("/v2/tm-grade", {"token_id": "3306"}),
-                             ("/v2/hourly-ohlcv", {"token_id": "3377", "limit": 30}),
-                             ("/v2/quantmetrics", {"limit": 5})]
+                for p, q in [
+                    ("/v2/daily-ohlcv", {"symbol": "BTC", "limit": 20}),
+                    ("/v2/tm-grade", {"token_id": "3306"}),
+                    ("/v2/hourly-ohlcv", {"token_id": "3377", "limit": 30}),
+                    ("/v2/quantmetrics", {"limit": 5}),
+                ]
             }
     finally:
         app.state.sandbox.close()
@@ -98,7 +101,9 @@ def test_same_seed_same_data_other_seed_other_prices() -> None:
     assert a == b
     assert a["/v2/daily-ohlcv"]["data"][5]["CLOSE"] != c["/v2/daily-ohlcv"]["data"][5]["CLOSE"]
     # Ids, names and the anchor day's price do not depend on the seed.
-    assert [r["TOKEN_ID"] for r in a["/v2/daily-ohlcv"]["data"]] == [r["TOKEN_ID"] for r in c["/v2/daily-ohlcv"]["data"]]
+    assert [r["TOKEN_ID"] for r in a["/v2/daily-ohlcv"]["data"]] == [
+        r["TOKEN_ID"] for r in c["/v2/daily-ohlcv"]["data"]
+    ]
     assert a["/v2/daily-ohlcv"]["data"][0]["CLOSE"] == c["/v2/daily-ohlcv"]["data"][0]["CLOSE"] == 96849.0
 
 
@@ -136,7 +141,9 @@ def test_date_window_is_inclusive(kc: httpx.Client) -> None:
 def test_page_series_matches_brute_force() -> None:
     rng = np.random.default_rng(1)
     ranges = [(int(a), int(a + rng.integers(0, 40))) for a in rng.integers(0, 60, 7)] + [(5, 4)]
-    brute = sorted(((t, k) for k, (lo, hi) in enumerate(ranges) for t in range(lo, hi + 1)), key=lambda x: (-x[0], x[1]))
+    brute = sorted(
+        ((t, k) for k, (lo, hi) in enumerate(ranges) for t in range(lo, hi + 1)), key=lambda x: (-x[0], x[1])
+    )
     for offset, count in [(0, 10), (3, 50), (100, 7), (len(brute) - 2, 10), (len(brute), 5)]:
         assert page_series(ranges, offset, count) == brute[offset : offset + count]
         assert page_points(brute[::-1], offset, count) == brute[offset : offset + count]
@@ -147,7 +154,7 @@ def test_page_series_matches_brute_force() -> None:
 
 def test_ohlc_is_consistent(kc: httpx.Client) -> None:
     rows = _rows(kc, "/v2/daily-ohlcv", token_id=3306, limit=100)
-    for newer, older in zip(rows, rows[1:]):
+    for newer, older in itertools.pairwise(rows):
         assert newer["OPEN"] == older["CLOSE"]  # gap-free: today's open is yesterday's close
     for r in rows:
         assert r["LOW"] <= min(r["OPEN"], r["CLOSE"]) <= max(r["OPEN"], r["CLOSE"]) <= r["HIGH"]
@@ -175,7 +182,7 @@ def test_price_is_the_last_close(kc: httpx.Client) -> None:
 def test_signals_follow_the_trend(kc: httpx.Client, svc: DataService) -> None:
     rows = _rows(kc, "/v2/trading-signals", token_id=3375, limit=100, startDate="2025-01-01", endDate="2026-10-31")
     rows = rows[::-1]
-    for prev, cur in zip(rows, rows[1:]):
+    for prev, cur in itertools.pairwise(rows):
         if cur["TOKEN_TREND"] != prev["TOKEN_TREND"]:
             assert cur["TRADING_SIGNAL"] == cur["TOKEN_TREND"]
         else:
@@ -217,8 +224,9 @@ def test_grade_endpoints_agree(kc: httpx.Client) -> None:
     assert 0 < signal["TM_TRADER_GRADE"] < 100
     label = latest["TM_GRADE_SIGNAL"]
     g = latest["TM_GRADE"]
-    assert label == ("Strong Buy" if g >= 80 else "Buy" if g >= 60 else "Neutral" if g > 40 else "Sell" if g > 20
-                     else "Strong Sell")
+    assert label == (
+        "Strong Buy" if g >= 80 else "Buy" if g >= 60 else "Neutral" if g > 40 else "Sell" if g > 20 else "Strong Sell"
+    )
 
 
 def test_bridged_tokens_track_their_underlying(svc: DataService) -> None:
@@ -246,7 +254,7 @@ def test_index_performance_moves_with_holdings(kc: httpx.Client) -> None:
     assert len(perf) == 31 and perf[0]["DATE"].startswith("2026-10-31")
     idx = {r["ID"]: r for r in _rows(kc, "/v2/indices")}[1]
     assert idx["ALL_TIME"] == pytest.approx(perf[0]["INDEX_CUMULATIVE_ROI"] * 100, abs=1e-3)
-    assert {r["ID"] for r in _rows(kc, "/v2/indices", indicesType="active")} < set(idx_id for idx_id in range(1, 9))
+    assert {r["ID"] for r in _rows(kc, "/v2/indices", indicesType="active")} < set(range(1, 9))
 
 
 # -- speed ------------------------------------------------------------------------------------------------------------

@@ -68,17 +68,25 @@ def test_settle_then_replay(client: httpx.Client, sbv: SandboxServer) -> None:
     again = client.post("/facilitator/settle", json=body)
     assert again.status_code == 200
     assert again.json() == {
-        "success": False, "transaction": "", "network": r["network"], "payer": w.address,
-        "errorReason": "invalid_exact_evm_nonce_already_used", "errorMessage": again.json()["errorMessage"],
+        "success": False,
+        "transaction": "",
+        "network": r["network"],
+        "payer": w.address,
+        "errorReason": "invalid_exact_evm_nonce_already_used",
+        "errorMessage": again.json()["errorMessage"],
     }
     # A payment settled through the facilitator cannot be replayed at the API either.
     name = "X-PAYMENT" if sbv.x402_version == 1 else "PAYMENT-SIGNATURE"
     from tm402_nb.x402.encoding import b64json_encode
 
-    assert client.get(PATH, params=BTC, headers={**X402, name: b64json_encode(body["paymentPayload"])}).status_code == 402
+    assert (
+        client.get(PATH, params=BTC, headers={**X402, name: b64json_encode(body["paymentPayload"])}).status_code == 402
+    )
 
 
-@pytest.mark.parametrize("payload", [b"not json", b"[]", b'{"x402Version": 1}', b'{"paymentPayload": {}, "paymentRequirements": {}}'])
+@pytest.mark.parametrize(
+    "payload", [b"not json", b"[]", b'{"x402Version": 1}', b'{"paymentPayload": {}, "paymentRequirements": {}}']
+)
 def test_malformed_facilitator_requests(client: httpx.Client, payload: bytes) -> None:
     r = client.post("/facilitator/verify", content=payload)
     assert r.status_code == 400 and r.json()["isValid"] is False and r.json()["invalidReason"] == "invalid_payload"
@@ -150,8 +158,9 @@ def test_faucet(client: httpx.Client, sbv: SandboxServer) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["amount"] == "2.5" and body["amount_atomic"] == "2500000" and body["asset"] == "USDC"
-    r = client.post("/sandbox/faucet", json={"address": w.address.lower(), "asset": sbv.assets["usdc"].address,
-                                             "amount": 1})
+    r = client.post(
+        "/sandbox/faucet", json={"address": w.address.lower(), "asset": sbv.assets["usdc"].address, "amount": 1}
+    )
     assert r.json()["balance"] == "3.5"
     r = client.post("/sandbox/faucet", json={"address": w.address, "asset": "tmai", "amount": "0.000000000000000001"})
     assert r.json()["balance_atomic"] == "1"
@@ -207,15 +216,32 @@ def test_stats_and_settlements_shape(sb2: SandboxServer) -> None:
         stats = c.get("/sandbox/stats").json()
         assert stats == server.stats()
         assert stats["paths"][PATH] == {
-            "requests": 3, "challenges": 1, "payment_headers": 2, "unchallenged_payments": 1, "paid": 2,
-            "refused": 0, "settle_failures": 0,
+            "requests": 3,
+            "challenges": 1,
+            "payment_headers": 2,
+            "unchallenged_payments": 1,
+            "paid": 2,
+            "refused": 0,
+            "settle_failures": 0,
         }
         assert stats["settlements"] == 2 and stats["by_status"] == {"200": 2, "402": 1}
         listed = c.get("/sandbox/settlements").json()
         assert listed["length"] == 2
         s = listed["settlements"][0]
-        assert set(s) == {"id", "tx", "network", "asset", "payer", "pay_to", "amount", "nonce", "path",
-                          "x402_version", "block", "settled_at"}
+        assert set(s) == {
+            "id",
+            "tx",
+            "network",
+            "asset",
+            "payer",
+            "pay_to",
+            "amount",
+            "nonce",
+            "path",
+            "x402_version",
+            "block",
+            "settled_at",
+        }
         assert (s["payer"], s["nonce"], s["amount"], s["path"]) == (w.address, p.authorization.nonce, "68000", PATH)
         assert c.get("/sandbox/settlements", params={"payer": "0x" + "00" * 20}).json()["length"] == 0
         assert c.post("/sandbox/stats/reset").json() == {"success": True}

@@ -161,7 +161,7 @@ def test_drop_after_settle(faulty: SandboxServer) -> None:
         # Re-sending the same header cannot pay twice.
         r = c.get(PATH, params=P, headers=headers_for(p))
         assert r.status_code == 402
-        err = (decode_header(r.headers["payment-required"])["error"] if faulty.x402_version == 2 else r.json()["error"])
+        err = decode_header(r.headers["payment-required"])["error"] if faulty.x402_version == 2 else r.json()["error"]
         assert err == "invalid_exact_evm_nonce_already_used"
     assert faulty.stats()["dropped"] == 1
 
@@ -188,9 +188,29 @@ def test_faults_from_serve_argument() -> None:
 
 def test_faults_from_cli_flags() -> None:
     args = build_parser().parse_args(
-        ["--latency-ms", "5", "--burst-429", "2", "--error-5xx-rate", "0.1", "--error-5xx-next", "1",
-         "--settle-failure", "--slow-settle", "--malformed-challenge", "--oversized-challenge", "--drop-after-settle",
-         "--x402-version", "2", "--network", "base", "--seed", "9", "--port", "0"]
+        [
+            "--latency-ms",
+            "5",
+            "--burst-429",
+            "2",
+            "--error-5xx-rate",
+            "0.1",
+            "--error-5xx-next",
+            "1",
+            "--settle-failure",
+            "--slow-settle",
+            "--malformed-challenge",
+            "--oversized-challenge",
+            "--drop-after-settle",
+            "--x402-version",
+            "2",
+            "--network",
+            "base",
+            "--seed",
+            "9",
+            "--port",
+            "0",
+        ]
     )
     cfg = config_from_args(args)
     f = cfg.faults

@@ -8,14 +8,14 @@ import pytest
 
 pytest.importorskip("x402.http.clients")
 
-from eth_account import Account  # noqa: E402
-from x402 import x402Client  # noqa: E402
-from x402.http.clients import x402HttpxClient  # noqa: E402
-from x402.http.utils import decode_payment_response_header  # noqa: E402
-from x402.mechanisms.evm.exact import register_exact_evm_client  # noqa: E402
-from x402.mechanisms.evm.signers import EthAccountSigner  # noqa: E402
+from eth_account import Account
+from x402 import x402Client
+from x402.http.clients import x402HttpxClient
+from x402.http.utils import decode_payment_response_header
+from x402.mechanisms.evm.exact import register_exact_evm_client
+from x402.mechanisms.evm.signers import EthAccountSigner
 
-from tm402_nb.sandbox import serve  # noqa: E402
+from tm402_nb.sandbox import serve
 
 pytestmark = pytest.mark.interop
 

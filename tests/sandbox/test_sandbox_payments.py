@@ -102,7 +102,7 @@ def test_pay_and_get_data_with_receipt(client: httpx.Client, sbv: SandboxServer,
     receipt = read_receipt(r.headers)
     assert receipt is not None and receipt.success and receipt.payer == w.address
     assert receipt.network == ("base-sepolia" if sbv.x402_version == 1 else "eip155:84532")
-    assert (("x-payment-response" in r.headers) == (sbv.x402_version == 1))
+    assert ("x-payment-response" in r.headers) == (sbv.x402_version == 1)
     after = snapshot(sbv, w.address)
     assert after[(w.address, asset)] == before[(w.address, asset)] - price
     assert after[(sbv.pay_to, asset)] == before[(sbv.pay_to, asset)] + price
@@ -114,8 +114,11 @@ def test_pay_and_get_data_with_receipt(client: httpx.Client, sbv: SandboxServer,
 
 def test_free_endpoints_need_no_payment(client: httpx.Client, sbv: SandboxServer) -> None:
     before = len(sbv.settlements())
-    for path, params in [("/v2/tokens", {"limit": 3}), ("/v2/price", {"token_id": 3375}),
-                         ("/v2/top-market-cap-tokens", {"top_k": 3})]:
+    for path, params in [
+        ("/v2/tokens", {"limit": 3}),
+        ("/v2/price", {"token_id": 3375}),
+        ("/v2/top-market-cap-tokens", {"top_k": 3}),
+    ]:
         r = client.get(path, params=params, headers=X402)
         assert r.status_code == 200, (path, r.text)
         assert read_receipt(r.headers) is None
@@ -168,7 +171,10 @@ def test_tampered_amount(client: httpx.Client, sbv: SandboxServer) -> None:
     p = sign(w, get_challenge(client, TIER1, BTC))
     d = tamper(p, lambda d: d["payload"]["authorization"].update(value="1"))
     r = _refused(client, sbv, w, headers_for(d))
-    assert _reason(r) in ("invalid_exact_evm_payload_authorization_value_mismatch", "invalid_exact_evm_payload_signature")
+    assert _reason(r) in (
+        "invalid_exact_evm_payload_authorization_value_mismatch",
+        "invalid_exact_evm_payload_signature",
+    )
 
 
 def test_signed_for_a_lower_amount(client: httpx.Client, sbv: SandboxServer) -> None:
@@ -324,8 +330,13 @@ def test_v2_header_to_v1_server(c1: httpx.Client, c2: httpx.Client, sb1: Sandbox
 
 @pytest.mark.parametrize(
     "garbage",
-    ["%%% not base64 %%%", base64.b64encode(b"not json").decode(), base64.b64encode(b"[1, 2]").decode(),
-     base64.b64encode(b'{"x402Version": 1, "payload": {}}').decode(), ""],
+    [
+        "%%% not base64 %%%",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b"[1, 2]").decode(),
+        base64.b64encode(b'{"x402Version": 1, "payload": {}}').decode(),
+        "",
+    ],
     ids=["not-base64", "not-json", "not-object", "wrong-shape", "empty"],
 )
 def test_base64_garbage(client: httpx.Client, sbv: SandboxServer, garbage: str) -> None:

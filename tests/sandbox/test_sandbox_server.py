@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tm402_nb.errors import X402ProtocolError
 from tm402_nb.sandbox import (
     ENDPOINT_TIER,
     ENDPOINTS,
@@ -121,7 +122,7 @@ def test_create_app_in_process() -> None:
         assert r.headers["x-tm402-sandbox"] == "true"
     with pytest.raises(ValueError):
         SandboxConfig(x402_version=3)
-    with pytest.raises(Exception):
+    with pytest.raises(X402ProtocolError, match="solana"):
         SandboxConfig(network="solana")
 
 
@@ -130,9 +131,20 @@ def test_price_table() -> None:
     free = {n for n, t in ENDPOINT_TIER.items() if t == 0}
     assert free == {"tokens", "price", "top-market-cap-tokens"}
     assert {n for n, t in ENDPOINT_TIER.items() if t == 1} == {
-        "trading-signals", "daily-ohlcv", "hourly-ohlcv", "tm-grade", "technology-grade", "fundamental-grade"}
+        "trading-signals",
+        "daily-ohlcv",
+        "hourly-ohlcv",
+        "tm-grade",
+        "technology-grade",
+        "fundamental-grade",
+    }
     assert {n for n, t in ENDPOINT_TIER.items() if t == 3} == {
-        "correlation", "ai-reports", "quantmetrics", "crypto-investors", "price-prediction"}
+        "correlation",
+        "ai-reports",
+        "quantmetrics",
+        "crypto-investors",
+        "price-prediction",
+    }
     assert atomic_price("daily-ohlcv", "usdc", 6) == 17_000
     assert atomic_price("indices", "usdc", 6) == 34_000
     assert atomic_price("ai-reports", "usdc", 6) == 68_000
@@ -151,9 +163,23 @@ def test_cli_runs_the_sandbox() -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tm402_nb.sandbox", "--port", str(port), "--x402-version", "2", "--seed", "11",
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tm402_nb.sandbox",
+            "--port",
+            str(port),
+            "--x402-version",
+            "2",
+            "--seed",
+            "11",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -185,8 +211,16 @@ def test_cli_help_and_bad_flags() -> None:
     assert cli_main(["--error-5xx-rate", "7"]) == 2
 
 
-CLIENT_SIDE = ("tm402_nb.x402.auth", "tm402_nb.x402.policy", "tm402_nb.x402.client", "tm402_nb.x402.transport",
-               "tm402_nb.tokenmetrics", "tm402_nb.session", "tm402_nb.notebook.", "tm402_nb.ledger")
+CLIENT_SIDE = (
+    "tm402_nb.x402.auth",
+    "tm402_nb.x402.policy",
+    "tm402_nb.x402.client",
+    "tm402_nb.x402.transport",
+    "tm402_nb.tokenmetrics",
+    "tm402_nb.session",
+    "tm402_nb.notebook.",
+    "tm402_nb.ledger",
+)
 #: `import tm402_nb` registers df.tm: the accessor module (pandas only) and its package init may load.
 ALLOWED_NOTEBOOK = ("tm402_nb.notebook", "tm402_nb.notebook.accessor")
 
@@ -195,8 +229,15 @@ def test_sandbox_code_imports_only_the_message_layer() -> None:
     """Static check: every import in tm402_nb/sandbox names the x402 message layer, errors, or itself."""
     import ast
 
-    allowed = {"tm402_nb.x402.messages", "tm402_nb.x402.networks", "tm402_nb.x402.encoding",
-               "tm402_nb.x402.eip3009", "tm402_nb.x402.wallet", "tm402_nb.x402.money", "tm402_nb.errors"}
+    allowed = {
+        "tm402_nb.x402.messages",
+        "tm402_nb.x402.networks",
+        "tm402_nb.x402.encoding",
+        "tm402_nb.x402.eip3009",
+        "tm402_nb.x402.wallet",
+        "tm402_nb.x402.money",
+        "tm402_nb.errors",
+    }
     pkg = ROOT / "tm402_nb" / "sandbox"
     for path in sorted(pkg.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

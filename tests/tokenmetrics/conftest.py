@@ -48,4 +48,3 @@ def settled_match(sandbox, wallet, ledger) -> None:
     ours = sorted(ledger.payments(status="settled")["tx"].tolist())
     theirs = sorted(s["tx"] for s in sandbox.settlements(payer=wallet.address))
     assert ours == theirs
-

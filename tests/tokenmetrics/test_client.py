@@ -200,13 +200,21 @@ def test_api_key_in_x402_mode_is_refused(sandbox, funded, ledger):
 
 
 def test_api_key_mode_pays_nothing(sandbox, ledger):
-    with Client(mode="api-key", base_url=sandbox.api_url, api_key=sandbox.api_key, ledger=ledger,
-                retry=FAST_RETRY, progress=False) as c:
+    with Client(
+        mode="api-key",
+        base_url=sandbox.api_url,
+        api_key=sandbox.api_key,
+        ledger=ledger,
+        retry=FAST_RETRY,
+        progress=False,
+    ) as c:
         df = c.frame("quantmetrics", symbol="BTC")
         assert len(df) == 1 and df.attrs["tm402"]["paid"] == 0
-    with Client(mode="api-key", base_url=sandbox.api_url, api_key="wrong", retry=FAST_RETRY) as c:
-        with pytest.raises(APIError, match="not authorized"):
-            c.get("quantmetrics", token_id=3375)
+    with (
+        Client(mode="api-key", base_url=sandbox.api_url, api_key="wrong", retry=FAST_RETRY) as c,
+        pytest.raises(APIError, match="not authorized"),
+    ):
+        c.get("quantmetrics", token_id=3375)
     assert ledger.payments().empty
 
 
@@ -219,6 +227,7 @@ def test_async_client_batches_concurrently(sandbox, funded, ledger):
             )
             q = await c.quote("correlation", symbol="BTC")
             return a, b, q
+
     ohlcv, grades, quote = asyncio.run(main())
     assert len(ohlcv) == 182 and ohlcv["DATE"].is_unique and ohlcv["DATE"].is_monotonic_increasing
     assert len(grades) == 3 and quote.per_call == 68_000

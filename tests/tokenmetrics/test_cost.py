@@ -8,13 +8,25 @@ from tm402_nb.tokenmetrics.cost import SESSION_CALLS_KEPT, CallCost, Cost, CostT
 
 
 def paid(n: int, asset: str = "USDC", decimals: int = 6) -> CallCost:
-    return CallCost("tm-grade", "u", None, 200, paid=True, amount=n, asset=asset, decimals=decimals,
-                    network="base-sepolia", tx=f"0x{n:064x}")
+    return CallCost(
+        "tm-grade",
+        "u",
+        None,
+        200,
+        paid=True,
+        amount=n,
+        asset=asset,
+        decimals=decimals,
+        network="base-sepolia",
+        tx=f"0x{n:064x}",
+    )
 
 
 def test_totals_are_exact_per_asset():
-    cost = Cost("x", [paid(17_000), paid(34_000), paid(153 * 10**16, "TMAI", 18),
-                      CallCost("tm-grade", "u", None, 200, cached=True)])
+    cost = Cost(
+        "x",
+        [paid(17_000), paid(34_000), paid(153 * 10**16, "TMAI", 18), CallCost("tm-grade", "u", None, 200, cached=True)],
+    )
     assert cost.amounts() == {"USDC": Decimal("0.051"), "TMAI": Decimal("1.53")}
     assert (cost.n_calls, cost.n_paid, cost.n_cached, cost.n_free) == (4, 3, 1, 0)
     assert cost.summary() == "4 calls (3 paid, 1 cached) · 1.53 TMAI + 0.051 USDC"
@@ -22,7 +34,7 @@ def test_totals_are_exact_per_asset():
 
 def test_a_long_session_keeps_exact_totals_but_bounded_memory():
     tracker = CostTracker()
-    for i in range(SESSION_CALLS_KEPT + 500):
+    for _i in range(SESSION_CALLS_KEPT + 500):
         tracker.record(paid(10))
     total = tracker.total
     assert total.n_paid == SESSION_CALLS_KEPT + 500

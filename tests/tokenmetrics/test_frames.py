@@ -38,64 +38,149 @@ BTC = {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC"}
 
 # §4.3, newest first, as the official notebook shows them.
 OHLCV_ETH = [
-    {**ETH, "DATE": "2021-05-02T00:00:00.000Z", "OPEN": 2944.827239, "HIGH": 2989.00, "LOW": 2854.180000,
-     "CLOSE": 2950.337798, "VOLUME": 1.388496e08},
-    {**ETH, "DATE": "2021-05-01T00:00:00.000Z", "OPEN": 2772.968933, "HIGH": 2958.00, "LOW": 2743.410000,
-     "CLOSE": 2945.032767, "VOLUME": 1.751097e08},
+    {
+        **ETH,
+        "DATE": "2021-05-02T00:00:00.000Z",
+        "OPEN": 2944.827239,
+        "HIGH": 2989.00,
+        "LOW": 2854.180000,
+        "CLOSE": 2950.337798,
+        "VOLUME": 1.388496e08,
+    },
+    {
+        **ETH,
+        "DATE": "2021-05-01T00:00:00.000Z",
+        "OPEN": 2772.968933,
+        "HIGH": 2958.00,
+        "LOW": 2743.410000,
+        "CLOSE": 2945.032767,
+        "VOLUME": 1.751097e08,
+    },
 ]
 
 # §4.4 literal (plus an older second row).
 SIGNALS = [
-    {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC", "DATE": "2025-04-10T00:00:00.000Z",
-     "TRADING_SIGNAL": 0, "TOKEN_TREND": -1, "TRADING_SIGNALS_RETURNS": 45098.7035, "HOLDING_RETURNS": 7559.6422,
-     "tm_link": "bitcoin", "TM_TRADER_GRADE": 26.48, "TM_INVESTOR_GRADE": 58.23,
-     "TM_LINK": "https://app.tokenmetrics.com/undefined"},
-    {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC", "DATE": "2025-04-09T00:00:00.000Z",
-     "TRADING_SIGNAL": -1, "TOKEN_TREND": -1, "TRADING_SIGNALS_RETURNS": 45001.5, "HOLDING_RETURNS": 7401.25,
-     "tm_link": "bitcoin", "TM_TRADER_GRADE": 24.1, "TM_INVESTOR_GRADE": 58.0,
-     "TM_LINK": "https://app.tokenmetrics.com/undefined"},
+    {
+        "TOKEN_ID": 3375,
+        "TOKEN_NAME": "Bitcoin",
+        "TOKEN_SYMBOL": "BTC",
+        "DATE": "2025-04-10T00:00:00.000Z",
+        "TRADING_SIGNAL": 0,
+        "TOKEN_TREND": -1,
+        "TRADING_SIGNALS_RETURNS": 45098.7035,
+        "HOLDING_RETURNS": 7559.6422,
+        "tm_link": "bitcoin",
+        "TM_TRADER_GRADE": 26.48,
+        "TM_INVESTOR_GRADE": 58.23,
+        "TM_LINK": "https://app.tokenmetrics.com/undefined",
+    },
+    {
+        "TOKEN_ID": 3375,
+        "TOKEN_NAME": "Bitcoin",
+        "TOKEN_SYMBOL": "BTC",
+        "DATE": "2025-04-09T00:00:00.000Z",
+        "TRADING_SIGNAL": -1,
+        "TOKEN_TREND": -1,
+        "TRADING_SIGNALS_RETURNS": 45001.5,
+        "HOLDING_RETURNS": 7401.25,
+        "tm_link": "bitcoin",
+        "TM_TRADER_GRADE": 24.1,
+        "TM_INVESTOR_GRADE": 58.0,
+        "TM_LINK": "https://app.tokenmetrics.com/undefined",
+    },
 ]
 
 # §4.8 literal (trader-grades, removed from the catalogue; used with an ad-hoc Endpoint and as grade history).
 TRADER_GRADES = [
-    {"TOKEN_ID": 17528, "TOKEN_NAME": "BTC", "DATE": "2023-10-10", "TA_GRADE": 14.09, "QUANT_GRADE": 35.7,
-     "TM_TRADER_GRADE": 18.41, "TM_TRADER_GRADE_24H_PCT_CHANGE": 22.41},
-    {"TOKEN_ID": 22600, "TOKEN_NAME": "ETH", "DATE": "2023-10-10", "TA_GRADE": 17.79, "QUANT_GRADE": 35.82,
-     "TM_TRADER_GRADE": 21.39, "TM_TRADER_GRADE_24H_PCT_CHANGE": 0.97},
+    {
+        "TOKEN_ID": 17528,
+        "TOKEN_NAME": "BTC",
+        "DATE": "2023-10-10",
+        "TA_GRADE": 14.09,
+        "QUANT_GRADE": 35.7,
+        "TM_TRADER_GRADE": 18.41,
+        "TM_TRADER_GRADE_24H_PCT_CHANGE": 22.41,
+    },
+    {
+        "TOKEN_ID": 22600,
+        "TOKEN_NAME": "ETH",
+        "DATE": "2023-10-10",
+        "TA_GRADE": 17.79,
+        "QUANT_GRADE": 35.82,
+        "TM_TRADER_GRADE": 21.39,
+        "TM_TRADER_GRADE_24H_PCT_CHANGE": 0.97,
+    },
 ]
 
 # §4.17 older ai-reports shape (SYMBOL, three report kinds).
 AI_REPORTS_OLD = [
-    {"TOKEN_ID": 3306, "TOKEN_NAME": "Ethereum", "SYMBOL": "ETH",
-     "TRADER_REPORT": "## Introduction\n\nIn this report, we will analyze the quantitative metrics of Ethereum, ...",
-     "FUNDAMENTAL_REPORT": "## Introduction\n\nEthereum, known for its smart contract functionality, ...",
-     "TECHNOLOGY_REPORT": "## Development Activity\n- **Total Commits for Github Repo:** 341,023 (Percentile: 10) ..."},
-    {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "SYMBOL": "BTC", "TRADER_REPORT": "...", "FUNDAMENTAL_REPORT": "...",
-     "TECHNOLOGY_REPORT": "..."},
+    {
+        "TOKEN_ID": 3306,
+        "TOKEN_NAME": "Ethereum",
+        "SYMBOL": "ETH",
+        "TRADER_REPORT": "## Introduction\n\nIn this report, we will analyze the quantitative metrics of Ethereum, ...",
+        "FUNDAMENTAL_REPORT": "## Introduction\n\nEthereum, known for its smart contract functionality, ...",
+        "TECHNOLOGY_REPORT": "## Development Activity\n- **Total Commits for Github Repo:** 341,023 (Percentile: 10) ...",
+    },
+    {
+        "TOKEN_ID": 3375,
+        "TOKEN_NAME": "Bitcoin",
+        "SYMBOL": "BTC",
+        "TRADER_REPORT": "...",
+        "FUNDAMENTAL_REPORT": "...",
+        "TECHNOLOGY_REPORT": "...",
+    },
 ]
 AI_REPORTS_NEW = [
-    {**ETH, "INVESTMENT_ANALYSIS_POINTER": "ETH in one line", "INVESTMENT_ANALYSIS": "## Analysis\n...",
-     "DEEP_DIVE": "## Deep dive\n...", "CODE_REVIEW": "## Code\n..."},
-    {**BTC, "INVESTMENT_ANALYSIS_POINTER": "BTC in one line", "INVESTMENT_ANALYSIS": "## Analysis\n...",
-     "DEEP_DIVE": "## Deep dive\n...", "CODE_REVIEW": "## Code\n..."},
+    {
+        **ETH,
+        "INVESTMENT_ANALYSIS_POINTER": "ETH in one line",
+        "INVESTMENT_ANALYSIS": "## Analysis\n...",
+        "DEEP_DIVE": "## Deep dive\n...",
+        "CODE_REVIEW": "## Code\n...",
+    },
+    {
+        **BTC,
+        "INVESTMENT_ANALYSIS_POINTER": "BTC in one line",
+        "INVESTMENT_ANALYSIS": "## Analysis\n...",
+        "DEEP_DIVE": "## Deep dive\n...",
+        "CODE_REVIEW": "## Code\n...",
+    },
 ]
 
 # §4.12: the level array shape from the Snowflake schema prompt.
-LEVELS = [{"date": "2020-06-05", "level": 6.9e-01}, {"date": "2021-02-12", "level": 9.9e00},
-          {"date": "2021-02-24", "level": 1.81}]
+LEVELS = [
+    {"date": "2020-06-05", "level": 6.9e-01},
+    {"date": "2021-02-12", "level": 9.9e00},
+    {"date": "2021-02-24", "level": 1.81},
+]
 RESISTANCE = [
     {**ETH, "DATE": "2025-04-10T00:00:00.000Z", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": LEVELS},
-    {**BTC, "DATE": "2025-04-10T00:00:00.000Z",
-     "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": [{"date": "2021-11-10", "level": 68000.0},
-                                              {"date": "2024-03-14", "level": 73000.0}]},
+    {
+        **BTC,
+        "DATE": "2025-04-10T00:00:00.000Z",
+        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": [
+            {"date": "2021-11-10", "level": 68000.0},
+            {"date": "2024-03-14", "level": 73000.0},
+        ],
+    },
 ]
 
 CORRELATION = [
-    {**BTC, "DATE": "2025-04-10T00:00:00.000Z",
-     "TOP_CORRELATION": [{"token": "ETH", "correlation": 0.91}, {"token": "SOL", "correlation": 0.84},
-                         {"token": "USDT", "correlation": -0.12}]},
-    {**ETH, "DATE": "2025-04-10T00:00:00.000Z",
-     "TOP_CORRELATION": [{"token": "BTC", "correlation": 0.91}, {"token": "ARB", "correlation": 0.88}]},
+    {
+        **BTC,
+        "DATE": "2025-04-10T00:00:00.000Z",
+        "TOP_CORRELATION": [
+            {"token": "ETH", "correlation": 0.91},
+            {"token": "SOL", "correlation": 0.84},
+            {"token": "USDT", "correlation": -0.12},
+        ],
+    },
+    {
+        **ETH,
+        "DATE": "2025-04-10T00:00:00.000Z",
+        "TOP_CORRELATION": [{"token": "BTC", "correlation": 0.91}, {"token": "ARB", "correlation": 0.88}],
+    },
 ]
 
 
@@ -113,30 +198,69 @@ def _scenarios(price: float) -> list[dict]:
 
 
 def _prediction(price: float, scenarios_key: str = "price_prediction") -> dict:
-    return {"token_mcap": 1e11, "total_mcap": 2.6e12, "category_name": "layer-1", "current_price": price,
-            "predicted_date": "2026-04-10T00:00:00.000Z", "similar_tokens_info": [{"symbol": "SOL"}],
-            "avg_past_performance": 0.12, "self_past_performance": 0.34, scenarios_key: _scenarios(price)}
+    return {
+        "token_mcap": 1e11,
+        "total_mcap": 2.6e12,
+        "category_name": "layer-1",
+        "current_price": price,
+        "predicted_date": "2026-04-10T00:00:00.000Z",
+        "similar_tokens_info": [{"symbol": "SOL"}],
+        "avg_past_performance": 0.12,
+        "self_past_performance": 0.34,
+        scenarios_key: _scenarios(price),
+    }
 
 
 PREDICTION_NEW = [
-    {"DATE": "2025-04-10T00:00:00.000Z", "TOKEN_ID": 3306, "TOKEN_SYMBOL": "ETH", "TOKEN_NAME": "Ethereum",
-     "PRICE_PREDICTION": _prediction(1500.0)},
-    {"DATE": "2025-04-09T00:00:00.000Z", "TOKEN_ID": 3375, "TOKEN_SYMBOL": "BTC", "TOKEN_NAME": "Bitcoin",
-     "PRICE_PREDICTION": _prediction(80000.0)},
+    {
+        "DATE": "2025-04-10T00:00:00.000Z",
+        "TOKEN_ID": 3306,
+        "TOKEN_SYMBOL": "ETH",
+        "TOKEN_NAME": "Ethereum",
+        "PRICE_PREDICTION": _prediction(1500.0),
+    },
+    {
+        "DATE": "2025-04-09T00:00:00.000Z",
+        "TOKEN_ID": 3375,
+        "TOKEN_SYMBOL": "BTC",
+        "TOKEN_NAME": "Bitcoin",
+        "PRICE_PREDICTION": _prediction(80000.0),
+    },
 ]
 PREDICTION_OLD = [
-    {"DATE": r["DATE"], "TOKEN_ID": r["TOKEN_ID"], "TOKEN_SYMBOL": r["TOKEN_SYMBOL"], "TOKEN_NAME": r["TOKEN_NAME"],
-     "SCENARIO_PREDICTION": _prediction(r["PRICE_PREDICTION"]["current_price"], "scenario_prediction")}
+    {
+        "DATE": r["DATE"],
+        "TOKEN_ID": r["TOKEN_ID"],
+        "TOKEN_SYMBOL": r["TOKEN_SYMBOL"],
+        "TOKEN_NAME": r["TOKEN_NAME"],
+        "SCENARIO_PREDICTION": _prediction(r["PRICE_PREDICTION"]["current_price"], "scenario_prediction"),
+    }
     for r in PREDICTION_NEW
 ]
 
 TM_GRADE = [
-    {**BTC, "FUNDAMENTAL_GRADE": 81.2, "TM_GRADE": 84.5, "TM_GRADE_24h_PCT_CHANGE": 1.2,
-     "TM_TRADER_GRADE_24H_CHANGE": -0.4, "QUANT_GRADE": 70.1, "FUNDAMENTAL_GRADE_CLASS": "storeOfValue",
-     "TM_GRADE_SIGNAL": "Strong Buy", "MOMENTUM": "Momentum Surging"},
-    {**ETH, "FUNDAMENTAL_GRADE": 77.0, "TM_GRADE": 55.0, "TM_GRADE_24h_PCT_CHANGE": -3.5,
-     "TM_TRADER_GRADE_24H_CHANGE": 2.0, "QUANT_GRADE": 60.0, "FUNDAMENTAL_GRADE_CLASS": "blueChip",
-     "TM_GRADE_SIGNAL": "Neutral", "MOMENTUM": "Losing Momentum"},
+    {
+        **BTC,
+        "FUNDAMENTAL_GRADE": 81.2,
+        "TM_GRADE": 84.5,
+        "TM_GRADE_24h_PCT_CHANGE": 1.2,
+        "TM_TRADER_GRADE_24H_CHANGE": -0.4,
+        "QUANT_GRADE": 70.1,
+        "FUNDAMENTAL_GRADE_CLASS": "storeOfValue",
+        "TM_GRADE_SIGNAL": "Strong Buy",
+        "MOMENTUM": "Momentum Surging",
+    },
+    {
+        **ETH,
+        "FUNDAMENTAL_GRADE": 77.0,
+        "TM_GRADE": 55.0,
+        "TM_GRADE_24h_PCT_CHANGE": -3.5,
+        "TM_TRADER_GRADE_24H_CHANGE": 2.0,
+        "QUANT_GRADE": 60.0,
+        "FUNDAMENTAL_GRADE_CLASS": "blueChip",
+        "TM_GRADE_SIGNAL": "Neutral",
+        "MOMENTUM": "Losing Momentum",
+    },
 ]
 
 
@@ -144,20 +268,56 @@ def _dated(rows: list[dict], dates: list[str], col: str = "DATE") -> list[dict]:
     return [{**r, col: d} for r in rows for d in dates]
 
 
-TECH = {"TECHNOLOGY_GRADE": 61.0, "ACTIVITY_SCORE": 55.5, "SECURITY_SCORE": 70.0, "REPOSITORY_SCORE": 64.0,
-        "COLLABORATION_SCORE": 48.0, "DEFI_SCANNER_SCORE": None}
-FUND = {"FUNDAMENTAL_GRADE": 71.0, "FUNDAMENTAL_GRADE_CLASS": "blueChip", "COMMUNITY_SCORE": 80.0,
-        "EXCHANGE_SCORE": 90.0, "VC_SCORE": None, "TOKENOMICS_SCORE": 66.0, "DEFI_SCANNER_SCORE": 40.5}
-QUANT = {"VOLATILITY": 0.62, "ALL_TIME_RETURN": 45.2, "CAGR": 0.71, "SHARPE": 1.2, "SORTINO": 1.9,
-         "MAX_DRAWDOWN": -0.83, "SKEW": 0.1, "TAIL_RATIO": 1.05, "RISK_REWARD_RATIO": 0.9, "PROFIT_FACTOR": 1.1,
-         "KURTOSIS": 6.2, "DAILY_VALUE_AT_RISK": 0.055, "DAILY_RETURN_AVG": 0.0021, "DAILY_RETURN_STD": 0.033}
+TECH = {
+    "TECHNOLOGY_GRADE": 61.0,
+    "ACTIVITY_SCORE": 55.5,
+    "SECURITY_SCORE": 70.0,
+    "REPOSITORY_SCORE": 64.0,
+    "COLLABORATION_SCORE": 48.0,
+    "DEFI_SCANNER_SCORE": None,
+}
+FUND = {
+    "FUNDAMENTAL_GRADE": 71.0,
+    "FUNDAMENTAL_GRADE_CLASS": "blueChip",
+    "COMMUNITY_SCORE": 80.0,
+    "EXCHANGE_SCORE": 90.0,
+    "VC_SCORE": None,
+    "TOKENOMICS_SCORE": 66.0,
+    "DEFI_SCANNER_SCORE": 40.5,
+}
+QUANT = {
+    "VOLATILITY": 0.62,
+    "ALL_TIME_RETURN": 45.2,
+    "CAGR": 0.71,
+    "SHARPE": 1.2,
+    "SORTINO": 1.9,
+    "MAX_DRAWDOWN": -0.83,
+    "SKEW": 0.1,
+    "TAIL_RATIO": 1.05,
+    "RISK_REWARD_RATIO": 0.9,
+    "PROFIT_FACTOR": 1.1,
+    "KURTOSIS": 6.2,
+    "DAILY_VALUE_AT_RISK": 0.055,
+    "DAILY_RETURN_AVG": 0.0021,
+    "DAILY_RETURN_STD": 0.033,
+}
 
 SAMPLES: dict[str, list[dict]] = {
     "tokens": [
-        {**BTC, "EXCHANGE_LIST": ["binance", "gate"], "CATEGORY_LIST": ["layer-1"], "CONTRACT_ADDRESS": {},
-         "TM_LINK": "https://app.tokenmetrics.com/bitcoin"},
-        {**ETH, "EXCHANGE_LIST": ["binance"], "CATEGORY_LIST": ["layer-1", "smart-contract-platform"],
-         "CONTRACT_ADDRESS": {"ethereum": "0x0"}, "TM_LINK": "https://app.tokenmetrics.com/ethereum"},
+        {
+            **BTC,
+            "EXCHANGE_LIST": ["binance", "gate"],
+            "CATEGORY_LIST": ["layer-1"],
+            "CONTRACT_ADDRESS": {},
+            "TM_LINK": "https://app.tokenmetrics.com/bitcoin",
+        },
+        {
+            **ETH,
+            "EXCHANGE_LIST": ["binance"],
+            "CATEGORY_LIST": ["layer-1", "smart-contract-platform"],
+            "CONTRACT_ADDRESS": {"ethereum": "0x0"},
+            "TM_LINK": "https://app.tokenmetrics.com/ethereum",
+        },
     ],
     "price": [{**BTC, "CURRENT_PRICE": 96849}, {**ETH, "CURRENT_PRICE": 3150.25}],
     "top-market-cap-tokens": [
@@ -166,8 +326,16 @@ SAMPLES: dict[str, list[dict]] = {
     ],
     "daily-ohlcv": OHLCV_ETH,
     "hourly-ohlcv": [
-        {**ETH, "TIMESTAMP": f"2025-04-10T{h:02d}:00:00.000Z", "OPEN": 1500.0 + h, "HIGH": 1510.0 + h,
-         "LOW": 1490.0 + h, "CLOSE": 1505.0 + h, "VOLUME": 1e6 * (h + 1)} for h in (3, 2, 1, 0)
+        {
+            **ETH,
+            "TIMESTAMP": f"2025-04-10T{h:02d}:00:00.000Z",
+            "OPEN": 1500.0 + h,
+            "HIGH": 1510.0 + h,
+            "LOW": 1490.0 + h,
+            "CLOSE": 1505.0 + h,
+            "VOLUME": 1e6 * (h + 1),
+        }
+        for h in (3, 2, 1, 0)
     ],
     "trading-signals": SIGNALS,
     "hourly-trading-signals": [
@@ -176,61 +344,163 @@ SAMPLES: dict[str, list[dict]] = {
     ],
     "tm-grade": TM_GRADE,
     "tm-grade-history": _dated(TM_GRADE, ["2025-04-10T00:00:00.000Z", "2025-04-09T00:00:00.000Z"]),
-    "technology-grade": [{**BTC, "DATE": "2025-04-10T00:00:00.000Z", **TECH},
-                         {**ETH, "DATE": "2025-04-10T00:00:00.000Z", **TECH}],
+    "technology-grade": [
+        {**BTC, "DATE": "2025-04-10T00:00:00.000Z", **TECH},
+        {**ETH, "DATE": "2025-04-10T00:00:00.000Z", **TECH},
+    ],
     "technology-grade-history": _dated([{**ETH, **TECH}], ["2025-04-10", "2025-04-09", "2025-04-08"]),
-    "fundamental-grade": [{**BTC, "DATE": "2025-04-10T00:00:00.000Z", **FUND},
-                          {**ETH, "DATE": "2025-04-10T00:00:00.000Z", **FUND}],
+    "fundamental-grade": [
+        {**BTC, "DATE": "2025-04-10T00:00:00.000Z", **FUND},
+        {**ETH, "DATE": "2025-04-10T00:00:00.000Z", **FUND},
+    ],
     "fundamental-grade-history": _dated([{**BTC, **FUND}], ["2025-04-10T00:00:00.000Z", "2025-04-09T00:00:00.000Z"]),
     "market-metrics": [
-        {"DATE": "2025-04-10T00:00:00.000Z", "TOTAL_CRYPTO_MCAP": 2.61e12, "TM_GRADE_PERC_HIGH_COINS": 31.5,
-         "TM_GRADE_SIGNAL": -1, "LAST_TM_GRADE_SIGNAL": -1},
-        {"DATE": "2025-04-09T00:00:00.000Z", "TOTAL_CRYPTO_MCAP": 2.55e12, "TM_GRADE_PERC_HIGH_COINS": 28.0,
-         "TM_GRADE_SIGNAL": 0, "LAST_TM_GRADE_SIGNAL": -1},
+        {
+            "DATE": "2025-04-10T00:00:00.000Z",
+            "TOTAL_CRYPTO_MCAP": 2.61e12,
+            "TM_GRADE_PERC_HIGH_COINS": 31.5,
+            "TM_GRADE_SIGNAL": -1,
+            "LAST_TM_GRADE_SIGNAL": -1,
+        },
+        {
+            "DATE": "2025-04-09T00:00:00.000Z",
+            "TOTAL_CRYPTO_MCAP": 2.55e12,
+            "TM_GRADE_PERC_HIGH_COINS": 28.0,
+            "TM_GRADE_SIGNAL": 0,
+            "LAST_TM_GRADE_SIGNAL": -1,
+        },
     ],
     # TS types: strings except MOONSHOT_ROI (§4.11).
     "moonshot-tokens": [
-        {"LAST_TRADING_SIGNAL_TIME": "2025-04-09T00:00:00.000Z", "TM_TRADER_GRADE": "71.20",
-         "TM_TRADER_GRADE_24H_PCT_CHANGE": "3.10", "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY": "12.50",
-         "MARKET_CAP": "123456789.00", "VOLUME_24H": "9876543.21", "MOONSHOT_END_AT": None,
-         "MOONSHOT_AT": "2025-04-09T00:00:00.000Z", "MOONSHOT_ROI": 14.2, "TOKEN_NAME": "Alpha", "TOKEN_SYMBOL": "ALP"},
-        {"LAST_TRADING_SIGNAL_TIME": "2025-03-01T00:00:00.000Z", "TM_TRADER_GRADE": "66.00",
-         "TM_TRADER_GRADE_24H_PCT_CHANGE": "-1.00", "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY": "-2.00",
-         "MARKET_CAP": "55555555.00", "VOLUME_24H": "123456.00", "MOONSHOT_END_AT": None,
-         "MOONSHOT_AT": "2025-03-01T00:00:00.000Z", "MOONSHOT_ROI": -4.5, "TOKEN_NAME": "Beta", "TOKEN_SYMBOL": "BET"},
+        {
+            "LAST_TRADING_SIGNAL_TIME": "2025-04-09T00:00:00.000Z",
+            "TM_TRADER_GRADE": "71.20",
+            "TM_TRADER_GRADE_24H_PCT_CHANGE": "3.10",
+            "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY": "12.50",
+            "MARKET_CAP": "123456789.00",
+            "VOLUME_24H": "9876543.21",
+            "MOONSHOT_END_AT": None,
+            "MOONSHOT_AT": "2025-04-09T00:00:00.000Z",
+            "MOONSHOT_ROI": 14.2,
+            "TOKEN_NAME": "Alpha",
+            "TOKEN_SYMBOL": "ALP",
+        },
+        {
+            "LAST_TRADING_SIGNAL_TIME": "2025-03-01T00:00:00.000Z",
+            "TM_TRADER_GRADE": "66.00",
+            "TM_TRADER_GRADE_24H_PCT_CHANGE": "-1.00",
+            "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY": "-2.00",
+            "MARKET_CAP": "55555555.00",
+            "VOLUME_24H": "123456.00",
+            "MOONSHOT_END_AT": None,
+            "MOONSHOT_AT": "2025-03-01T00:00:00.000Z",
+            "MOONSHOT_ROI": -4.5,
+            "TOKEN_NAME": "Beta",
+            "TOKEN_SYMBOL": "BET",
+        },
     ],
     "resistance-support": RESISTANCE,
     "indices": [
-        {"ID": 1, "NAME": "Large Cap", "TICKER": "LCAP", "PRICE": 1234.5, "COINS": 10, "24H": 1.2, "7D": -3.4,
-         "1M": 10.0, "24H_VOLUME": 1e9, "INDEX_GRADE": 66.6, "ALL_TIME": 23.4, "MARKET_CAP": 2e12,
-         "TOP_GAINERS_ICONS": ["https://x/a.png"]},
-        {"ID": 3, "NAME": "DeFi", "TICKER": "DEFI", "PRICE": 99.5, "COINS": 8, "24H": -0.2, "7D": 1.4,
-         "1M": -5.0, "24H_VOLUME": 1e8, "INDEX_GRADE": 51.0, "ALL_TIME": -12.0, "MARKET_CAP": 5e10,
-         "TOP_GAINERS_ICONS": []},
+        {
+            "ID": 1,
+            "NAME": "Large Cap",
+            "TICKER": "LCAP",
+            "PRICE": 1234.5,
+            "COINS": 10,
+            "24H": 1.2,
+            "7D": -3.4,
+            "1M": 10.0,
+            "24H_VOLUME": 1e9,
+            "INDEX_GRADE": 66.6,
+            "ALL_TIME": 23.4,
+            "MARKET_CAP": 2e12,
+            "TOP_GAINERS_ICONS": ["https://x/a.png"],
+        },
+        {
+            "ID": 3,
+            "NAME": "DeFi",
+            "TICKER": "DEFI",
+            "PRICE": 99.5,
+            "COINS": 8,
+            "24H": -0.2,
+            "7D": 1.4,
+            "1M": -5.0,
+            "24H_VOLUME": 1e8,
+            "INDEX_GRADE": 51.0,
+            "ALL_TIME": -12.0,
+            "MARKET_CAP": 5e10,
+            "TOP_GAINERS_ICONS": [],
+        },
     ],
     "indices-holdings": [
-        {**BTC, "COIN": "Bitcoin", "CG_ID": "bitcoin", "WEIGHT": 60.0, "MARKET_CAP": 1.9e12, "PRICE": 96849.0,
-         "CURRENT_ROI": 140.0, "TRADER_GRADE": 55.0, "TRADER_GRADE_CHANGE_24H": 1.5, "ICON": "https://x/btc.png",
-         "DATE": "2025-04-10T00:00:00.000Z"},
-        {**ETH, "COIN": "Ethereum", "CG_ID": "ethereum", "WEIGHT": 40.0, "MARKET_CAP": 4e11, "PRICE": 3150.0,
-         "CURRENT_ROI": 80.0, "TRADER_GRADE": 45.0, "TRADER_GRADE_CHANGE_24H": -2.0, "ICON": "https://x/eth.png",
-         "DATE": "2025-04-10T00:00:00.000Z"},
+        {
+            **BTC,
+            "COIN": "Bitcoin",
+            "CG_ID": "bitcoin",
+            "WEIGHT": 60.0,
+            "MARKET_CAP": 1.9e12,
+            "PRICE": 96849.0,
+            "CURRENT_ROI": 140.0,
+            "TRADER_GRADE": 55.0,
+            "TRADER_GRADE_CHANGE_24H": 1.5,
+            "ICON": "https://x/btc.png",
+            "DATE": "2025-04-10T00:00:00.000Z",
+        },
+        {
+            **ETH,
+            "COIN": "Ethereum",
+            "CG_ID": "ethereum",
+            "WEIGHT": 40.0,
+            "MARKET_CAP": 4e11,
+            "PRICE": 3150.0,
+            "CURRENT_ROI": 80.0,
+            "TRADER_GRADE": 45.0,
+            "TRADER_GRADE_CHANGE_24H": -2.0,
+            "ICON": "https://x/eth.png",
+            "DATE": "2025-04-10T00:00:00.000Z",
+        },
     ],
     "indices-performance": [
-        {"ID": 1, "DATE": "2025-04-10T00:00:00.000Z", "INDEX_CUMULATIVE_ROI": 0.25, "MARKET_CAP": 2e12,
-         "VOLUME": 1e9, "FDV": 2.5e12},
-        {"ID": 1, "DATE": "2025-04-09T00:00:00.000Z", "INDEX_CUMULATIVE_ROI": 0.22, "MARKET_CAP": 1.9e12,
-         "VOLUME": 1.1e9, "FDV": 2.4e12},
+        {
+            "ID": 1,
+            "DATE": "2025-04-10T00:00:00.000Z",
+            "INDEX_CUMULATIVE_ROI": 0.25,
+            "MARKET_CAP": 2e12,
+            "VOLUME": 1e9,
+            "FDV": 2.5e12,
+        },
+        {
+            "ID": 1,
+            "DATE": "2025-04-09T00:00:00.000Z",
+            "INDEX_CUMULATIVE_ROI": 0.22,
+            "MARKET_CAP": 1.9e12,
+            "VOLUME": 1.1e9,
+            "FDV": 2.4e12,
+        },
     ],
     "correlation": CORRELATION,
-    "quantmetrics": [{**BTC, "DATE": "2025-04-10T00:00:00.000Z", **QUANT},
-                     {**ETH, "DATE": "2025-04-10T00:00:00.000Z", **QUANT}],
+    "quantmetrics": [
+        {**BTC, "DATE": "2025-04-10T00:00:00.000Z", **QUANT},
+        {**ETH, "DATE": "2025-04-10T00:00:00.000Z", **QUANT},
+    ],
     "ai-reports": AI_REPORTS_NEW,
     "crypto-investors": [
-        {"INVESTOR_NAME": "a16z", "INVESTOR_WEBSITE": "https://a16z.example", "INVESTOR_TWITTER": "https://x.com/a",
-         "ROUND_COUNT": 120, "ROI_AVERAGE": 3.2, "ROI_MEDIAN": 1.1},
-        {"INVESTOR_NAME": "Paradigm", "INVESTOR_WEBSITE": "https://p.example", "INVESTOR_TWITTER": "https://x.com/p",
-         "ROUND_COUNT": 80, "ROI_AVERAGE": 2.5, "ROI_MEDIAN": 0.9},
+        {
+            "INVESTOR_NAME": "a16z",
+            "INVESTOR_WEBSITE": "https://a16z.example",
+            "INVESTOR_TWITTER": "https://x.com/a",
+            "ROUND_COUNT": 120,
+            "ROI_AVERAGE": 3.2,
+            "ROI_MEDIAN": 1.1,
+        },
+        {
+            "INVESTOR_NAME": "Paradigm",
+            "INVESTOR_WEBSITE": "https://p.example",
+            "INVESTOR_TWITTER": "https://x.com/p",
+            "ROUND_COUNT": 80,
+            "ROI_AVERAGE": 2.5,
+            "ROI_MEDIAN": 0.9,
+        },
     ],
     "price-prediction": PREDICTION_NEW,
 }
@@ -323,18 +593,48 @@ def test_empty_rows_give_typed_empty_frame(name: str) -> None:
 
 
 def test_frame_columns_tidy_and_raw() -> None:
-    assert frame_columns("resistance-support") == ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "DATE", "LEVEL_DATE",
-                                                   "LEVEL")
+    assert frame_columns("resistance-support") == (
+        "TOKEN_ID",
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "DATE",
+        "LEVEL_DATE",
+        "LEVEL",
+    )
     assert frame_columns("resistance-support", tidy=False)[-1] == "HISTORICAL_RESISTANCE_SUPPORT_LEVELS"
-    assert frame_columns("correlation") == ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "DATE", "CORRELATED_TOKEN",
-                                            "CORRELATION")
+    assert frame_columns("correlation") == (
+        "TOKEN_ID",
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "DATE",
+        "CORRELATED_TOKEN",
+        "CORRELATION",
+    )
     pp = frame_columns("price-prediction")
     assert pp[:4] == ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "DATE")
-    for c in ("CURRENT_PRICE", "PREDICTED_DATE", "SCENARIO", "PRICE_BEAR", "PRICE_BASE", "PRICE_MOON", "ROI_MOON",
-              "MCAP_BASE", "FDV_BEAR"):
+    for c in (
+        "CURRENT_PRICE",
+        "PREDICTED_DATE",
+        "SCENARIO",
+        "PRICE_BEAR",
+        "PRICE_BASE",
+        "PRICE_MOON",
+        "ROI_MOON",
+        "MCAP_BASE",
+        "FDV_BEAR",
+    ):
         assert c in pp
-    assert frame_columns("daily-ohlcv") == ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "DATE", "OPEN", "HIGH", "LOW",
-                                            "CLOSE", "VOLUME")
+    assert frame_columns("daily-ohlcv") == (
+        "TOKEN_ID",
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "DATE",
+        "OPEN",
+        "HIGH",
+        "LOW",
+        "CLOSE",
+        "VOLUME",
+    )
     assert "TIMESTAMP" in frame_columns("hourly-ohlcv") and "DATE" not in frame_columns("hourly-ohlcv")
     assert frame_columns("moonshot-tokens")[2] == "MOONSHOT_AT"
     # An endpoint unknown to the field table still gets its key, date and numeric columns.
@@ -348,8 +648,17 @@ def test_frame_columns_tidy_and_raw() -> None:
 
 def test_daily_ohlcv_literal_sorted_oldest_first() -> None:
     df = to_frame("daily-ohlcv", OHLCV_ETH)
-    assert list(df.columns) == ["TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "DATE", "OPEN", "HIGH", "LOW", "CLOSE",
-                                "VOLUME"]
+    assert list(df.columns) == [
+        "TOKEN_ID",
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "DATE",
+        "OPEN",
+        "HIGH",
+        "LOW",
+        "CLOSE",
+        "VOLUME",
+    ]
     assert df["DATE"].tolist() == [pd.Timestamp("2021-05-01", tz="UTC"), pd.Timestamp("2021-05-02", tz="UTC")]
     assert df["CLOSE"].tolist() == [2945.032767, 2950.337798]
     assert df["TOKEN_ID"].tolist() == [3306, 3306]
@@ -386,8 +695,14 @@ def test_trading_signals_literal() -> None:
 
 
 def test_trader_grades_literal_plain_dates() -> None:
-    ep = Endpoint("trader-grades", "removed Aug 2025", (), 1, dated=True,
-                  numeric=("TA_GRADE", "QUANT_GRADE", "TM_TRADER_GRADE", "TM_TRADER_GRADE_24H_PCT_CHANGE"))
+    ep = Endpoint(
+        "trader-grades",
+        "removed Aug 2025",
+        (),
+        1,
+        dated=True,
+        numeric=("TA_GRADE", "QUANT_GRADE", "TM_TRADER_GRADE", "TM_TRADER_GRADE_24H_PCT_CHANGE"),
+    )
     for endpoint in (ep, get_endpoint("tm-grade-history")):
         df = to_frame(endpoint, TRADER_GRADES)
         assert_utc(df["DATE"])
@@ -399,8 +714,12 @@ def test_trader_grades_literal_plain_dates() -> None:
 
 
 def test_mixed_date_formats_in_one_column() -> None:
-    rows = [{**ETH, "DATE": "2023-10-10", "CLOSE": 1.0}, {**ETH, "DATE": "2025-04-10T00:00:00.000Z", "CLOSE": 2.0},
-            {**ETH, "DATE": "2024-01-01T12:30:00Z", "CLOSE": 3.0}, {**ETH, "DATE": "2024-06-01 08:00:00", "CLOSE": 4.0}]
+    rows = [
+        {**ETH, "DATE": "2023-10-10", "CLOSE": 1.0},
+        {**ETH, "DATE": "2025-04-10T00:00:00.000Z", "CLOSE": 2.0},
+        {**ETH, "DATE": "2024-01-01T12:30:00Z", "CLOSE": 3.0},
+        {**ETH, "DATE": "2024-06-01 08:00:00", "CLOSE": 4.0},
+    ]
     df = to_frame("daily-ohlcv", rows)
     assert_utc(df["DATE"])
     assert df["CLOSE"].tolist() == [1.0, 3.0, 4.0, 2.0]
@@ -441,16 +760,20 @@ def test_text_columns_never_coerced() -> None:
     assert df["FUNDAMENTAL_GRADE_CLASS"].tolist() == ["storeOfValue", "blueChip"]
     assert df["TM_GRADE_24h_PCT_CHANGE"].dtype == "float64"
     # Declared numeric by the catalogue (market-metrics TM_GRADE_SIGNAL), but served as text: kept.
-    rows = [{"DATE": "2025-04-10", "TOTAL_CRYPTO_MCAP": "2.6e12", "TM_GRADE_SIGNAL": "Strong Sell"},
-            {"DATE": "2025-04-09", "TOTAL_CRYPTO_MCAP": "2.5e12", "TM_GRADE_SIGNAL": "-1"}]
+    rows = [
+        {"DATE": "2025-04-10", "TOTAL_CRYPTO_MCAP": "2.6e12", "TM_GRADE_SIGNAL": "Strong Sell"},
+        {"DATE": "2025-04-09", "TOTAL_CRYPTO_MCAP": "2.5e12", "TM_GRADE_SIGNAL": "-1"},
+    ]
     df = to_frame("market-metrics", rows)
     assert df["TM_GRADE_SIGNAL"].tolist() == ["-1", "Strong Sell"]
     assert df["TOTAL_CRYPTO_MCAP"].tolist() == [2.5e12, 2.6e12]
 
 
 def test_numeric_strings_and_missing_markers() -> None:
-    rows = [{**ETH, "DATE": "2021-05-01", "OPEN": "2772.97", "CLOSE": " 2945.03 ", "VOLUME": "N/A", "NOTE": "7"},
-            {**ETH, "DATE": "2021-05-02", "OPEN": 2944.83, "CLOSE": None, "VOLUME": "", "NOTE": "eight"}]
+    rows = [
+        {**ETH, "DATE": "2021-05-01", "OPEN": "2772.97", "CLOSE": " 2945.03 ", "VOLUME": "N/A", "NOTE": "7"},
+        {**ETH, "DATE": "2021-05-02", "OPEN": 2944.83, "CLOSE": None, "VOLUME": "", "NOTE": "eight"},
+    ]
     df = to_frame("daily-ohlcv", rows)
     assert df["OPEN"].tolist() == [2772.97, 2944.83]
     assert df["CLOSE"].iloc[0] == 2945.03 and math.isnan(df["CLOSE"].iloc[1])
@@ -467,8 +790,11 @@ def test_numeric_strings_and_missing_markers() -> None:
 
 
 def test_token_id_nullable_int() -> None:
-    rows = [{**ETH, "DATE": "2021-05-01"}, {"TOKEN_ID": None, "DATE": "2021-05-02"},
-            {"TOKEN_ID": "3375", "DATE": "2021-05-03"}]
+    rows = [
+        {**ETH, "DATE": "2021-05-01"},
+        {"TOKEN_ID": None, "DATE": "2021-05-02"},
+        {"TOKEN_ID": "3375", "DATE": "2021-05-03"},
+    ]
     df = to_frame("daily-ohlcv", rows)
     assert isinstance(df["TOKEN_ID"].dtype, pd.Int64Dtype)
     assert df["TOKEN_ID"].isna().tolist() == [False, True, False]
@@ -509,9 +835,14 @@ def test_resistance_support_tidy() -> None:
 
 
 def test_resistance_support_empty_and_odd_items() -> None:
-    rows = [{**ETH, "DATE": "2025-04-10", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": []},
-            {**BTC, "DATE": "2025-04-10",
-             "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": [{"date": "2021-01-01", "level": "5.5", "type": "support"}]}]
+    rows = [
+        {**ETH, "DATE": "2025-04-10", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": []},
+        {
+            **BTC,
+            "DATE": "2025-04-10",
+            "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": [{"date": "2021-01-01", "level": "5.5", "type": "support"}],
+        },
+    ]
     df = to_frame("resistance-support", rows)
     assert len(df) == 2  # the empty list keeps its parent, like DataFrame.explode
     assert df["LEVEL"].tolist()[1] == 5.5 and math.isnan(df["LEVEL"].iloc[0])
@@ -574,8 +905,14 @@ def test_ai_reports_old_and_new_shapes() -> None:
     assert new["TOKEN_SYMBOL"].tolist() == ["ETH", "BTC"]
     assert not {"TRADER_REPORT", "FUNDAMENTAL_REPORT", "TECHNOLOGY_REPORT"} & set(new.columns)
     norm = normalize_rows(get_endpoint("ai-reports"), AI_REPORTS_OLD)
-    assert list(norm[0]) == ["TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "TRADER_REPORT", "FUNDAMENTAL_REPORT",
-                             "TECHNOLOGY_REPORT"]
+    assert list(norm[0]) == [
+        "TOKEN_ID",
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "TRADER_REPORT",
+        "FUNDAMENTAL_REPORT",
+        "TECHNOLOGY_REPORT",
+    ]
 
 
 def test_symbol_variant() -> None:
@@ -621,11 +958,11 @@ def test_normalize_does_not_mutate_and_returns_new_dicts() -> None:
     before = copy.deepcopy(rows)
     out = normalize_rows(get_endpoint("price-prediction"), rows)
     assert rows == before
-    assert all(o is not r for o, r in zip(out, rows))
+    assert all(o is not r for o, r in zip(out, rows, strict=False))
     assert all("PRICE_PREDICTION" in o and "price_prediction" in o["PRICE_PREDICTION"] for o in out)
     assert "scenario_prediction" in rows[0]["SCENARIO_PREDICTION"]
     same = normalize_rows(get_endpoint("daily-ohlcv"), OHLCV_ETH)
-    assert same == OHLCV_ETH and all(o is not r for o, r in zip(same, OHLCV_ETH))
+    assert same == OHLCV_ETH and all(o is not r for o, r in zip(same, OHLCV_ETH, strict=False))
     assert normalize_rows(get_endpoint("daily-ohlcv"), []) == []
 
 
@@ -653,12 +990,20 @@ def test_rows_must_be_dicts() -> None:
 # lowercase
 
 
-@pytest.mark.parametrize("name, alias", [
-    ("TOKEN_ID", "token_id"), ("24H", "change_24h"), ("7D", "change_7d"), ("1M", "change_1m"),
-    ("24H_VOLUME", "volume_24h"), ("TM_GRADE_24h_PCT_CHANGE", "tm_grade_24h_pct_change"),
-    ("PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY", "price_change_percentage_7d_in_currency"),
-    ("Weird Name-x", "weird_name_x"), ("", "column"),
-])
+@pytest.mark.parametrize(
+    "name, alias",
+    [
+        ("TOKEN_ID", "token_id"),
+        ("24H", "change_24h"),
+        ("7D", "change_7d"),
+        ("1M", "change_1m"),
+        ("24H_VOLUME", "volume_24h"),
+        ("TM_GRADE_24h_PCT_CHANGE", "tm_grade_24h_pct_change"),
+        ("PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY", "price_change_percentage_7d_in_currency"),
+        ("Weird Name-x", "weird_name_x"),
+        ("", "column"),
+    ],
+)
 def test_lower_name(name: str, alias: str) -> None:
     assert lower_name(name) == alias
 
@@ -666,12 +1011,33 @@ def test_lower_name(name: str, alias: str) -> None:
 def test_lowercase_frames() -> None:
     df = to_frame("indices", SAMPLES["indices"], lowercase=True)
     assert df.index.name == "id"
-    assert list(df.columns) == ["name", "ticker", "price", "coins", "change_24h", "change_7d", "change_1m",
-                                "volume_24h", "index_grade", "all_time", "market_cap", "top_gainers_icons"]
+    assert list(df.columns) == [
+        "name",
+        "ticker",
+        "price",
+        "coins",
+        "change_24h",
+        "change_7d",
+        "change_1m",
+        "volume_24h",
+        "index_grade",
+        "all_time",
+        "market_cap",
+        "top_gainers_icons",
+    ]
     assert df["change_24h"].tolist() == [1.2, -0.2]
     df = to_frame("daily-ohlcv", OHLCV_ETH, lowercase=True)
-    assert list(df.columns) == ["token_id", "token_name", "token_symbol", "date", "open", "high", "low", "close",
-                                "volume"]
+    assert list(df.columns) == [
+        "token_id",
+        "token_name",
+        "token_symbol",
+        "date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+    ]
     assert_utc(df["date"])
 
 
@@ -679,16 +1045,31 @@ def test_lowercase_frames() -> None:
 # Property: never raises, keeps the row count, never loses text
 
 
-_KEYS = ["TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "SYMBOL", "DATE", "TIMESTAMP", "date", "OPEN", "HIGH", "LOW",
-         "CLOSE", "VOLUME", "close", "EXTRA"]
-_dates_st = st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime(),
-                         max_value=pd.Timestamp("2030-12-31").to_pydatetime())
+_KEYS = [
+    "TOKEN_ID",
+    "TOKEN_NAME",
+    "TOKEN_SYMBOL",
+    "SYMBOL",
+    "DATE",
+    "TIMESTAMP",
+    "date",
+    "OPEN",
+    "HIGH",
+    "LOW",
+    "CLOSE",
+    "VOLUME",
+    "close",
+    "EXTRA",
+]
+_dates_st = st.datetimes(
+    min_value=pd.Timestamp("2000-01-01").to_pydatetime(), max_value=pd.Timestamp("2030-12-31").to_pydatetime()
+)
 _values = st.one_of(
     st.none(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-(2**53), max_value=2**53),
     st.floats(allow_nan=False, allow_infinity=False, width=32).map(str),
-    st.integers(-10**6, 10**6).map(str),
+    st.integers(-(10**6), 10**6).map(str),
     st.sampled_from(["", "N/A", "null", "Strong Buy", "ETH", "soon", "1e5", " 42 "]),
     _dates_st.map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.000Z")),
     _dates_st.map(lambda d: d.strftime("%Y-%m-%d")),
@@ -715,8 +1096,11 @@ def _numeric_like(v) -> bool:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=_rows_st, name=st.sampled_from(["daily-ohlcv", "hourly-ohlcv", "trading-signals", "tm-grade",
-                                             "market-metrics", "tokens"]), lowercase=st.booleans())
+@given(
+    rows=_rows_st,
+    name=st.sampled_from(["daily-ohlcv", "hourly-ohlcv", "trading-signals", "tm-grade", "market-metrics", "tokens"]),
+    lowercase=st.booleans(),
+)
 def test_property_never_raises_and_keeps_rows(rows, name, lowercase) -> None:
     before = repr(rows)
     df = to_frame(name, rows, lowercase=lowercase)
@@ -725,8 +1109,11 @@ def test_property_never_raises_and_keeps_rows(rows, name, lowercase) -> None:
     assert df.columns.is_unique
     for key in ("OPEN", "HIGH", "LOW", "VOLUME", "EXTRA"):
         col = key.lower() if lowercase else key
-        if col in df.columns and pd.api.types.is_numeric_dtype(df[col].dtype) \
-                and not pd.api.types.is_bool_dtype(df[col].dtype):
+        if (
+            col in df.columns
+            and pd.api.types.is_numeric_dtype(df[col].dtype)
+            and not pd.api.types.is_bool_dtype(df[col].dtype)
+        ):
             assert all(_numeric_like(r[key]) for r in rows if key in r), key
     if len(df) and not lowercase and "DATE" in df.columns and name != "hourly-ohlcv":
         assert_utc(df["DATE"])
@@ -814,8 +1201,15 @@ def test_sandbox_rows_are_typed(sandbox, name: str) -> None:
         if c.endswith(("_DATE", "_AT")) or c in ("DATE", "TIMESTAMP"):
             assert_utc(df[c])
     # Text stays text.
-    for c in ("TOKEN_SYMBOL", "TOKEN_NAME", "TM_GRADE_SIGNAL", "MOMENTUM", "FUNDAMENTAL_GRADE_CLASS",
-              "CORRELATED_TOKEN", "CODE_REVIEW"):
+    for c in (
+        "TOKEN_SYMBOL",
+        "TOKEN_NAME",
+        "TM_GRADE_SIGNAL",
+        "MOMENTUM",
+        "FUNDAMENTAL_GRADE_CLASS",
+        "CORRELATED_TOKEN",
+        "CODE_REVIEW",
+    ):
         if c in df.columns and all(isinstance(r.get(c), str) for r in rows):
             assert df[c].notna().all() and all(isinstance(v, str) for v in df[c]), c
     tidy_cols = frame_columns(ep)

@@ -21,8 +21,8 @@ from tm402_nb.x402 import (
     SpendPolicy,
     X402Auth,
     async_paying_client,
-    payment_of,
     paying_client,
+    payment_of,
     receipt,
 )
 from tm402_nb.x402.encoding import b64json_encode
@@ -97,6 +97,7 @@ def test_async_client_pays(server, wallet, ledger):
         async with async_paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
             rs = [await client.get(server.url + "/data") for _ in range(3)]
             return rs
+
     rs = asyncio.run(main())
     assert all(r.status_code == 200 and receipt(r).success for r in rs)
     assert server.counts["requests"] == 4
@@ -108,8 +109,8 @@ def test_concurrent_async_calls_respect_the_budget(server, wallet, ledger):
 
     async def main():
         async with async_paying_client(wallet, policy, ledger=ledger) as client:
-            return await asyncio.gather(*(client.get(server.url + "/data") for _ in range(12)),
-                                        return_exceptions=True)
+            return await asyncio.gather(*(client.get(server.url + "/data") for _ in range(12)), return_exceptions=True)
+
     results = asyncio.run(main())
     ok = [r for r in results if isinstance(r, httpx.Response) and r.status_code == 200]
     refused = [r for r in results if isinstance(r, BudgetExceeded)]
@@ -150,7 +151,8 @@ def test_malformed_receipt_keeps_data_and_marks_unknown(server, wallet, ledger, 
 
 def test_failing_receipt_on_200_is_payment_failed(server, wallet, ledger):
     server.config.receipt_override = b64json_encode(
-        {"success": False, "transaction": "", "network": "base-sepolia", "errorReason": "unexpected_settle_error"})
+        {"success": False, "transaction": "", "network": "base-sepolia", "errorReason": "unexpected_settle_error"}
+    )
     with paying_client(wallet, SpendPolicy(), ledger=ledger) as client, pytest.raises(PaymentFailed):
         client.get(server.url + "/data")
     assert statuses(ledger) == ["failed"]
@@ -181,12 +183,15 @@ def test_hostile_challenges_are_refused_before_signing(server, wallet, ledger, n
     assert ledger.payments().empty
 
 
-@pytest.mark.parametrize("override", [
-    "no accepts",
-    "v2 in body only",
-    "oversized header",
-    "garbage header",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "no accepts",
+        "v2 in body only",
+        "oversized header",
+        "garbage header",
+    ],
+)
 def test_unparseable_challenges_are_protocol_errors(wallet, ledger, override):
     version = 1 if override in ("no accepts", "v2 in body only") else 2
     toy = ToyX402(ToyConfig(version=version))
@@ -217,7 +222,8 @@ def test_payee_switch_mid_session_is_refused(server, wallet, ledger):
 def test_row_is_written_before_the_payment_leaves(server, wallet, ledger):
     seen = []
     server.on_paid = lambda payload: seen.append(
-        ledger.payments().query("nonce == @payload.authorization.nonce")["status"].tolist())
+        ledger.payments().query("nonce == @payload.authorization.nonce")["status"].tolist()
+    )
     with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
         client.get(server.url + "/data")
     assert seen == [["pending"]]
@@ -228,9 +234,11 @@ def test_lost_answer_is_replayed_with_the_same_header(server, wallet, ledger):
     server.config.drop_next_paid = 1
     seen_nonces = []
     server.on_paid = lambda payload: seen_nonces.append(payload.authorization.nonce)
-    with paying_client(wallet, SpendPolicy(), ledger=ledger, replay_attempts=2) as client:
-        with pytest.raises(PaymentOutcomeUnknown):
-            client.get(server.url + "/data")
+    with (
+        paying_client(wallet, SpendPolicy(), ledger=ledger, replay_attempts=2) as client,
+        pytest.raises(PaymentOutcomeUnknown),
+    ):
+        client.get(server.url + "/data")
     # The same signed payment was sent twice; it settled once; nothing new was signed.
     assert len(seen_nonces) == 2 and len(set(seen_nonces)) == 1
     assert len(server.settlements) == 1
@@ -309,6 +317,7 @@ def test_a_refused_replay_stays_unknown_and_nothing_new_is_signed(server, wallet
         seen.append(payload.authorization.nonce)
         if len(seen) == 2:
             server.config.clock_skew = 56  # the replay now looks expired to the facilitator
+
     server.on_paid = on_paid
     policy = SpendPolicy()
     auth = X402Auth(wallet, policy, ledger=ledger)
@@ -338,6 +347,7 @@ def test_a_replay_is_claimed_by_one_request_only(server, wallet, ledger):
         if len(sent) == 2:  # the replay: hold it until the second request has tried
             replaying.set()
             release.wait(timeout=10)
+
     server.on_paid = on_paid
     with httpx.Client(auth=auth) as client:
         assert client.get(server.url + "/data").status_code == 500  # not settled: unknown, replayable
@@ -361,8 +371,8 @@ def test_replay_memory_is_bounded_but_never_forgets_a_live_unknown_payment(walle
 
     def fake(status, valid_before):
         record = type("R", (), {"valid_before": valid_before})()
-        return Payment(record=record, offer=None, header_name="X-PAYMENT", header_value="", payload=None,
-                       status=status)
+        return Payment(record=record, offer=None, header_name="X-PAYMENT", header_value="", payload=None, status=status)
+
     import time as _t
 
     now = _t.time()

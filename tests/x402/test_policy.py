@@ -16,10 +16,23 @@ PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
 SANDBOX_TMAI = Asset("TMAI", "0x" + "7a" * 20, "eip155:84532", 18, None, None, False, False)
 
 
-def offer(amount="17000", network="base-sepolia", asset=USDC_BASE_SEPOLIA.address, pay_to=PAY_TO, timeout=60,
-          extra=None, scheme="exact"):
-    d = {"scheme": scheme, "network": network, "maxAmountRequired": str(amount), "asset": asset, "payTo": pay_to,
-         "maxTimeoutSeconds": timeout}
+def offer(
+    amount="17000",
+    network="base-sepolia",
+    asset=USDC_BASE_SEPOLIA.address,
+    pay_to=PAY_TO,
+    timeout=60,
+    extra=None,
+    scheme="exact",
+):
+    d = {
+        "scheme": scheme,
+        "network": network,
+        "maxAmountRequired": str(amount),
+        "asset": asset,
+        "payTo": pay_to,
+        "maxTimeoutSeconds": timeout,
+    }
     if extra is not None:
         d["extra"] = extra
     return d
@@ -79,17 +92,20 @@ def test_mainnet_refused_on_testnet_session():
     assert set(both.networks) == {"eip155:84532", "eip155:8453"}
 
 
-@pytest.mark.parametrize("bad, why", [
-    (offer(scheme="upto"), "scheme"),
-    (offer(network="solana-devnet"), "unknown network"),
-    (offer(asset="0x" + "11" * 20), "unknown asset"),
-    (offer(asset="usdc"), "not a token address"),
-    (offer(pay_to="merchant.eth"), "not an address"),
-    (offer(timeout=0), "maxTimeoutSeconds"),
-    (offer(timeout=-5), "maxTimeoutSeconds"),
-    (offer(timeout=86_401), "maxTimeoutSeconds"),
-    (offer(network="base", asset=TMAI_BASE.address), "mainnet"),
-])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (offer(scheme="upto"), "scheme"),
+        (offer(network="solana-devnet"), "unknown network"),
+        (offer(asset="0x" + "11" * 20), "unknown asset"),
+        (offer(asset="usdc"), "not a token address"),
+        (offer(pay_to="merchant.eth"), "not an address"),
+        (offer(timeout=0), "maxTimeoutSeconds"),
+        (offer(timeout=-5), "maxTimeoutSeconds"),
+        (offer(timeout=86_401), "maxTimeoutSeconds"),
+        (offer(network="base", asset=TMAI_BASE.address), "mainnet"),
+    ],
+)
 def test_bad_offers_are_refused_with_reason(bad, why):
     with pytest.raises(PaymentRefused, match=why):
         SpendPolicy().select(challenge(bad))

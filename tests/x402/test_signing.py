@@ -34,8 +34,10 @@ SPEC_AUTH = Authorization(
     1740672154,
     "0xf3746613c2d920b5fdabc0856f2aeb2d4f88ee6037b8cc5d04a71a4462f13480",
 )
-SPEC_SIG = ("0x2d6a7588d6acca505cbf0d9a4a227e0c52c6c34008c8e8986a1283259764173608a2ce6496642e377d6da8dbbf5836e9bd"
-            "15092f9ecab05ded3d6293af148b571c")
+SPEC_SIG = (
+    "0x2d6a7588d6acca505cbf0d9a4a227e0c52c6c34008c8e8986a1283259764173608a2ce6496642e377d6da8dbbf5836e9bd"
+    "15092f9ecab05ded3d6293af148b571c"
+)
 SEPOLIA = Eip712Domain("USDC", "2", 84532, USDC_BASE_SEPOLIA.address)
 MAINNET = Eip712Domain("USD Coin", "2", 8453, USDC_BASE.address)
 
@@ -52,7 +54,9 @@ def test_domain_separators_match_reference():
 
 def test_spec_struct_hash_and_digest():
     assert struct_hash(SPEC_AUTH).hex() == "49ad644555c7bdf3ea4fc022a4940ae5589b230b1dde0065c5504fa19bbe39a4"
-    assert transfer_digest(SPEC_AUTH, SEPOLIA).hex() == "f256992871671abcb27ff92885a7afa46218724e5fc0bac35d050115aa1d22e6"
+    assert (
+        transfer_digest(SPEC_AUTH, SEPOLIA).hex() == "f256992871671abcb27ff92885a7afa46218724e5fc0bac35d050115aa1d22e6"
+    )
 
 
 def test_spec_signature_recovers_the_payer():
@@ -69,19 +73,35 @@ def _typed(auth: Authorization, d: Eip712Domain) -> dict:
     return {
         "types": {
             "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
             ],
             "TransferWithAuthorization": [
-                {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"}, {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"}, {"name": "nonce", "type": "bytes32"},
+                {"name": "from", "type": "address"},
+                {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"},
+                {"name": "nonce", "type": "bytes32"},
             ],
         },
         "primaryType": "TransferWithAuthorization",
-        "domain": {"name": d.name, "version": d.version, "chainId": d.chain_id, "verifyingContract": d.verifying_contract},
-        "message": {"from": auth.from_, "to": auth.to, "value": auth.value, "validAfter": auth.valid_after,
-                    "validBefore": auth.valid_before, "nonce": bytes.fromhex(auth.nonce[2:])},
+        "domain": {
+            "name": d.name,
+            "version": d.version,
+            "chainId": d.chain_id,
+            "verifyingContract": d.verifying_contract,
+        },
+        "message": {
+            "from": auth.from_,
+            "to": auth.to,
+            "value": auth.value,
+            "validAfter": auth.valid_after,
+            "validBefore": auth.valid_before,
+            "nonce": bytes.fromhex(auth.nonce[2:]),
+        },
     }
 
 
@@ -95,8 +115,9 @@ def _typed(auth: Authorization, d: Eip712Domain) -> dict:
 )
 def test_digest_and_signature_agree_with_eth_account(value, after, before, nonce, mainnet):
     wallet = Wallet.create()
-    auth = Authorization(wallet.address, "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", value, after, before,
-                         "0x" + nonce.hex())
+    auth = Authorization(
+        wallet.address, "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", value, after, before, "0x" + nonce.hex()
+    )
     domain = MAINNET if mainnet else SEPOLIA
     signable = encode_typed_data(full_message=_typed(auth, domain))
     digest = transfer_digest(auth, domain)
@@ -108,9 +129,15 @@ def test_digest_and_signature_agree_with_eth_account(value, after, before, nonce
 
 
 def _req(timeout: int = 60, **extra) -> PaymentRequirements:
-    raw = {"scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "17000",
-           "asset": USDC_BASE_SEPOLIA.address, "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-           "maxTimeoutSeconds": timeout, **extra}
+    raw = {
+        "scheme": "exact",
+        "network": "base-sepolia",
+        "maxAmountRequired": "17000",
+        "asset": USDC_BASE_SEPOLIA.address,
+        "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+        "maxTimeoutSeconds": timeout,
+        **extra,
+    }
     return PaymentRequirements.from_json(raw, 1)
 
 

@@ -47,14 +47,17 @@ def test_logging_never_reveals_key(caplog):
     assert KEY_BARE not in caplog.text.lower()
 
 
-@pytest.mark.parametrize("bad", [
-    KEY_BARE[:-2],              # 31 bytes
-    KEY_BARE + "00",            # 33 bytes
-    "0x" + "g" * 64,            # not hex
-    "0x" + "0" * 64,            # zero key
-    "f" * 64,                   # above the curve order
-    "",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        KEY_BARE[:-2],  # 31 bytes
+        KEY_BARE + "00",  # 33 bytes
+        "0x" + "g" * 64,  # not hex
+        "0x" + "0" * 64,  # zero key
+        "f" * 64,  # above the curve order
+        "",
+    ],
+)
 def test_bad_keys_are_refused_without_echoing(bad):
     with pytest.raises(WalletError) as info:
         Wallet.from_key(bad)
@@ -111,7 +114,7 @@ def test_from_keystore_file(tmp_path, monkeypatch):
 
 
 def test_missing_file_error_names_file_not_contents(tmp_path):
-    with pytest.raises(WalletError, match="nokey.txt"):
+    with pytest.raises(WalletError, match=r"nokey\.txt"):
         Wallet.from_file(tmp_path / "nokey.txt")
 
 

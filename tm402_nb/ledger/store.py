@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,7 @@ class CallRecord:
 class LedgerTransaction:
     """An open ``BEGIN IMMEDIATE`` transaction: reads see a stable total, writes are atomic."""
 
-    def __init__(self, ledger: "Ledger", conn: sqlite3.Connection) -> None:
+    def __init__(self, ledger: Ledger, conn: sqlite3.Connection) -> None:
         self._ledger = ledger
         self._conn = conn
 
@@ -210,22 +210,24 @@ class Ledger:
     True
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, reconcile: bool = True, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, reconcile: bool = True, timeout: float = 30.0
+    ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._host = socket.gethostname()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._migrate()
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot open the ledger at {self.path.name}: {exc}", hint=f"set ${ENV_HOME} to a writable folder") from None
+            raise LedgerError(
+                f"cannot open the ledger at {self.path.name}: {exc}", hint=f"set ${ENV_HOME} to a writable folder"
+            ) from None
         if reconcile:
             self.reconcile()
 
@@ -281,9 +283,30 @@ class Ledger:
                error, session_id, cell_id, pid, host)
                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
-                r.id, r.created_at, now, r.status, r.method, r.url, r.endpoint, r.x402_version, r.scheme,
-                r.network, r.asset.lower(), r.asset_symbol, r.decimals, str(int(r.amount)), r.pay_to, r.payer,
-                r.nonce, r.valid_before, r.tx, r.error, r.session_id, r.cell_id, self._pid, self._host,
+                r.id,
+                r.created_at,
+                now,
+                r.status,
+                r.method,
+                r.url,
+                r.endpoint,
+                r.x402_version,
+                r.scheme,
+                r.network,
+                r.asset.lower(),
+                r.asset_symbol,
+                r.decimals,
+                str(int(r.amount)),
+                r.pay_to,
+                r.payer,
+                r.nonce,
+                r.valid_before,
+                r.tx,
+                r.error,
+                r.session_id,
+                r.cell_id,
+                self._pid,
+                self._host,
             ),
         )
 
@@ -293,8 +316,9 @@ class Ledger:
             tx.insert_payment(record)
         return record.id
 
-    def update_payment(self, payment_id: str, status: str, *, tx: str | None = None, error: str | None = None,
-                       payer: str | None = None) -> None:
+    def update_payment(
+        self, payment_id: str, status: str, *, tx: str | None = None, error: str | None = None, payer: str | None = None
+    ) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown payment status {status!r}")
         with self._lock:
@@ -313,8 +337,9 @@ class Ledger:
     def mark_unknown(self, payment_id: str, reason: str) -> None:
         self.update_payment(payment_id, "unknown", error=reason)
 
-    def _spent(self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None,
-               payer: str | None) -> int:
+    def _spent(
+        self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
+    ) -> int:
         sql = "SELECT amount FROM payments WHERE asset=? AND network=? AND status IN ('pending','settled','unknown')"
         args: list[Any] = [asset.lower(), network]
         if since is not None:
@@ -343,7 +368,9 @@ class Ledger:
         now = time.time()
         changed = 0
         with self.transaction():
-            rows = self._conn.execute("SELECT id, pid, host, valid_before FROM payments WHERE status='pending'").fetchall()
+            rows = self._conn.execute(
+                "SELECT id, pid, host, valid_before FROM payments WHERE status='pending'"
+            ).fetchall()
             for pid_id, pid, host, valid_before in rows:
                 if host == self._host:
                     orphan = pid != self._pid and not _pid_alive(int(pid or 0))
@@ -365,9 +392,21 @@ class Ledger:
                    bytes, elapsed_ms, cache_hit, paid, payment_id, cell_id, error)
                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
-                    c.id, c.created_at, c.session_id, c.mode, c.method, c.url, c.endpoint,
+                    c.id,
+                    c.created_at,
+                    c.session_id,
+                    c.mode,
+                    c.method,
+                    c.url,
+                    c.endpoint,
                     json.dumps(c.params, sort_keys=True, default=str) if c.params is not None else None,
-                    c.status_code, c.bytes, c.elapsed_ms, int(c.cache_hit), int(c.paid), c.payment_id, c.cell_id,
+                    c.status_code,
+                    c.bytes,
+                    c.elapsed_ms,
+                    int(c.cache_hit),
+                    int(c.paid),
+                    c.payment_id,
+                    c.cell_id,
                     c.error,
                 ),
             )
@@ -386,8 +425,17 @@ class Ledger:
             return None
         return int(row[0]), bytes(row[1]), json.loads(row[2]) if row[2] else {}
 
-    def cache_put(self, key: str, scope: str, body: bytes, *, ttl: float, status_code: int = 200,
-                  endpoint: str | None = None, meta: dict[str, Any] | None = None) -> None:
+    def cache_put(
+        self,
+        key: str,
+        scope: str,
+        body: bytes,
+        *,
+        ttl: float,
+        status_code: int = 200,
+        endpoint: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         now = time.time()
         with self._lock:
             self._conn.execute(
@@ -412,7 +460,7 @@ class Ledger:
         with self._lock:
             cur = self._conn.execute(sql, args)
             cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
+            return [dict(zip(cols, row, strict=False)) for row in cur.fetchall()]
 
     def payment_rows(self, *, session_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM payments WHERE 1=1", []
@@ -438,9 +486,28 @@ class Ledger:
         from ..x402.money import to_display
 
         rows = self.payment_rows(session_id=session_id, status=status)
-        cols = ["id", "created_at", "status", "endpoint", "method", "url", "network", "asset_symbol", "amount",
-                "amount_atomic", "asset", "pay_to", "payer", "tx", "error", "nonce", "valid_before", "x402_version",
-                "session_id", "cell_id"]
+        cols = [
+            "id",
+            "created_at",
+            "status",
+            "endpoint",
+            "method",
+            "url",
+            "network",
+            "asset_symbol",
+            "amount",
+            "amount_atomic",
+            "asset",
+            "pay_to",
+            "payer",
+            "tx",
+            "error",
+            "nonce",
+            "valid_before",
+            "x402_version",
+            "session_id",
+            "cell_id",
+        ]
         if not rows:
             frame = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
@@ -460,8 +527,24 @@ class Ledger:
         import pandas as pd
 
         rows = self.call_rows(session_id=session_id)
-        cols = ["id", "created_at", "endpoint", "method", "url", "params", "status_code", "bytes", "elapsed_ms",
-                "cache_hit", "paid", "payment_id", "mode", "session_id", "cell_id", "error"]
+        cols = [
+            "id",
+            "created_at",
+            "endpoint",
+            "method",
+            "url",
+            "params",
+            "status_code",
+            "bytes",
+            "elapsed_ms",
+            "cache_hit",
+            "paid",
+            "payment_id",
+            "mode",
+            "session_id",
+            "cell_id",
+            "error",
+        ]
         frame = pd.DataFrame(rows, columns=cols)
         frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
         frame["cache_hit"] = frame["cache_hit"].astype(bool)
@@ -470,13 +553,10 @@ class Ledger:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
+        with self._lock, suppress(sqlite3.Error):
+            self._conn.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -484,4 +564,3 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger({self.path})"
-

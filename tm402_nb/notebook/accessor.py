@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tokenmetrics.catalogue import Endpoint
     from ..tokenmetrics.client import Client, Quote
 
-__all__ = ["TMAccessor", "FrameCost", "IDENTIFIERS"]
+__all__ = ["IDENTIFIERS", "FrameCost", "TMAccessor"]
 
 #: Columns that identify a token in every token-keyed answer. They are added once, never suffixed.
 IDENTIFIERS = ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL")
@@ -44,8 +44,19 @@ _BY = ("symbol", "token_id")
 _HOW = ("left", "inner")
 _TOKEN_PARAMS = frozenset({"token_id", "symbol", "token_name"})
 #: Column names that usually hold symbols or ids, for the "did you mean on=..." hint.
-_KEY_NAMES = ("symbol", "symbols", "ticker", "tickers", "token_symbol", "coin", "asset", "token", "token_id",
-              "tokenid", "id")
+_KEY_NAMES = (
+    "symbol",
+    "symbols",
+    "ticker",
+    "tickers",
+    "token_symbol",
+    "coin",
+    "asset",
+    "token",
+    "token_id",
+    "tokenid",
+    "id",
+)
 
 
 def _fmt_names(names: Iterable[Any], limit: int = 12) -> str:
@@ -59,7 +70,7 @@ def _fmt_names(names: Iterable[Any], limit: int = 12) -> str:
 class _Plan:
     """A validated enrichment: what to fetch and how each row finds its token. No I/O done yet."""
 
-    endpoint: "Endpoint"
+    endpoint: Endpoint
     on: str
     by: str
     #: Per row (positionally): the normalized key (upper-case symbol or int id), None when missing.
@@ -111,7 +122,7 @@ class TMAccessor:
         how: str = "left",
         suffix: str | None = None,
         refresh: bool = False,
-        session: "Session | Client | None" = None,
+        session: Session | Client | None = None,
         **params: Any,
     ) -> pd.DataFrame:
         """A copy of the frame with ``endpoint``'s columns joined on, one row per input row.
@@ -206,10 +217,11 @@ class TMAccessor:
         added.index = self._obj.index
 
         chosen = _choose_columns(list(lookup.columns), wanted, self._obj.columns, plan)
-        out_names = _output_names([c for c, _ in chosen], [c for c, ident in chosen if ident], self._obj.columns,
-                                  suffix)
+        out_names = _output_names(
+            [c for c, _ in chosen], [c for c, ident in chosen if ident], self._obj.columns, suffix
+        )
         parts = {}
-        for (src, _), name in zip(chosen, out_names):
+        for (src, _), name in zip(chosen, out_names, strict=False):
             parts[name] = added[src] if src in added.columns else pd.Series(float("nan"), index=added.index)
         new = pd.DataFrame(parts, index=self._obj.index)
 
@@ -220,8 +232,7 @@ class TMAccessor:
         attrs = copy.deepcopy(self._obj.attrs)
         info = dict(fetched.attrs.get("tm402") or {})
         info.update(cost.as_attrs())
-        info["enrich"] = {"on": plan.on, "by": plan.by, "tokens": len(ids),
-                          "matched": int(matched.sum()), "how": how}
+        info["enrich"] = {"on": plan.on, "by": plan.by, "tokens": len(ids), "matched": int(matched.sum()), "how": how}
         attrs["tm402"] = info
         out.attrs = attrs
         return out
@@ -252,9 +263,9 @@ class TMAccessor:
         on: str = "symbol",
         *,
         by: str | None = None,
-        session: "Session | Client | None" = None,
+        session: Session | Client | None = None,
         **params: Any,
-    ) -> "Quote":
+    ) -> Quote:
         """What ``enrich(endpoint, on=on, **params)`` would cost, from the 402 challenge; nothing paid.
 
         The quote covers every distinct token of the frame (``calls`` is the number of paid calls
@@ -280,7 +291,7 @@ class TMAccessor:
 
     # -- cost ----------------------------------------------------------------------------------------
     @property
-    def cost(self) -> "FrameCost":
+    def cost(self) -> FrameCost:
         """What the frame cost, from ``attrs["tm402"]`` (``no Token Metrics calls`` when absent).
 
         >>> import pandas as pd
@@ -306,13 +317,15 @@ class TMAccessor:
             keyed = [e.name for e in ENDPOINTS if e.token_keyed]
             raise ConfigurationError(
                 f"{ep.name} is not keyed by token, so it cannot be joined onto rows",
-                hint=f"token-keyed endpoints: {', '.join(keyed)}; fetch {ep.name} with s.client.frame()")
+                hint=f"token-keyed endpoints: {', '.join(keyed)}; fetch {ep.name} with s.client.frame()",
+            )
         for name in params:
             canonical = PARAM_ALIASES.get(name, PARAM_ALIASES.get(name.lower(), name))
             if canonical in _TOKEN_PARAMS:
                 raise ConfigurationError(
                     f"{name}= is not an enrich parameter: the tokens come from the {on!r} column",
-                    hint="pass on=<column> (and by='symbol' or by='token_id')")
+                    hint="pass on=<column> (and by='symbol' or by='token_id')",
+                )
         clean = validate_params(ep, params)  # ParamError before anything is sent
 
         values = self._key_values(on)
@@ -322,11 +335,12 @@ class TMAccessor:
         try:
             present = list(dict.fromkeys(v for v in raw if not _missing(v)))
         except TypeError:
-            raise ConfigurationError(f"column {on!r} holds lists or other unhashable values",
-                                     hint="one symbol or token id per row: df.explode(...) first") from None
+            raise ConfigurationError(
+                f"column {on!r} holds lists or other unhashable values",
+                hint="one symbol or token id per row: df.explode(...) first",
+            ) from None
         if not present:
-            raise ConfigurationError(f"column {on!r} has no values to look up",
-                                     hint="it is empty or all missing")
+            raise ConfigurationError(f"column {on!r} has no values to look up", hint="it is empty or all missing")
         by = by or _infer_by(values, present, on)
         norm = {v: (_as_id(v, on) if by == "token_id" else _as_symbol(v, on)) for v in present}
         keys = tuple(None if _missing(v) else norm[v] for v in raw)
@@ -336,8 +350,10 @@ class TMAccessor:
     def _key_values(self, on: str) -> pd.Series:
         obj = self._obj
         if isinstance(obj.columns, pd.MultiIndex):
-            raise ConfigurationError("df.tm needs flat column names, this frame has a column MultiIndex",
-                                     hint="flatten them first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]")
+            raise ConfigurationError(
+                "df.tm needs flat column names, this frame has a column MultiIndex",
+                hint="flatten them first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]",
+            )
         try:
             hash(on)
         except TypeError:
@@ -345,16 +361,18 @@ class TMAccessor:
         if on in obj.columns:
             values = obj[on]
             if isinstance(values, pd.DataFrame):
-                raise ConfigurationError(f"the frame has {values.shape[1]} columns named {on!r}",
-                                         hint="rename them so `on` names one column")
+                raise ConfigurationError(
+                    f"the frame has {values.shape[1]} columns named {on!r}", hint="rename them so `on` names one column"
+                )
             return values
         if on in [n for n in obj.index.names if n is not None]:
             return pd.Series(obj.index.get_level_values(on), index=obj.index)
-        raise ConfigurationError(f"no column {on!r} in the frame (columns: {_fmt_names(obj.columns)})",
-                                 hint=_on_hint(obj))
+        raise ConfigurationError(
+            f"no column {on!r} in the frame (columns: {_fmt_names(obj.columns)})", hint=_on_hint(obj)
+        )
 
     @staticmethod
-    def _resolve(client: "Client", plan: _Plan) -> dict[Any, int]:
+    def _resolve(client: Client, plan: _Plan) -> dict[Any, int]:
         """Normalized key → token id (symbols through the client's resolver: UnknownSymbol names misses)."""
         if plan.by == "token_id":
             return {k: k for k in plan.unique}
@@ -393,18 +411,23 @@ def _infer_by(values: pd.Series, present: list[Any], on: str) -> str:
     if all(isinstance(v, str) for v in present):
         return "symbol"
     kinds = sorted({type(v).__name__ for v in present})
-    raise ConfigurationError(f"column {on!r} mixes {', '.join(kinds)} values",
-                             hint="pass by='symbol' or by='token_id' to say what it holds")
+    raise ConfigurationError(
+        f"column {on!r} mixes {', '.join(kinds)} values", hint="pass by='symbol' or by='token_id' to say what it holds"
+    )
 
 
 def _as_symbol(v: Any, on: str) -> str:
     if not isinstance(v, str):
-        raise ConfigurationError(f"column {on!r} has {v!r}, which is not a symbol",
-                                 hint="symbols are text such as BTC; pass by='token_id' for ids")
+        raise ConfigurationError(
+            f"column {on!r} has {v!r}, which is not a symbol",
+            hint="symbols are text such as BTC; pass by='token_id' for ids",
+        )
     sym = v.strip().upper()
     if "," in sym or any(c.isspace() for c in sym):
-        raise ConfigurationError(f"column {on!r} has {v!r}: one symbol per row, please",
-                                 hint="split it into rows (df.assign(...).explode(...)) first")
+        raise ConfigurationError(
+            f"column {on!r} has {v!r}: one symbol per row, please",
+            hint="split it into rows (df.assign(...).explode(...)) first",
+        )
     return sym
 
 
@@ -413,8 +436,10 @@ def _as_id(v: Any, on: str) -> int:
         v = int(v.strip())
     if _is_whole(v) and int(v) > 0:
         return int(v)
-    raise ConfigurationError(f"column {on!r} has {v!r}, which is not a token id",
-                             hint="token ids are positive integers such as 3375; pass by='symbol' for symbols")
+    raise ConfigurationError(
+        f"column {on!r} has {v!r}, which is not a token id",
+        hint="token ids are positive integers such as 3375; pass by='symbol' for symbols",
+    )
 
 
 def _on_hint(obj: pd.DataFrame) -> str:
@@ -431,8 +456,9 @@ def _on_hint(obj: pd.DataFrame) -> str:
 
 def _check_how(how: str) -> str:
     if how not in _HOW:
-        raise ConfigurationError(f"how must be 'left' or 'inner', got {how!r}",
-                                 hint="left keeps every row; inner drops rows without data")
+        raise ConfigurationError(
+            f"how must be 'left' or 'inner', got {how!r}", hint="left keeps every row; inner drops rows without data"
+        )
     return how
 
 
@@ -444,7 +470,7 @@ def _check_suffix(suffix: str | None) -> str:
     return suffix
 
 
-def _check_columns(ep: "Endpoint", columns: str | Iterable[str] | None) -> list[str] | None:
+def _check_columns(ep: Endpoint, columns: str | Iterable[str] | None) -> list[str] | None:
     """Requested columns, checked against the catalogue (case-insensitively) before anything is paid."""
     if columns is None:
         return None
@@ -467,7 +493,7 @@ def _check_columns(ep: "Endpoint", columns: str | Iterable[str] | None) -> list[
     return list(dict.fromkeys(names))
 
 
-def _client_of(session: Any) -> "Client":
+def _client_of(session: Any) -> Client:
     """The Client to use: the given Session's (or the Client itself), else the current session's."""
     if session is None:
         from ..session import session as current
@@ -486,12 +512,12 @@ def _client_of(session: Any) -> "Client":
 # ----------------------------------------------------------------------------------------------
 # join helpers
 # ----------------------------------------------------------------------------------------------
-def _latest_per_token(fetched: pd.DataFrame, ep: "Endpoint") -> pd.DataFrame:
+def _latest_per_token(fetched: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
     """The fetched frame with one row per TOKEN_ID (the latest by date), indexed by TOKEN_ID."""
     df = fetched
-    if "TOKEN_ID" not in df.columns and "TOKEN_ID" in (df.index.names or []):
-        df = df.reset_index()
-    elif df.index.name is not None and df.index.name not in df.columns:
+    if ("TOKEN_ID" not in df.columns and "TOKEN_ID" in (df.index.names or [])) or (
+        df.index.name is not None and df.index.name not in df.columns
+    ):
         df = df.reset_index()
     if "TOKEN_ID" not in df.columns:
         from ..errors import APIError
@@ -509,8 +535,9 @@ def _latest_per_token(fetched: pd.DataFrame, ep: "Endpoint") -> pd.DataFrame:
     return out
 
 
-def _choose_columns(fetched: list[Any], wanted: list[str] | None, existing: pd.Index,
-                    plan: _Plan) -> list[tuple[Any, bool]]:
+def _choose_columns(
+    fetched: list[Any], wanted: list[str] | None, existing: pd.Index, plan: _Plan
+) -> list[tuple[Any, bool]]:
     """(fetched column, is an auto-added identifier) in output order."""
     if wanted is not None:
         out = []
@@ -576,7 +603,7 @@ class FrameCost:
     mode: str | None = None
 
     @classmethod
-    def from_attrs(cls, info: Any) -> "FrameCost":
+    def from_attrs(cls, info: Any) -> FrameCost:
         if not isinstance(info, Mapping):
             return cls()
 
@@ -590,7 +617,9 @@ class FrameCost:
         receipts = info.get("receipts") or ()
         networks = info.get("networks") or ()
         return cls(
-            calls=count("calls"), paid=count("paid"), cached=count("cached"),
+            calls=count("calls"),
+            paid=count("paid"),
+            cached=count("cached"),
             amount={str(k): str(v) for k, v in amount.items()} if isinstance(amount, Mapping) else {},
             receipts=tuple(str(r) for r in receipts) if isinstance(receipts, (list, tuple)) else (),
             networks=tuple(str(n) for n in networks) if isinstance(networks, (list, tuple)) else (),
@@ -614,8 +643,7 @@ class FrameCost:
         """One line: ``3 calls (1 paid, 2 cached) · 0.017 USDC``."""
         if not self.calls:
             return "no Token Metrics calls"
-        bits = [f"{n} {what}" for n, what in ((self.paid, "paid"), (self.cached, "cached"), (self.free, "free"))
-                if n]
+        bits = [f"{n} {what}" for n, what in ((self.paid, "paid"), (self.cached, "cached"), (self.free, "free")) if n]
         word = "call" if self.calls == 1 else "calls"
         line = f"{self.calls} {word} ({', '.join(bits)}) · {self.amount_text()}"
         if self.mode == "sandbox":
@@ -623,9 +651,17 @@ class FrameCost:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "paid": self.paid, "cached": self.cached, "free": self.free,
-                "amount": dict(self.amount), "receipts": list(self.receipts), "networks": list(self.networks),
-                "endpoint": self.endpoint, "mode": self.mode}
+        return {
+            "calls": self.calls,
+            "paid": self.paid,
+            "cached": self.cached,
+            "free": self.free,
+            "amount": dict(self.amount),
+            "receipts": list(self.receipts),
+            "networks": list(self.networks),
+            "endpoint": self.endpoint,
+            "mode": self.mode,
+        }
 
     def __repr__(self) -> str:
         return self.summary()
@@ -639,8 +675,9 @@ class FrameCost:
             bits.insert(0, f"<code>{html.escape(self.endpoint)}</code>")
         if self.receipts:
             short = ", ".join(
-                f'<span title="{html.escape(r)}">{html.escape(r[:10])}…</span>' if len(r) > 12
-                else html.escape(r) for r in self.receipts)
+                f'<span title="{html.escape(r)}">{html.escape(r[:10])}…</span>' if len(r) > 12 else html.escape(r)
+                for r in self.receipts
+            )
             bits.append(f"tx {short}")
         if self.networks:
             bits.append(html.escape(", ".join(self.networks)))

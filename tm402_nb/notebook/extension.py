@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import warnings
@@ -37,8 +38,11 @@ def apply_settings(magics: Any, settings: dict[str, Any]) -> None:
         name = key.replace("-", "_")
         if name not in names:
             close = difflib.get_close_matches(name, sorted(names), n=1)
-            warnings.warn(f"[tool.{PYPROJECT_TABLE}] has an unknown setting {key!r}"
-                          + (f"; did you mean {close[0]!r}?" if close else ""), stacklevel=3)
+            warnings.warn(
+                f"[tool.{PYPROJECT_TABLE}] has an unknown setting {key!r}"
+                + (f"; did you mean {close[0]!r}?" if close else ""),
+                stacklevel=3,
+            )
             continue
         if name in magics._explicit and name in (magics.config.get("TMMagics", {}) or {}):
             continue  # %config / IPython config beats the project file
@@ -54,6 +58,7 @@ def load(ip: Any, state: dict[str, Any]) -> None:
     if state.get("shell") is not None:
         unload(state["shell"], state)
     import tm402_nb  # noqa: F401 - importing the package registers df.tm
+
     from .footer import CellTracker
     from .magics import TMMagics
 
@@ -72,10 +77,8 @@ def unload(ip: Any, state: dict[str, Any]) -> None:
     tracker = state.pop("tracker", None)
     if tracker is not None:
         for event, fn in (("pre_run_cell", tracker.pre_run_cell), ("post_run_cell", tracker.post_run_cell)):
-            try:
+            with contextlib.suppress(ValueError):
                 ip.events.unregister(event, fn)
-            except ValueError:
-                pass
         tracker.close()
     magics = state.pop("magics", None)
     if magics is not None:

@@ -15,8 +15,13 @@ from typing import Any
 
 from ..x402.auth import PaymentEvent
 
-_STATUS_COLOR = {"settled": "#15803d", "pending": "#a16207", "signed": "#a16207", "failed": "#b91c1c",
-                 "unknown": "#7c3aed"}
+_STATUS_COLOR = {
+    "settled": "#15803d",
+    "pending": "#a16207",
+    "signed": "#a16207",
+    "failed": "#b91c1c",
+    "unknown": "#7c3aed",
+}
 
 
 class PaymentFeed:
@@ -30,16 +35,40 @@ class PaymentFeed:
         self._handle: Any = None
         if session.ledger is not None:
             for r in session.ledger.payment_rows(session_id=session.id)[-limit:]:
-                self._add(r["id"], r["created_at"], r["endpoint"], r["amount"], r["decimals"], r["asset_symbol"],
-                          r["status"], r["tx"], r["error"])
+                self._add(
+                    r["id"],
+                    r["created_at"],
+                    r["endpoint"],
+                    r["amount"],
+                    r["decimals"],
+                    r["asset_symbol"],
+                    r["status"],
+                    r["tx"],
+                    r["error"],
+                )
 
-    def _add(self, pid: str, at: float, endpoint: str | None, amount: Any, decimals: int, symbol: str,
-             status: str, tx: str | None, reason: str | None) -> None:
+    def _add(
+        self,
+        pid: str,
+        at: float,
+        endpoint: str | None,
+        amount: Any,
+        decimals: int,
+        symbol: str,
+        status: str,
+        tx: str | None,
+        reason: str | None,
+    ) -> None:
         from ..x402.money import format_amount
 
-        row = {"time": time.strftime("%H:%M:%S", time.localtime(at)), "endpoint": endpoint or "",
-               "amount": format_amount(int(amount), int(decimals or 0), symbol or ""), "status": status,
-               "tx": tx or "", "reason": reason or ""}
+        row = {
+            "time": time.strftime("%H:%M:%S", time.localtime(at)),
+            "endpoint": endpoint or "",
+            "amount": format_amount(int(amount), int(decimals or 0), symbol or ""),
+            "status": status,
+            "tx": tx or "",
+            "reason": reason or "",
+        }
         with self._lock:
             if pid in self._by_id:
                 self._by_id[pid].update(status=status, tx=tx or self._by_id[pid]["tx"], reason=reason or "")
@@ -50,12 +79,21 @@ class PaymentFeed:
     def on_event(self, event: PaymentEvent) -> None:
         rec = event.payment.record
         status = "pending" if event.kind == "signed" else event.kind
-        self._add(rec.id, rec.created_at, rec.endpoint, rec.amount, rec.decimals, rec.asset_symbol, status,
-                  rec.tx, event.reason)
+        self._add(
+            rec.id,
+            rec.created_at,
+            rec.endpoint,
+            rec.amount,
+            rec.decimals,
+            rec.asset_symbol,
+            status,
+            rec.tx,
+            event.reason,
+        )
         if self._handle is not None:
             self._handle.update(self)
 
-    def show(self) -> "PaymentFeed":
+    def show(self) -> PaymentFeed:
         """Display once and keep updating that display; returns self."""
         from IPython.display import display
 
@@ -89,13 +127,17 @@ class PaymentFeed:
         if not rows:
             return f"<div>{head}<br><i>no payments yet — they will appear here as they happen</i></div>"
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (r["time"], r["endpoint"], r["amount"])) +
-            f'<td style="color:{_STATUS_COLOR.get(r["status"], "#333")}">{html.escape(r["status"])}</td>'
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(v))}</td>" for v in (r["time"], r["endpoint"], r["amount"]))
+            + f'<td style="color:{_STATUS_COLOR.get(r["status"], "#333")}">{html.escape(r["status"])}</td>'
             f'<td><code title="{html.escape(r["tx"])}">{html.escape(r["tx"][:12])}</code></td>'
             f"<td>{html.escape(r['reason'] if r['status'] != 'settled' else '')}</td></tr>"
-            for r in rows)
-        return (f"<div>{head}<table><thead><tr><th>time</th><th>endpoint</th><th>amount</th><th>status</th>"
-                f"<th>tx</th><th>reason</th></tr></thead><tbody>{body}</tbody></table></div>")
+            for r in rows
+        )
+        return (
+            f"<div>{head}<table><thead><tr><th>time</th><th>endpoint</th><th>amount</th><th>status</th>"
+            f"<th>tx</th><th>reason</th></tr></thead><tbody>{body}</tbody></table></div>"
+        )
 
 
 class StatusLine:

@@ -14,10 +14,14 @@ from typing import Any
 
 from ..tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost, current_cell_id
 
-_BADGE = ("display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;background:#b45309;"
-          "color:white;font-weight:600;font-size:10px;letter-spacing:.05em")
-_BOX = ("font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:11px;color:#555;"
-        "border-top:1px solid #ddd;padding-top:3px;margin-top:2px")
+_BADGE = (
+    "display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;background:#b45309;"
+    "color:white;font-weight:600;font-size:10px;letter-spacing:.05em"
+)
+_BOX = (
+    "font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:11px;color:#555;"
+    "border-top:1px solid #ddd;padding-top:3px;margin-top:2px"
+)
 
 
 def _short(tx: str) -> str:

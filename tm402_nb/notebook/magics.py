@@ -63,8 +63,9 @@ class TMMagics(Magics, Configurable):
     max_per_cell = Amount(None, config=True, help="Largest total a single cell may pay, in USD (None: no cap).")
     budget = Amount(None, config=True, help="Session budget in USD (None: no budget).")
     pay_with = Enum(["usdc", "tmai"], "usdc", config=True, help="Asset to pay with when a server offers both.")
-    cache_ttl = Int(None, allow_none=True, config=True,
-                    help="Seconds a cached answer stays fresh (None: the endpoint's own TTL).")
+    cache_ttl = Int(
+        None, allow_none=True, config=True, help="Seconds a cached answer stays fresh (None: the endpoint's own TTL)."
+    )
     show_footer = Bool(True, config=True, help="Show the cost footer under cells that made calls.")
     feedback = Int(1, config=True, help="0: silent, 1: footer and status line, 2: also a line per call.")
     short_errors = Bool(True, config=True, help="One-line errors (False: full tracebacks).")
@@ -92,8 +93,9 @@ class TMMagics(Magics, Configurable):
             raise TraitError("cache_ttl must be ≥ 0 seconds (0 disables caching)")
         return value
 
-    @observe("max_per_call", "max_per_cell", "budget", "pay_with", "cache_ttl", "show_footer", "feedback",
-             "short_errors")
+    @observe(
+        "max_per_call", "max_per_cell", "budget", "pay_with", "cache_ttl", "show_footer", "feedback", "short_errors"
+    )
     def _changed(self, change: Any) -> None:
         self._explicit.add(change["name"])
         if change["name"] == "short_errors":
@@ -203,8 +205,10 @@ class TMMagics(Magics, Configurable):
                 frame = s.client.frame(endpoint, refresh=cmd.refresh, ttl=ttl, **params)
                 if self.feedback >= 2:
                     meta = frame.attrs.get("tm402", {})
-                    print(f"tm402: {endpoint.name} → {len(frame)} rows, {meta.get('paid', 0)} paid, "
-                          f"{meta.get('cached', 0)} cached")
+                    print(
+                        f"tm402: {endpoint.name} → {len(frame)} rows, {meta.get('paid', 0)} paid, "
+                        f"{meta.get('cached', 0)} cached"
+                    )
                 return frame
         except BudgetExceeded as exc:
             exc.hint = self._budget_hint(exc, cmd) or exc.hint
@@ -298,4 +302,3 @@ class _Text:
         import html
 
         return f"<pre style='margin:0'>{html.escape(self.text)}</pre>"
-

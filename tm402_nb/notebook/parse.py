@@ -88,12 +88,14 @@ def _check_value(name: str, value: Any) -> Any:
             if isinstance(item, bool) or not isinstance(item, _SCALARS):
                 raise MagicUsageError(f"{name} must hold text, numbers or dates, got {type(item).__name__}")
         return items
-    raise MagicUsageError(f"{name} has an unsupported type {type(value).__name__}",
-                          hint="use text, a number, a date, or a list of those")
+    raise MagicUsageError(
+        f"{name} has an unsupported type {type(value).__name__}", hint="use text, a number, a date, or a list of those"
+    )
 
 
 def render_template(text: str, namespace: Mapping[str, Any]) -> str:
     """Replace ``{{name}}`` with the notebook variable ``name`` (checked, lists comma-joined)."""
+
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in namespace:
@@ -102,6 +104,7 @@ def render_template(text: str, namespace: Mapping[str, Any]) -> str:
         if isinstance(value, list):
             return ",".join(str(v) for v in value)
         return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+
     return _TEMPLATE.sub(sub, text)
 
 
@@ -219,8 +222,10 @@ def _apply(cmd: TMCommand, dest: str, flag: str, value: str, namespace: Mapping[
         cmd.save = value
     elif dest == "max_cost":
         if value.strip().startswith("$"):
-            raise MagicUsageError(f"--max-cost {value}: write the amount without '$'",
-                                  hint=f"e.g. --max-cost {value.strip()[1:] or '0.05'}")
+            raise MagicUsageError(
+                f"--max-cost {value}: write the amount without '$'",
+                hint=f"e.g. --max-cost {value.strip()[1:] or '0.05'}",
+            )
         try:
             amount = Decimal(value)
         except ArithmeticError:
@@ -252,15 +257,19 @@ def parse_cell(line: str, cell: str, namespace: Mapping[str, Any] | None = None)
     namespace = namespace or {}
     options = parse_line("_cell " + line, namespace) if line.strip() else TMCommand("call", endpoint="_cell")
     if options.symbols or options.token_ids or options.params:
-        raise MagicUsageError("the %%tm line takes only options (--save, --dry-run, --refresh, --max-cost, "
-                              "--pay-with); put the request in the cell body")
-    lines = [ln for ln in render_template(cell, namespace).splitlines()
-             if ln.strip() and not ln.strip().startswith("#")]
+        raise MagicUsageError(
+            "the %%tm line takes only options (--save, --dry-run, --refresh, --max-cost, "
+            "--pay-with); put the request in the cell body"
+        )
+    lines = [
+        ln for ln in render_template(cell, namespace).splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
     if not lines:
         raise MagicUsageError(
             "the %%tm cell is empty",
             hint="write `endpoint: tm-grade` and `symbol: [BTC, ETH]` on separate lines, or one call per line "
-                 "like `grade BTC ETH`")
+            "like `grade BTC ETH`",
+        )
     if _KEY_LINE.match(lines[0]) and lines[0].split(":")[0].strip().lower() == "endpoint":
         call = TMCommand("call", source=cell)
         for ln in lines:

@@ -73,7 +73,7 @@ from pandas.api import types as pdt
 
 from ..errors import ConfigurationError
 
-__all__ = ["PLOT_KINDS", "ENDPOINT_KINDS", "MAX_CANDLES", "SANDBOX_LABEL", "plot_frame", "kind_for"]
+__all__ = ["ENDPOINT_KINDS", "MAX_CANDLES", "PLOT_KINDS", "SANDBOX_LABEL", "kind_for", "plot_frame"]
 
 #: kind → what it draws (one line each).
 PLOT_KINDS: dict[str, str] = {
@@ -116,9 +116,22 @@ _SANDBOX_GID = "tm402-sandbox-label"
 _DATE_COLUMNS = ("DATE", "TIMESTAMP", "DATETIME")
 _LABEL_COLUMNS = ("TOKEN_SYMBOL", "TOKEN_NAME", "TOKEN_ID")
 _GRADE_METRICS = ("TM_GRADE", "TECHNOLOGY_GRADE", "FUNDAMENTAL_GRADE", "TM_TRADER_GRADE", "TM_INVESTOR_GRADE")
-_QUANT_METRICS = ("SHARPE", "SORTINO", "VOLATILITY", "ALL_TIME_RETURN", "CAGR", "MAX_DRAWDOWN", "SKEW", "TAIL_RATIO",
-                  "RISK_REWARD_RATIO", "PROFIT_FACTOR", "KURTOSIS", "DAILY_VALUE_AT_RISK", "DAILY_RETURN_AVG",
-                  "DAILY_RETURN_STD")
+_QUANT_METRICS = (
+    "SHARPE",
+    "SORTINO",
+    "VOLATILITY",
+    "ALL_TIME_RETURN",
+    "CAGR",
+    "MAX_DRAWDOWN",
+    "SKEW",
+    "TAIL_RATIO",
+    "RISK_REWARD_RATIO",
+    "PROFIT_FACTOR",
+    "KURTOSIS",
+    "DAILY_VALUE_AT_RISK",
+    "DAILY_RETURN_AVG",
+    "DAILY_RETURN_STD",
+)
 _SCENARIO_CASES = ("BEAR", "BASE", "MOON")
 
 # Colours (colour-blind friendlier than pure red/green, still read as down/up).
@@ -156,8 +169,11 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     names = [n for n in d.index.names if n is not None]
     if names and not any(str(n).upper() in upper_cols for n in names):
         d = d.reset_index()
-    elif (isinstance(d.index, pd.DatetimeIndex) and d.index.name is None
-          and not any(c in upper_cols for c in _DATE_COLUMNS)):
+    elif (
+        isinstance(d.index, pd.DatetimeIndex)
+        and d.index.name is None
+        and not any(c in upper_cols for c in _DATE_COLUMNS)
+    ):
         d = d.rename_axis("DATE").reset_index()
     mapping: dict[Any, str] = {}
     taken: set[str] = set()
@@ -266,8 +282,9 @@ def _kind_for(d: pd.DataFrame, endpoint: str | None) -> str:
         why = f"no chart for {endpoint} frames"
     else:
         why = "no chart fits these columns"
-    raise ConfigurationError(f"{why}; kinds: {_kinds_text()}",
-                             hint="pass kind=... to choose one, or plot the columns with pandas")
+    raise ConfigurationError(
+        f"{why}; kinds: {_kinds_text()}", hint="pass kind=... to choose one, or plot the columns with pandas"
+    )
 
 
 def kind_for(df: pd.DataFrame) -> str:
@@ -399,19 +416,23 @@ def _nothing() -> ConfigurationError:
 def _need(d: pd.DataFrame, kind: str, *cols: str) -> None:
     missing = [c for c in cols if c not in d.columns]
     if missing:
-        raise ConfigurationError(f"a {kind!r} chart needs column(s) {', '.join(missing)}; "
-                                 f"this frame has {', '.join(map(str, d.columns[:12]))}"
-                                 f"{', ...' if d.shape[1] > 12 else ''}")
+        raise ConfigurationError(
+            f"a {kind!r} chart needs column(s) {', '.join(missing)}; "
+            f"this frame has {', '.join(map(str, d.columns[:12]))}"
+            f"{', ...' if d.shape[1] > 12 else ''}"
+        )
 
 
 def _pick_metric(d: pd.DataFrame, kind: str, metric: Any, candidates: tuple[str, ...]) -> str:
     if metric is not None:
         name = str(metric).strip().upper()
         if not _numeric_col(d, name):
-            choices = [c for c in candidates if _numeric_col(d, c)] or \
-                [str(c) for c in d.columns if pdt.is_numeric_dtype(d[c].dtype)]
-            raise ConfigurationError(f"metric {metric!r} is not a numeric column of this frame; "
-                                     f"choose one of {', '.join(choices)}")
+            choices = [c for c in candidates if _numeric_col(d, c)] or [
+                str(c) for c in d.columns if pdt.is_numeric_dtype(d[c].dtype)
+            ]
+            raise ConfigurationError(
+                f"metric {metric!r} is not a numeric column of this frame; choose one of {', '.join(choices)}"
+            )
         return name
     found = next((c for c in candidates if _numeric_col(d, c)), None)
     if found is None:
@@ -428,9 +449,15 @@ def _plot_signals(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, 
     sig_col = "TRADING_SIGNAL" if "TRADING_SIGNAL" in d.columns else "SIGNAL"
     _need(d, "signals", *(c for c in (dc, sig_col) if c))
     price = _numeric_col(d, "CLOSE")
-    series = [("CLOSE", "close", "-")] if price else \
-        [(c, lab, ls) for c, lab, ls in (("TRADING_SIGNALS_RETURNS", "strategy", "-"),
-                                          ("HOLDING_RETURNS", "holding", "--")) if c in d.columns]
+    series = (
+        [("CLOSE", "close", "-")]
+        if price
+        else [
+            (c, lab, ls)
+            for c, lab, ls in (("TRADING_SIGNALS_RETURNS", "strategy", "-"), ("HOLDING_RETURNS", "holding", "--"))
+            if c in d.columns
+        ]
+    )
     if not series:
         raise ConfigurationError("a 'signals' chart needs CLOSE or TRADING_SIGNALS_RETURNS/HOLDING_RETURNS")
     groups = _groups(d)
@@ -465,9 +492,18 @@ def _plot_signals(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, 
         raise _nothing()
     for points, marker, colour, label in ((buys, "^", _UP, "buy"), (sells, "v", _DOWN, "sell")):
         if points:
-            xs, ys = zip(*points)
-            ax.scatter(np.array(xs), np.array(ys, dtype=float), marker=marker, s=70, color=colour,
-                       edgecolors="white", linewidths=0.6, zorder=3, label=label)
+            xs, ys = zip(*points, strict=False)
+            ax.scatter(
+                np.array(xs),
+                np.array(ys, dtype=float),
+                marker=marker,
+                s=70,
+                color=colour,
+                edgecolors="white",
+                linewidths=0.6,
+                zorder=3,
+                label=label,
+            )
     _date_axis(ax)
     ylabel = _log_if_apart(ax, prices, "close (USD)") if price else "cumulative return"
     return f"{_pretty(dc)} (UTC)", ylabel
@@ -521,11 +557,14 @@ def _plot_ohlcv(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, st
     candles = opts.get("candles")
     volume = bool(opts.get("volume", False))
     if candles and (len(groups) > 1 or not has_ohlc):
-        raise ConfigurationError("candles need one token and OPEN/HIGH/LOW/CLOSE columns",
-                                 hint="filter the frame to one token, or pass candles=False")
+        raise ConfigurationError(
+            "candles need one token and OPEN/HIGH/LOW/CLOSE columns",
+            hint="filter the frame to one token, or pass candles=False",
+        )
     if volume and (len(groups) > 1 or "VOLUME" not in d.columns):
-        raise ConfigurationError("volume bars need one token and a VOLUME column",
-                                 hint="filter the frame to one token, or leave volume off")
+        raise ConfigurationError(
+            "volume bars need one token and a VOLUME column", hint="filter the frame to one token, or leave volume off"
+        )
     if candles is None:
         candles = len(groups) == 1 and has_ohlc and len(d) <= MAX_CANDLES
     xlabel = f"{_pretty(dc)} (UTC)"
@@ -577,11 +616,23 @@ def _candles(ax: Any, x: np.ndarray, ohlc: np.ndarray, volume: np.ndarray | None
     span = float(np.nanmax(h) - np.nanmin(lo)) or float(np.nanmax(np.abs(c))) or 1.0
     body = np.maximum(np.abs(c - o), span * 1e-3)  # a doji stays visible
     ax.xaxis_date()
-    wicks = LineCollection([[(xi, li), (xi, hi)] for xi, li, hi in zip(nums, lo, h)], colors=list(colours),
-                           linewidths=0.8, zorder=1)
+    wicks = LineCollection(
+        [[(xi, li), (xi, hi)] for xi, li, hi in zip(nums, lo, h, strict=False)],
+        colors=list(colours),
+        linewidths=0.8,
+        zorder=1,
+    )
     ax.add_collection(wicks, autolim=True)
-    ax.bar(nums, body, width=width, bottom=np.minimum(o, c), color=list(colours), edgecolor=list(colours),
-           linewidth=0.5, zorder=2)
+    ax.bar(
+        nums,
+        body,
+        width=width,
+        bottom=np.minimum(o, c),
+        color=list(colours),
+        edgecolor=list(colours),
+        linewidth=0.5,
+        zorder=2,
+    )
     ax.autoscale_view()
     if volume is not None:
         _volume(ax, nums, volume, width)
@@ -652,14 +703,24 @@ def _plot_scenarios(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str
     centres = np.arange(n, dtype=float)
     width = 0.8 / len(cases)
     for k, case in enumerate(cases):
-        ax.bar(centres + (k - (len(cases) - 1) / 2) * width, np.nan_to_num(_y(rows[prefix + case])), width=width,
-               color=_CASE_COLOURS[case], edgecolor="#333333", linewidth=0.3, label=case.lower())
+        ax.bar(
+            centres + (k - (len(cases) - 1) / 2) * width,
+            np.nan_to_num(_y(rows[prefix + case])),
+            width=width,
+            color=_CASE_COLOURS[case],
+            edgecolor="#333333",
+            linewidth=0.3,
+            label=case.lower(),
+        )
     labels = []
     syms = _labels(rows)
     for i in range(n):
         scen = rows["SCENARIO"].iloc[i] if "SCENARIO" in rows.columns else None
-        lab = f"×{scen:g}" if isinstance(scen, (int, float, np.number)) and pd.notna(scen) else \
-            (str(scen) if scen is not None and pd.notna(scen) else f"#{i + 1}")
+        lab = (
+            f"×{scen:g}"
+            if isinstance(scen, (int, float, np.number)) and pd.notna(scen)
+            else (str(scen) if scen is not None and pd.notna(scen) else f"#{i + 1}")
+        )
         labels.append(f"{syms[i]} {lab}" if len(groups) > 1 else lab)
     ax.set_xticks(centres, labels, fontsize="small", rotation=30 if len(groups) > 1 else 0)
     if value == "price":
@@ -667,8 +728,13 @@ def _plot_scenarios(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str
             current = _y(rows["CURRENT_PRICE"])
             current = current[np.isfinite(current)]
             if current.size:
-                ax.axhline(float(current[-1]), color="#333333", linestyle="--", linewidth=1,
-                           label=f"current {_money(float(current[-1]))}")
+                ax.axhline(
+                    float(current[-1]),
+                    color="#333333",
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"current {_money(float(current[-1]))}",
+                )
         _money_axis(ax.yaxis)
         ylabel = "predicted price (USD)"
     else:
@@ -771,8 +837,9 @@ def _plot_levels(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, s
             seen: set[str] = set()
             for v in y:  # no dates: lines across the axes, one legend entry per colour
                 label = _level_label(v, last_close, sym if len(groups) > 1 else None)
-                ax.axhline(v, color=_level_colour(v, last_close, i), linewidth=1.2,
-                           label=None if label in seen else label)
+                ax.axhline(
+                    v, color=_level_colour(v, last_close, i), linewidth=1.2, label=None if label in seen else label
+                )
                 seen.add(label)
             drawn = True
             continue
@@ -783,8 +850,9 @@ def _plot_levels(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, s
             for name, mask, colour in (("resistance", y > last_close, _DOWN), ("support", y <= last_close, _UP)):
                 if mask.any():
                     label = f"{sym} {name}" if len(groups) > 1 and sym else name
-                    ax.hlines(y[mask], starts[mask], np.full(int(mask.sum()), end), colors=colour,
-                              linewidth=1.4, label=label)
+                    ax.hlines(
+                        y[mask], starts[mask], np.full(int(mask.sum()), end), colors=colour, linewidth=1.4, label=label
+                    )
         drawn = True
     if not drawn:
         raise _nothing()
@@ -835,8 +903,9 @@ def _plot_market(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, s
         drawn += 1
     if "TM_GRADE_PERC_HIGH_COINS" in g.columns and np.isfinite(_y(g["TM_GRADE_PERC_HIGH_COINS"])).any():
         target = ax.twinx() if drawn else ax
-        target.plot(x, _y(g["TM_GRADE_PERC_HIGH_COINS"]), color="C1", linewidth=1.2,
-                    label="% coins with a high TM grade")
+        target.plot(
+            x, _y(g["TM_GRADE_PERC_HIGH_COINS"]), color="C1", linewidth=1.2, label="% coins with a high TM grade"
+        )
         if target is not ax:
             target.set_ylabel("% coins with a high TM grade")
             others.append(target)
@@ -912,13 +981,25 @@ def _figsize(kind: str, d: pd.DataFrame) -> tuple[float, float]:
 def _sandbox_label(ax: Any) -> None:
     if any(t.get_gid() == _SANDBOX_GID for t in ax.texts):
         return
-    ax.annotate(SANDBOX_LABEL, xy=(1.0, 1.0), xycoords="axes fraction", xytext=(0, 3), textcoords="offset points",
-                ha="right", va="bottom", fontsize=8, fontweight="bold", color="#9a3412", gid=_SANDBOX_GID,
-                bbox={"boxstyle": "round,pad=0.2", "facecolor": "#fff7ed", "edgecolor": "#fdba74"})
+    ax.annotate(
+        SANDBOX_LABEL,
+        xy=(1.0, 1.0),
+        xycoords="axes fraction",
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        fontweight="bold",
+        color="#9a3412",
+        gid=_SANDBOX_GID,
+        bbox={"boxstyle": "round,pad=0.2", "facecolor": "#fff7ed", "edgecolor": "#fdba74"},
+    )
 
 
-def plot_frame(df: pd.DataFrame, *, kind: str | None = None, ax: Any = None, title: str | None = None,
-               **kwargs: Any) -> Any:
+def plot_frame(
+    df: pd.DataFrame, *, kind: str | None = None, ax: Any = None, title: str | None = None, **kwargs: Any
+) -> Any:
     """Draw the chart that fits ``df`` and return its matplotlib Axes.
 
     ``kind`` forces one of :data:`PLOT_KINDS` (an endpoint name or alias works too,
@@ -942,13 +1023,16 @@ def plot_frame(df: pd.DataFrame, *, kind: str | None = None, ax: Any = None, tit
     if wanted is None:
         wanted = _kind_for(d, endpoint)
     elif not _fits(wanted, d):
-        raise ConfigurationError(f"this frame does not have the columns a {wanted!r} chart needs; "
-                                 f"kinds: {_kinds_text()}", hint=f"kind_for(df) would choose {_suggest(d, endpoint)}")
+        raise ConfigurationError(
+            f"this frame does not have the columns a {wanted!r} chart needs; kinds: {_kinds_text()}",
+            hint=f"kind_for(df) would choose {_suggest(d, endpoint)}",
+        )
     allowed = _OPTIONS[wanted] + _COMMON_OPTIONS
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ConfigurationError(f"plot kind {wanted!r} takes no option {', '.join(map(repr, unknown))}; "
-                                 f"its options: {', '.join(allowed)}")
+        raise ConfigurationError(
+            f"plot kind {wanted!r} takes no option {', '.join(map(repr, unknown))}; its options: {', '.join(allowed)}"
+        )
     figsize = kwargs.pop("figsize", None)
     if ax is not None and figsize is not None:
         raise ConfigurationError("figsize applies only when no ax is given")

@@ -23,18 +23,18 @@ from .pricing import ENDPOINT_TIER, TIER_USD, TMAI_USD_RATE
 from .server import SandboxServer, serve
 
 __all__ = [
-    "serve",
-    "SandboxServer",
-    "create_app",
-    "SandboxConfig",
-    "Faults",
-    "cli_main",
-    "main",
+    "DEFAULT_ANCHOR",
     "ENDPOINTS",
     "ENDPOINT_TIER",
-    "TIER_USD",
-    "TMAI_USD_RATE",
-    "DEFAULT_ANCHOR",
     "SANDBOX_TMAI_BASE_SEPOLIA",
     "SANDBOX_TMAI_BASE_SEPOLIA_ADDRESS",
+    "TIER_USD",
+    "TMAI_USD_RATE",
+    "Faults",
+    "SandboxConfig",
+    "SandboxServer",
+    "cli_main",
+    "create_app",
+    "main",
+    "serve",
 ]

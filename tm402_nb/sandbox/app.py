@@ -73,7 +73,7 @@ def _validation_message(request: Request, exc: RequestValidationError) -> tuple[
         kind = err.get("type", "")
         msg = str(err.get("msg", "invalid value"))
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if kind == "extra_forbidden":
             text = f"Unknown parameter '{param}'"
             if spec is not None:
@@ -138,15 +138,22 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> FastAPI
         if exc.status_code == 404:
             return envelope.error(404, f"Unknown endpoint {request.url.path[:100]}; see /docs", "not_found")
         if exc.status_code == 405:
-            return envelope.error(405, f"Method {request.method} not allowed on {request.url.path[:100]}", "method_not_allowed")
+            return envelope.error(
+                405, f"Method {request.method} not allowed on {request.url.path[:100]}", "method_not_allowed"
+            )
         return envelope.error(exc.status_code, str(exc.detail), "http_error")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.exception("sandbox handler failed on %s", request.url.path)
         return JSONResponse(
-            {"success": False, "message": f"Internal server error: {type(exc).__name__}", "length": 0, "data": [],
-             "error": "server_error"},
+            {
+                "success": False,
+                "message": f"Internal server error: {type(exc).__name__}",
+                "length": 0,
+                "data": [],
+                "error": "server_error",
+            },
             status_code=500,
         )
 

@@ -49,7 +49,14 @@ def pay_assets(network: str | Network) -> dict[str, PayAsset]:
     usdc = USDC_BASE if net == BASE else USDC_BASE_SEPOLIA
     tmai_addr = TMAI_BASE.address if net == BASE else SANDBOX_TMAI_BASE_SEPOLIA_ADDRESS
     return {
-        "usdc": PayAsset("usdc", "USDC", to_checksum(usdc.address), usdc.decimals, usdc.eip712_name or "USDC", usdc.eip712_version or "2"),
+        "usdc": PayAsset(
+            "usdc",
+            "USDC",
+            to_checksum(usdc.address),
+            usdc.decimals,
+            usdc.eip712_name or "USDC",
+            usdc.eip712_version or "2",
+        ),
         "tmai": PayAsset("tmai", "TMAI", to_checksum(tmai_addr), 18, TMAI_EIP712_NAME, TMAI_EIP712_VERSION),
     }
 

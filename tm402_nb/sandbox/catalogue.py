@@ -46,19 +46,17 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     EndpointSpec("hourly-ohlcv", P.SeriesQuery, "hourly_ohlcv", "Hourly OHLCV (TIMESTAMP), newest first."),
     EndpointSpec("trading-signals", P.TradingSignalsQuery, "trading_signals", "Daily long/short signals with ROI."),
     EndpointSpec(
-        "hourly-trading-signals", P.HourlySignalsQuery, "hourly_trading_signals",
+        "hourly-trading-signals",
+        P.HourlySignalsQuery,
+        "hourly_trading_signals",
         "Hourly signals (token_id, symbol or token_name required).",
     ),
     EndpointSpec("tm-grade", P.LatestQuery, "tm_grade", "Latest TM Grade per token."),
     EndpointSpec("tm-grade-history", P.SeriesQuery, "tm_grade_history", "TM Grade history."),
     EndpointSpec("technology-grade", P.LatestQuery, "technology_grade", "Latest technology grade per token."),
-    EndpointSpec(
-        "technology-grade-history", P.SeriesQuery, "technology_grade_history", "Technology grade history."
-    ),
+    EndpointSpec("technology-grade-history", P.SeriesQuery, "technology_grade_history", "Technology grade history."),
     EndpointSpec("fundamental-grade", P.LatestQuery, "fundamental_grade", "Latest fundamental grade per token."),
-    EndpointSpec(
-        "fundamental-grade-history", P.SeriesQuery, "fundamental_grade_history", "Fundamental grade history."
-    ),
+    EndpointSpec("fundamental-grade-history", P.SeriesQuery, "fundamental_grade_history", "Fundamental grade history."),
     EndpointSpec("market-metrics", P.MarketMetricsQuery, "market_metrics", "Market-wide bull/bear indicator."),
     EndpointSpec("moonshot-tokens", P.MoonshotQuery, "moonshot_tokens", "AI-curated breakout picks."),
     EndpointSpec("resistance-support", P.LatestQuery, "resistance_support", "Historical resistance/support levels."),

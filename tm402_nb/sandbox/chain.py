@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..x402.wallet import to_checksum
@@ -74,7 +74,9 @@ class Chain:
             self._db.executescript(_SCHEMA)
             # A reservation lives as long as one request; an old one is left over from a crash.
             # (Recent ones may belong to another process sharing this file, so they stay.)
-            self._db.execute("DELETE FROM nonces WHERE state = 'reserved' AND at < ?", (time.time() - STALE_RESERVATION_S,))
+            self._db.execute(
+                "DELETE FROM nonces WHERE state = 'reserved' AND at < ?", (time.time() - STALE_RESERVATION_S,)
+            )
         self._closed = False
 
     def close(self) -> None:
@@ -84,7 +86,7 @@ class Chain:
                 self._db.close()
 
     # -- transactions ----------------------------------------------------------------------
-    def _tx(self) -> "_Tx":
+    def _tx(self) -> _Tx:
         return _Tx(self)
 
     def _check(self) -> None:
@@ -108,8 +110,7 @@ class Chain:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'block'").fetchone()
         block = (int(row[0]) if row else GENESIS_BLOCK) + 1
         self._db.execute(
-            "INSERT INTO meta (key, value) VALUES ('block', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES ('block', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(block),),
         )
         return block
@@ -149,7 +150,7 @@ class Chain:
             self._check()
             rows = self._db.execute(sql, args).fetchall()
         out = []
-        for (id_, tx, network, asset, payer_, pay_to, amount, nonce, path, version, block, at) in rows:
+        for id_, tx, network, asset, payer_, pay_to, amount, nonce, path, version, block, at in rows:
             out.append(
                 {
                     "id": id_,
@@ -163,7 +164,7 @@ class Chain:
                     "path": path,
                     "x402_version": version,
                     "block": block,
-                    "settled_at": datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds"),
+                    "settled_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds"),
                 }
             )
         return out
@@ -176,7 +177,7 @@ class Chain:
             ).fetchone()
         if row is None:
             return None
-        return dict(zip(("transaction", "asset", "payer", "pay_to", "amount", "block"), row))
+        return dict(zip(("transaction", "asset", "payer", "pay_to", "amount", "block"), row, strict=False))
 
     # -- writes ---------------------------------------------------------------------------------------
     def credit(self, asset: str, address: str, amount: int) -> int:
@@ -245,8 +246,19 @@ class Chain:
             self._db.execute(
                 "INSERT INTO settlements (tx, network, asset, payer, pay_to, amount, nonce, path, x402_version, block, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (tx.lower(), network, asset.lower(), payer.lower(), pay_to.lower(), str(amount), nonce.lower(), path,
-                 x402_version, block, time.time()),
+                (
+                    tx.lower(),
+                    network,
+                    asset.lower(),
+                    payer.lower(),
+                    pay_to.lower(),
+                    str(amount),
+                    nonce.lower(),
+                    path,
+                    x402_version,
+                    block,
+                    time.time(),
+                ),
             )
             return None
 
@@ -258,7 +270,7 @@ class _Tx:
         self.chain = chain
         self.done = False
 
-    def __enter__(self) -> "_Tx":
+    def __enter__(self) -> _Tx:
         self.chain._lock.acquire()
         try:
             self.chain._check()

@@ -51,8 +51,14 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         drop_after_settle=args.drop_after_settle,
     )
     return SandboxConfig(
-        network=args.network, x402_version=args.x402_version, seed=args.seed, api_key=args.api_key,
-        db_path=args.db_path, rate_limit=args.rate_limit, rate_burst=args.rate_burst, faults=faults,
+        network=args.network,
+        x402_version=args.x402_version,
+        seed=args.seed,
+        api_key=args.api_key,
+        db_path=args.db_path,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        faults=faults,
     )
 
 
@@ -69,7 +75,7 @@ def banner(config: SandboxConfig, url: str, pay_to: str, assets: dict) -> str:
         f"  Facilitator {url}/facilitator/{{verify,settle,supported}}",
         f"  JSON-RPC    {url}/rpc",
         f"  Faucet      curl -X POST {url}/sandbox/faucet -H 'content-type: application/json' "
-        "-d '{\"address\": \"0x…\", \"asset\": \"usdc\", \"amount\": \"100\"}'",
+        '-d \'{"address": "0x…", "asset": "usdc", "amount": "100"}\'',
     ]
     return "\n".join(lines)
 

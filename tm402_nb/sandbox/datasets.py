@@ -187,7 +187,9 @@ class DataService:
             )
         return rows
 
-    def _hourly_page(self, q: Any, tokens: list[Token], window: tuple[int, int] | None) -> list[tuple[int, DailySeries]]:
+    def _hourly_page(
+        self, q: Any, tokens: list[Token], window: tuple[int, int] | None
+    ) -> list[tuple[int, DailySeries]]:
         lo, hi = window if window is not None else (0, self.cal.last)
         spans = [self.market.span(t) for t in tokens]
         ranges = [(max(lo, a) * 24, min(hi, b) * 24 + 23) for a, b in spans]
@@ -514,7 +516,7 @@ class DataService:
         y = mat - mat.mean(axis=1, keepdims=True)
         denom = np.sqrt((x * x).sum() * (y * y).sum(axis=1))
         corr = np.where(denom > 0, (y @ x) / np.where(denom > 0, denom, 1), 0.0)
-        pairs = [(p.symbol, float(c)) for p, c in zip(peers, corr) if p.token_id != s.token.token_id]
+        pairs = [(p.symbol, float(c)) for p, c in zip(peers, corr, strict=False) if p.token_id != s.token.token_id]
         pairs.sort(key=lambda pc: -pc[1])
         chosen = pairs[:10] + pairs[-10:]
         return {
@@ -582,4 +584,3 @@ class DataService:
         from .indices import performance_rows
 
         return performance_rows(self, q)
-

@@ -130,9 +130,7 @@ class Facilitator:
         return Eip712Domain(asset.eip712_name, asset.eip712_version, self.network.chain_id, asset.address)
 
     # -- verify --------------------------------------------------------------------------------
-    def verify(
-        self, payload: PaymentPayload, req: PaymentRequirements, *, reserve: bool = False
-    ) -> VerifyResult:
+    def verify(self, payload: PaymentPayload, req: PaymentRequirements, *, reserve: bool = False) -> VerifyResult:
         """Check ``payload`` against ``req``; with ``reserve`` also claim its nonce atomically."""
         auth = payload.authorization
         payer = auth.from_
@@ -141,7 +139,9 @@ class Facilitator:
             return VerifyResult(False, payer, reason, message)
 
         if payload.x402_version != req.x402_version:
-            return bad(INVALID_VERSION, f"payment is x402 v{payload.x402_version}, requirements are v{req.x402_version}")
+            return bad(
+                INVALID_VERSION, f"payment is x402 v{payload.x402_version}, requirements are v{req.x402_version}"
+            )
         if payload.scheme != "exact" or req.scheme != "exact":
             return bad(UNSUPPORTED_SCHEME, f"only the 'exact' scheme is supported, got {payload.scheme!r}")
         try:

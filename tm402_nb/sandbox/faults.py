@@ -61,8 +61,15 @@ class Faults:
     drop_after_settle: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("burst_429", "error_5xx_next", "settle_failure", "slow_settle_past_valid_before",
-                     "malformed_challenge", "oversized_challenge", "drop_after_settle"):
+        for name in (
+            "burst_429",
+            "error_5xx_next",
+            "settle_failure",
+            "slow_settle_past_valid_before",
+            "malformed_challenge",
+            "oversized_challenge",
+            "drop_after_settle",
+        ):
             setattr(self, name, _count(getattr(self, name), name))
         if not isinstance(self.latency_ms, int) or not 0 <= self.latency_ms <= 60_000:
             raise ValueError(f"latency_ms must be an integer 0..60000, got {self.latency_ms!r}")
@@ -81,7 +88,7 @@ class Faults:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Faults":
+    def from_json(cls, data: dict[str, Any]) -> Faults:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -60,12 +60,15 @@ class IndexData:
     volume: np.ndarray
 
 
-def _build(svc: "DataService", d: IndexDef) -> IndexData:
+def _build(svc: DataService, d: IndexDef) -> IndexData:
     m = svc.market
     start = svc.cal.index(INCEPTION)
     pool = [
-        t for t in svc.universe.tokens
-        if t.rank >= d.rank_from and t.peg is None and (d.category is None or d.category in t.categories)
+        t
+        for t in svc.universe.tokens
+        if t.rank >= d.rank_from
+        and t.peg is None
+        and (d.category is None or d.category in t.categories)
         and m.series(t).start <= start
     ]
     holdings = pool[:10]
@@ -79,7 +82,7 @@ def _build(svc: "DataService", d: IndexDef) -> IndexData:
     return IndexData(d, holdings, weights, start, level, mcaps, vols)
 
 
-def _all(svc: "DataService") -> dict[int, IndexData]:
+def _all(svc: DataService) -> dict[int, IndexData]:
     return svc._memo("indices", lambda: {d.id: _build(svc, d) for d in INDEX_DEFS})
 
 
@@ -87,7 +90,7 @@ def _chg(x: np.ndarray, k: int) -> float:
     return round((float(x[-1]) / float(x[-1 - k]) - 1.0) * 100.0, 4)
 
 
-def index_rows(svc: "DataService", q: P.IndicesQuery) -> list[dict[str, Any]]:
+def index_rows(svc: DataService, q: P.IndicesQuery) -> list[dict[str, Any]]:
     rows = []
     for idx in _all(svc).values():
         d = idx.definition
@@ -117,12 +120,12 @@ def index_rows(svc: "DataService", q: P.IndicesQuery) -> list[dict[str, Any]]:
     return rows[q.offset : q.offset + q.limit]
 
 
-def holdings_rows(svc: "DataService", q: P.IndexHoldingsQuery) -> list[dict[str, Any]]:
+def holdings_rows(svc: DataService, q: P.IndexHoldingsQuery) -> list[dict[str, Any]]:
     idx = _all(svc).get(q.id)
     if idx is None:
         return []
     out = []
-    for t, w in zip(idx.holdings, idx.weights):
+    for t, w in zip(idx.holdings, idx.weights, strict=False):
         s = svc.market.series(t)
         i0 = idx.start - s.start
         out.append(
@@ -148,7 +151,7 @@ def holdings_rows(svc: "DataService", q: P.IndexHoldingsQuery) -> list[dict[str,
     return out
 
 
-def performance_rows(svc: "DataService", q: P.IndexPerformanceQuery) -> list[dict[str, Any]]:
+def performance_rows(svc: DataService, q: P.IndexPerformanceQuery) -> list[dict[str, Any]]:
     idx = _all(svc).get(q.id)
     if idx is None:
         return []

@@ -18,7 +18,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -38,9 +38,7 @@ class Calendar:
             raise ValueError(f"anchor {anchor} is too early (data starts {GENESIS})")
         self.anchor = anchor
         self.last = (anchor - GENESIS).days
-        self._iso = [
-            (GENESIS + timedelta(days=i)).strftime("%Y-%m-%dT00:00:00.000Z") for i in range(self.last + 1)
-        ]
+        self._iso = [(GENESIS + timedelta(days=i)).strftime("%Y-%m-%dT00:00:00.000Z") for i in range(self.last + 1)]
 
     def index(self, d: date) -> int:
         return (d - GENESIS).days
@@ -112,7 +110,11 @@ def _ema_trend(logc: np.ndarray, fast: int = 12, slow: int = 26, band: float = 0
 
 
 def _momentum(logc: np.ndarray, k: int) -> np.ndarray:
-    shifted = np.concatenate([np.full(min(k, len(logc)), logc[0]), logc[:-k]]) if len(logc) > k else np.full_like(logc, logc[0])
+    shifted = (
+        np.concatenate([np.full(min(k, len(logc)), logc[0]), logc[:-k]])
+        if len(logc) > k
+        else np.full_like(logc, logc[0])
+    )
     return logc - shifted
 
 
@@ -198,8 +200,10 @@ class Market:
             wick = 0.0008
         elif t.peg is not None:
             base = self.series(self.universe.by_slug[t.peg])
-            bclose = base.close[start - base.start :] if start >= base.start else np.concatenate(
-                [np.full(base.start - start, base.close[0]), base.close]
+            bclose = (
+                base.close[start - base.start :]
+                if start >= base.start
+                else np.concatenate([np.full(base.start - start, base.close[0]), base.close])
             )
             close = bclose * np.exp(np.clip(rng.standard_normal(n) * 0.0015, -0.006, 0.006))
             close[-1] = bclose[-1] * (1 + 0.0004 * (rng.random() - 0.5))
@@ -251,12 +255,29 @@ class Market:
         strategy = np.cumprod(1.0 + position * simple) - 1.0
         holding = close / close[0] - 1.0
         return DailySeries(
-            t, start, open_, high, low, close, volume, trader, quant, fundamental, technology, tm, investor,
-            trend, signal, strategy, holding,
+            t,
+            start,
+            open_,
+            high,
+            low,
+            close,
+            volume,
+            trader,
+            quant,
+            fundamental,
+            technology,
+            tm,
+            investor,
+            trend,
+            signal,
+            strategy,
+            holding,
         )
 
     # -- hourly ---------------------------------------------------------------------------
-    def hourly_day(self, token: Token | int, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def hourly_day(
+        self, token: Token | int, day: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """24 hourly bars (open, high, low, close, volume) of ``day`` that aggregate to its daily bar."""
         s = self.series(token)
         key = (s.token.token_id, day)
@@ -296,7 +317,7 @@ class Market:
         depends on which window a request asked for.
         """
         s = self.series(token)
-        days = [d for d in range(day - 4, day + 1)]
+        days = list(range(day - 4, day + 1))
         closes = np.concatenate([self.hourly_day(s.token, max(d, s.start))[3] for d in days])
         logc = np.log(closes)
         # positions of the 25 hours: the previous day's last hour and the 24 hours of `day`
@@ -322,4 +343,4 @@ class Market:
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

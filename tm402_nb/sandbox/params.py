@@ -58,7 +58,9 @@ class Paging(QueryModel):
 
 class TokenParams(QueryModel):
     token_id: str | None = Field(None, description="Comma-separated token ids, e.g. `3375,3306`.")
-    symbol: str | None = Field(None, description="Comma-separated symbols, e.g. `BTC,ETH` (several tokens may share one).")
+    symbol: str | None = Field(
+        None, description="Comma-separated symbols, e.g. `BTC,ETH` (several tokens may share one)."
+    )
     token_name: str | None = Field(None, description="Comma-separated token names, e.g. `Bitcoin,Ethereum`.")
 
     @field_validator("token_id")
@@ -116,7 +118,7 @@ class DateParams(QueryModel):
         return v
 
     @model_validator(mode="after")
-    def _order(self) -> "DateParams":
+    def _order(self) -> DateParams:
         if self.startDate and self.endDate and self.endDate < self.startDate:
             raise ValueError(f"endDate ({self.endDate}) is before startDate ({self.startDate})")
         return self

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import X402ProtocolError
+from ..x402.eip3009 import transfer_digest
 from ..x402.encoding import MAX_MESSAGE_BYTES, b64json_encode
 from ..x402.messages import (
     PAYMENT_REQUIRED,
@@ -37,7 +38,6 @@ from ..x402.messages import (
     PaymentRequirements,
 )
 from ..x402.wallet import recover_address
-from ..x402.eip3009 import transfer_digest
 from . import facilitator as F
 from .assets import PayAsset
 from .catalogue import EndpointSpec
@@ -201,9 +201,15 @@ class Paywall:
         if self.version == 2:
             acc = payload.accepted or {}
             asset = acc.get("asset")
-            offer = next((o for o in offers if isinstance(asset, str) and o.asset.address.lower() == asset.lower()), None)
+            offer = next(
+                (o for o in offers if isinstance(asset, str) and o.asset.address.lower() == asset.lower()), None
+            )
             if offer is None:
-                return None, F.INVALID_REQUIREMENTS, f"accepted.asset {str(asset)[:42]} is not offered for {request_path}"
+                return (
+                    None,
+                    F.INVALID_REQUIREMENTS,
+                    f"accepted.asset {str(asset)[:42]} is not offered for {request_path}",
+                )
             mine = offer.json
             if acc.get("scheme") != mine["scheme"]:
                 return None, F.UNSUPPORTED_SCHEME, f"accepted.scheme {acc.get('scheme')!r} is not 'exact'"
@@ -212,14 +218,23 @@ class Paywall:
             if str(acc.get("payTo", "")).lower() != mine["payTo"].lower():
                 return None, F.RECIPIENT_MISMATCH, f"accepted.payTo {str(acc.get('payTo'))[:42]} is not {mine['payTo']}"
             if str(acc.get("amount")) != mine["amount"]:
-                return None, F.VALUE_MISMATCH, (
-                    f"accepted.amount {str(acc.get('amount'))[:40]} is not the price of {request_path} "
-                    f"({mine['amount']}): a payment for another endpoint or price"
+                return (
+                    None,
+                    F.VALUE_MISMATCH,
+                    (
+                        f"accepted.amount {str(acc.get('amount'))[:40]} is not the price of {request_path} "
+                        f"({mine['amount']}): a payment for another endpoint or price"
+                    ),
                 )
             # As the reference server matches `accepted`: every core term, and this offer's `extra` as a subset.
             if acc.get("maxTimeoutSeconds") != mine["maxTimeoutSeconds"]:
-                return None, F.INVALID_REQUIREMENTS, (
-                    f"accepted.maxTimeoutSeconds {str(acc.get('maxTimeoutSeconds'))[:20]} is not {mine['maxTimeoutSeconds']}")
+                return (
+                    None,
+                    F.INVALID_REQUIREMENTS,
+                    (
+                        f"accepted.maxTimeoutSeconds {str(acc.get('maxTimeoutSeconds'))[:20]} is not {mine['maxTimeoutSeconds']}"
+                    ),
+                )
             acc_extra = acc.get("extra") if isinstance(acc.get("extra"), dict) else {}
             if any(acc_extra.get(k) != v for k, v in (mine.get("extra") or {}).items()):
                 return None, F.INVALID_REQUIREMENTS, "accepted.extra does not echo this offer's extra (name, version)"
@@ -260,7 +275,11 @@ class Paywall:
                 self.stats.payment_header(path, client)
                 self.stats.count("refused", path)
                 return self.challenge(
-                    spec, url, preferred, error=F.INVALID_VERSION, allow_faults=False,
+                    spec,
+                    url,
+                    preferred,
+                    error=F.INVALID_VERSION,
+                    allow_faults=False,
                     message=(
                         f"this server speaks x402 v{self.version}: send the payment in the {self.header} header "
                         f"(got {self.other_header}, the x402 v{3 - self.version} header)"
@@ -277,7 +296,11 @@ class Paywall:
         if payload.x402_version != self.version:
             self.stats.count("refused", path)
             return self.challenge(
-                spec, url, preferred, error=F.INVALID_VERSION, allow_faults=False,
+                spec,
+                url,
+                preferred,
+                error=F.INVALID_VERSION,
+                allow_faults=False,
                 message=f"payment is x402 v{payload.x402_version}; this server speaks v{self.version}",
             )
         offer, reason, message = self._select(payload, offers, path)
@@ -317,8 +340,9 @@ class Paywall:
         payer = payload.authorization.from_
         result: F.SettleResult
         if self.faults.take_settle_failure():
-            result = F.SettleResult(False, "", network, payer, self.faults.faults.settle_failure_reason,
-                                    "settlement failed (sandbox fault)")
+            result = F.SettleResult(
+                False, "", network, payer, self.faults.faults.settle_failure_reason, "settlement failed (sandbox fault)"
+            )
         elif self.faults.take_slow_settle():
             await asyncio.sleep(self.faults.faults.slow_settle_ms / 1000.0)
             result = self.facilitator.settle(
@@ -333,11 +357,17 @@ class Paywall:
             headers = {self.receipt_header: receipt}
             if self.version == 1:
                 return self.challenge(
-                    spec, url, preferred, error=result.error_reason, message=result.message,
-                    headers=headers, allow_faults=False,
+                    spec,
+                    url,
+                    preferred,
+                    error=result.error_reason,
+                    message=result.message,
+                    headers=headers,
+                    allow_faults=False,
                 )
             return JSONResponse(
-                {"error": result.error_reason, "message": result.message}, status_code=402,
+                {"error": result.error_reason, "message": result.message},
+                status_code=402,
                 headers={**headers, "Cache-Control": "no-store"},
             )
         self.stats.count("settlements")
@@ -364,7 +394,12 @@ def decode_payment(raw: str) -> tuple[PaymentPayload | None, str | None]:
 def invalid_payment_response(message: str) -> JSONResponse:
     """400 for a payment header that is not a payment at all (garbage, wrong shape, too big)."""
     return JSONResponse(
-        {"success": False, "message": f"Invalid payment header: {message}", "length": 0, "data": [],
-         "error": F.INVALID_PAYLOAD},
+        {
+            "success": False,
+            "message": f"Invalid payment header: {message}",
+            "length": 0,
+            "data": [],
+            "error": F.INVALID_PAYLOAD,
+        },
         status_code=400,
     )

@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse, Response
 from ..errors import X402ProtocolError
 from . import envelope, rpc
 from .catalogue import ENDPOINTS
-from .faults import Faults
 from .facilitator import INVALID_PAYLOAD
+from .faults import Faults
 from .pricing import atomic_price
 from .state import SandboxState, display
 
@@ -164,7 +164,9 @@ async def _parse(request: Request) -> Any:
 async def verify(request: Request) -> Response:
     parsed = await _parse(request)
     if isinstance(parsed, str):
-        return JSONResponse({"isValid": False, "invalidReason": INVALID_PAYLOAD, "invalidMessage": parsed}, status_code=400)
+        return JSONResponse(
+            {"isValid": False, "invalidReason": INVALID_PAYLOAD, "invalidMessage": parsed}, status_code=400
+        )
     payload, req = parsed
     return JSONResponse(_state(request).facilitator.verify(payload, req).to_json())
 
@@ -175,8 +177,13 @@ async def settle(request: Request) -> Response:
     parsed = await _parse(request)
     if isinstance(parsed, str):
         return JSONResponse(
-            {"success": False, "errorReason": INVALID_PAYLOAD, "errorMessage": parsed, "transaction": "",
-             "network": st.network.caip2},
+            {
+                "success": False,
+                "errorReason": INVALID_PAYLOAD,
+                "errorMessage": parsed,
+                "transaction": "",
+                "network": st.network.caip2,
+            },
             status_code=400,
         )
     payload, req = parsed

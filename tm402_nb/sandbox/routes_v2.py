@@ -66,14 +66,17 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
         st.stats.count("rate_limited")
         secs = faults.faults.retry_after_s
         return envelope.error(
-            429, f"Too many requests (sandbox fault): retry after {secs} s", "rate_limited",
+            429,
+            f"Too many requests (sandbox fault): retry after {secs} s",
+            "rate_limited",
             headers={"Retry-After": str(secs)},
         )
 
     # Auth: exactly one of x-api-key and x-coinbase-402.
     if auth.api_key is not None and auth.coinbase_402 is not None:
         return envelope.error(
-            400, "Send either x-api-key or x-coinbase-402: true, not both (x402 mode takes no API key)",
+            400,
+            "Send either x-api-key or x-coinbase-402: true, not both (x402 mode takes no API key)",
             "conflicting_auth",
         )
     mode: str
@@ -104,12 +107,16 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
     if wait:
         st.stats.count("rate_limited")
         return envelope.error(
-            429, f"Rate limit exceeded for {limit_key.split(':', 1)[0]}: retry after {wait} s", "rate_limited",
+            429,
+            f"Rate limit exceeded for {limit_key.split(':', 1)[0]}: retry after {wait} s",
+            "rate_limited",
             headers={"Retry-After": str(wait)},
         )
     if spec.name in ("price", "hourly-trading-signals") and not q.has_token_filter:
         return envelope.error(
-            400, "Missing required parameter 'token_id' (or symbol / token_name)", "missing_parameter",
+            400,
+            "Missing required parameter 'token_id' (or symbol / token_name)",
+            "missing_parameter",
             param="token_id",
         )
 

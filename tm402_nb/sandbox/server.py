@@ -42,7 +42,9 @@ class SandboxServer:
     ``api_key`` the key for API-key mode.
     """
 
-    def __init__(self, config: SandboxConfig, host: str, port: int, fund: dict[str, Any] | None, log_level: str) -> None:
+    def __init__(
+        self, config: SandboxConfig, host: str, port: int, fund: dict[str, Any] | None, log_level: str
+    ) -> None:
         self.config = config
         self.app = create_app(config)
         self.state = self.app.state.sandbox
@@ -74,9 +76,7 @@ class SandboxServer:
             timeout_keep_alive=5,
         )
         self._server = uvicorn.Server(uv_config)
-        self._thread = threading.Thread(
-            target=self._run, name=f"tm402-sandbox:{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"tm402-sandbox:{self.port}", daemon=True)
         self._error: BaseException | None = None
         self._stopped = False
         self._thread.start()
@@ -176,7 +176,7 @@ class SandboxServer:
 
     close = stop
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -199,7 +199,7 @@ def serve(
     seed: int = DEFAULT_SEED,
     faults: Faults | None = None,
     db_path: str | None = None,
-    fund: dict[str, Any] | None | bool = True,
+    fund: dict[str, Any] | bool | None = True,
     api_key: str | None = None,
     rate_limit: float = 20.0,
     rate_burst: int = 40,
@@ -216,8 +216,15 @@ def serve(
     """
     if config is None:
         config = SandboxConfig(
-            network=network, x402_version=x402_version, seed=seed, api_key=api_key, db_path=db_path,
-            anchor=anchor, rate_limit=rate_limit, rate_burst=rate_burst, max_timeout_seconds=max_timeout_seconds,
+            network=network,
+            x402_version=x402_version,
+            seed=seed,
+            api_key=api_key,
+            db_path=db_path,
+            anchor=anchor,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            max_timeout_seconds=max_timeout_seconds,
             faults=faults or Faults(),
         )
     else:

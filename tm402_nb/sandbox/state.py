@@ -19,6 +19,7 @@ from .paywall import Paywall
 from .ratelimit import RateLimiter
 from .stats import Stats
 
+
 def display(atomic: int, decimals: int) -> str:
     """Exact display string: ``display(17000, 6) == "0.017"``, ``display(0, 18) == "0"``."""
     return format(to_display(atomic, decimals).normalize(), "f")

@@ -14,7 +14,15 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-_PATH_KEYS = ("requests", "challenges", "payment_headers", "unchallenged_payments", "paid", "refused", "settle_failures")
+_PATH_KEYS = (
+    "requests",
+    "challenges",
+    "payment_headers",
+    "unchallenged_payments",
+    "paid",
+    "refused",
+    "settle_failures",
+)
 
 
 class Stats:
@@ -28,8 +36,16 @@ class Stats:
 
     def _clear(self) -> None:
         self._totals: dict[str, int] = {
-            "requests": 0, "challenges": 0, "payment_headers": 0, "unchallenged_payments": 0, "paid": 0,
-            "refused": 0, "settlements": 0, "settle_failures": 0, "rate_limited": 0, "dropped": 0,
+            "requests": 0,
+            "challenges": 0,
+            "payment_headers": 0,
+            "unchallenged_payments": 0,
+            "paid": 0,
+            "refused": 0,
+            "settlements": 0,
+            "settle_failures": 0,
+            "rate_limited": 0,
+            "dropped": 0,
             "errors_5xx": 0,
         }
         self._paths: dict[str, dict[str, int]] = {}

@@ -22,7 +22,7 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f}%"
 
 
-def ai_report(svc: "DataService", s: DailySeries, day: int) -> dict[str, Any]:
+def ai_report(svc: DataService, s: DailySeries, day: int) -> dict[str, Any]:
     from .datasets import grade_signal
 
     t = s.token
@@ -85,8 +85,28 @@ def ai_report(svc: "DataService", s: DailySeries, day: int) -> dict[str, Any]:
     }
 
 
-_FIRST = ("Alder", "Basalt", "Cobalt", "Drift", "Ember", "Fjord", "Granite", "Harbor", "Indigo", "Juniper",
-          "Kestrel", "Lumen", "Meridian", "Nimbus", "Onyx", "Pinnacle", "Quarry", "Ridge", "Summit", "Tidal")
+_FIRST = (
+    "Alder",
+    "Basalt",
+    "Cobalt",
+    "Drift",
+    "Ember",
+    "Fjord",
+    "Granite",
+    "Harbor",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lumen",
+    "Meridian",
+    "Nimbus",
+    "Onyx",
+    "Pinnacle",
+    "Quarry",
+    "Ridge",
+    "Summit",
+    "Tidal",
+)
 _SECOND = ("Capital", "Ventures", "Partners", "Labs", "Digital", "Fund", "Research", "Holdings")
 
 

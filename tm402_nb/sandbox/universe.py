@@ -24,12 +24,36 @@ SYNTHETIC_ID_BASE = 50001
 REAL_IDS = {"bitcoin": 3375, "ethereum": 3306, "litecoin": 3377}
 
 CATEGORIES = (
-    "layer-1", "layer-2", "defi", "nft", "gaming", "meme", "ai", "infrastructure",
-    "exchange-token", "privacy", "oracle", "storage", "rwa", "stablecoin", "bridged",
+    "layer-1",
+    "layer-2",
+    "defi",
+    "nft",
+    "gaming",
+    "meme",
+    "ai",
+    "infrastructure",
+    "exchange-token",
+    "privacy",
+    "oracle",
+    "storage",
+    "rwa",
+    "stablecoin",
+    "bridged",
 )
 EXCHANGES = (
-    "binance", "coinbase", "kraken", "okx", "bybit", "gate", "kucoin", "mexc",
-    "bitget", "htx", "uniswap-v3-base", "aerodrome-base", "uniswap-v3-ethereum",
+    "binance",
+    "coinbase",
+    "kraken",
+    "okx",
+    "bybit",
+    "gate",
+    "kucoin",
+    "mexc",
+    "bitget",
+    "htx",
+    "uniswap-v3-base",
+    "aerodrome-base",
+    "uniswap-v3-ethereum",
 )
 
 
@@ -80,7 +104,20 @@ _FAMOUS: tuple[tuple, ...] = (
     ("Dogecoin", "DOGE", "dogecoin", 0.163, 2.40e10, ("meme",), 2019, None, 0.040, 1.3, 58, 40),
     ("Cardano", "ADA", "cardano", 0.50, 1.80e10, ("layer-1",), 2019, None, 0.032, 1.15, 70, 78),
     ("Hyperliquid", "HYPE", "hyperliquid", 36.2, 1.20e10, ("defi", "layer-1"), 2024, None, 0.045, 1.2, 72, 76),
-    ("Chainlink", "LINK", "chainlink", 14.1, 9.50e9, ("oracle", "infrastructure"), 2019, "ethereum", 0.035, 1.2, 82, 86),
+    (
+        "Chainlink",
+        "LINK",
+        "chainlink",
+        14.1,
+        9.50e9,
+        ("oracle", "infrastructure"),
+        2019,
+        "ethereum",
+        0.035,
+        1.2,
+        82,
+        86,
+    ),
     ("Bitcoin Cash", "BCH", "bitcoin-cash", 480.0, 9.60e9, ("layer-1",), 2019, None, 0.030, 1.1, 64, 58),
     ("Stellar", "XLM", "stellar", 0.26, 8.30e9, ("layer-1",), 2019, None, 0.030, 1.0, 66, 64),
     ("Litecoin", "LTC", "litecoin", 95.3, 7.20e9, ("layer-1",), 2019, None, 0.028, 1.05, 68, 60),
@@ -93,7 +130,20 @@ _FAMOUS: tuple[tuple, ...] = (
     ("Uniswap", "UNI", "uniswap", 7.2, 4.50e9, ("defi", "exchange-token"), 2020, "ethereum", 0.040, 1.3, 80, 84),
     ("Polkadot", "DOT", "polkadot", 2.7, 4.30e9, ("layer-1", "infrastructure"), 2020, None, 0.038, 1.25, 72, 86),
     ("Bittensor", "TAO", "bittensor", 330.0, 3.20e9, ("ai",), 2023, None, 0.055, 1.4, 74, 80),
-    ("Internet Computer", "ICP", "internet-computer", 5.5, 3.00e9, ("layer-1", "storage"), 2021, None, 0.045, 1.3, 62, 80),
+    (
+        "Internet Computer",
+        "ICP",
+        "internet-computer",
+        5.5,
+        3.00e9,
+        ("layer-1", "storage"),
+        2021,
+        None,
+        0.045,
+        1.3,
+        62,
+        80,
+    ),
     ("Aave", "AAVE", "aave", 190.0, 2.90e9, ("defi",), 2020, "ethereum", 0.042, 1.35, 84, 85),
     ("NEAR Protocol", "NEAR", "near", 2.2, 2.80e9, ("layer-1", "ai"), 2020, None, 0.045, 1.35, 72, 84),
     ("Pepe", "PEPE", "pepe", 0.0000055, 2.30e9, ("meme",), 2023, "ethereum", 0.060, 1.6, 44, 30),
@@ -126,8 +176,38 @@ _COLLISIONS: tuple[tuple, ...] = (
 )
 
 _SYLLABLES = (
-    "ra", "zen", "vo", "lux", "qua", "tor", "mi", "nex", "sol", "ka", "dri", "fi", "on", "ar", "bel", "cy",
-    "do", "ex", "gal", "hy", "io", "ju", "kel", "lo", "mar", "no", "pi", "rix", "sa", "tu", "vex", "wy",
+    "ra",
+    "zen",
+    "vo",
+    "lux",
+    "qua",
+    "tor",
+    "mi",
+    "nex",
+    "sol",
+    "ka",
+    "dri",
+    "fi",
+    "on",
+    "ar",
+    "bel",
+    "cy",
+    "do",
+    "ex",
+    "gal",
+    "hy",
+    "io",
+    "ju",
+    "kel",
+    "lo",
+    "mar",
+    "no",
+    "pi",
+    "rix",
+    "sa",
+    "tu",
+    "vex",
+    "wy",
 )
 _SUFFIX = ("", " Protocol", " Network", " Finance", " Labs", " Chain", " AI", " DAO", " Swap", " Verse")
 
@@ -138,7 +218,7 @@ def _generated(rng: random.Random, count: int, taken_symbols: set[str], taken_na
         n = rng.choice((2, 2, 3))
         stem = "".join(rng.choice(_SYLLABLES) for _ in range(n))
         name = stem.capitalize() + rng.choice(_SUFFIX)
-        symbol = (stem[:3] + stem[-1]).upper() if rng.random() < 0.3 else stem[:rng.choice((3, 4))].upper()
+        symbol = (stem[:3] + stem[-1]).upper() if rng.random() < 0.3 else stem[: rng.choice((3, 4))].upper()
         if name in taken_names or symbol in taken_symbols or not symbol.isalpha():
             continue
         taken_names.add(name)
@@ -166,8 +246,21 @@ def build_universe(total: int = 300) -> tuple[Token, ...]:
             exchanges = tuple(sorted({*exchanges[:3], "uniswap-v3-base", "aerodrome-base"}))
         tokens.append(
             Token(
-                new_id(slug), name, sym, slug, price, mcap, cats, exchanges, date(year, 1, 1) if year > 2019 else GENESIS,
-                chain, "usd" if "stablecoin" in cats else None, vol, beta, float(fund), float(tech),
+                new_id(slug),
+                name,
+                sym,
+                slug,
+                price,
+                mcap,
+                cats,
+                exchanges,
+                date(year, 1, 1) if year > 2019 else GENESIS,
+                chain,
+                "usd" if "stablecoin" in cats else None,
+                vol,
+                beta,
+                float(fund),
+                float(tech),
             )
         )
     by_slug = {t.slug: t for t in tokens}
@@ -176,9 +269,21 @@ def build_universe(total: int = 300) -> tuple[Token, ...]:
         start = max(base.start, date(2021, 1, 1) if chain != "ethereum" else base.start)
         tokens.append(
             Token(
-                new_id(slug), name, sym, slug, base.price, mcap, ("bridged", *base.categories[:1]),
-                tuple(sorted(rng.sample(EXCHANGES[8:], 2))), start, chain, peg, 0.0, 0.0,
-                max(30.0, base.fundamental - 25), max(30.0, base.technology - 20),
+                new_id(slug),
+                name,
+                sym,
+                slug,
+                base.price,
+                mcap,
+                ("bridged", *base.categories[:1]),
+                tuple(sorted(rng.sample(EXCHANGES[8:], 2))),
+                start,
+                chain,
+                peg,
+                0.0,
+                0.0,
+                max(30.0, base.fundamental - 25),
+                max(30.0, base.technology - 20),
             )
         )
     taken_symbols = {t.symbol for t in tokens}
@@ -198,8 +303,21 @@ def build_universe(total: int = 300) -> tuple[Token, ...]:
         vol = rng.uniform(0.04, 0.09)
         tokens.append(
             Token(
-                new_id(slug), name, sym, slug, price, mcap, cats, exchanges, start, chain, None, vol,
-                rng.uniform(0.8, 1.4), rng.uniform(25, 80), rng.uniform(20, 85),
+                new_id(slug),
+                name,
+                sym,
+                slug,
+                price,
+                mcap,
+                cats,
+                exchanges,
+                start,
+                chain,
+                None,
+                vol,
+                rng.uniform(0.8, 1.4),
+                rng.uniform(25, 80),
+                rng.uniform(20, 85),
             )
         )
     tokens.sort(key=lambda t: -t.market_cap)
@@ -259,7 +377,5 @@ class Universe:
             chosen = [t for t in chosen if t.market_cap * 0.05 >= min_volume]
         if blockchain_addresses is not None:
             wanted_a = {a.lower() for a in blockchain_addresses}
-            chosen = [
-                t for t in chosen if t.contract_address and f"{t.chain}:{t.contract_address}".lower() in wanted_a
-            ]
+            chosen = [t for t in chosen if t.contract_address and f"{t.chain}:{t.contract_address}".lower() in wanted_a]
         return chosen

@@ -30,7 +30,7 @@ from ..x402.policy import AssetLimit, SpendPolicy
 from ..x402.wallet import ENV_KEY, ENV_KEY_FILE, Wallet
 from .wallet_view import WalletView
 
-__all__ = ["Session", "connect", "session", "current_session", "ENV_MODE", "ENV_API_KEY", "ENV_RPC_URL"]
+__all__ = ["ENV_API_KEY", "ENV_MODE", "ENV_RPC_URL", "Session", "connect", "current_session", "session"]
 
 ENV_MODE = "TM402_MODE"
 ENV_API_KEY = "TM_API_KEY"
@@ -100,8 +100,9 @@ class Session:
             self.ledger = Ledger(ledger) if ledger is not None else Ledger()
             self._own_ledger = True
 
-        policy_kw: dict[str, Any] = dict(max_per_call=max_per_call, budget=budget, daily_cap=daily_cap,
-                                        pay_with=pay_with)
+        policy_kw: dict[str, Any] = dict(
+            max_per_call=max_per_call, budget=budget, daily_cap=daily_cap, pay_with=pay_with
+        )
         if tmai_limits is not None:
             policy_kw["asset_limits"] = {"TMAI": tmai_limits}
         self._rpc_url = rpc_url or os.environ.get(ENV_RPC_URL)
@@ -128,7 +129,8 @@ class Session:
                 if api_key:
                     raise ConfigurationError(
                         "an API key was given in x402 mode",
-                        hint="x402 pays per call and must not send x-api-key; use mode='api-key' for a key")
+                        hint="x402 pays per call and must not send x-api-key; use mode='api-key' for a key",
+                    )
                 net = get_network(network or "base-sepolia")
                 self.network = net.v1_name
                 self.wallet = wallet or Wallet.load(network=net.v1_name)
@@ -139,14 +141,33 @@ class Session:
                 self.wallet = None
                 self.policy = None
                 base_url = base_url or DEFAULT_BASE_URL
-            self.auth = (X402Auth(self.wallet, self.policy, ledger=self.ledger, session_id=self.id,
-                                  endpoint_of=_endpoint_of, cell_id=_cell_id)
-                         if self.policy is not None else None)
+            self.auth = (
+                X402Auth(
+                    self.wallet,
+                    self.policy,
+                    ledger=self.ledger,
+                    session_id=self.id,
+                    endpoint_of=_endpoint_of,
+                    cell_id=_cell_id,
+                )
+                if self.policy is not None
+                else None
+            )
             self.base_url = base_url
             self._client_kw = dict(
-                mode=self.mode, base_url=base_url, auth=self.auth, api_key=api_key, pay_with=pay_with,
-                ledger=self.ledger, cache=cache, cost=self.cost, retry=retry, max_concurrency=max_concurrency,
-                progress=progress, session_id=self.id, on_empty=on_empty,
+                mode=self.mode,
+                base_url=base_url,
+                auth=self.auth,
+                api_key=api_key,
+                pay_with=pay_with,
+                ledger=self.ledger,
+                cache=cache,
+                cost=self.cost,
+                retry=retry,
+                max_concurrency=max_concurrency,
+                progress=progress,
+                session_id=self.id,
+                on_empty=on_empty,
             )
             self.client = Client(**self._client_kw)
         except BaseException:
@@ -205,8 +226,10 @@ class Session:
         found = self.wallet_view.balances()
         usdc = found.get("USDC")
         if usdc is not None and self.low_balance is not None and usdc < Decimal(self.low_balance).scaleb(-6):
-            warnings.warn(f"low USDC balance: {usdc} on {self.network} (threshold "
-                          f"{format_amount(self.low_balance, 6, 'USDC')})", stacklevel=2)
+            warnings.warn(
+                f"low USDC balance: {usdc} on {self.network} (threshold {format_amount(self.low_balance, 6, 'USDC')})",
+                stacklevel=2,
+            )
         return found
 
     @property
@@ -246,7 +269,7 @@ class Session:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,7 +39,7 @@ def erc20_balance(rpc_url: str, token: str, owner: str, *, timeout: float = 10.0
 class WalletView:
     """Address, network and balances of the session's wallet."""
 
-    def __init__(self, session: "Session") -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     @property
@@ -59,8 +59,10 @@ class WalletView:
     def balances(self) -> dict[str, Decimal]:
         rpc = self._session.rpc_url
         if not rpc:
-            raise ConfigurationError("no JSON-RPC URL to read balances from",
-                                     hint="set $TM402_RPC_URL (e.g. a Base Sepolia RPC endpoint) or pass rpc_url=")
+            raise ConfigurationError(
+                "no JSON-RPC URL to read balances from",
+                hint="set $TM402_RPC_URL (e.g. a Base Sepolia RPC endpoint) or pass rpc_url=",
+            )
         return {a.symbol: to_display(erc20_balance(rpc, a.address, self.address), a.decimals) for a in self.assets()}
 
     def __repr__(self) -> str:

@@ -4,5 +4,19 @@ from .catalogue import CATALOGUE, ENDPOINTS, Endpoint, Param, catalogue_frame, g
 from .client import DEFAULT_BASE_URL, AsyncClient, Client, Quote, RetryPolicy
 from .cost import CallCost, Cost, CostTracker
 
-__all__ = ["CATALOGUE", "DEFAULT_BASE_URL", "ENDPOINTS", "AsyncClient", "CallCost", "Client", "Cost",
-           "CostTracker", "Endpoint", "Param", "Quote", "RetryPolicy", "catalogue_frame", "get_endpoint"]
+__all__ = [
+    "CATALOGUE",
+    "DEFAULT_BASE_URL",
+    "ENDPOINTS",
+    "AsyncClient",
+    "CallCost",
+    "Client",
+    "Cost",
+    "CostTracker",
+    "Endpoint",
+    "Param",
+    "Quote",
+    "RetryPolicy",
+    "catalogue_frame",
+    "get_endpoint",
+]

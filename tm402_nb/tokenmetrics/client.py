@@ -47,7 +47,7 @@ from .catalogue import Endpoint, get_endpoint
 from .cost import CallCost, Cost, CostTracker, current_cell_id
 from .plan import PlannedRequest, cache_key, plan_requests, to_wire, validate_params
 
-__all__ = ["Client", "AsyncClient", "RetryPolicy", "Quote", "DEFAULT_BASE_URL"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "Quote", "RetryPolicy"]
 
 DEFAULT_BASE_URL = "https://api.tokenmetrics.com/v2"
 DEFAULT_TIMEOUT = 30.0
@@ -68,7 +68,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        d = min(self.cap, self.base * (2 ** attempt))
+        d = min(self.cap, self.base * (2**attempt))
         return d * (1 + random.uniform(-self.jitter, self.jitter))
 
 
@@ -226,14 +226,19 @@ class _ClientBase:
         """Cached answers are private to a mode, a server and a payer (or key)."""
         import hashlib
 
-        who = self.auth.wallet.address if self.auth is not None else hashlib.sha256(
-            (self._api_key or "").encode()).hexdigest()[:16]
+        who = (
+            self.auth.wallet.address
+            if self.auth is not None
+            else hashlib.sha256((self._api_key or "").encode()).hexdigest()[:16]
+        )
         return f"{self.mode}|{self.base_url}|{who}"
 
     def url_for(self, endpoint: Endpoint) -> str:
         return self.base_url + endpoint.path
 
-    def _prepare(self, endpoint: str | Endpoint, params: Mapping[str, Any]) -> tuple[Endpoint, dict[str, Any], list[str]]:
+    def _prepare(
+        self, endpoint: str | Endpoint, params: Mapping[str, Any]
+    ) -> tuple[Endpoint, dict[str, Any], list[str]]:
         ep = get_endpoint(endpoint)
         clean = validate_params(ep, params)
         symbols = clean.pop("symbol", None) if ep.token_keyed else None
@@ -283,8 +288,7 @@ class _ClientBase:
         pay = payment_of(response)
         if pay is None or pay.status == "failed":
             return True
-        return (pay.status == "unknown" and self.auth is not None
-                and self.auth.pending_for(response.request) is pay)
+        return pay.status == "unknown" and self.auth is not None and self.auth.pending_for(response.request) is pay
 
     @staticmethod
     def _page_done(planned: PlannedRequest, data: list[Any], rows: int, pages: int, max_pages: int | None) -> bool:
@@ -295,8 +299,14 @@ class _ClientBase:
         # even when that filled the page (asking for the next page would sign a payment
         # for nothing).
         expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
-        return bool(planned.single_page or (planned.latest_only and not max_pages) or not ep.paged
-                    or len(data) < size or (max_pages and pages >= max_pages) or (expected and rows >= expected))
+        return bool(
+            planned.single_page
+            or (planned.latest_only and not max_pages)
+            or not ep.paged
+            or len(data) < size
+            or (max_pages and pages >= max_pages)
+            or (expected and rows >= expected)
+        )
 
     # -- interpreting answers ------------------------------------------------------
     def _interpret(self, endpoint: Endpoint, response: httpx.Response) -> dict[str, Any]:
@@ -320,22 +330,43 @@ class _ClientBase:
         if status == 400:
             raise ParamError(f"{endpoint.name}: the API refused the request: {message or response.text[:200]}")
         if status == 401:
-            hint = ("check $TM_API_KEY and your plan" if self.mode == "api-key"
-                    else "x402 calls must send x-coinbase-402: true (the client does)")
-            raise APIError(f"{endpoint.name}: not authorized: {message or ''}".rstrip(": "), status=status,
-                           body=body, hint=hint)
+            hint = (
+                "check $TM_API_KEY and your plan"
+                if self.mode == "api-key"
+                else "x402 calls must send x-coinbase-402: true (the client does)"
+            )
+            raise APIError(
+                f"{endpoint.name}: not authorized: {message or ''}".rstrip(": "), status=status, body=body, hint=hint
+            )
         if status == 402:
-            raise APIError(f"{endpoint.name}: payment required", status=status, body=body,
-                           hint="API-key mode does not pay; use x402 or sandbox mode" if self.mode == "api-key" else None)
+            raise APIError(
+                f"{endpoint.name}: payment required",
+                status=status,
+                body=body,
+                hint="API-key mode does not pay; use x402 or sandbox mode" if self.mode == "api-key" else None,
+            )
         if status == 429:
-            raise RateLimited(f"{endpoint.name}: rate limited (429) after {self.retry.attempts} retries",
-                              status=status, body=body, hint="wait a minute, or lower max_concurrency")
+            raise RateLimited(
+                f"{endpoint.name}: rate limited (429) after {self.retry.attempts} retries",
+                status=status,
+                body=body,
+                hint="wait a minute, or lower max_concurrency",
+            )
         raise APIError(f"{endpoint.name}: HTTP {status}: {message or response.reason_phrase}", status=status, body=body)
 
     # -- accounting ------------------------------------------------------------------
-    def _account(self, endpoint: Endpoint | None, url: str, params: dict[str, str] | None,
-                 response: httpx.Response | None, elapsed: float, *, cached: bool = False,
-                 error: str | None = None, payment: Any = None) -> CallCost:
+    def _account(
+        self,
+        endpoint: Endpoint | None,
+        url: str,
+        params: dict[str, str] | None,
+        response: httpx.Response | None,
+        elapsed: float,
+        *,
+        cached: bool = False,
+        error: str | None = None,
+        payment: Any = None,
+    ) -> CallCost:
         # A call that raised may still have signed (failed) or sent (unknown) a payment:
         # the error carries it, so the footer and the scope never show such a call as free.
         pay = payment_of(response) if response is not None else payment
@@ -356,12 +387,23 @@ class _ClientBase:
             elapsed_ms=elapsed * 1000,
         )
         if self.ledger is not None:
-            self.ledger.record_call(CallRecord(
-                url=url, endpoint=call.endpoint, params=params, status_code=call.status,
-                bytes=len(response.content) if response is not None and hasattr(response, "_content") else 0,
-                elapsed_ms=call.elapsed_ms, cache_hit=cached, paid=call.paid, payment_id=call.payment_id,
-                session_id=self.session_id, mode=self.mode, cell_id=current_cell_id.get(), error=error,
-            ))
+            self.ledger.record_call(
+                CallRecord(
+                    url=url,
+                    endpoint=call.endpoint,
+                    params=params,
+                    status_code=call.status,
+                    bytes=len(response.content) if response is not None and hasattr(response, "_content") else 0,
+                    elapsed_ms=call.elapsed_ms,
+                    cache_hit=cached,
+                    paid=call.paid,
+                    payment_id=call.payment_id,
+                    session_id=self.session_id,
+                    mode=self.mode,
+                    cell_id=current_cell_id.get(),
+                    error=error,
+                )
+            )
         self.cost.record(call)
         return call
 
@@ -376,14 +418,22 @@ class _ClientBase:
         self._account(endpoint, self.url_for(endpoint), wire, None, 0.0, cached=True)
         return json.loads(hit[1])
 
-    def _cache_store(self, endpoint: Endpoint, wire: dict[str, str], response: httpx.Response, ttl: float | None) -> None:
+    def _cache_store(
+        self, endpoint: Endpoint, wire: dict[str, str], response: httpx.Response, ttl: float | None
+    ) -> None:
         if self.cache_enabled:
-            self.ledger.cache_put(cache_key(self.base_url, endpoint, wire), self.cache_scope, response.content,
-                                  ttl=endpoint.ttl if ttl is None else ttl, endpoint=endpoint.name)
+            self.ledger.cache_put(
+                cache_key(self.base_url, endpoint, wire),
+                self.cache_scope,
+                response.content,
+                ttl=endpoint.ttl if ttl is None else ttl,
+                endpoint=endpoint.name,
+            )
 
     # -- symbols ------------------------------------------------------------------------
     def _pick(self, symbol: str, candidates: list[dict[str, Any]]) -> int:
         """Deterministic choice among tokens sharing a symbol: highest market cap, then rank, then lowest id."""
+
         def mcap(row: dict[str, Any]) -> float:
             for k in ("MARKET_CAP", "market_cap", "MARKETCAP"):
                 try:
@@ -391,6 +441,7 @@ class _ClientBase:
                 except (KeyError, TypeError, ValueError):
                     continue
             return -1.0
+
         rank = self._rank or {}
         best = sorted(candidates, key=lambda r: (-mcap(r), rank.get(int(r["TOKEN_ID"]), 10**9), int(r["TOKEN_ID"])))
         return int(best[0]["TOKEN_ID"])
@@ -422,8 +473,10 @@ class _ClientBase:
     def _ids_for(self, symbols: list[str], resolved: dict[str, int]) -> list[int]:
         unknown = [s.upper() for s in symbols if s.upper() not in resolved]
         if unknown:
-            raise UnknownSymbol(f"unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                                hint="check the spelling, or pass token_id=… (see s.client.frame('tokens', symbol=…))")
+            raise UnknownSymbol(
+                f"unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                hint="check the spelling, or pass token_id=… (see s.client.frame('tokens', symbol=…))",
+            )
         return list(dict.fromkeys(resolved[s.upper()] for s in symbols))
 
     def _needs_rank(self, rows: list[dict[str, Any]], wanted: list[str]) -> bool:
@@ -436,21 +489,35 @@ class _ClientBase:
         return any(counts.get(s, 0) > 1 for s in wanted) and not any("MARKET_CAP" in r for r in rows)
 
     # -- what follows an answer (shared by the sync and async executors) ------------------
-    def _page_answer(self, endpoint: Endpoint, url: str, wire: dict[str, str], response: httpx.Response,
-                     started: float, ttl: float | None) -> dict[str, Any]:
+    def _page_answer(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        wire: dict[str, str],
+        response: httpx.Response,
+        started: float,
+        ttl: float | None,
+    ) -> dict[str, Any]:
         """Account for a page's answer, interpret it, cache it; the envelope."""
         self._account(endpoint, url, wire, response, time.perf_counter() - started)
         envelope = self._interpret(endpoint, response)
         self._cache_store(endpoint, wire, response, ttl)
         return envelope
 
-    def _page_failed(self, endpoint: Endpoint, url: str, wire: dict[str, str], exc: TM402Error,
-                     started: float) -> None:
-        self._account(endpoint, url, wire, None, time.perf_counter() - started, error=str(exc),
-                      payment=getattr(exc, "payment", None))
+    def _page_failed(self, endpoint: Endpoint, url: str, wire: dict[str, str], exc: TM402Error, started: float) -> None:
+        self._account(
+            endpoint,
+            url,
+            wire,
+            None,
+            time.perf_counter() - started,
+            error=str(exc),
+            payment=getattr(exc, "payment", None),
+        )
 
-    def _challenge_answer(self, endpoint: Endpoint, url: str, wire: dict[str, str], response: httpx.Response,
-                          started: float) -> PaymentRequired | None:
+    def _challenge_answer(
+        self, endpoint: Endpoint, url: str, wire: dict[str, str], response: httpx.Response, started: float
+    ) -> PaymentRequired | None:
         """The challenge in an unpaid answer (remembered, so the next paid call is warm); None if free."""
         self._account(endpoint, url, wire, response, time.perf_counter() - started)
         if response.status_code != 402:
@@ -481,8 +548,15 @@ class _ClientBase:
         clean["token_id"] = list(dict.fromkeys([*clean.get("token_id", []), *ids]))
 
     # -- frames ----------------------------------------------------------------------------
-    def _frame(self, endpoint: Endpoint, fetched: list[_Fetched], params: dict[str, Any], cost: Cost,
-               lowercase: bool, tidy: bool):
+    def _frame(
+        self,
+        endpoint: Endpoint,
+        fetched: list[_Fetched],
+        params: dict[str, Any],
+        cost: Cost,
+        lowercase: bool,
+        tidy: bool,
+    ):
         from .frames import to_frame
 
         rows: list[dict[str, Any]] = []
@@ -499,12 +573,17 @@ class _ClientBase:
             reason = next((f.empty_reason for f in fetched if f.empty_reason), "no rows")
             raise DataNotFound(f"{endpoint.name}: {reason}", hint="pass on_empty='empty' to get an empty frame instead")
         frame = to_frame(endpoint, rows, lowercase=lowercase, tidy=tidy)
-        frame.attrs["tm402"] = {"endpoint": endpoint.name, "params": to_wire(params), "mode": self.mode,
-                                **cost.as_attrs()}
+        frame.attrs["tm402"] = {
+            "endpoint": endpoint.name,
+            "params": to_wire(params),
+            "mode": self.mode,
+            **cost.as_attrs(),
+        }
         return frame
 
-    def _quote_from(self, endpoint: Endpoint, wire: dict[str, str], calls: int,
-                    required: PaymentRequired | None) -> Quote:
+    def _quote_from(
+        self, endpoint: Endpoint, wire: dict[str, str], calls: int, required: PaymentRequired | None
+    ) -> Quote:
         if self.mode == "api-key":
             return Quote(endpoint.name, wire, calls, mode="api-key")
         if required is None:
@@ -520,11 +599,31 @@ class _ClientBase:
                 known = find_asset(get_network(first.network), first.asset, self.auth.policy.extra_assets)
             except X402ProtocolError:
                 known = None
-            return Quote(endpoint.name, wire, calls, first.amount, known.symbol if known else first.asset[:10],
-                         known.decimals if known else 6, first.network, first.pay_to, offers,
-                         refused=exc.message, mode=self.mode)
-        return Quote(endpoint.name, wire, calls, offer.amount, offer.asset.symbol, offer.asset.decimals,
-                     offer.network.v1_name, offer.requirements.pay_to, offers, mode=self.mode)
+            return Quote(
+                endpoint.name,
+                wire,
+                calls,
+                first.amount,
+                known.symbol if known else first.asset[:10],
+                known.decimals if known else 6,
+                first.network,
+                first.pay_to,
+                offers,
+                refused=exc.message,
+                mode=self.mode,
+            )
+        return Quote(
+            endpoint.name,
+            wire,
+            calls,
+            offer.amount,
+            offer.asset.symbol,
+            offer.asset.decimals,
+            offer.network.v1_name,
+            offer.requirements.pay_to,
+            offers,
+            mode=self.mode,
+        )
 
 
 class Client(_ClientBase):
@@ -538,7 +637,9 @@ class Client(_ClientBase):
     def __init__(self, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self._http = httpx.Client(
-            auth=self.auth, timeout=self.timeout, headers=self.headers,
+            auth=self.auth,
+            timeout=self.timeout,
+            headers=self.headers,
             transport=PaymentReplayTransport(transport) if self.auth is not None else transport,
             limits=httpx.Limits(max_connections=max(10, self.max_concurrency * 2)),
         )
@@ -562,8 +663,9 @@ class Client(_ClientBase):
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _get_page(self, endpoint: Endpoint, wire: dict[str, str], *, refresh: bool, ttl: float | None
-                  ) -> dict[str, Any]:
+    def _get_page(
+        self, endpoint: Endpoint, wire: dict[str, str], *, refresh: bool, ttl: float | None
+    ) -> dict[str, Any]:
         cached = self._cache_lookup(endpoint, wire, refresh)
         if cached is not None:
             return cached
@@ -602,8 +704,9 @@ class Client(_ClientBase):
             page += 1
         return out
 
-    def _execute(self, plans: list[PlannedRequest], refresh: bool, ttl: float | None,
-                 max_pages: int | None) -> list[_Fetched]:
+    def _execute(
+        self, plans: list[PlannedRequest], refresh: bool, ttl: float | None, max_pages: int | None
+    ) -> list[_Fetched]:
         bar = self._progress(len(plans))
         try:
             if len(plans) == 1:
@@ -649,8 +752,17 @@ class Client(_ClientBase):
         top = get_endpoint("top-market-cap-tokens")
         self._set_rank(self._run(PlannedRequest(top, {}, False), False, None, 2).rows)
 
-    def frame(self, endpoint: str | Endpoint, *, refresh: bool = False, lowercase: bool = False, tidy: bool = True,
-              ttl: float | None = None, max_pages: int | None = None, **params: Any):
+    def frame(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        refresh: bool = False,
+        lowercase: bool = False,
+        tidy: bool = True,
+        ttl: float | None = None,
+        max_pages: int | None = None,
+        **params: Any,
+    ):
         """A typed DataFrame for ``endpoint`` (all pages, batches and windows).
 
         ``df.attrs["tm402"]`` holds the endpoint, params, calls made, paid/cached counts,
@@ -700,7 +812,7 @@ class Client(_ClientBase):
         self._http.close()
         self._bare.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -716,14 +828,17 @@ class AsyncClient(_ClientBase):
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self._http = httpx.AsyncClient(
-            auth=self.auth, timeout=self.timeout, headers=self.headers,
+            auth=self.auth,
+            timeout=self.timeout,
+            headers=self.headers,
             transport=AsyncPaymentReplayTransport(transport) if self.auth is not None else transport,
             limits=httpx.Limits(max_connections=max(10, self.max_concurrency * 2)),
         )
         self._bare = httpx.AsyncClient(timeout=self.timeout, headers=self.headers, transport=transport)
 
-    async def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
-                    **kw: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, url: str, *, params: Mapping[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         for attempt in range(self.retry.attempts + 1):
             # A fresh request each attempt: nothing from a previous attempt (a payment
             # header, a consumed stream) can leak into the next.
@@ -740,8 +855,9 @@ class AsyncClient(_ClientBase):
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _get_page(self, endpoint: Endpoint, wire: dict[str, str], *, refresh: bool,
-                        ttl: float | None) -> dict[str, Any]:
+    async def _get_page(
+        self, endpoint: Endpoint, wire: dict[str, str], *, refresh: bool, ttl: float | None
+    ) -> dict[str, Any]:
         cached = self._cache_lookup(endpoint, wire, refresh)
         if cached is not None:
             return cached
@@ -760,8 +876,7 @@ class AsyncClient(_ClientBase):
             self._with_ids(clean, (await self.resolve_symbols(symbols)).values())
         return await self._get_page(ep, to_wire(clean), refresh=refresh, ttl=None)
 
-    async def _run(self, planned: PlannedRequest, refresh: bool, ttl: float | None,
-                   max_pages: int | None) -> _Fetched:
+    async def _run(self, planned: PlannedRequest, refresh: bool, ttl: float | None, max_pages: int | None) -> _Fetched:
         ep = planned.endpoint
         out = _Fetched()
         page = int(planned.params.get("page", 1))
@@ -780,21 +895,22 @@ class AsyncClient(_ClientBase):
             page += 1
         return out
 
-    async def _execute(self, plans: list[PlannedRequest], refresh: bool, ttl: float | None,
-                       max_pages: int | None) -> list[_Fetched]:
+    async def _execute(
+        self, plans: list[PlannedRequest], refresh: bool, ttl: float | None, max_pages: int | None
+    ) -> list[_Fetched]:
         gate = asyncio.Semaphore(self.max_concurrency)
 
         async def one(p: PlannedRequest) -> _Fetched:
             async with gate:
                 return await self._run(p, refresh, ttl, max_pages)
+
         return list(await asyncio.gather(*(one(p) for p in plans)))
 
     async def resolve_symbols(self, symbols: list[str] | str) -> dict[str, int]:
         wanted = self._wanted(symbols)
         resolved, missing = self._resolved(wanted)
         if missing:
-            fetched = await self._execute(plan_requests(get_endpoint("tokens"), {"symbol": missing}), False, None,
-                                          None)
+            fetched = await self._execute(plan_requests(get_endpoint("tokens"), {"symbol": missing}), False, None, None)
             rows = [r for f in fetched for r in f.rows]
             if self._needs_rank(rows, missing):
                 top = get_endpoint("top-market-cap-tokens")
@@ -804,8 +920,17 @@ class AsyncClient(_ClientBase):
         self._ids_for(wanted, resolved)
         return {s: resolved[s] for s in wanted}
 
-    async def frame(self, endpoint: str | Endpoint, *, refresh: bool = False, lowercase: bool = False,
-                    tidy: bool = True, ttl: float | None = None, max_pages: int | None = None, **params: Any):
+    async def frame(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        refresh: bool = False,
+        lowercase: bool = False,
+        tidy: bool = True,
+        ttl: float | None = None,
+        max_pages: int | None = None,
+        **params: Any,
+    ):
         ep, clean, symbols = self._prepare(endpoint, params)
         with self.cost.scope(ep.name) as cost:
             if symbols:
@@ -847,7 +972,7 @@ class AsyncClient(_ClientBase):
         await self._http.aclose()
         await self._bare.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -880,4 +1005,5 @@ def _with_cell(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     def run(*args: Any) -> Any:
         return ctx.copy().run(fn, *args)
+
     return run

@@ -12,7 +12,7 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -140,8 +140,9 @@ class Cost:
             "calls": self.n_calls,
             "paid": self.n_paid,
             "cached": self.n_cached,
-            "amount": {k: format(v, "f") if v.as_tuple().exponent < -1 else f"{v:.2f}"
-                       for k, v in self.amounts().items()},
+            "amount": {
+                k: format(v, "f") if v.as_tuple().exponent < -1 else f"{v:.2f}" for k, v in self.amounts().items()
+            },
             "receipts": self.receipts,
             "networks": self.networks,
         }
@@ -166,10 +167,8 @@ class CostTracker:
                 scope.add(call)
             listeners = list(self.listeners) + list(GLOBAL_LISTENERS)
         for listener in listeners:
-            try:
+            with suppress(Exception):
                 listener(call)
-            except Exception:  # noqa: BLE001 - display hooks never break a call
-                pass
 
     def open(self, name: str = "scope") -> Cost:
         cost = Cost(name)

@@ -114,7 +114,7 @@ from pandas.api import types as pdt
 
 from .catalogue import Endpoint, get_endpoint
 
-__all__ = ["normalize_rows", "to_frame", "frame_columns", "lower_name", "bench_to_frame"]
+__all__ = ["bench_to_frame", "frame_columns", "lower_name", "normalize_rows", "to_frame"]
 
 # ------------------------------------------------------------------------------------------------
 # Field knowledge (reference §4)
@@ -134,20 +134,76 @@ _OHLCV = ("OPEN", "HIGH", "LOW", "CLOSE", "VOLUME")
 
 _RS_ITEMS = ("LEVEL_DATE", "LEVEL")
 _CORR_ITEMS = ("CORRELATED_TOKEN", "CORRELATION")
-_PRED_HEAD = ("TOKEN_MCAP", "TOTAL_MCAP", "CATEGORY_NAME", "CURRENT_PRICE", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO",
-              "AVG_PAST_PERFORMANCE", "SELF_PAST_PERFORMANCE")
-_PRED_ITEMS = ("SCENARIO", "TOTAL_MCAP_SCENARIO", "PRICE_BEAR", "PRICE_BASE", "PRICE_MOON", "ROI_BEAR", "ROI_BASE",
-               "ROI_MOON", "MCAP_BEAR", "MCAP_BASE", "MCAP_MOON", "FDV_BEAR", "FDV_BASE", "FDV_MOON")
+_PRED_HEAD = (
+    "TOKEN_MCAP",
+    "TOTAL_MCAP",
+    "CATEGORY_NAME",
+    "CURRENT_PRICE",
+    "PREDICTED_DATE",
+    "SIMILAR_TOKENS_INFO",
+    "AVG_PAST_PERFORMANCE",
+    "SELF_PAST_PERFORMANCE",
+)
+_PRED_ITEMS = (
+    "SCENARIO",
+    "TOTAL_MCAP_SCENARIO",
+    "PRICE_BEAR",
+    "PRICE_BASE",
+    "PRICE_MOON",
+    "ROI_BEAR",
+    "ROI_BASE",
+    "ROI_MOON",
+    "MCAP_BEAR",
+    "MCAP_BASE",
+    "MCAP_MOON",
+    "FDV_BEAR",
+    "FDV_BASE",
+    "FDV_MOON",
+)
 
-_GRADE = ("FUNDAMENTAL_GRADE", "TM_GRADE", "TM_GRADE_24h_PCT_CHANGE", "TM_TRADER_GRADE_24H_CHANGE", "QUANT_GRADE",
-          "FUNDAMENTAL_GRADE_CLASS", "TM_GRADE_SIGNAL", "MOMENTUM")
-_TECH = ("TECHNOLOGY_GRADE", "ACTIVITY_SCORE", "SECURITY_SCORE", "REPOSITORY_SCORE", "COLLABORATION_SCORE",
-         "DEFI_SCANNER_SCORE")
-_FUND = ("FUNDAMENTAL_GRADE", "FUNDAMENTAL_GRADE_CLASS", "COMMUNITY_SCORE", "EXCHANGE_SCORE", "VC_SCORE",
-         "TOKENOMICS_SCORE", "DEFI_SCANNER_SCORE")
-_QUANT = ("VOLATILITY", "ALL_TIME_RETURN", "CAGR", "SHARPE", "SORTINO", "MAX_DRAWDOWN", "SKEW", "TAIL_RATIO",
-          "RISK_REWARD_RATIO", "PROFIT_FACTOR", "KURTOSIS", "DAILY_VALUE_AT_RISK", "DAILY_RETURN_AVG",
-          "DAILY_RETURN_STD")
+_GRADE = (
+    "FUNDAMENTAL_GRADE",
+    "TM_GRADE",
+    "TM_GRADE_24h_PCT_CHANGE",
+    "TM_TRADER_GRADE_24H_CHANGE",
+    "QUANT_GRADE",
+    "FUNDAMENTAL_GRADE_CLASS",
+    "TM_GRADE_SIGNAL",
+    "MOMENTUM",
+)
+_TECH = (
+    "TECHNOLOGY_GRADE",
+    "ACTIVITY_SCORE",
+    "SECURITY_SCORE",
+    "REPOSITORY_SCORE",
+    "COLLABORATION_SCORE",
+    "DEFI_SCANNER_SCORE",
+)
+_FUND = (
+    "FUNDAMENTAL_GRADE",
+    "FUNDAMENTAL_GRADE_CLASS",
+    "COMMUNITY_SCORE",
+    "EXCHANGE_SCORE",
+    "VC_SCORE",
+    "TOKENOMICS_SCORE",
+    "DEFI_SCANNER_SCORE",
+)
+_QUANT = (
+    "VOLATILITY",
+    "ALL_TIME_RETURN",
+    "CAGR",
+    "SHARPE",
+    "SORTINO",
+    "MAX_DRAWDOWN",
+    "SKEW",
+    "TAIL_RATIO",
+    "RISK_REWARD_RATIO",
+    "PROFIT_FACTOR",
+    "KURTOSIS",
+    "DAILY_VALUE_AT_RISK",
+    "DAILY_RETURN_AVG",
+    "DAILY_RETURN_STD",
+)
 
 #: Row fields per endpoint as the v2 API serves them (nested columns not exploded).
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -156,8 +212,17 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "top-market-cap-tokens": (*_IDENT, "EXCHANGE_LIST", "CATEGORY_LIST", "TM_LINK"),
     "daily-ohlcv": (*_IDENT, "DATE", *_OHLCV),
     "hourly-ohlcv": (*_IDENT, "TIMESTAMP", *_OHLCV),
-    "trading-signals": (*_IDENT, "DATE", "TRADING_SIGNAL", "TOKEN_TREND", "TRADING_SIGNALS_RETURNS",
-                        "HOLDING_RETURNS", "TM_TRADER_GRADE", "TM_INVESTOR_GRADE", "TM_LINK"),
+    "trading-signals": (
+        *_IDENT,
+        "DATE",
+        "TRADING_SIGNAL",
+        "TOKEN_TREND",
+        "TRADING_SIGNALS_RETURNS",
+        "HOLDING_RETURNS",
+        "TM_TRADER_GRADE",
+        "TM_INVESTOR_GRADE",
+        "TM_LINK",
+    ),
     "hourly-trading-signals": (*_IDENT, "TIMESTAMP", "CLOSE", "SIGNAL", "POSITION"),
     "tm-grade": (*_IDENT, "DATE", *_GRADE),
     "tm-grade-history": (*_IDENT, "DATE", *_GRADE),
@@ -165,52 +230,178 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "technology-grade-history": (*_IDENT, "DATE", *_TECH),
     "fundamental-grade": (*_IDENT, "DATE", *_FUND),
     "fundamental-grade-history": (*_IDENT, "DATE", *_FUND),
-    "market-metrics": ("DATE", "TOTAL_CRYPTO_MCAP", "TM_GRADE_PERC_HIGH_COINS", "TM_GRADE_SIGNAL",
-                       "LAST_TM_GRADE_SIGNAL"),
-    "moonshot-tokens": ("TOKEN_NAME", "TOKEN_SYMBOL", "MOONSHOT_AT", "MOONSHOT_END_AT", "MOONSHOT_ROI",
-                        "LAST_TRADING_SIGNAL_TIME", "TM_TRADER_GRADE", "TM_TRADER_GRADE_24H_PCT_CHANGE",
-                        "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY", "MARKET_CAP", "VOLUME_24H"),
+    "market-metrics": (
+        "DATE",
+        "TOTAL_CRYPTO_MCAP",
+        "TM_GRADE_PERC_HIGH_COINS",
+        "TM_GRADE_SIGNAL",
+        "LAST_TM_GRADE_SIGNAL",
+    ),
+    "moonshot-tokens": (
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "MOONSHOT_AT",
+        "MOONSHOT_END_AT",
+        "MOONSHOT_ROI",
+        "LAST_TRADING_SIGNAL_TIME",
+        "TM_TRADER_GRADE",
+        "TM_TRADER_GRADE_24H_PCT_CHANGE",
+        "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY",
+        "MARKET_CAP",
+        "VOLUME_24H",
+    ),
     "resistance-support": (*_IDENT, "DATE", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS"),
-    "indices": ("ID", "NAME", "TICKER", "PRICE", "COINS", "24H", "7D", "1M", "24H_VOLUME", "INDEX_GRADE", "ALL_TIME",
-                "MARKET_CAP", "TOP_GAINERS_ICONS"),
-    "indices-holdings": (*_IDENT, "DATE", "COIN", "CG_ID", "WEIGHT", "MARKET_CAP", "PRICE", "CURRENT_ROI",
-                         "TRADER_GRADE", "TRADER_GRADE_CHANGE_24H", "ICON"),
+    "indices": (
+        "ID",
+        "NAME",
+        "TICKER",
+        "PRICE",
+        "COINS",
+        "24H",
+        "7D",
+        "1M",
+        "24H_VOLUME",
+        "INDEX_GRADE",
+        "ALL_TIME",
+        "MARKET_CAP",
+        "TOP_GAINERS_ICONS",
+    ),
+    "indices-holdings": (
+        *_IDENT,
+        "DATE",
+        "COIN",
+        "CG_ID",
+        "WEIGHT",
+        "MARKET_CAP",
+        "PRICE",
+        "CURRENT_ROI",
+        "TRADER_GRADE",
+        "TRADER_GRADE_CHANGE_24H",
+        "ICON",
+    ),
     "indices-performance": ("ID", "DATE", "INDEX_CUMULATIVE_ROI", "MARKET_CAP", "VOLUME", "FDV"),
     "correlation": (*_IDENT, "DATE", "TOP_CORRELATION"),
     "quantmetrics": (*_IDENT, "DATE", *_QUANT),
     "ai-reports": (*_IDENT, "INVESTMENT_ANALYSIS_POINTER", "INVESTMENT_ANALYSIS", "DEEP_DIVE", "CODE_REVIEW"),
-    "crypto-investors": ("INVESTOR_NAME", "INVESTOR_WEBSITE", "INVESTOR_TWITTER", "ROUND_COUNT", "ROI_AVERAGE",
-                         "ROI_MEDIAN"),
+    "crypto-investors": (
+        "INVESTOR_NAME",
+        "INVESTOR_WEBSITE",
+        "INVESTOR_TWITTER",
+        "ROUND_COUNT",
+        "ROI_AVERAGE",
+        "ROI_MEDIAN",
+    ),
     "price-prediction": (*_IDENT, "DATE", "PRICE_PREDICTION"),
 }
 
 #: Known numeric fields beyond each endpoint's ``numeric`` (dtypes of empty frames, all-missing columns).
-_NUMERIC_HINTS = frozenset({
-    *_OHLCV, "CURRENT_PRICE", "TRADING_SIGNAL", "TOKEN_TREND", "TRADING_SIGNALS_RETURNS", "HOLDING_RETURNS",
-    "TM_TRADER_GRADE", "TM_INVESTOR_GRADE", "TA_GRADE", "QUANT_GRADE", "TM_TRADER_GRADE_24H_PCT_CHANGE",
-    "SIGNAL", "POSITION", "FUNDAMENTAL_GRADE", "TM_GRADE", "TM_GRADE_24h_PCT_CHANGE", "TM_TRADER_GRADE_24H_CHANGE",
-    *(c for c in _TECH + _FUND if c != "FUNDAMENTAL_GRADE_CLASS"), *_QUANT,
-    "TOTAL_CRYPTO_MCAP", "TM_GRADE_PERC_HIGH_COINS", "LAST_TM_GRADE_SIGNAL",
-    "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY", "MARKET_CAP", "VOLUME_24H", "MOONSHOT_ROI",
-    "PRICE", "COINS", "24H", "7D", "1M", "24H_VOLUME", "INDEX_GRADE", "ALL_TIME",
-    "WEIGHT", "CURRENT_ROI", "TRADER_GRADE", "TRADER_GRADE_CHANGE_24H", "INDEX_CUMULATIVE_ROI", "FDV",
-    "ROUND_COUNT", "ROI_AVERAGE", "ROI_MEDIAN", "LEVEL", "CORRELATION",
-    *(c for c in _PRED_HEAD if c not in ("CATEGORY_NAME", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO")), *_PRED_ITEMS,
-})
+_NUMERIC_HINTS = frozenset(
+    {
+        *_OHLCV,
+        "CURRENT_PRICE",
+        "TRADING_SIGNAL",
+        "TOKEN_TREND",
+        "TRADING_SIGNALS_RETURNS",
+        "HOLDING_RETURNS",
+        "TM_TRADER_GRADE",
+        "TM_INVESTOR_GRADE",
+        "TA_GRADE",
+        "QUANT_GRADE",
+        "TM_TRADER_GRADE_24H_PCT_CHANGE",
+        "SIGNAL",
+        "POSITION",
+        "FUNDAMENTAL_GRADE",
+        "TM_GRADE",
+        "TM_GRADE_24h_PCT_CHANGE",
+        "TM_TRADER_GRADE_24H_CHANGE",
+        *(c for c in _TECH + _FUND if c != "FUNDAMENTAL_GRADE_CLASS"),
+        *_QUANT,
+        "TOTAL_CRYPTO_MCAP",
+        "TM_GRADE_PERC_HIGH_COINS",
+        "LAST_TM_GRADE_SIGNAL",
+        "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY",
+        "MARKET_CAP",
+        "VOLUME_24H",
+        "MOONSHOT_ROI",
+        "PRICE",
+        "COINS",
+        "24H",
+        "7D",
+        "1M",
+        "24H_VOLUME",
+        "INDEX_GRADE",
+        "ALL_TIME",
+        "WEIGHT",
+        "CURRENT_ROI",
+        "TRADER_GRADE",
+        "TRADER_GRADE_CHANGE_24H",
+        "INDEX_CUMULATIVE_ROI",
+        "FDV",
+        "ROUND_COUNT",
+        "ROI_AVERAGE",
+        "ROI_MEDIAN",
+        "LEVEL",
+        "CORRELATION",
+        *(c for c in _PRED_HEAD if c not in ("CATEGORY_NAME", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO")),
+        *_PRED_ITEMS,
+    }
+)
 #: Fields whose values are lists or dicts: object dtype, never inferred.
-_OBJECT_FIELDS = frozenset({"EXCHANGE_LIST", "CATEGORY_LIST", "CONTRACT_ADDRESS", "TOP_GAINERS_ICONS",
-                            "SIMILAR_TOKENS_INFO", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS", "TOP_CORRELATION",
-                            "PRICE_PREDICTION"})
+_OBJECT_FIELDS = frozenset(
+    {
+        "EXCHANGE_LIST",
+        "CATEGORY_LIST",
+        "CONTRACT_ADDRESS",
+        "TOP_GAINERS_ICONS",
+        "SIMILAR_TOKENS_INFO",
+        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS",
+        "TOP_CORRELATION",
+        "PRICE_PREDICTION",
+    }
+)
 #: Identifier/text fields never inferred numeric (a symbol such as "42" stays text).
-_TEXT_FIELDS = frozenset({"TOKEN_NAME", "TOKEN_SYMBOL", "SYMBOL", "NAME", "TICKER", "COIN", "CG_ID", "ICON",
-                          "SLUG", "CORRELATED_TOKEN", "MOMENTUM", "INVESTMENT_ANALYSIS", "DEEP_DIVE", "CODE_REVIEW"})
-_TEXT_SUFFIXES = ("_NAME", "_SYMBOL", "_LINK", "_URL", "_WEBSITE", "_TWITTER", "_CLASS", "_REPORT", "_STR",
-                  "_LABEL", "_SUMMARY", "_ADDRESS", "_SLUG", "_POINTER", "_ICON", "_ICONS")
+_TEXT_FIELDS = frozenset(
+    {
+        "TOKEN_NAME",
+        "TOKEN_SYMBOL",
+        "SYMBOL",
+        "NAME",
+        "TICKER",
+        "COIN",
+        "CG_ID",
+        "ICON",
+        "SLUG",
+        "CORRELATED_TOKEN",
+        "MOMENTUM",
+        "INVESTMENT_ANALYSIS",
+        "DEEP_DIVE",
+        "CODE_REVIEW",
+    }
+)
+_TEXT_SUFFIXES = (
+    "_NAME",
+    "_SYMBOL",
+    "_LINK",
+    "_URL",
+    "_WEBSITE",
+    "_TWITTER",
+    "_CLASS",
+    "_REPORT",
+    "_STR",
+    "_LABEL",
+    "_SUMMARY",
+    "_ADDRESS",
+    "_SLUG",
+    "_POINTER",
+    "_ICON",
+    "_ICONS",
+)
 _MISSING_TOKENS = frozenset({"", "null", "none", "nan", "n/a", "na", "-", "--"})
 
 #: pandas' own unit for datetimes parsed from strings ("us" on pandas 3, "ns" on pandas 2).
-_UNIT: str = getattr(pd.to_datetime(pd.Series(["2020-01-01T00:00:00.000Z"]), utc=True,
-                                    format="ISO8601").dtype, "unit", "ns")
+_UNIT: str = getattr(
+    pd.to_datetime(pd.Series(["2020-01-01T00:00:00.000Z"]), utc=True, format="ISO8601").dtype, "unit", "ns"
+)
 _DT_DTYPE = pd.DatetimeTZDtype(unit=_UNIT, tz="UTC")
 
 
@@ -221,9 +412,18 @@ _DT_DTYPE = pd.DatetimeTZDtype(unit=_UNIT, tz="UTC")
 class _Nest:
     """How one nested column explodes: item-key names, the list key inside a dict value, head fields."""
 
-    def __init__(self, column: str, items: dict[str, str], item_prefix: str, conflict_prefix: str,
-                 scalar_name: str, head_columns: tuple[str, ...] = (), item_columns: tuple[str, ...] = (),
-                 list_keys: tuple[str, ...] = (), strip: str = "") -> None:
+    def __init__(
+        self,
+        column: str,
+        items: dict[str, str],
+        item_prefix: str,
+        conflict_prefix: str,
+        scalar_name: str,
+        head_columns: tuple[str, ...] = (),
+        item_columns: tuple[str, ...] = (),
+        list_keys: tuple[str, ...] = (),
+        strip: str = "",
+    ) -> None:
         self.column = column
         self.items = items
         self.item_prefix = item_prefix
@@ -242,7 +442,7 @@ class _Nest:
             name = self.items.get(k)
             if name is None:
                 if self.strip and k.startswith(self.strip):
-                    k = k[len(self.strip):]
+                    k = k[len(self.strip) :]
                 name = self.item_prefix + re.sub(r"[^0-9A-Za-z]+", "_", k).strip("_").upper()
             if len(self._names) > 4096:
                 self._names.clear()
@@ -279,14 +479,32 @@ class _Nest:
 
 _NESTS: dict[str, _Nest] = {
     "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": _Nest(
-        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS", {"date": "LEVEL_DATE", "level": "LEVEL"}, "LEVEL_", "LEVEL_",
-        "LEVEL", item_columns=_RS_ITEMS),
+        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS",
+        {"date": "LEVEL_DATE", "level": "LEVEL"},
+        "LEVEL_",
+        "LEVEL_",
+        "LEVEL",
+        item_columns=_RS_ITEMS,
+    ),
     "TOP_CORRELATION": _Nest(
-        "TOP_CORRELATION", {"token": "CORRELATED_TOKEN", "correlation": "CORRELATION"}, "CORRELATED_",
-        "CORRELATED_", "CORRELATION", item_columns=_CORR_ITEMS),
+        "TOP_CORRELATION",
+        {"token": "CORRELATED_TOKEN", "correlation": "CORRELATION"},
+        "CORRELATED_",
+        "CORRELATED_",
+        "CORRELATION",
+        item_columns=_CORR_ITEMS,
+    ),
     "PRICE_PREDICTION": _Nest(
-        "PRICE_PREDICTION", {"scenario": "SCENARIO"}, "", "SCENARIO_", "SCENARIO", head_columns=_PRED_HEAD,
-        item_columns=_PRED_ITEMS, list_keys=_PREDICTION_LIST_KEYS, strip="predicted_"),
+        "PRICE_PREDICTION",
+        {"scenario": "SCENARIO"},
+        "",
+        "SCENARIO_",
+        "SCENARIO",
+        head_columns=_PRED_HEAD,
+        item_columns=_PRED_ITEMS,
+        list_keys=_PREDICTION_LIST_KEYS,
+        strip="predicted_",
+    ),
 }
 
 
@@ -314,8 +532,9 @@ def _explode(endpoint: Endpoint, rows: list[dict[str, Any]]) -> list[dict[str, A
                         name = nest.conflict_prefix + name
                     rec[name] = v
             else:
-                rec[nest.scalar_name if nest.scalar_name not in parent else nest.conflict_prefix + nest.scalar_name] \
-                    = item
+                rec[nest.scalar_name if nest.scalar_name not in parent else nest.conflict_prefix + nest.scalar_name] = (
+                    item
+                )
             out.append(rec)
     return out
 
@@ -353,6 +572,7 @@ def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
         if len(sources) == 1:
             final[sources[0]] = t
             continue
+
         # The key already spelled this way wins, then an upper-case one, then the plain upper-casing of the
         # target (not an alias), then by name; the others keep their names.
         def rank(k: Any) -> tuple[bool, bool, bool, str]:
@@ -561,10 +781,7 @@ def _epoch_unit(values: pd.Series) -> str:
 
 
 def _as_utc(res: pd.Series) -> pd.Series:
-    if res.dt.tz is None:
-        res = res.dt.tz_localize("UTC")
-    else:
-        res = res.dt.tz_convert("UTC")
+    res = res.dt.tz_localize("UTC") if res.dt.tz is None else res.dt.tz_convert("UTC")
     return res.astype(_DT_DTYPE) if res.dtype != _DT_DTYPE else res
 
 
@@ -609,8 +826,7 @@ def _dates(s: pd.Series, primary: bool) -> pd.Series:
             if not primary:
                 return s
             # Numbers, lists... mixed into a date column: those entries become NaT.
-            target = pd.Series([v if isinstance(v, _DATEISH) else None for v in values], index=s.index,
-                               dtype=object)
+            target = pd.Series([v if isinstance(v, _DATEISH) else None for v in values], index=s.index, dtype=object)
     except (TypeError, ValueError, OverflowError):
         return s
     res: pd.Series | None = None
@@ -711,8 +927,11 @@ def _sortable(s: pd.Series) -> bool:
 
 
 def _sort(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
-    date_col = endpoint.date_column if endpoint.date_column in df.columns else \
-        next((c for c in _DATE_NAMES if c in df.columns), None)
+    date_col = (
+        endpoint.date_column
+        if endpoint.date_column in df.columns
+        else next((c for c in _DATE_NAMES if c in df.columns), None)
+    )
     if date_col is None or not pdt.is_datetime64_any_dtype(df[date_col].dtype) or len(df) < 2:
         return df.reset_index(drop=True) if not isinstance(df.index, pd.RangeIndex) else df
     by = [date_col] + [k for k in endpoint.key if k != date_col and k in df.columns and _sortable(df[k])]
@@ -776,8 +995,7 @@ def _lowercase(df: pd.DataFrame) -> pd.DataFrame:
 # to_frame
 
 
-def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = False,
-             tidy: bool = True) -> pd.DataFrame:
+def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = False, tidy: bool = True) -> pd.DataFrame:
     """A typed DataFrame of one endpoint's rows (see the module doc for every rule).
 
     ``tidy`` explodes nested endpoints into long frames; ``lowercase`` gives lower snake_case column names.
@@ -806,8 +1024,13 @@ def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = Fa
 
 def _bench_rows(n: int) -> list[dict[str, Any]]:
     """``n`` daily-ohlcv rows shaped like reference §4.3 (newest first per token, several tokens)."""
-    tokens = [(3306, "Ethereum", "ETH"), (3375, "Bitcoin", "BTC"), (3377, "Litecoin", "LTC"),
-              (3988, "Solana", "SOL"), (3311, "Cardano", "ADA")]
+    tokens = [
+        (3306, "Ethereum", "ETH"),
+        (3375, "Bitcoin", "BTC"),
+        (3377, "Litecoin", "LTC"),
+        (3988, "Solana", "SOL"),
+        (3311, "Cardano", "ADA"),
+    ]
     per = max(1, -(-n // len(tokens)))
     days = pd.date_range(end="2021-05-02", periods=per, freq="D")[::-1].strftime("%Y-%m-%dT00:00:00.000Z")
     rng = np.random.default_rng(402)
@@ -818,9 +1041,19 @@ def _bench_rows(n: int) -> list[dict[str, Any]]:
             if len(rows) == n:
                 break
             c = float(close[i])
-            rows.append({"TOKEN_ID": tid, "TOKEN_NAME": name, "TOKEN_SYMBOL": sym, "DATE": d,
-                         "OPEN": c * 0.998, "HIGH": c * 1.013, "LOW": c * 0.967, "CLOSE": c,
-                         "VOLUME": 1.388496e08 * (1 + 0.1 * (i % 7))})
+            rows.append(
+                {
+                    "TOKEN_ID": tid,
+                    "TOKEN_NAME": name,
+                    "TOKEN_SYMBOL": sym,
+                    "DATE": d,
+                    "OPEN": c * 0.998,
+                    "HIGH": c * 1.013,
+                    "LOW": c * 0.967,
+                    "CLOSE": c,
+                    "VOLUME": 1.388496e08 * (1 + 0.1 * (i % 7)),
+                }
+            )
     return rows
 
 
@@ -844,5 +1077,9 @@ def bench_to_frame(n: int = 10_000, *, repeat: int = 7) -> dict[str, float]:
     if not was_tracing:
         tracemalloc.stop()
     times.sort()
-    return {"n": n, "ms": round(min(times) * 1000, 3), "median_ms": round(times[len(times) // 2] * 1000, 3),
-            "peak_mb": round(peak / 2**20, 3)}
+    return {
+        "n": n,
+        "ms": round(min(times) * 1000, 3),
+        "median_ms": round(times[len(times) // 2] * 1000, 3),
+        "peak_mb": round(peak / 2**20, 3),
+    }

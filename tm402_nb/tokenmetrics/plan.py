@@ -22,11 +22,20 @@ from .catalogue import Endpoint, Param
 
 #: Friendly spellings accepted from Python and magics → the API's names.
 PARAM_ALIASES = {
-    "start": "startDate", "start_date": "startDate", "startdate": "startDate",
-    "end": "endDate", "end_date": "endDate", "enddate": "endDate",
-    "symbols": "symbol", "ids": "token_id", "token_ids": "token_id", "tokens": "token_id",
-    "names": "token_name", "token_names": "token_name",
-    "indices_type": "indicesType", "indicestype": "indicesType",
+    "start": "startDate",
+    "start_date": "startDate",
+    "startdate": "startDate",
+    "end": "endDate",
+    "end_date": "endDate",
+    "enddate": "endDate",
+    "symbols": "symbol",
+    "ids": "token_id",
+    "token_ids": "token_id",
+    "tokens": "token_id",
+    "names": "token_name",
+    "token_names": "token_name",
+    "indices_type": "indicesType",
+    "indicestype": "indicesType",
 }
 
 #: Daily endpoints are fetched in windows of at most this many days, hourly ones in shorter windows.
@@ -94,8 +103,10 @@ def _scalar(value: Any, param: Param) -> Any:
     if param.minimum is not None and value < param.minimum:
         raise ParamError(f"{name} must be ≥ {param.minimum:g}, got {value!r}")
     if param.maximum is not None and value > param.maximum:
-        raise ParamError(f"{name} must be ≤ {param.maximum:g}, got {value!r}",
-                         hint="the API serves at most 100 rows a page; the client pages for you")
+        raise ParamError(
+            f"{name} must be ≤ {param.maximum:g}, got {value!r}",
+            hint="the API serves at most 100 rows a page; the client pages for you",
+        )
     return value
 
 
@@ -113,7 +124,11 @@ def validate_params(endpoint: Endpoint, params: Mapping[str, Any]) -> dict[str, 
         if param is None:
             valid = list(endpoint.param_names)
             close = difflib.get_close_matches(raw_name, valid + list(PARAM_ALIASES), n=2, cutoff=0.6)
-            hint = f"did you mean {', '.join(close)}?" if close else f"{endpoint.name} takes: {', '.join(valid) or 'no parameters'}"
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"{endpoint.name} takes: {', '.join(valid) or 'no parameters'}"
+            )
             raise ParamError(f"unknown parameter {raw_name!r} for {endpoint.name}", hint=hint)
         if name in out:
             raise ParamError(f"{name} given twice (as {raw_name!r} and another spelling)")
@@ -146,7 +161,9 @@ def to_wire(params: Mapping[str, Any]) -> dict[str, str]:
 
 def cache_key(base_url: str, endpoint: Endpoint, wire: Mapping[str, str]) -> str:
     """Canonical key: same endpoint and parameters (order-free) → same key."""
-    canon = json.dumps({"u": base_url.rstrip("/"), "e": endpoint.name, "p": sorted(wire.items())}, separators=(",", ":"))
+    canon = json.dumps(
+        {"u": base_url.rstrip("/"), "e": endpoint.name, "p": sorted(wire.items())}, separators=(",", ":")
+    )
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -166,7 +183,7 @@ class PlannedRequest:
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def date_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
@@ -180,8 +197,9 @@ def date_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
     return out
 
 
-def plan_requests(endpoint: Endpoint, params: dict[str, Any], *, window_days: int | None = None
-                  ) -> list[PlannedRequest]:
+def plan_requests(
+    endpoint: Endpoint, params: dict[str, Any], *, window_days: int | None = None
+) -> list[PlannedRequest]:
     """The calls that answer ``params`` (already validated, symbols already resolved to ids)."""
     single_page = "page" in params or endpoint.limit_param in params
     # History without a start date: the latest page only (a date range or max_pages asks for more).

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +54,7 @@ from .policy import Offer, SpendPolicy
 from .transport import EXT_REPLAYS
 from .wallet import Wallet
 
-__all__ = ["X402Auth", "Payment", "PaymentEvent", "receipt", "payment_of"]
+__all__ = ["Payment", "PaymentEvent", "X402Auth", "payment_of", "receipt"]
 
 #: Keys of ``response.extensions`` where the outcome is exposed.
 EXT_PAYMENT = "tm402_payment"
@@ -177,8 +177,10 @@ class X402Auth(httpx.Auth):
         self._challenges: OrderedDict[tuple[str, ...], _Remembered] = OrderedDict()
         self._unresolved: OrderedDict[str, Payment] = OrderedDict()
         self._max_remembered = max_remembered
-        if ledger is None and (self.policy.daily_cap is not None or any(
-                lim.daily_cap is not None for lim in self.policy.asset_limits.values())):
+        if ledger is None and (
+            self.policy.daily_cap is not None
+            or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
+        ):
             from ..errors import ConfigurationError
 
             raise ConfigurationError("a daily cap is counted in the ledger: pass ledger=Ledger()")
@@ -230,7 +232,11 @@ class X402Auth(httpx.Auth):
     # -- the flow ------------------------------------------------------------------
     def _flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.stats["requests"] += 1
-        if request.extensions.get(_PAID_MARK) or request.headers.get(PAYMENT_SIGNATURE) or request.headers.get(X_PAYMENT):
+        if (
+            request.extensions.get(_PAID_MARK)
+            or request.headers.get(PAYMENT_SIGNATURE)
+            or request.headers.get(X_PAYMENT)
+        ):
             # Already carries a payment (set by the caller): never add a second one.
             yield request
             return
@@ -294,8 +300,9 @@ class X402Auth(httpx.Auth):
             raise self._payment_failed(payment, response, failed_receipt, reason)
         self._conclude(payment, response, paid)
 
-    def _send_paid(self, request: httpx.Request, payment: Payment, replay_key: str
-                   ) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
+    def _send_paid(
+        self, request: httpx.Request, payment: Payment, replay_key: str
+    ) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
         with self._lock:
             self._unresolved[replay_key] = payment
             self._trim_unresolved()
@@ -342,33 +349,48 @@ class X402Auth(httpx.Auth):
             if replay is None or replay.status != "unknown":
                 return None  # nothing lost (a pending one belongs to a concurrent request)
             if replay.in_flight:
-                raise _with_payment_attached(replay, PaymentOutcomeUnknown(
-                    "this request's unresolved payment is being replayed by another call right now",
-                    hint="wait for that call; nothing more was signed"))
+                raise _with_payment_attached(
+                    replay,
+                    PaymentOutcomeUnknown(
+                        "this request's unresolved payment is being replayed by another call right now",
+                        hint="wait for that call; nothing more was signed",
+                    ),
+                )
             valid_before = replay.record.valid_before
             if valid_before > now + REPLAY_MARGIN:
                 replay.in_flight = True
                 return replay
             if now < valid_before + EXPIRY_MARGIN:
                 wait = int(valid_before + EXPIRY_MARGIN - now) + 1
-                raise _with_payment_attached(replay, PaymentOutcomeUnknown(
-                    "an earlier payment for this request has an unknown outcome and is too close to its expiry "
-                    "to replay safely",
-                    hint=f"retry in {wait} s: once it has expired a new payment cannot double-charge; "
-                         "nothing more was signed"))
+                raise _with_payment_attached(
+                    replay,
+                    PaymentOutcomeUnknown(
+                        "an earlier payment for this request has an unknown outcome and is too close to its expiry "
+                        "to replay safely",
+                        hint=f"retry in {wait} s: once it has expired a new payment cannot double-charge; "
+                        "nothing more was signed",
+                    ),
+                )
             # Expired with margin: it can never settle now. Its row stays `unknown` (it may have
             # settled earlier); a new payment is safe.
             del self._unresolved[replay_key]
             return None
 
     def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
-        self._mark(payment, "unknown", request,
-                   reason=f"answer lost; its replay was refused ({reason or 'no reason'}): it may have settled")
-        return _with_payment_attached(payment, PaymentOutcomeUnknown(
-            f"the answer to a paid request was lost and its replay was refused ({reason or 'no reason'}): "
-            "the payment may have settled, but the data was not received",
-            hint="the ledger row is marked unknown and still counted; nothing more was signed",
-        ))
+        self._mark(
+            payment,
+            "unknown",
+            request,
+            reason=f"answer lost; its replay was refused ({reason or 'no reason'}): it may have settled",
+        )
+        return _with_payment_attached(
+            payment,
+            PaymentOutcomeUnknown(
+                f"the answer to a paid request was lost and its replay was refused ({reason or 'no reason'}): "
+                "the payment may have settled, but the data was not received",
+                hint="the ledger row is marked unknown and still counted; nothing more was signed",
+            ),
+        )
 
     def _remembered(self, request: httpx.Request) -> PaymentRequired | None:
         key = _warm_key(request)
@@ -445,8 +467,16 @@ class X402Auth(httpx.Auth):
         self.stats["signed"] += 1
         if warm:
             self.stats["warm_hits"] += 1
-        payment = Payment(record, offer, payload.header_name, payload.encode(), payload, warm=warm,
-                          scopes=tuple(scopes or ()), in_flight=True)
+        payment = Payment(
+            record,
+            offer,
+            payload.header_name,
+            payload.encode(),
+            payload,
+            warm=warm,
+            scopes=tuple(scopes or ()),
+            in_flight=True,
+        )
         self._emit("signed", payment, request)
         return payment
 
@@ -457,7 +487,10 @@ class X402Auth(httpx.Auth):
         # Browsers need this to read the receipt; harmless elsewhere (the reference clients send it).
         headers["Access-Control-Expose-Headers"] = "PAYMENT-RESPONSE,X-PAYMENT-RESPONSE"
         return httpx.Request(
-            request.method, request.url, headers=headers, content=request.content,
+            request.method,
+            request.url,
+            headers=headers,
+            content=request.content,
             extensions={**request.extensions, _PAID_MARK: True},
         )
 
@@ -478,7 +511,7 @@ class X402Auth(httpx.Auth):
             pass
         try:
             body = response.json()
-        except Exception:  # noqa: BLE001 - any body, including none
+        except Exception:
             return None
         if isinstance(body, dict):
             for key in ("errorReason", "invalidReason", "error", "message"):
@@ -486,14 +519,20 @@ class X402Auth(httpx.Auth):
                     return body[key]
         return None
 
-    def _payment_failed(self, payment: Payment, response: httpx.Response,
-                        receipt: SettlementResponse | None, reason: str | None) -> PaymentFailed:
+    def _payment_failed(
+        self, payment: Payment, response: httpx.Response, receipt: SettlementResponse | None, reason: str | None
+    ) -> PaymentFailed:
         what = "settlement failed" if receipt is not None and not receipt.success else "payment was rejected"
-        return _with_payment_attached(payment, PaymentFailed(
-            f"{what} for {payment.display} at {response.request.url.path}: {reason or 'no reason given'}",
-            reason=reason, receipt=receipt, response=response,
-            hint=hint_for_reason(reason) or "nothing more was signed; see the ledger row for this payment",
-        ))
+        return _with_payment_attached(
+            payment,
+            PaymentFailed(
+                f"{what} for {payment.display} at {response.request.url.path}: {reason or 'no reason given'}",
+                reason=reason,
+                receipt=receipt,
+                response=response,
+                hint=hint_for_reason(reason) or "nothing more was signed; see the ledger row for this payment",
+            ),
+        )
 
     def _conclude(self, payment: Payment, response: httpx.Response, request: httpx.Request) -> None:
         """Record the outcome of a paid request that did not get a 402."""
@@ -516,7 +555,9 @@ class X402Auth(httpx.Auth):
                 self._mark(payment, "failed", request, reason=receipt.error_reason or "settlement failed")
                 raise PaymentFailed(
                     f"the server reports a failed settlement for {payment.display}: {receipt.error_reason or 'no reason'}",
-                    reason=receipt.error_reason, receipt=receipt, response=response,
+                    reason=receipt.error_reason,
+                    receipt=receipt,
+                    response=response,
                     hint=hint_for_reason(receipt.error_reason),
                 )
         elif response.status_code == 429 or response.status_code >= 500:
@@ -524,8 +565,12 @@ class X402Auth(httpx.Auth):
             # signed authorization that stays valid until validBefore. So the payment is not
             # given up: it stays unknown, and re-sending this request replays the same
             # header (same nonce), which can settle at most once. Never a second signature.
-            self._mark(payment, "unknown", request,
-                       reason=f"HTTP {response.status_code} before settlement; a retry replays this payment")
+            self._mark(
+                payment,
+                "unknown",
+                request,
+                reason=f"HTTP {response.status_code} before settlement; a retry replays this payment",
+            )
             with self._lock:
                 self._unresolved[_replay_key(request)] = payment
         elif response.status_code >= 400:
@@ -534,8 +579,16 @@ class X402Auth(httpx.Auth):
         else:
             self._mark(payment, "unknown", request, reason="answered without a settlement receipt")
 
-    def _mark(self, payment: Payment, status: str, request: httpx.Request, *, reason: str | None = None,
-              tx: str | None = None, payer: str | None = None) -> None:
+    def _mark(
+        self,
+        payment: Payment,
+        status: str,
+        request: httpx.Request,
+        *,
+        reason: str | None = None,
+        tx: str | None = None,
+        payer: str | None = None,
+    ) -> None:
         previous = payment.status
         if previous in FINAL_STATUSES and status != previous:
             return  # settled and failed are final: a late answer never rewrites them
@@ -558,10 +611,8 @@ class X402Auth(httpx.Auth):
     def _emit(self, kind: str, payment: Payment, request: httpx.Request, reason: str | None = None) -> None:
         event = PaymentEvent(kind, payment, str(request.url), reason)
         for listener in list(self.listeners):
-            try:
+            with suppress(Exception):
                 listener(event)
-            except Exception:  # noqa: BLE001 - a display hook must never break a payment
-                pass
 
     def __repr__(self) -> str:
         return f"X402Auth(wallet={self.wallet.address}, policy={self.policy!r})"
@@ -593,4 +644,3 @@ def receipt(response: httpx.Response) -> SettlementResponse | None:
 def payment_of(response: httpx.Response) -> Payment | None:
     """The :class:`Payment` made for ``response``, if any."""
     return response.extensions.get(EXT_PAYMENT)
-

@@ -22,9 +22,7 @@ from .networks import Asset, find_asset, get_network, is_address
 if TYPE_CHECKING:
     from .wallet import Wallet
 
-TRANSFER_WITH_AUTHORIZATION_TYPE = (
-    "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
-)
+TRANSFER_WITH_AUTHORIZATION_TYPE = "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
 EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 TRANSFER_TYPEHASH = keccak(TRANSFER_WITH_AUTHORIZATION_TYPE.encode())
 DOMAIN_TYPEHASH = keccak(EIP712_DOMAIN_TYPE.encode())
@@ -149,7 +147,7 @@ def build_authorization(
 
 
 def sign_authorization(
-    wallet: "Wallet",
+    wallet: Wallet,
     requirements: PaymentRequirements,
     *,
     now: int | None = None,

@@ -22,19 +22,19 @@ from ..errors import X402ProtocolError
 from .encoding import MAX_MESSAGE_BYTES, b64json_decode, b64json_encode, json_object
 
 __all__ = [
+    "PAYMENT_REQUIRED",
+    "PAYMENT_RESPONSE",
+    "PAYMENT_SIGNATURE",
     "X_PAYMENT",
     "X_PAYMENT_RESPONSE",
-    "PAYMENT_REQUIRED",
-    "PAYMENT_SIGNATURE",
-    "PAYMENT_RESPONSE",
-    "PaymentRequirements",
-    "PaymentRequired",
     "Authorization",
     "PaymentPayload",
+    "PaymentRequired",
+    "PaymentRequirements",
     "SettlementResponse",
+    "build_payment_payload",
     "parse_challenge",
     "read_receipt",
-    "build_payment_payload",
 ]
 
 X_PAYMENT = "X-PAYMENT"
@@ -85,7 +85,7 @@ class PaymentRequirements:
     mime_type: str | None = None
 
     @classmethod
-    def from_json(cls, d: Any, version: int) -> "PaymentRequirements":
+    def from_json(cls, d: Any, version: int) -> PaymentRequirements:
         if not isinstance(d, dict):
             raise X402ProtocolError(f"payment requirement must be an object, got {type(d).__name__}")
         what = "payment requirement"
@@ -151,13 +151,15 @@ class PaymentRequired:
     source: str = "body"
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], *, source: str) -> "PaymentRequired":
+    def from_json(cls, d: dict[str, Any], *, source: str) -> PaymentRequired:
         version = d.get("x402Version")
         if isinstance(version, bool) or version not in (1, 2):
             raise X402ProtocolError(f"unsupported x402Version {str(version)[:20]!r} in the 402 challenge")
         accepts_raw = d.get("accepts")
         if not isinstance(accepts_raw, list):
-            raise X402ProtocolError("402 challenge has no 'accepts' list", hint="the server sent no payment requirements")
+            raise X402ProtocolError(
+                "402 challenge has no 'accepts' list", hint="the server sent no payment requirements"
+            )
         accepts: list[PaymentRequirements] = []
         rejected: list[tuple[int, str]] = []
         for i, entry in enumerate(accepts_raw[:64]):
@@ -212,7 +214,8 @@ def parse_challenge(headers: Mapping[str, str], body: bytes | str | None) -> Pay
         # The limit is on the header as sent: a 20 KB header is refused even though it decodes to ~15 KB.
         if len(header) > MAX_MESSAGE_BYTES:
             raise X402ProtocolError(
-                f"PAYMENT-REQUIRED header is {len(header)} bytes, over the 16 KB limit", hint="refusing an oversized challenge"
+                f"PAYMENT-REQUIRED header is {len(header)} bytes, over the 16 KB limit",
+                hint="refusing an oversized challenge",
             )
         return PaymentRequired.from_json(b64json_decode(header, what="PAYMENT-REQUIRED header"), source="header")
     if body is None or len(body) == 0:
@@ -254,7 +257,7 @@ class Authorization:
         }
 
     @classmethod
-    def from_json(cls, d: Any) -> "Authorization":
+    def from_json(cls, d: Any) -> Authorization:
         if not isinstance(d, dict):
             raise X402ProtocolError("authorization must be an object")
         what = "authorization"
@@ -310,7 +313,7 @@ class PaymentPayload:
         return b64json_encode(self.to_json())
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "PaymentPayload":
+    def from_json(cls, d: dict[str, Any]) -> PaymentPayload:
         version = d.get("x402Version")
         if isinstance(version, bool) or version not in (1, 2):
             raise X402ProtocolError(f"unsupported x402Version {str(version)[:20]!r} in payment payload")
@@ -334,7 +337,7 @@ class PaymentPayload:
         return cls(version, scheme, network, signature, auth, accepted, resource, extensions)
 
     @classmethod
-    def decode(cls, value: str | bytes) -> "PaymentPayload":
+    def decode(cls, value: str | bytes) -> PaymentPayload:
         return cls.from_json(b64json_decode(value, what="payment header"))
 
 
@@ -369,7 +372,7 @@ class SettlementResponse:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "SettlementResponse":
+    def from_json(cls, d: dict[str, Any]) -> SettlementResponse:
         success = d.get("success")
         if not isinstance(success, bool):
             raise X402ProtocolError("settlement response: 'success' must be true or false")
@@ -388,7 +391,7 @@ class SettlementResponse:
         return cls(success, tx, network, payer, reason, amount, d)
 
     @classmethod
-    def decode(cls, value: str | bytes) -> "SettlementResponse":
+    def decode(cls, value: str | bytes) -> SettlementResponse:
         return cls.from_json(b64json_decode(value, what="settlement receipt header"))
 
     def to_json(self) -> dict[str, Any]:

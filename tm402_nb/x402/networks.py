@@ -84,7 +84,9 @@ class Asset:
 
 
 USDC_BASE = Asset("USDC", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", BASE.caip2, 6, "USD Coin", "2", True, True)
-USDC_BASE_SEPOLIA = Asset("USDC", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", BASE_SEPOLIA.caip2, 6, "USDC", "2", True, True)
+USDC_BASE_SEPOLIA = Asset(
+    "USDC", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", BASE_SEPOLIA.caip2, 6, "USDC", "2", True, True
+)
 # TMAI's address comes from a community token list, not from Token Metrics; its
 # EIP-712 domain is unknown, so it must come from the challenge's `extra`.
 TMAI_BASE = Asset("TMAI", "0xca4569949699d56e1834efe9f58747ca0f151b01", BASE.caip2, 18, None, None, False, False)

@@ -15,18 +15,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, ConfigurationError, PaymentRefused, X402ProtocolError
 from .messages import PaymentRequired, PaymentRequirements
 from .money import AmountLike, format_amount, to_atomic
-from .networks import BASE, BASE_SEPOLIA, KNOWN_ASSETS, Asset, Network, find_asset, get_network, is_address, same_address
+from .networks import (
+    BASE,
+    BASE_SEPOLIA,
+    KNOWN_ASSETS,
+    Asset,
+    Network,
+    find_asset,
+    get_network,
+    is_address,
+    same_address,
+)
 
 if TYPE_CHECKING:
     from ..ledger import LedgerTransaction
 
-__all__ = ["SpendPolicy", "Offer", "AssetLimit", "SpendScope"]
+__all__ = ["AssetLimit", "Offer", "SpendPolicy", "SpendScope"]
 
 #: A challenge asking for more than a day to settle is not a real payment window.
 MAX_SANE_TIMEOUT = 86_400
@@ -169,7 +179,8 @@ class SpendPolicy:
                 hits = [x for x in pool if same_address(x.address, text)]
                 if not hits:
                     raise ConfigurationError(
-                        f"asset {text} is not a known token", hint="pass an Asset(...) in extra_assets with its decimals"
+                        f"asset {text} is not a known token",
+                        hint="pass an Asset(...) in extra_assets with its decimals",
                     )
                 chosen += hits
             else:
@@ -214,19 +225,25 @@ class SpendPolicy:
             return f"v2 requirement names network {req.network!r} instead of a CAIP-2 id"
         if network.caip2 not in self.networks:
             if not network.testnet:
-                return (f"{network.label} mainnet is not allowed (this session is on testnet: "
-                        "use network='base' or allow_mainnet=True to pay real money)")
+                return (
+                    f"{network.label} mainnet is not allowed (this session is on testnet: "
+                    "use network='base' or allow_mainnet=True to pay real money)"
+                )
             return f"network {network.v1_name} is not allowed (allowed: {', '.join(self.networks)})"
         if not is_address(req.asset):
             return f"asset {req.asset[:42]!r} is not a token address"
         if not is_address(req.pay_to):
             return f"payTo {req.pay_to[:42]!r} is not an address"
-        asset = next((a for a in self._allowed_assets if a.network == network.caip2 and same_address(a.address, req.asset)), None)
+        asset = next(
+            (a for a in self._allowed_assets if a.network == network.caip2 and same_address(a.address, req.asset)), None
+        )
         if asset is None:
             known = find_asset(network, req.asset, self.extra_assets)
             if known is not None and not known.verified:
-                return (f"asset {known.symbol} ({req.asset}) has an unverified address and is not configured: "
-                        f"pass pay_with='{known.symbol.lower()}' or assets=[...] to allow it")
+                return (
+                    f"asset {known.symbol} ({req.asset}) has an unverified address and is not configured: "
+                    f"pass pay_with='{known.symbol.lower()}' or assets=[...] to allow it"
+                )
             if known is not None:
                 return f"asset {known.symbol} is not in the allowed assets"
             return f"unknown asset {req.asset}"
@@ -241,8 +258,10 @@ class SpendPolicy:
         if self.pin_payee and self.payees is None and origin is not None:
             pinned = self._pinned.get(origin)
             if pinned is not None and pinned != req.pay_to.lower():
-                return (f"payee changed for {origin}: was {pinned}, now {req.pay_to} "
-                        "(refusing a mid-session payee switch; pass payees=[...] to allow several)")
+                return (
+                    f"payee changed for {origin}: was {pinned}, now {req.pay_to} "
+                    "(refusing a mid-session payee switch; pass payees=[...] to allow several)"
+                )
         return Offer(req, network, asset)
 
     def select(self, required: PaymentRequired, *, origin: str | None = None) -> Offer:
@@ -295,8 +314,12 @@ class SpendPolicy:
         if lim is None:
             return None, None, None, "missing"
         conv2 = lambda v, n: None if v is None else to_atomic(v, asset.decimals, what=n)  # noqa: E731
-        return (conv2(lim.max_per_call, "max_per_call"), conv2(lim.budget, "budget"),
-                conv2(lim.daily_cap, "daily_cap"), f"asset_limits['{asset.symbol}']")
+        return (
+            conv2(lim.max_per_call, "max_per_call"),
+            conv2(lim.budget, "budget"),
+            conv2(lim.daily_cap, "daily_cap"),
+            f"asset_limits['{asset.symbol}']",
+        )
 
     def _cap_error(self, offer: Offer, *, spent_today: int | None = None) -> BudgetExceeded | None:
         asset = offer.asset
@@ -308,14 +331,17 @@ class SpendPolicy:
             return BudgetExceeded(
                 f"server asks {offer.display}, and no limit is configured for {asset.symbol}",
                 hint=f"set SpendPolicy(asset_limits={{'{asset.symbol}': {{'max_per_call': '…'}}}}) or pay with USDC",
-                setting="asset_limits", **common,
+                setting="asset_limits",
+                **common,
             )
         name = (lambda n: f"{prefix}['{n}']") if prefix else (lambda n: n)
         if per_call is not None and asked > per_call:
             return BudgetExceeded(
                 f"server asks {offer.display}; the per-call cap is {fmt(per_call)}",
                 hint=f"raise it: {name('max_per_call')}={format_amount(asked, asset.decimals).split()[0]}",
-                setting="max_per_call", limit_atomic=per_call, **common,
+                setting="max_per_call",
+                limit_atomic=per_call,
+                **common,
             )
         key = (offer.network.caip2, asset.address.lower())
         if budget is not None:
@@ -324,13 +350,17 @@ class SpendPolicy:
                 return BudgetExceeded(
                     f"server asks {offer.display}; {fmt(max(left, 0))} is left of the session budget {fmt(budget)}",
                     hint=f"raise it: {name('budget')}=…",
-                    setting="budget", limit_atomic=left, **common,
+                    setting="budget",
+                    limit_atomic=left,
+                    **common,
                 )
         if daily is not None and spent_today is not None and asked > daily - spent_today:
             return BudgetExceeded(
                 f"server asks {offer.display}; {fmt(max(daily - spent_today, 0))} is left of today's cap {fmt(daily)}",
                 hint=f"raise it: {name('daily_cap')}=…, or wait until 00:00 UTC",
-                setting="daily_cap", limit_atomic=daily - spent_today, **common,
+                setting="daily_cap",
+                limit_atomic=daily - spent_today,
+                **common,
             )
         for scope in self._scopes:
             left = scope.remaining(key)
@@ -338,7 +368,9 @@ class SpendPolicy:
                 return BudgetExceeded(
                     f"server asks {offer.display}; {fmt(max(left, 0))} is left of the {scope.name} cap {scope.cap_text}",
                     hint=f"raise the {scope.name} cap",
-                    setting=scope.name, limit_atomic=left, **common,
+                    setting=scope.name,
+                    limit_atomic=left,
+                    **common,
                 )
         return None
 
@@ -358,8 +390,14 @@ class SpendPolicy:
             key = (offer.network.caip2, asset.address.lower())
             limits = []
             if budget is not None:
-                limits.append(("session budget", budget - self._spent.get(key, 0), budget,
-                               f"{prefix}['budget']" if prefix else "budget"))
+                limits.append(
+                    (
+                        "session budget",
+                        budget - self._spent.get(key, 0),
+                        budget,
+                        f"{prefix}['budget']" if prefix else "budget",
+                    )
+                )
             for scope in self._scopes:
                 left = scope.remaining(key)
                 if left is not None:
@@ -371,13 +409,16 @@ class SpendPolicy:
                         f"this request needs {calls} paid calls × {fmt(offer.amount)} = {fmt(total)}; "
                         f"{fmt(max(left, 0))} is left{of_whole} {label}",
                         hint=f"raise {setting}, or ask for fewer tokens or a shorter date range; nothing was paid",
-                        setting=setting, asked_atomic=total, limit_atomic=left, calls=calls,
+                        setting=setting,
+                        asked_atomic=total,
+                        limit_atomic=left,
+                        calls=calls,
                     )
 
     def needs_ledger(self, offer: Offer) -> bool:
         return self._limits_for(offer.asset)[2] is not None
 
-    def authorize(self, offer: Offer, tx: "LedgerTransaction | None" = None) -> None:
+    def authorize(self, offer: Offer, tx: LedgerTransaction | None = None) -> None:
         """Final check under the lock (and inside the ledger transaction, for the daily cap).
 
         Raises BudgetExceeded. Call with ``self.lock`` held, then sign, record, and :meth:`commit`.
@@ -386,7 +427,7 @@ class SpendPolicy:
         if self.needs_ledger(offer):
             if tx is None:
                 raise ConfigurationError("a daily cap needs a ledger to count today's spending")
-            midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+            midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
             spent_today = tx.spent(offer.asset.address, offer.network.caip2, since=midnight)
         err = self._cap_error(offer, spent_today=spent_today)
         if err is not None:
@@ -462,4 +503,3 @@ class SpendPolicy:
         parts.append("networks=" + ",".join(get_network(n).v1_name for n in self.networks))
         parts.append(f"pay_with={self.pay_with}")
         return f"SpendPolicy({', '.join(parts)})"
-

@@ -82,7 +82,7 @@ class Wallet:
     False
     """
 
-    __slots__ = ("_key", "_address", "source", "network")
+    __slots__ = ("_address", "_key", "network", "source")
 
     def __init__(self, _secret: bytes, *, source: str = "key", network: str | None = None) -> None:
         if not isinstance(_secret, (bytes, bytearray)) or len(_secret) != 32:
@@ -94,7 +94,7 @@ class Wallet:
 
     # -- constructors -------------------------------------------------------
     @classmethod
-    def from_key(cls, key: str | bytes, *, network: str | None = None, source: str = "key") -> "Wallet":
+    def from_key(cls, key: str | bytes, *, network: str | None = None, source: str = "key") -> Wallet:
         """From a hex string (``0x…`` or bare) or 32 raw bytes."""
         if isinstance(key, (bytes, bytearray)):
             if len(key) != 32:
@@ -105,14 +105,18 @@ class Wallet:
         return cls(_parse_hex_key(key, source), source=source, network=network)
 
     @classmethod
-    def from_env(cls, var: str = ENV_KEY, *, network: str | None = None) -> "Wallet":
+    def from_env(cls, var: str = ENV_KEY, *, network: str | None = None) -> Wallet:
         value = os.environ.get(var)
         if not value:
-            raise WalletError(f"${var} is not set", hint=f"export {var}=0x… (a testnet key), or use Wallet.from_file / Wallet.prompt")
+            raise WalletError(
+                f"${var} is not set", hint=f"export {var}=0x… (a testnet key), or use Wallet.from_file / Wallet.prompt"
+            )
         return cls(_parse_hex_key(value, f"${var}"), source=f"env:{var}", network=network)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, password: str | None = None, network: str | None = None) -> "Wallet":
+    def from_file(
+        cls, path: str | os.PathLike[str], *, password: str | None = None, network: str | None = None
+    ) -> Wallet:
         """From a file holding a hex key, or an encrypted JSON keystore.
 
         A keystore's password comes from ``password``, ``$TM402_KEYSTORE_PASSWORD``
@@ -146,11 +150,11 @@ class Wallet:
         return cls(_parse_hex_key(stripped, f"file {p.name}"), source=f"file:{p.name}", network=network)
 
     @classmethod
-    def prompt(cls, *, network: str | None = None, prompt: str = "Private key (hex, input hidden): ") -> "Wallet":
+    def prompt(cls, *, network: str | None = None, prompt: str = "Private key (hex, input hidden): ") -> Wallet:
         return cls(_parse_hex_key(getpass.getpass(prompt), "the prompt"), source="prompt", network=network)
 
     @classmethod
-    def create(cls, *, network: str | None = None) -> "Wallet":
+    def create(cls, *, network: str | None = None) -> Wallet:
         """A fresh random throwaway wallet (sandbox, tests)."""
         while True:
             secret = os.urandom(32)
@@ -158,7 +162,7 @@ class Wallet:
                 return cls(secret, source="throwaway", network=network)
 
     @classmethod
-    def load(cls, *, network: str | None = None) -> "Wallet":
+    def load(cls, *, network: str | None = None) -> Wallet:
         """The user's wallet: ``$TM402_PRIVATE_KEY``, else ``$TM402_KEY_FILE``."""
         if os.environ.get(ENV_KEY):
             return cls.from_env(network=network)
@@ -193,13 +197,13 @@ class Wallet:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # noqa: D105 - pickling would write the key to disk or a pipe
+    def __reduce__(self):
         raise TypeError("a Wallet cannot be pickled: it holds a private key")
 
-    def __copy__(self) -> "Wallet":
+    def __copy__(self) -> Wallet:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "Wallet":
+    def __deepcopy__(self, memo: dict) -> Wallet:
         return self
 
     def __eq__(self, other: object) -> bool:

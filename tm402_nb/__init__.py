@@ -49,6 +49,11 @@ _LAZY = {
     "Quote": "tm402_nb.tokenmetrics.client",
     "RetryPolicy": "tm402_nb.tokenmetrics.client",
     "catalogue_frame": "tm402_nb.tokenmetrics.catalogue",
+    "APIError": "tm402_nb.tokenmetrics.errors",
+    "DataNotFound": "tm402_nb.tokenmetrics.errors",
+    "ParamError": "tm402_nb.tokenmetrics.errors",
+    "RateLimited": "tm402_nb.tokenmetrics.errors",
+    "UnknownSymbol": "tm402_nb.tokenmetrics.errors",
 }
 
 __all__ = [

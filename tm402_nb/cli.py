@@ -34,7 +34,7 @@ def _endpoint_params(args: argparse.Namespace) -> dict[str, object]:
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep:
-            from .errors import ParamError
+            from .tokenmetrics.errors import ParamError
 
             raise ParamError(f"--param {item!r} must look like name=value")
         params[key.strip()] = value.strip()

@@ -162,30 +162,3 @@ def hint_for_reason(reason: str | None) -> str:
         if fragment in low:
             return hint
     return ""
-
-
-class ParamError(ConfigurationError):
-    """A request parameter is unknown, of the wrong type or out of range (nothing was sent)."""
-
-
-class UnknownSymbol(ConfigurationError):
-    """One or more symbols match no token; the message names them."""
-
-
-class APIError(TM402Error):
-    """The API answered with an error (HTTP status or ``success: false``)."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, body: Any = None, hint: str | None = None, **kw: Any
-    ) -> None:
-        super().__init__(message, hint=hint, **kw)
-        self.status = status
-        self.body = body
-
-
-class DataNotFound(APIError):
-    """The API found no data for the request ("Data not found")."""
-
-
-class RateLimited(APIError):
-    """429 Too Many Requests, still after the bounded retries."""

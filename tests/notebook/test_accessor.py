@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 
 import tm402_nb as tm
-from tm402_nb.errors import ConfigurationError, ParamError, UnknownSymbol
+from tm402_nb.errors import ConfigurationError
 from tm402_nb.notebook import accessor as accessor_module
 from tm402_nb.notebook.accessor import FrameCost, TMAccessor
 from tm402_nb.tokenmetrics.catalogue import UnknownEndpoint
 from tm402_nb.tokenmetrics.client import Quote
+from tm402_nb.tokenmetrics.errors import ParamError, UnknownSymbol
 
 
 # -- fixtures ------------------------------------------------------------------------------------

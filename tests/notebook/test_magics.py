@@ -9,10 +9,11 @@ import pytest
 
 import tm402_nb as tm
 from tests.notebook.shell import make_shell, reset_magics  # noqa: F401
-from tm402_nb.errors import BudgetExceeded, ConfigurationError, TM402Error, UnknownSymbol
+from tm402_nb.errors import BudgetExceeded, ConfigurationError, TM402Error
 from tm402_nb.notebook.parse import MagicUsageError
 from tm402_nb.tokenmetrics.catalogue import UnknownEndpoint
 from tm402_nb.tokenmetrics.client import Quote
+from tm402_nb.tokenmetrics.errors import UnknownSymbol
 
 
 @pytest.fixture

@@ -20,17 +20,11 @@ from typing import Any
 import pytest
 
 from tests.reliability.helpers import FAST_RETRY, reconcile
-from tm402_nb.errors import (
-    APIError,
-    PaymentFailed,
-    PaymentOutcomeUnknown,
-    RateLimited,
-    TM402Error,
-    X402ProtocolError,
-)
+from tm402_nb.errors import PaymentFailed, PaymentOutcomeUnknown, TM402Error, X402ProtocolError
 from tm402_nb.ledger import Ledger
 from tm402_nb.sandbox import SandboxServer, serve
 from tm402_nb.tokenmetrics.client import AsyncClient, Client
+from tm402_nb.tokenmetrics.errors import APIError, RateLimited
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
 
 #: Four paid calls: distinct requests (so a lost answer's replay slot is never shared), one path twice.

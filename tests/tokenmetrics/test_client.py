@@ -9,16 +9,10 @@ import pandas as pd
 import pytest
 
 from tests.tokenmetrics.conftest import FAST_RETRY, make_client, settled_match
-from tm402_nb.errors import (
-    APIError,
-    BudgetExceeded,
-    ConfigurationError,
-    DataNotFound,
-    ParamError,
-    UnknownSymbol,
-)
+from tm402_nb.errors import BudgetExceeded, ConfigurationError
 from tm402_nb.tokenmetrics.catalogue import ENDPOINTS, UnknownEndpoint
 from tm402_nb.tokenmetrics.client import AsyncClient, Client
+from tm402_nb.tokenmetrics.errors import APIError, DataNotFound, ParamError, UnknownSymbol
 from tm402_nb.x402 import SpendPolicy
 
 END = date(2025, 6, 30)

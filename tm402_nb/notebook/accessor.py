@@ -520,7 +520,7 @@ def _latest_per_token(fetched: pd.DataFrame, ep: Endpoint) -> pd.DataFrame:
     ):
         df = df.reset_index()
     if "TOKEN_ID" not in df.columns:
-        from ..errors import APIError
+        from ..tokenmetrics.errors import APIError
 
         raise APIError(f"{ep.name}: the answer has no TOKEN_ID column to join on")
     df = df[df["TOKEN_ID"].notna()]

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import APIError, ConfigurationError
+from ..errors import ConfigurationError
+from ..tokenmetrics.errors import APIError
 from ..x402.money import to_display
 from ..x402.networks import get_network
 

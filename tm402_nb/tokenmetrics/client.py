@@ -26,18 +26,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import (
-    APIError,
-    ConfigurationError,
-    DataNotFound,
-    ParamError,
-    PaymentOutcomeUnknown,
-    PaymentRefused,
-    RateLimited,
-    TM402Error,
-    UnknownSymbol,
-    X402ProtocolError,
-)
+from ..errors import ConfigurationError, PaymentOutcomeUnknown, PaymentRefused, TM402Error, X402ProtocolError
 from ..ledger import CallRecord, Ledger
 from ..x402.auth import X402Auth, payment_of
 from ..x402.messages import PaymentRequired, parse_challenge
@@ -45,6 +34,7 @@ from ..x402.money import format_amount
 from ..x402.transport import AsyncPaymentReplayTransport, PaymentReplayTransport
 from .catalogue import Endpoint, get_endpoint
 from .cost import CallCost, Cost, CostTracker, current_cell_id
+from .errors import APIError, DataNotFound, ParamError, RateLimited, UnknownSymbol
 from .plan import PlannedRequest, cache_key, plan_requests, to_wire, validate_params
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "Quote", "RetryPolicy"]

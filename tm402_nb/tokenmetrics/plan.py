@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..errors import ParamError
 from .catalogue import Endpoint, Param
+from .errors import ParamError
 
 #: Friendly spellings accepted from Python and magics → the API's names.
 PARAM_ALIASES = {

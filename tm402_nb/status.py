@@ -1,0 +1,35 @@
+"""The life of a payment, named once for every layer.
+
+``x402`` writes these states and ``ledger`` stores them; neither imports the
+other, so the names live here, beside :mod:`tm402_nb.errors`, at the bottom of
+the layer diagram. A :class:`PaymentStatus` is a ``str``: it is stored in SQLite
+and compared with plain strings unchanged.
+
+>>> PaymentStatus.SETTLED == "settled"
+True
+>>> PaymentStatus.UNKNOWN in COUNTED
+True
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["COUNTED", "FINAL", "PaymentStatus"]
+
+
+class PaymentStatus(StrEnum):
+    #: Signed and written down; its answer has not come back yet.
+    PENDING = "pending"
+    #: The server returned a settlement receipt: the money moved.
+    SETTLED = "settled"
+    #: The server refused the payment outright: nothing moved.
+    FAILED = "failed"
+    #: The header may have reached the server and no answer says what happened.
+    UNKNOWN = "unknown"
+
+
+#: States that count against budgets and caps: the money moved or still may.
+COUNTED = frozenset({PaymentStatus.PENDING, PaymentStatus.SETTLED, PaymentStatus.UNKNOWN})
+#: States that never change again.
+FINAL = frozenset({PaymentStatus.SETTLED, PaymentStatus.FAILED})

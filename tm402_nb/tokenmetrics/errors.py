@@ -1,0 +1,41 @@
+"""Errors from talking to the Token Metrics API: bad parameters, unknown symbols, API answers.
+
+They extend the toolkit's shared hierarchy (:mod:`tm402_nb.errors`), so one
+``except TM402Error`` still catches everything, but they live with the client
+because only the Token Metrics layer and the ones above it raise them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigurationError, TM402Error
+
+__all__ = ["APIError", "DataNotFound", "ParamError", "RateLimited", "UnknownSymbol"]
+
+
+class ParamError(ConfigurationError):
+    """A request parameter is unknown, of the wrong type or out of range (nothing was sent)."""
+
+
+class UnknownSymbol(ConfigurationError):
+    """One or more symbols match no token; the message names them."""
+
+
+class APIError(TM402Error):
+    """The API answered with an error (HTTP status or ``success: false``)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, body: Any = None, hint: str | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, hint=hint, **kw)
+        self.status = status
+        self.body = body
+
+
+class DataNotFound(APIError):
+    """The API found no data for the request ("Data not found")."""
+
+
+class RateLimited(APIError):
+    """429 Too Many Requests, still after the bounded retries."""

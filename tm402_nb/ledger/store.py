@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerError
+from ..money import to_display
 
 ENV_HOME = "TM402_HOME"
 LEDGER_FILENAME = "ledger.sqlite3"
@@ -156,12 +157,6 @@ class PaymentRecord:
     cell_id: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
-
-    @property
-    def display_amount(self) -> str:
-        from ..x402.money import format_amount
-
-        return format_amount(self.amount, self.decimals, self.asset_symbol)
 
 
 @dataclass
@@ -482,8 +477,6 @@ class Ledger:
     def payments(self, *, session_id: str | None = None, status: str | None = None):
         """Every payment as a DataFrame; ``amount`` in display units, ``amount_atomic`` exact."""
         import pandas as pd
-
-        from ..x402.money import to_display
 
         rows = self.payment_rows(session_id=session_id, status=status)
         cols = [

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, ConfigurationError, PaymentRefused, X402ProtocolError
 from .messages import PaymentRequired, PaymentRequirements
-from .money import AmountLike, format_amount, to_atomic
+from ..money import AmountLike, format_amount, to_atomic
 from .networks import (
     BASE,
     BASE_SEPOLIA,

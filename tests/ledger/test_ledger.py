@@ -14,7 +14,8 @@ import pytest
 
 from tests.toyserver import ToyConfig, ToyX402, serve_app
 from tm402_nb.errors import LedgerError
-from tm402_nb.ledger import SCHEMA_VERSION, CallRecord, Ledger, PaymentRecord, default_path
+from tm402_nb.ledger import SCHEMA_VERSION, CallRecord, Ledger, default_path
+from tm402_nb.x402.recorder import PaymentRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from tm402_nb.errors import BudgetExceeded, ConfigurationError, PaymentRefused
-from tm402_nb.ledger import PaymentRecord
 from tm402_nb.x402.messages import PaymentRequired
 from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA, Asset
 from tm402_nb.x402.policy import AssetLimit, SpendPolicy
+from tm402_nb.x402.recorder import PaymentRecord
 
 PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
 SANDBOX_TMAI = Asset("TMAI", "0x" + "7a" * 20, "eip155:84532", 18, None, None, False, False)

@@ -7,7 +7,7 @@ from .store import (
     CallRecord,
     Ledger,
     LedgerTransaction,
-    PaymentRecord,
+    PaymentRow,
     default_home,
     default_path,
 )
@@ -19,7 +19,7 @@ __all__ = [
     "CallRecord",
     "Ledger",
     "LedgerTransaction",
-    "PaymentRecord",
+    "PaymentRow",
     "default_home",
     "default_path",
 ]

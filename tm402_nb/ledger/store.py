@@ -25,10 +25,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import LedgerError
 from ..money import to_display
+from ..status import PaymentStatus
 
 ENV_HOME = "TM402_HOME"
 LEDGER_FILENAME = "ledger.sqlite3"
@@ -132,31 +133,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@dataclass
-class PaymentRecord:
-    """One signed payment. ``amount`` is in atomic units of ``asset``."""
+class PaymentRow(Protocol):
+    """A payment as the ledger stores it: any object with these attributes.
 
-    amount: int
-    asset: str
+    The x402 layer's ``PaymentRecord`` is the one the toolkit writes; the ledger
+    names only the attributes it reads, so it imports nothing from x402.
+    ``amount`` is in atomic units of ``asset``.
+    """
+
+    id: str
+    created_at: float
+    status: PaymentStatus
+    method: str
+    url: str
+    endpoint: str | None
+    x402_version: int
+    scheme: str
     network: str
+    asset: str
+    asset_symbol: str
+    decimals: int
+    amount: int
     pay_to: str
     payer: str
     nonce: str
     valid_before: int
-    decimals: int = 6
-    asset_symbol: str = ""
-    method: str = "GET"
-    url: str = ""
-    endpoint: str | None = None
-    x402_version: int = 1
-    scheme: str = "exact"
-    status: str = "pending"
-    tx: str | None = None
-    error: str | None = None
-    session_id: str | None = None
-    cell_id: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    created_at: float = field(default_factory=time.time)
+    tx: str | None
+    error: str | None
+    session_id: str | None
+    cell_id: str | None
 
 
 @dataclass
@@ -191,7 +196,7 @@ class LedgerTransaction:
     def spent(self, asset: str, network: str, *, since: float | None = None, payer: str | None = None) -> int:
         return self._ledger._spent(self._conn, asset, network, since=since, payer=payer)
 
-    def insert_payment(self, record: PaymentRecord) -> str:
+    def insert_payment(self, record: PaymentRow) -> str:
         self._ledger._insert_payment(self._conn, record)
         return record.id
 
@@ -270,7 +275,7 @@ class Ledger:
                 self._conn.execute("COMMIT")
 
     # -- payments ------------------------------------------------------------------
-    def _insert_payment(self, conn: sqlite3.Connection, r: PaymentRecord) -> None:
+    def _insert_payment(self, conn: sqlite3.Connection, r: PaymentRow) -> None:
         now = time.time()
         conn.execute(
             """INSERT INTO payments (id, created_at, updated_at, status, method, url, endpoint, x402_version,
@@ -305,7 +310,7 @@ class Ledger:
             ),
         )
 
-    def record_payment(self, record: PaymentRecord) -> str:
+    def record_payment(self, record: PaymentRow) -> str:
         """Insert a payment row outside a caller-held transaction."""
         with self.transaction() as tx:
             tx.insert_payment(record)

@@ -38,7 +38,6 @@ from ..errors import (
     X402ProtocolError,
     hint_for_reason,
 )
-from ..ledger import Ledger, PaymentRecord
 from .eip3009 import sign_authorization
 from .messages import (
     PAYMENT_SIGNATURE,
@@ -51,6 +50,7 @@ from .messages import (
     read_receipt,
 )
 from .policy import Offer, SpendPolicy
+from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
 from .wallet import Wallet
 
@@ -155,7 +155,7 @@ class X402Auth(httpx.Auth):
         wallet: Wallet,
         policy: SpendPolicy | None = None,
         *,
-        ledger: Ledger | None = None,
+        ledger: PaymentRecorder | None = None,
         warm: bool = True,
         session_id: str | None = None,
         listeners: list[Callable[[PaymentEvent], None]] | None = None,

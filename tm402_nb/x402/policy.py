@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, ConfigurationError, PaymentRefused, X402ProtocolError
-from .messages import PaymentRequired, PaymentRequirements
 from ..money import AmountLike, format_amount, to_atomic
+from .messages import PaymentRequired, PaymentRequirements
 from .networks import (
     BASE,
     BASE_SEPOLIA,
@@ -34,7 +34,7 @@ from .networks import (
 )
 
 if TYPE_CHECKING:
-    from ..ledger import LedgerTransaction
+    from .recorder import SpendCounter
 
 __all__ = ["AssetLimit", "Offer", "SpendPolicy", "SpendScope"]
 
@@ -418,7 +418,7 @@ class SpendPolicy:
     def needs_ledger(self, offer: Offer) -> bool:
         return self._limits_for(offer.asset)[2] is not None
 
-    def authorize(self, offer: Offer, tx: LedgerTransaction | None = None) -> None:
+    def authorize(self, offer: Offer, tx: SpendCounter | None = None) -> None:
         """Final check under the lock (and inside the ledger transaction, for the daily cap).
 
         Raises BudgetExceeded. Call with ``self.lock`` held, then sign, record, and :meth:`commit`.

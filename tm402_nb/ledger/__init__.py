@@ -2,8 +2,6 @@
 
 from .store import (
     SCHEMA_VERSION,
-    SPENDING_STATUSES,
-    STATUSES,
     CallRecord,
     Ledger,
     LedgerTransaction,
@@ -14,8 +12,6 @@ from .store import (
 
 __all__ = [
     "SCHEMA_VERSION",
-    "SPENDING_STATUSES",
-    "STATUSES",
     "CallRecord",
     "Ledger",
     "LedgerTransaction",

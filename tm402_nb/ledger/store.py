@@ -29,18 +29,19 @@ from typing import Any, Protocol
 
 from ..errors import LedgerError
 from ..money import to_display
-from ..status import PaymentStatus
+from ..status import COUNTED, PaymentStatus
 
 ENV_HOME = "TM402_HOME"
 LEDGER_FILENAME = "ledger.sqlite3"
 
-#: Statuses whose amount counts as spent: a pending or unknown payment may
-#: have settled, so it is counted until proven failed.
-SPENDING_STATUSES = ("pending", "settled", "unknown")
-STATUSES = ("pending", "settled", "failed", "unknown")
+#: ``status IN (...)`` over the statuses that count as spent (``status.COUNTED``): a pending or
+#: unknown payment may have settled, so it is counted until proven failed. Bound, never spliced.
+_COUNTED = tuple(sorted(COUNTED))
+_COUNTED_SQL = f"status IN ({','.join('?' * len(_COUNTED))})"
 
 _MIGRATIONS: list[str] = [
-    # v1
+    # v1. A migration is history: its CHECK spells the PaymentStatus values as they were then,
+    # and a new status would need a new migration.
     """
     CREATE TABLE payments (
         id TEXT PRIMARY KEY,
@@ -317,10 +318,18 @@ class Ledger:
         return record.id
 
     def update_payment(
-        self, payment_id: str, status: str, *, tx: str | None = None, error: str | None = None, payer: str | None = None
+        self,
+        payment_id: str,
+        status: PaymentStatus | str,
+        *,
+        tx: str | None = None,
+        error: str | None = None,
+        payer: str | None = None,
     ) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown payment status {status!r}")
+        try:
+            status = PaymentStatus(status)
+        except ValueError:
+            raise ValueError(f"unknown payment status {status!r}") from None
         with self._lock:
             self._conn.execute(
                 """UPDATE payments SET status=?, updated_at=?, tx=COALESCE(?, tx), error=?,
@@ -340,8 +349,8 @@ class Ledger:
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
-        sql = "SELECT amount FROM payments WHERE asset=? AND network=? AND status IN ('pending','settled','unknown')"
-        args: list[Any] = [asset.lower(), network]
+        sql = f"SELECT amount FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
+        args: list[Any] = [asset.lower(), network, *_COUNTED]
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
@@ -369,7 +378,7 @@ class Ledger:
         changed = 0
         with self.transaction():
             rows = self._conn.execute(
-                "SELECT id, pid, host, valid_before FROM payments WHERE status='pending'"
+                "SELECT id, pid, host, valid_before FROM payments WHERE status=?", (PaymentStatus.PENDING,)
             ).fetchall()
             for pid_id, pid, host, valid_before in rows:
                 if host == self._host:
@@ -378,8 +387,13 @@ class Ledger:
                     orphan = valid_before is not None and valid_before + 60 < now
                 if orphan:
                     self._conn.execute(
-                        "UPDATE payments SET status='unknown', updated_at=?, error=? WHERE id=?",
-                        (now, "the process that sent this payment ended before its answer arrived", pid_id),
+                        "UPDATE payments SET status=?, updated_at=?, error=? WHERE id=?",
+                        (
+                            PaymentStatus.UNKNOWN,
+                            now,
+                            "the process that sent this payment ended before its answer arrived",
+                            pid_id,
+                        ),
                     )
                     changed += 1
         return changed

@@ -38,6 +38,7 @@ from ..errors import (
     X402ProtocolError,
     hint_for_reason,
 )
+from ..status import FINAL, PaymentStatus
 from .eip3009 import sign_authorization
 from .messages import (
     PAYMENT_SIGNATURE,
@@ -64,7 +65,6 @@ EXT_RECEIPT = "tm402_receipt"
 REPLAY_MARGIN = 30
 #: ...and a new payment for the same request waits until this long after validBefore.
 EXPIRY_MARGIN = 30
-FINAL_STATUSES = ("settled", "failed")
 
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
@@ -79,7 +79,7 @@ class Payment:
     header_name: str
     header_value: str = field(repr=False)
     payload: PaymentPayload = field(repr=False)
-    status: str = "pending"
+    status: PaymentStatus = PaymentStatus.PENDING
     receipt: SettlementResponse | None = None
     warm: bool = False
     #: Spend scopes this payment was counted in (a refusal gives it back to exactly these).
@@ -109,7 +109,7 @@ class Payment:
 class PaymentEvent:
     """Sent to listeners (the notebook feed and footer) at each step of a payment."""
 
-    kind: str  # "signed", "settled", "failed", "unknown"
+    kind: str  # "signed", then the PaymentStatus the payment reached ("settled", "failed", "unknown")
     payment: Payment
     url: str
     reason: str | None = None
@@ -271,7 +271,7 @@ class X402Auth(httpx.Auth):
                 # first attempt did not settle. It stays unknown and counted; nothing new is signed.
                 raise self._still_unknown(prepared, request, reason)
             failed_receipt = self._receipt_or_none(response)
-            self._mark(prepared, "failed", paid, reason=reason or "server refused the pre-signed payment")
+            self._mark(prepared, PaymentStatus.FAILED, paid, reason=reason or "server refused the pre-signed payment")
             if (failed_receipt is not None and not failed_receipt.success) or _recurs(reason):
                 # A failed settlement, or a refusal a fresh signature would meet again
                 # (no funds): stop here rather than sign a second payment to be refused.
@@ -296,7 +296,7 @@ class X402Auth(httpx.Auth):
                 # the first attempt may have settled. Unknown, counted, nothing new signed.
                 raise self._still_unknown(payment, paid, reason)
             failed_receipt = self._receipt_or_none(response)
-            self._mark(payment, "failed", paid, reason=reason or "server answered 402 to the paid request")
+            self._mark(payment, PaymentStatus.FAILED, paid, reason=reason or "server answered 402 to the paid request")
             raise self._payment_failed(payment, response, failed_receipt, reason)
         self._conclude(payment, response, paid)
 
@@ -312,7 +312,12 @@ class X402Auth(httpx.Auth):
             # The paid request went out and no answer came back (transport error,
             # timeout, cancellation). It may have settled: record it as unknown and
             # keep the header so a re-send replays it instead of paying again.
-            self._mark(payment, "unknown", request, reason="no answer to the paid request (transport error or cancel)")
+            self._mark(
+                payment,
+                PaymentStatus.UNKNOWN,
+                request,
+                reason="no answer to the paid request (transport error or cancel)",
+            )
             with self._lock:  # a concurrent identical request may have taken the slot meanwhile
                 self._unresolved[replay_key] = payment
                 payment.in_flight = False
@@ -334,7 +339,7 @@ class X402Auth(httpx.Auth):
         for key, pay in list(self._unresolved.items()):
             if len(self._unresolved) <= self._max_remembered:
                 return
-            if pay.record.valid_before + EXPIRY_MARGIN < now or pay.status in FINAL_STATUSES:
+            if pay.record.valid_before + EXPIRY_MARGIN < now or pay.status in FINAL:
                 del self._unresolved[key]
 
     def _claim_replay(self, replay_key: str) -> Payment | None:
@@ -346,7 +351,7 @@ class X402Auth(httpx.Auth):
         now = time.time()
         with self._lock:
             replay = self._unresolved.get(replay_key)
-            if replay is None or replay.status != "unknown":
+            if replay is None or replay.status != PaymentStatus.UNKNOWN:
                 return None  # nothing lost (a pending one belongs to a concurrent request)
             if replay.in_flight:
                 raise _with_payment_attached(
@@ -379,7 +384,7 @@ class X402Auth(httpx.Auth):
     def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
         self._mark(
             payment,
-            "unknown",
+            PaymentStatus.UNKNOWN,
             request,
             reason=f"answer lost; its replay was refused ({reason or 'no reason'}): it may have settled",
         )
@@ -427,7 +432,7 @@ class X402Auth(httpx.Auth):
         """The signed payment whose answer was lost for this exact request, if any."""
         with self._lock:
             found = self._unresolved.get(_replay_key(request))
-        return found if found is not None and found.status == "unknown" else None
+        return found if found is not None and found.status == PaymentStatus.UNKNOWN else None
 
     def forget_challenges(self) -> None:
         with self._lock:
@@ -540,7 +545,7 @@ class X402Auth(httpx.Auth):
         try:
             receipt = read_receipt(response.headers)
         except X402ProtocolError as exc:
-            self._mark(payment, "unknown", request, reason=f"malformed receipt: {exc.message}")
+            self._mark(payment, PaymentStatus.UNKNOWN, request, reason=f"malformed receipt: {exc.message}")
             raise ReceiptError(
                 f"the server answered {response.status_code} but its settlement receipt is malformed ({exc.message})",
                 response=response,
@@ -550,9 +555,9 @@ class X402Auth(httpx.Auth):
             payment.receipt = receipt
             response.extensions[EXT_RECEIPT] = receipt
             if receipt.success:
-                self._mark(payment, "settled", request, tx=receipt.transaction, payer=receipt.payer)
+                self._mark(payment, PaymentStatus.SETTLED, request, tx=receipt.transaction, payer=receipt.payer)
             else:
-                self._mark(payment, "failed", request, reason=receipt.error_reason or "settlement failed")
+                self._mark(payment, PaymentStatus.FAILED, request, reason=receipt.error_reason or "settlement failed")
                 raise PaymentFailed(
                     f"the server reports a failed settlement for {payment.display}: {receipt.error_reason or 'no reason'}",
                     reason=receipt.error_reason,
@@ -567,7 +572,7 @@ class X402Auth(httpx.Auth):
             # header (same nonce), which can settle at most once. Never a second signature.
             self._mark(
                 payment,
-                "unknown",
+                PaymentStatus.UNKNOWN,
                 request,
                 reason=f"HTTP {response.status_code} before settlement; a retry replays this payment",
             )
@@ -575,14 +580,16 @@ class X402Auth(httpx.Auth):
                 self._unresolved[_replay_key(request)] = payment
         elif response.status_code >= 400:
             # The handler refused the request: reference servers settle only when it succeeds.
-            self._mark(payment, "failed", request, reason=f"HTTP {response.status_code}: the server did not settle")
+            self._mark(
+                payment, PaymentStatus.FAILED, request, reason=f"HTTP {response.status_code}: the server did not settle"
+            )
         else:
-            self._mark(payment, "unknown", request, reason="answered without a settlement receipt")
+            self._mark(payment, PaymentStatus.UNKNOWN, request, reason="answered without a settlement receipt")
 
     def _mark(
         self,
         payment: Payment,
-        status: str,
+        status: PaymentStatus,
         request: httpx.Request,
         *,
         reason: str | None = None,
@@ -590,7 +597,7 @@ class X402Auth(httpx.Auth):
         payer: str | None = None,
     ) -> None:
         previous = payment.status
-        if previous in FINAL_STATUSES and status != previous:
+        if previous in FINAL and status != previous:
             return  # settled and failed are final: a late answer never rewrites them
         payment.status = status
         payment.record.status = status
@@ -598,10 +605,10 @@ class X402Auth(httpx.Auth):
         payment.record.error = reason
         if self.ledger is not None:
             self.ledger.update_payment(payment.id, status, tx=tx, error=reason, payer=payer)
-        if status == "failed" and not payment.released:
+        if status == PaymentStatus.FAILED and not payment.released:
             payment.released = True
             self.policy.release(payment.offer, payment.scopes)
-        if status != "unknown":
+        if status != PaymentStatus.UNKNOWN:
             with self._lock:
                 for k, v in list(self._unresolved.items()):
                     if v is payment:

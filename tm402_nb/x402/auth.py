@@ -7,6 +7,8 @@ is exactly the shape of x402:
    challenge is remembered and still fresh: the *warm path*, one round trip);
 2. on 402: parse the challenge, let the :class:`SpendPolicy` pick an offer or
    refuse, sign, write the ledger row (``pending``), retry once with the header;
+   a :class:`~tm402_nb.x402.options.PaymentOptions` on the request (preferred
+   asset, per-call cap) applies to that request alone;
 3. read the receipt: ``settled`` with its transaction, or ``failed`` with the
    server's reason (raised as :class:`PaymentFailed`).
 
@@ -25,11 +27,12 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ..errors import (
+    ConfigurationError,
     PaymentFailed,
     PaymentOutcomeUnknown,
     PaymentRefused,
@@ -50,6 +53,7 @@ from .messages import (
     parse_challenge,
     read_receipt,
 )
+from .options import PaymentOptions
 from .policy import Offer, SpendPolicy
 from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
@@ -68,6 +72,8 @@ EXPIRY_MARGIN = 30
 
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
+
+_E = TypeVar("_E", bound=TM402Error)
 
 
 @dataclass
@@ -126,11 +132,11 @@ def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}:{port}"
 
 
-def _warm_key(request: httpx.Request) -> tuple[str, ...]:
-    # Same method, path, parameter *names* and payment-token header: the same price.
+def _warm_key(request: httpx.Request, pay_with: str) -> tuple[str, ...]:
+    # Same method, path, parameter *names* and preferred asset: the same challenge. A server
+    # may offer other assets (or prices) to a request that asks to pay in another asset.
     params = ",".join(sorted({k for k, _ in request.url.params.multi_items()}))
-    token = request.headers.get("x-payment-token", "")
-    return (request.method, _origin(request.url), request.url.path, params, token.lower())
+    return (request.method, _origin(request.url), request.url.path, params, pay_with)
 
 
 def _replay_key(request: httpx.Request) -> str:
@@ -181,8 +187,6 @@ class X402Auth(httpx.Auth):
             self.policy.daily_cap is not None
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
         ):
-            from ..errors import ConfigurationError
-
             raise ConfigurationError("a daily cap is counted in the ledger: pass ledger=Ledger()")
         #: Counters for benchmarks and the footer.
         self.stats = {"requests": 0, "challenges": 0, "signed": 0, "warm_hits": 0, "warm_misses": 0}
@@ -241,42 +245,44 @@ class X402Auth(httpx.Auth):
             yield request
             return
 
-        prepared: Payment | None = None
+        options = PaymentOptions.of(request)
+        # A payment in hand before the request goes out: a replay, or one signed for a remembered challenge.
+        presigned: Payment | None = None
         replay_key = _replay_key(request)
         replay = self._claim_replay(replay_key)
         if replay is not None:
-            prepared = replay  # same request after an unknown outcome: same header, same nonce
+            presigned = replay  # same request after an unknown outcome: same header, same nonce
         elif self.warm:
-            remembered = self._remembered(request)
+            remembered = self._remembered(request, options)
             if remembered is not None:
                 try:
-                    prepared = self._prepare(remembered, request, warm=True)
+                    presigned = self._sign_payment(remembered, request, options, warm=True)
                 except PaymentRefused:
-                    prepared = None  # let the live challenge decide, and refuse with its numbers
-        if prepared is not None:
+                    presigned = None  # let the live challenge decide, and refuse with its numbers
+        if presigned is not None:
             # A copy carries the payment: the caller's request object stays unpaid, so
             # re-sending it can never replay a header we have recorded as failed.
-            paid = self._with_payment(request, prepared)
-            response = yield from self._send_paid(paid, prepared, replay_key)
+            paid = self._with_payment(request, presigned)
+            response = yield from self._send_paid(paid, presigned, replay_key)
             if response.status_code != 402:
-                self._conclude(prepared, response, paid)
+                self._conclude(presigned, response, paid)
                 return
             # The remembered challenge no longer matches (price or terms changed), or the
             # replayed payment was refused. Settled? Only a failed receipt says so; otherwise
             # the server rejected it before settling, so paying the fresh challenge is safe.
             reason = self._rejection_reason(response)
-            if replay is prepared or response.extensions.get(EXT_REPLAYS):
+            if replay is presigned or response.extensions.get(EXT_REPLAYS):
                 # This header may already have reached the server before (a lost answer): a
                 # refusal now ("nonce used", or a clock-skewed "expired") does not prove the
                 # first attempt did not settle. It stays unknown and counted; nothing new is signed.
-                raise self._still_unknown(prepared, request, reason)
+                raise self._still_unknown(presigned, request, reason)
             failed_receipt = self._receipt_or_none(response)
-            self._mark(prepared, PaymentStatus.FAILED, paid, reason=reason or "server refused the pre-signed payment")
+            self._mark(presigned, PaymentStatus.FAILED, paid, reason=reason or "server refused the pre-signed payment")
             if (failed_receipt is not None and not failed_receipt.success) or _recurs(reason):
                 # A failed settlement, or a refusal a fresh signature would meet again
                 # (no funds): stop here rather than sign a second payment to be refused.
-                raise self._payment_failed(prepared, response, failed_receipt, reason)
-            if prepared.warm:
+                raise self._payment_failed(presigned, response, failed_receipt, reason)
+            if presigned.warm:
                 self.stats["warm_misses"] += 1
         else:
             response = yield request
@@ -285,8 +291,8 @@ class X402Auth(httpx.Auth):
             return
         self.stats["challenges"] += 1
         required = parse_challenge(response.headers, response.content)
-        payment = self._prepare(required, request, warm=False)
-        self._remember(request, required, payment.offer)
+        payment = self._sign_payment(required, request, options, warm=False)
+        self._remember(request, options, required, payment.offer)
         paid = self._with_payment(request, payment)
         response = yield from self._send_paid(paid, payment, replay_key)
         if response.status_code == 402:
@@ -397,8 +403,12 @@ class X402Auth(httpx.Auth):
             ),
         )
 
-    def _remembered(self, request: httpx.Request) -> PaymentRequired | None:
-        key = _warm_key(request)
+    def _pay_with(self, options: PaymentOptions) -> str:
+        """The asset this request prefers: its own choice, else the policy's."""
+        return (options.pay_with or self.policy.pay_with).strip().lower()
+
+    def _remembered(self, request: httpx.Request, options: PaymentOptions) -> PaymentRequired | None:
+        key = _warm_key(request, self._pay_with(options))
         with self._lock:
             entry = self._challenges.get(key)
             if entry is None:
@@ -409,24 +419,28 @@ class X402Auth(httpx.Auth):
             self._challenges.move_to_end(key)
             return entry.required
 
-    def _remember(self, request: httpx.Request, required: PaymentRequired, offer: Offer) -> None:
+    def _remember(
+        self, request: httpx.Request, options: PaymentOptions, required: PaymentRequired, offer: Offer
+    ) -> None:
         if not self.warm:
             return
         # Keep it a little shorter than the server's window, so a pre-signed
         # payment is never sent on a challenge that just lapsed.
         ttl = max(0, offer.requirements.max_timeout_seconds - 5)
+        key = _warm_key(request, self._pay_with(options))
         with self._lock:
-            self._challenges[_warm_key(request)] = _Remembered(required, time.time() + ttl)
+            self._challenges[key] = _Remembered(required, time.time() + ttl)
             while len(self._challenges) > self._max_remembered:
                 self._challenges.popitem(last=False)
 
     def remember(self, request: httpx.Request, required: PaymentRequired) -> None:
         """Remember a challenge obtained elsewhere (e.g. by a quote), so the next call is warm."""
+        options = PaymentOptions.of(request)
         try:
-            offer = self.policy.select(required, origin=_origin(request.url))
+            offer = self._select(required, request, options)
         except TM402Error:
             return
-        self._remember(request, required, offer)
+        self._remember(request, options, required, offer)
 
     def pending_for(self, request: httpx.Request) -> Payment | None:
         """The signed payment whose answer was lost for this exact request, if any."""
@@ -434,19 +448,22 @@ class X402Auth(httpx.Auth):
             found = self._unresolved.get(_replay_key(request))
         return found if found is not None and found.status == PaymentStatus.UNKNOWN else None
 
-    def forget_challenges(self) -> None:
-        with self._lock:
-            self._challenges.clear()
+    def _select(self, required: PaymentRequired, request: httpx.Request, options: PaymentOptions) -> Offer:
+        return self.policy.select(
+            required, origin=_origin(request.url), pay_with=options.pay_with, max_per_call=options.max_per_call
+        )
 
-    def _prepare(self, required: PaymentRequired, request: httpx.Request, *, warm: bool) -> Payment:
-        """Select, check, sign and write the pending row: all under one lock."""
+    def _sign_payment(
+        self, required: PaymentRequired, request: httpx.Request, options: PaymentOptions, *, warm: bool
+    ) -> Payment:
+        """Select an offer, check the caps, sign, and write the pending row: all under one lock."""
         origin = _origin(request.url)
         policy = self.policy
         with policy.lock:
-            offer = policy.select(required, origin=origin)
+            offer = self._select(required, request, options)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             with ctx as tx:
-                policy.authorize(offer, tx)
+                policy.authorize(offer, tx, max_per_call=options.max_per_call)
                 auth, signature = sign_authorization(self.wallet, offer.requirements, extra_assets=policy.extra_assets)
                 payload = build_payment_payload(required, offer.requirements, auth, signature)
                 record = PaymentRecord(
@@ -631,8 +648,9 @@ def _recurs(reason: str | None) -> bool:
     return "insufficient" in low or "balance" in low
 
 
-def _with_payment_attached(payment: Payment, exc: TM402Error) -> TM402Error:
+def _with_payment_attached(payment: Payment, exc: _E) -> _E:
     """Errors carry the payment they are about, so callers can account for it."""
+    # errors.py sits below x402 and cannot name Payment: the attribute is set here, on demand.
     exc.payment = payment  # type: ignore[attr-defined]
     return exc
 

@@ -25,11 +25,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import LedgerError
 from ..money import to_display
 from ..status import COUNTED, PaymentStatus
+
+if TYPE_CHECKING:
+    import pandas as pd  # loaded on first use: the ledger must stay cheap to import
 
 ENV_HOME = "TM402_HOME"
 LEDGER_FILENAME = "ledger.sqlite3"
@@ -337,15 +340,6 @@ class Ledger:
                 (status, time.time(), tx, error, payer, payment_id),
             )
 
-    def mark_settled(self, payment_id: str, *, tx: str | None, payer: str | None = None) -> None:
-        self.update_payment(payment_id, "settled", tx=tx, payer=payer)
-
-    def mark_failed(self, payment_id: str, reason: str) -> None:
-        self.update_payment(payment_id, "failed", error=reason)
-
-    def mark_unknown(self, payment_id: str, reason: str) -> None:
-        self.update_payment(payment_id, "unknown", error=reason)
-
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
@@ -458,17 +452,6 @@ class Ledger:
                 (key, scope, endpoint, now, now + ttl, status_code, body, json.dumps(meta or {})),
             )
 
-    def cache_clear(self, scope: str | None = None, *, expired_only: bool = False) -> int:
-        sql, args = "DELETE FROM cache WHERE 1=1", []
-        if scope is not None:
-            sql += " AND scope=?"
-            args.append(scope)
-        if expired_only:
-            sql += " AND expires_at <= ?"
-            args.append(time.time())
-        with self._lock:
-            return self._conn.execute(sql, args).rowcount
-
     # -- reading ------------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -493,7 +476,7 @@ class Ledger:
             args.append(session_id)
         return self._query(sql + " ORDER BY created_at, rowid", args)
 
-    def payments(self, *, session_id: str | None = None, status: str | None = None):
+    def payments(self, *, session_id: str | None = None, status: str | None = None) -> pd.DataFrame:
         """Every payment as a DataFrame; ``amount`` in display units, ``amount_atomic`` exact."""
         import pandas as pd
 
@@ -534,7 +517,7 @@ class Ledger:
 
     frame = payments
 
-    def calls(self, *, session_id: str | None = None):
+    def calls(self, *, session_id: str | None = None) -> pd.DataFrame:
         """Every call (paid, free or cached) as a DataFrame."""
         import pandas as pd
 

@@ -222,10 +222,6 @@ class SpendPolicy:
         with self.lock:
             self.budget = self._usd(value, "budget")
 
-    def set_daily_cap(self, value: AmountLike | float | None) -> None:
-        with self.lock:
-            self.daily_cap = self._usd(value, "daily_cap")
-
     # -- offer screening ---------------------------------------------------------------
     def screen(self, req: PaymentRequirements, *, origin: str | None = None) -> Offer | str:
         """Resolve one requirement into an :class:`Offer`, or the reason it cannot be paid."""

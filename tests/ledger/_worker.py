@@ -8,10 +8,11 @@ import sys
 def spend(path: str, n: int, cap: str) -> None:
     """Try ``n`` payments of 0.017 USDC under a shared daily cap; print how many were allowed."""
     from tm402_nb.errors import BudgetExceeded
-    from tm402_nb.ledger import CallRecord, Ledger, PaymentRecord
+    from tm402_nb.ledger import CallRecord, Ledger
     from tm402_nb.x402.messages import PaymentRequired
     from tm402_nb.x402.networks import USDC_BASE_SEPOLIA
     from tm402_nb.x402.policy import SpendPolicy
+    from tm402_nb.x402.recorder import PaymentRecord
 
     ledger = Ledger(path)
     policy = SpendPolicy(daily_cap=cap, max_per_call="1")

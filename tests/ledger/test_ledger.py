@@ -14,7 +14,9 @@ import pytest
 
 from tests.toyserver import ToyConfig, ToyX402, serve_app
 from tm402_nb.errors import LedgerError
-from tm402_nb.ledger import SCHEMA_VERSION, CallRecord, Ledger, PaymentRecord, default_path
+from tm402_nb.ledger import SCHEMA_VERSION, CallRecord, Ledger, default_path
+from tm402_nb.status import PaymentStatus
+from tm402_nb.x402.recorder import PaymentRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +55,7 @@ def test_reopening_keeps_rows(tmp_path):
     with Ledger(path) as led:
         rec = PaymentRecord(17_000, "0xa", "eip155:84532", "0xb", "0xc", "0x1", 0, asset_symbol="USDC")
         led.record_payment(rec)
-        led.mark_settled(rec.id, tx="0xt")
+        led.update_payment(rec.id, PaymentStatus.SETTLED, tx="0xt")
         led.record_call(CallRecord(url="u", endpoint="tm-grade", params={"symbol": "BTC"}, paid=True))
     with Ledger(path) as led:
         assert led.payments()["status"].tolist() == ["settled"]

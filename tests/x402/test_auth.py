@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.toyserver import ToyConfig, ToyX402, serve_app
+from tests.toyserver import PAY_TO, ToyConfig, ToyX402, serve_app
 from tm402_nb.errors import (
     BudgetExceeded,
     PaymentFailed,
@@ -25,8 +28,11 @@ from tm402_nb.x402 import (
     payment_of,
     receipt,
 )
+from tm402_nb.x402.eip3009 import Eip712Domain, recover_signer
 from tm402_nb.x402.encoding import b64json_encode
-from tm402_nb.x402.networks import USDC_BASE
+from tm402_nb.x402.messages import PaymentPayload, SettlementResponse
+from tm402_nb.x402.networks import BASE_SEPOLIA, USDC_BASE, USDC_BASE_SEPOLIA, Asset
+from tm402_nb.x402.options import PaymentOptions
 
 
 @pytest.fixture(params=[1, 2], ids=["v1", "v2"])
@@ -383,3 +389,109 @@ def test_replay_memory_is_bounded_but_never_forgets_a_live_unknown_payment(walle
     auth._trim_unresolved()
     assert "live" in auth._unresolved and "old" not in auth._unresolved and "done" not in auth._unresolved
     assert len(auth._unresolved) == 3
+
+
+# -- per-request payment options ---------------------------------------------------------------
+TMAI_SEPOLIA = Asset("TMAI", "0x" + "7a" * 20, BASE_SEPOLIA.caip2, 18, None, None, False, False)
+
+
+#: symbol -> (asset, price in atomic units, EIP-712 token name)
+TWO_ASSET_PRICES = {"USDC": (USDC_BASE_SEPOLIA, 17_000, "USDC"), "TMAI": (TMAI_SEPOLIA, 10**18, "Token Metrics AI")}
+
+
+class TwoAssetServer:
+    """Offers /data for 0.017 USDC or 1 TMAI, and settles a payment signed for either.
+
+    With ``meet=n``, the first ``n`` unpaid requests wait for each other, and so do the first
+    ``n`` paid ones: those requests are provably inside one auth's flow at the same time.
+    """
+
+    def __init__(self, meet: int = 0) -> None:
+        self.lock = threading.Lock()
+        self.meet = meet
+        self.barriers = {phase: threading.Barrier(meet) for phase in ("unpaid", "paid")} if meet else {}
+        self.arrived: Counter[str] = Counter()
+        self.settled: list[str] = []  # asset symbols, in settlement order
+
+    def _arrive(self, phase: str) -> None:
+        with self.lock:
+            self.arrived[phase] += 1
+            wait = self.arrived[phase] <= self.meet
+        if wait:
+            self.barriers[phase].wait(timeout=10)  # broken (the test fails) unless all `meet` arrive
+
+    @staticmethod
+    def offers() -> list[dict]:
+        return [
+            {
+                "scheme": "exact",
+                "network": BASE_SEPOLIA.v1_name,
+                "maxAmountRequired": str(price),
+                "resource": "http://two/data",
+                "asset": asset.address,
+                "payTo": PAY_TO,
+                "maxTimeoutSeconds": 60,
+                "extra": {"name": name, "version": "2"},
+            }
+            for asset, price, name in TWO_ASSET_PRICES.values()
+        ]
+
+    @staticmethod
+    def signed_for(payload: PaymentPayload) -> str | None:
+        """The asset whose EIP-712 domain and price this payment was signed for."""
+        auth = payload.authorization
+        for symbol, (asset, price, name) in TWO_ASSET_PRICES.items():
+            domain = Eip712Domain(name, "2", BASE_SEPOLIA.chain_id, asset.address)
+            if auth.value == price and recover_signer(auth, domain, payload.signature).lower() == auth.from_.lower():
+                return symbol
+        return None
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        header = request.headers.get("X-PAYMENT")
+        if header is None:
+            self._arrive("unpaid")
+            body = {"x402Version": 1, "error": "X-PAYMENT header is required", "accepts": self.offers()}
+            return httpx.Response(402, json=body)
+        self._arrive("paid")
+        payload = PaymentPayload.decode(header)
+        symbol = self.signed_for(payload)
+        if symbol is None:
+            return httpx.Response(402, json={"x402Version": 1, "error": "invalid_exact_evm_payload_signature"})
+        with self.lock:
+            self.settled.append(symbol)
+        auth = payload.authorization
+        receipt = SettlementResponse(True, "0x" + auth.nonce[2:], BASE_SEPOLIA.v1_name, auth.from_)
+        return httpx.Response(200, json={"paid_with": symbol}, headers={"X-PAYMENT-RESPONSE": receipt.encode()})
+
+
+def test_concurrent_requests_each_pay_in_the_asset_they_ask_for(wallet, ledger):
+    two = TwoAssetServer(meet=2)
+    policy = SpendPolicy(extra_assets=[TMAI_SEPOLIA], asset_limits={"TMAI": {"max_per_call": "5"}})
+    auth = X402Auth(wallet, policy, ledger=ledger)
+    tmai = PaymentOptions(pay_with="tmai").extensions()
+    with httpx.Client(auth=auth, transport=httpx.MockTransport(two.handler)) as client:
+        with ThreadPoolExecutor(2) as pool:
+            in_tmai = pool.submit(client.get, "http://two/data", extensions=tmai)
+            by_default = pool.submit(client.get, "http://two/data")
+            first = (in_tmai.result(timeout=30), by_default.result(timeout=30))
+        # Warm now: each preference remembered its own challenge, and pays from it.
+        second = (client.get("http://two/data", extensions=tmai), client.get("http://two/data"))
+    for r_tmai, r_default in (first, second):
+        assert r_tmai.json() == {"paid_with": "TMAI"} and payment_of(r_tmai).offer.asset.symbol == "TMAI"
+        assert r_default.json() == {"paid_with": "USDC"} and payment_of(r_default).offer.asset.symbol == "USDC"
+    assert two.arrived["unpaid"] == 2 and sorted(two.settled) == ["TMAI", "TMAI", "USDC", "USDC"]
+    assert policy.pay_with == "usdc"
+    rows = ledger.payments()
+    assert sorted(rows["asset_symbol"]) == ["TMAI", "TMAI", "USDC", "USDC"] and set(rows["status"]) == {"settled"}
+
+
+def test_a_request_can_carry_its_own_per_call_cap(server, wallet, ledger):
+    server.config.amount = 200_000  # 0.20 USDC, over the policy's 0.10 per call
+    auth = X402Auth(wallet, SpendPolicy(max_per_call="0.10"), ledger=ledger)
+    with httpx.Client(auth=auth) as client:
+        r = client.get(server.url + "/data", extensions=PaymentOptions(max_per_call="0.50").extensions())
+        assert r.status_code == 200 and payment_of(r).amount == 200_000
+        with pytest.raises(BudgetExceeded, match=r"per-call cap is 0\.10 USD"):
+            client.get(server.url + "/data")  # no options: the policy's cap again, even on the warm path
+    assert auth.stats["signed"] == 1 and auth.policy.max_per_call == 100_000
+    assert len(server.settlements) == 1 and statuses(ledger) == ["settled"]

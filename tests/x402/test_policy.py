@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from tm402_nb.errors import BudgetExceeded, ConfigurationError, PaymentRefused
-from tm402_nb.ledger import PaymentRecord
 from tm402_nb.x402.messages import PaymentRequired
 from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA, Asset
 from tm402_nb.x402.policy import AssetLimit, SpendPolicy
+from tm402_nb.x402.recorder import PaymentRecord
 
 PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
 SANDBOX_TMAI = Asset("TMAI", "0x" + "7a" * 20, "eip155:84532", 18, None, None, False, False)
@@ -117,6 +117,56 @@ def test_unverified_tmai_address_needs_configuration():
         SpendPolicy(network="base").select(challenge(tm))
     ok = SpendPolicy(network="base", pay_with="tmai", asset_limits={"TMAI": AssetLimit(max_per_call="1")})
     assert ok.select(challenge(tm)).asset == TMAI_BASE
+
+
+def test_limiting_an_unverified_asset_configures_it():
+    tm = offer(network="base", asset=TMAI_BASE.address, amount=10**17, extra={"name": "TMAI", "version": "1"})
+    p = SpendPolicy(network="base", asset_limits={"TMAI": AssetLimit(max_per_call="1")})
+    assert p.pay_with == "usdc" and p.select(challenge(tm)).asset == TMAI_BASE
+
+
+def test_any_unverified_known_asset_is_configured_by_naming_it(monkeypatch):
+    """Nothing in the policy is specific to TMAI: another unverified token works the same way."""
+    abc = Asset("ABC", "0x" + "ab" * 20, "eip155:84532", 18, "ABC", "1", False, False)
+    for module in ("tm402_nb.x402.policy", "tm402_nb.x402.networks"):
+        monkeypatch.setattr(f"{module}.KNOWN_ASSETS", (USDC_BASE_SEPOLIA, abc))
+    abc_offer = offer(amount=10**18, asset=abc.address)
+    with pytest.raises(PaymentRefused, match="pay_with='abc'"):
+        SpendPolicy().select(challenge(abc_offer))
+    named = SpendPolicy(pay_with="ABC", asset_limits={"ABC": {"max_per_call": "2"}})
+    assert named.pay_with == "abc" and named.select(challenge(offer(), abc_offer)).asset == abc
+
+
+def test_pay_with_must_name_a_known_asset():
+    with pytest.raises(ConfigurationError, match="known asset"):
+        SpendPolicy(pay_with="doge")
+    assert SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI]).pay_with == "tmai"
+
+
+def test_one_choice_can_prefer_another_asset_without_changing_the_policy():
+    tmai_offer = offer(amount=10**18, asset=SANDBOX_TMAI.address, extra={"name": "Token Metrics AI", "version": "1"})
+    both = challenge(offer(amount=17_000), tmai_offer)
+    p = SpendPolicy(extra_assets=[SANDBOX_TMAI], asset_limits={"TMAI": {"max_per_call": "5"}})
+    assert p.select(both, pay_with="tmai").asset.symbol == "TMAI"
+    assert p.select(both, pay_with="TMAI").asset.symbol == "TMAI"
+    assert p.select(both).asset.symbol == "USDC" and p.pay_with == "usdc"
+
+
+def test_one_choice_can_carry_its_own_per_call_cap():
+    p = SpendPolicy()  # 0.10 per call
+    twenty_cents = challenge(offer(amount=200_000))
+    o = p.select(twenty_cents, max_per_call="0.50")
+    p.authorize(o, max_per_call="0.50")
+    p.check_batch(o, 2, max_per_call="0.50")
+    for refuse in (
+        lambda: p.select(twenty_cents),
+        lambda: p.authorize(o),
+        lambda: p.check_batch(o, 2),
+        lambda: p.select(twenty_cents, max_per_call="0.15"),
+    ):
+        with pytest.raises(BudgetExceeded, match="per-call cap"):
+            refuse()
+    assert p.max_per_call == 100_000  # the policy itself never changed
 
 
 def test_unknown_asset_without_domain_is_refused():

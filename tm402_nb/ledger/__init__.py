@@ -2,24 +2,20 @@
 
 from .store import (
     SCHEMA_VERSION,
-    SPENDING_STATUSES,
-    STATUSES,
     CallRecord,
     Ledger,
     LedgerTransaction,
-    PaymentRecord,
+    PaymentRow,
     default_home,
     default_path,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
-    "SPENDING_STATUSES",
-    "STATUSES",
     "CallRecord",
     "Ledger",
     "LedgerTransaction",
-    "PaymentRecord",
+    "PaymentRow",
     "default_home",
     "default_path",
 ]

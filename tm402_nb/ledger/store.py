@@ -25,20 +25,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import LedgerError
+from ..money import to_display
+from ..status import COUNTED, PaymentStatus
+
+if TYPE_CHECKING:
+    import pandas as pd  # loaded on first use: the ledger must stay cheap to import
 
 ENV_HOME = "TM402_HOME"
 LEDGER_FILENAME = "ledger.sqlite3"
 
-#: Statuses whose amount counts as spent: a pending or unknown payment may
-#: have settled, so it is counted until proven failed.
-SPENDING_STATUSES = ("pending", "settled", "unknown")
-STATUSES = ("pending", "settled", "failed", "unknown")
+#: ``status IN (...)`` over the statuses that count as spent (``status.COUNTED``): a pending or
+#: unknown payment may have settled, so it is counted until proven failed. Bound, never spliced.
+_COUNTED = tuple(sorted(COUNTED))
+_COUNTED_SQL = f"status IN ({','.join('?' * len(_COUNTED))})"
 
 _MIGRATIONS: list[str] = [
-    # v1
+    # v1. A migration is history: its CHECK spells the PaymentStatus values as they were then,
+    # and a new status would need a new migration.
     """
     CREATE TABLE payments (
         id TEXT PRIMARY KEY,
@@ -131,37 +137,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@dataclass
-class PaymentRecord:
-    """One signed payment. ``amount`` is in atomic units of ``asset``."""
+class PaymentRow(Protocol):
+    """A payment as the ledger stores it: any object with these attributes.
 
-    amount: int
-    asset: str
+    The x402 layer's ``PaymentRecord`` is the one the toolkit writes; the ledger
+    names only the attributes it reads, so it imports nothing from x402.
+    ``amount`` is in atomic units of ``asset``.
+    """
+
+    id: str
+    created_at: float
+    status: PaymentStatus
+    method: str
+    url: str
+    endpoint: str | None
+    x402_version: int
+    scheme: str
     network: str
+    asset: str
+    asset_symbol: str
+    decimals: int
+    amount: int
     pay_to: str
     payer: str
     nonce: str
     valid_before: int
-    decimals: int = 6
-    asset_symbol: str = ""
-    method: str = "GET"
-    url: str = ""
-    endpoint: str | None = None
-    x402_version: int = 1
-    scheme: str = "exact"
-    status: str = "pending"
-    tx: str | None = None
-    error: str | None = None
-    session_id: str | None = None
-    cell_id: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    created_at: float = field(default_factory=time.time)
-
-    @property
-    def display_amount(self) -> str:
-        from ..x402.money import format_amount
-
-        return format_amount(self.amount, self.decimals, self.asset_symbol)
+    tx: str | None
+    error: str | None
+    session_id: str | None
+    cell_id: str | None
 
 
 @dataclass
@@ -196,7 +200,7 @@ class LedgerTransaction:
     def spent(self, asset: str, network: str, *, since: float | None = None, payer: str | None = None) -> int:
         return self._ledger._spent(self._conn, asset, network, since=since, payer=payer)
 
-    def insert_payment(self, record: PaymentRecord) -> str:
+    def insert_payment(self, record: PaymentRow) -> str:
         self._ledger._insert_payment(self._conn, record)
         return record.id
 
@@ -275,7 +279,7 @@ class Ledger:
                 self._conn.execute("COMMIT")
 
     # -- payments ------------------------------------------------------------------
-    def _insert_payment(self, conn: sqlite3.Connection, r: PaymentRecord) -> None:
+    def _insert_payment(self, conn: sqlite3.Connection, r: PaymentRow) -> None:
         now = time.time()
         conn.execute(
             """INSERT INTO payments (id, created_at, updated_at, status, method, url, endpoint, x402_version,
@@ -310,17 +314,25 @@ class Ledger:
             ),
         )
 
-    def record_payment(self, record: PaymentRecord) -> str:
+    def record_payment(self, record: PaymentRow) -> str:
         """Insert a payment row outside a caller-held transaction."""
         with self.transaction() as tx:
             tx.insert_payment(record)
         return record.id
 
     def update_payment(
-        self, payment_id: str, status: str, *, tx: str | None = None, error: str | None = None, payer: str | None = None
+        self,
+        payment_id: str,
+        status: PaymentStatus | str,
+        *,
+        tx: str | None = None,
+        error: str | None = None,
+        payer: str | None = None,
     ) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown payment status {status!r}")
+        try:
+            status = PaymentStatus(status)
+        except ValueError:
+            raise ValueError(f"unknown payment status {status!r}") from None
         with self._lock:
             self._conn.execute(
                 """UPDATE payments SET status=?, updated_at=?, tx=COALESCE(?, tx), error=?,
@@ -328,20 +340,11 @@ class Ledger:
                 (status, time.time(), tx, error, payer, payment_id),
             )
 
-    def mark_settled(self, payment_id: str, *, tx: str | None, payer: str | None = None) -> None:
-        self.update_payment(payment_id, "settled", tx=tx, payer=payer)
-
-    def mark_failed(self, payment_id: str, reason: str) -> None:
-        self.update_payment(payment_id, "failed", error=reason)
-
-    def mark_unknown(self, payment_id: str, reason: str) -> None:
-        self.update_payment(payment_id, "unknown", error=reason)
-
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
-        sql = "SELECT amount FROM payments WHERE asset=? AND network=? AND status IN ('pending','settled','unknown')"
-        args: list[Any] = [asset.lower(), network]
+        sql = f"SELECT amount FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
+        args: list[Any] = [asset.lower(), network, *_COUNTED]
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
@@ -369,7 +372,7 @@ class Ledger:
         changed = 0
         with self.transaction():
             rows = self._conn.execute(
-                "SELECT id, pid, host, valid_before FROM payments WHERE status='pending'"
+                "SELECT id, pid, host, valid_before FROM payments WHERE status=?", (PaymentStatus.PENDING,)
             ).fetchall()
             for pid_id, pid, host, valid_before in rows:
                 if host == self._host:
@@ -378,8 +381,13 @@ class Ledger:
                     orphan = valid_before is not None and valid_before + 60 < now
                 if orphan:
                     self._conn.execute(
-                        "UPDATE payments SET status='unknown', updated_at=?, error=? WHERE id=?",
-                        (now, "the process that sent this payment ended before its answer arrived", pid_id),
+                        "UPDATE payments SET status=?, updated_at=?, error=? WHERE id=?",
+                        (
+                            PaymentStatus.UNKNOWN,
+                            now,
+                            "the process that sent this payment ended before its answer arrived",
+                            pid_id,
+                        ),
                     )
                     changed += 1
         return changed
@@ -444,17 +452,6 @@ class Ledger:
                 (key, scope, endpoint, now, now + ttl, status_code, body, json.dumps(meta or {})),
             )
 
-    def cache_clear(self, scope: str | None = None, *, expired_only: bool = False) -> int:
-        sql, args = "DELETE FROM cache WHERE 1=1", []
-        if scope is not None:
-            sql += " AND scope=?"
-            args.append(scope)
-        if expired_only:
-            sql += " AND expires_at <= ?"
-            args.append(time.time())
-        with self._lock:
-            return self._conn.execute(sql, args).rowcount
-
     # -- reading ------------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -479,11 +476,9 @@ class Ledger:
             args.append(session_id)
         return self._query(sql + " ORDER BY created_at, rowid", args)
 
-    def payments(self, *, session_id: str | None = None, status: str | None = None):
+    def payments(self, *, session_id: str | None = None, status: str | None = None) -> pd.DataFrame:
         """Every payment as a DataFrame; ``amount`` in display units, ``amount_atomic`` exact."""
         import pandas as pd
-
-        from ..x402.money import to_display
 
         rows = self.payment_rows(session_id=session_id, status=status)
         cols = [
@@ -522,7 +517,7 @@ class Ledger:
 
     frame = payments
 
-    def calls(self, *, session_id: str | None = None):
+    def calls(self, *, session_id: str | None = None) -> pd.DataFrame:
         """Every call (paid, free or cached) as a DataFrame."""
         import pandas as pd
 

@@ -7,6 +7,8 @@ is exactly the shape of x402:
    challenge is remembered and still fresh: the *warm path*, one round trip);
 2. on 402: parse the challenge, let the :class:`SpendPolicy` pick an offer or
    refuse, sign, write the ledger row (``pending``), retry once with the header;
+   a :class:`~tm402_nb.x402.options.PaymentOptions` on the request (preferred
+   asset, per-call cap) applies to that request alone;
 3. read the receipt: ``settled`` with its transaction, or ``failed`` with the
    server's reason (raised as :class:`PaymentFailed`).
 
@@ -25,11 +27,12 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ..errors import (
+    ConfigurationError,
     PaymentFailed,
     PaymentOutcomeUnknown,
     PaymentRefused,
@@ -38,7 +41,7 @@ from ..errors import (
     X402ProtocolError,
     hint_for_reason,
 )
-from ..ledger import Ledger, PaymentRecord
+from ..status import FINAL, PaymentStatus
 from .eip3009 import sign_authorization
 from .messages import (
     PAYMENT_SIGNATURE,
@@ -50,7 +53,9 @@ from .messages import (
     parse_challenge,
     read_receipt,
 )
+from .options import PaymentOptions
 from .policy import Offer, SpendPolicy
+from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
 from .wallet import Wallet
 
@@ -64,10 +69,11 @@ EXT_RECEIPT = "tm402_receipt"
 REPLAY_MARGIN = 30
 #: ...and a new payment for the same request waits until this long after validBefore.
 EXPIRY_MARGIN = 30
-FINAL_STATUSES = ("settled", "failed")
 
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
+
+_E = TypeVar("_E", bound=TM402Error)
 
 
 @dataclass
@@ -79,7 +85,7 @@ class Payment:
     header_name: str
     header_value: str = field(repr=False)
     payload: PaymentPayload = field(repr=False)
-    status: str = "pending"
+    status: PaymentStatus = PaymentStatus.PENDING
     receipt: SettlementResponse | None = None
     warm: bool = False
     #: Spend scopes this payment was counted in (a refusal gives it back to exactly these).
@@ -109,7 +115,7 @@ class Payment:
 class PaymentEvent:
     """Sent to listeners (the notebook feed and footer) at each step of a payment."""
 
-    kind: str  # "signed", "settled", "failed", "unknown"
+    kind: str  # "signed", then the PaymentStatus the payment reached ("settled", "failed", "unknown")
     payment: Payment
     url: str
     reason: str | None = None
@@ -126,11 +132,11 @@ def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}:{port}"
 
 
-def _warm_key(request: httpx.Request) -> tuple[str, ...]:
-    # Same method, path, parameter *names* and payment-token header: the same price.
+def _warm_key(request: httpx.Request, pay_with: str) -> tuple[str, ...]:
+    # Same method, path, parameter *names* and preferred asset: the same challenge. A server
+    # may offer other assets (or prices) to a request that asks to pay in another asset.
     params = ",".join(sorted({k for k, _ in request.url.params.multi_items()}))
-    token = request.headers.get("x-payment-token", "")
-    return (request.method, _origin(request.url), request.url.path, params, token.lower())
+    return (request.method, _origin(request.url), request.url.path, params, pay_with)
 
 
 def _replay_key(request: httpx.Request) -> str:
@@ -155,7 +161,7 @@ class X402Auth(httpx.Auth):
         wallet: Wallet,
         policy: SpendPolicy | None = None,
         *,
-        ledger: Ledger | None = None,
+        ledger: PaymentRecorder | None = None,
         warm: bool = True,
         session_id: str | None = None,
         listeners: list[Callable[[PaymentEvent], None]] | None = None,
@@ -181,8 +187,6 @@ class X402Auth(httpx.Auth):
             self.policy.daily_cap is not None
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
         ):
-            from ..errors import ConfigurationError
-
             raise ConfigurationError("a daily cap is counted in the ledger: pass ledger=Ledger()")
         #: Counters for benchmarks and the footer.
         self.stats = {"requests": 0, "challenges": 0, "signed": 0, "warm_hits": 0, "warm_misses": 0}
@@ -241,42 +245,44 @@ class X402Auth(httpx.Auth):
             yield request
             return
 
-        prepared: Payment | None = None
+        options = PaymentOptions.of(request)
+        # A payment in hand before the request goes out: a replay, or one signed for a remembered challenge.
+        presigned: Payment | None = None
         replay_key = _replay_key(request)
         replay = self._claim_replay(replay_key)
         if replay is not None:
-            prepared = replay  # same request after an unknown outcome: same header, same nonce
+            presigned = replay  # same request after an unknown outcome: same header, same nonce
         elif self.warm:
-            remembered = self._remembered(request)
+            remembered = self._remembered(request, options)
             if remembered is not None:
                 try:
-                    prepared = self._prepare(remembered, request, warm=True)
+                    presigned = self._sign_payment(remembered, request, options, warm=True)
                 except PaymentRefused:
-                    prepared = None  # let the live challenge decide, and refuse with its numbers
-        if prepared is not None:
+                    presigned = None  # let the live challenge decide, and refuse with its numbers
+        if presigned is not None:
             # A copy carries the payment: the caller's request object stays unpaid, so
             # re-sending it can never replay a header we have recorded as failed.
-            paid = self._with_payment(request, prepared)
-            response = yield from self._send_paid(paid, prepared, replay_key)
+            paid = self._with_payment(request, presigned)
+            response = yield from self._send_paid(paid, presigned, replay_key)
             if response.status_code != 402:
-                self._conclude(prepared, response, paid)
+                self._conclude(presigned, response, paid)
                 return
             # The remembered challenge no longer matches (price or terms changed), or the
             # replayed payment was refused. Settled? Only a failed receipt says so; otherwise
             # the server rejected it before settling, so paying the fresh challenge is safe.
             reason = self._rejection_reason(response)
-            if replay is prepared or response.extensions.get(EXT_REPLAYS):
+            if replay is presigned or response.extensions.get(EXT_REPLAYS):
                 # This header may already have reached the server before (a lost answer): a
                 # refusal now ("nonce used", or a clock-skewed "expired") does not prove the
                 # first attempt did not settle. It stays unknown and counted; nothing new is signed.
-                raise self._still_unknown(prepared, request, reason)
+                raise self._still_unknown(presigned, request, reason)
             failed_receipt = self._receipt_or_none(response)
-            self._mark(prepared, "failed", paid, reason=reason or "server refused the pre-signed payment")
+            self._mark(presigned, PaymentStatus.FAILED, paid, reason=reason or "server refused the pre-signed payment")
             if (failed_receipt is not None and not failed_receipt.success) or _recurs(reason):
                 # A failed settlement, or a refusal a fresh signature would meet again
                 # (no funds): stop here rather than sign a second payment to be refused.
-                raise self._payment_failed(prepared, response, failed_receipt, reason)
-            if prepared.warm:
+                raise self._payment_failed(presigned, response, failed_receipt, reason)
+            if presigned.warm:
                 self.stats["warm_misses"] += 1
         else:
             response = yield request
@@ -285,8 +291,8 @@ class X402Auth(httpx.Auth):
             return
         self.stats["challenges"] += 1
         required = parse_challenge(response.headers, response.content)
-        payment = self._prepare(required, request, warm=False)
-        self._remember(request, required, payment.offer)
+        payment = self._sign_payment(required, request, options, warm=False)
+        self._remember(request, options, required, payment.offer)
         paid = self._with_payment(request, payment)
         response = yield from self._send_paid(paid, payment, replay_key)
         if response.status_code == 402:
@@ -296,7 +302,7 @@ class X402Auth(httpx.Auth):
                 # the first attempt may have settled. Unknown, counted, nothing new signed.
                 raise self._still_unknown(payment, paid, reason)
             failed_receipt = self._receipt_or_none(response)
-            self._mark(payment, "failed", paid, reason=reason or "server answered 402 to the paid request")
+            self._mark(payment, PaymentStatus.FAILED, paid, reason=reason or "server answered 402 to the paid request")
             raise self._payment_failed(payment, response, failed_receipt, reason)
         self._conclude(payment, response, paid)
 
@@ -312,7 +318,12 @@ class X402Auth(httpx.Auth):
             # The paid request went out and no answer came back (transport error,
             # timeout, cancellation). It may have settled: record it as unknown and
             # keep the header so a re-send replays it instead of paying again.
-            self._mark(payment, "unknown", request, reason="no answer to the paid request (transport error or cancel)")
+            self._mark(
+                payment,
+                PaymentStatus.UNKNOWN,
+                request,
+                reason="no answer to the paid request (transport error or cancel)",
+            )
             with self._lock:  # a concurrent identical request may have taken the slot meanwhile
                 self._unresolved[replay_key] = payment
                 payment.in_flight = False
@@ -334,7 +345,7 @@ class X402Auth(httpx.Auth):
         for key, pay in list(self._unresolved.items()):
             if len(self._unresolved) <= self._max_remembered:
                 return
-            if pay.record.valid_before + EXPIRY_MARGIN < now or pay.status in FINAL_STATUSES:
+            if pay.record.valid_before + EXPIRY_MARGIN < now or pay.status in FINAL:
                 del self._unresolved[key]
 
     def _claim_replay(self, replay_key: str) -> Payment | None:
@@ -346,7 +357,7 @@ class X402Auth(httpx.Auth):
         now = time.time()
         with self._lock:
             replay = self._unresolved.get(replay_key)
-            if replay is None or replay.status != "unknown":
+            if replay is None or replay.status != PaymentStatus.UNKNOWN:
                 return None  # nothing lost (a pending one belongs to a concurrent request)
             if replay.in_flight:
                 raise _with_payment_attached(
@@ -379,7 +390,7 @@ class X402Auth(httpx.Auth):
     def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
         self._mark(
             payment,
-            "unknown",
+            PaymentStatus.UNKNOWN,
             request,
             reason=f"answer lost; its replay was refused ({reason or 'no reason'}): it may have settled",
         )
@@ -392,8 +403,12 @@ class X402Auth(httpx.Auth):
             ),
         )
 
-    def _remembered(self, request: httpx.Request) -> PaymentRequired | None:
-        key = _warm_key(request)
+    def _pay_with(self, options: PaymentOptions) -> str:
+        """The asset this request prefers: its own choice, else the policy's."""
+        return (options.pay_with or self.policy.pay_with).strip().lower()
+
+    def _remembered(self, request: httpx.Request, options: PaymentOptions) -> PaymentRequired | None:
+        key = _warm_key(request, self._pay_with(options))
         with self._lock:
             entry = self._challenges.get(key)
             if entry is None:
@@ -404,44 +419,51 @@ class X402Auth(httpx.Auth):
             self._challenges.move_to_end(key)
             return entry.required
 
-    def _remember(self, request: httpx.Request, required: PaymentRequired, offer: Offer) -> None:
+    def _remember(
+        self, request: httpx.Request, options: PaymentOptions, required: PaymentRequired, offer: Offer
+    ) -> None:
         if not self.warm:
             return
         # Keep it a little shorter than the server's window, so a pre-signed
         # payment is never sent on a challenge that just lapsed.
         ttl = max(0, offer.requirements.max_timeout_seconds - 5)
+        key = _warm_key(request, self._pay_with(options))
         with self._lock:
-            self._challenges[_warm_key(request)] = _Remembered(required, time.time() + ttl)
+            self._challenges[key] = _Remembered(required, time.time() + ttl)
             while len(self._challenges) > self._max_remembered:
                 self._challenges.popitem(last=False)
 
     def remember(self, request: httpx.Request, required: PaymentRequired) -> None:
         """Remember a challenge obtained elsewhere (e.g. by a quote), so the next call is warm."""
+        options = PaymentOptions.of(request)
         try:
-            offer = self.policy.select(required, origin=_origin(request.url))
+            offer = self._select(required, request, options)
         except TM402Error:
             return
-        self._remember(request, required, offer)
+        self._remember(request, options, required, offer)
 
     def pending_for(self, request: httpx.Request) -> Payment | None:
         """The signed payment whose answer was lost for this exact request, if any."""
         with self._lock:
             found = self._unresolved.get(_replay_key(request))
-        return found if found is not None and found.status == "unknown" else None
+        return found if found is not None and found.status == PaymentStatus.UNKNOWN else None
 
-    def forget_challenges(self) -> None:
-        with self._lock:
-            self._challenges.clear()
+    def _select(self, required: PaymentRequired, request: httpx.Request, options: PaymentOptions) -> Offer:
+        return self.policy.select(
+            required, origin=_origin(request.url), pay_with=options.pay_with, max_per_call=options.max_per_call
+        )
 
-    def _prepare(self, required: PaymentRequired, request: httpx.Request, *, warm: bool) -> Payment:
-        """Select, check, sign and write the pending row: all under one lock."""
+    def _sign_payment(
+        self, required: PaymentRequired, request: httpx.Request, options: PaymentOptions, *, warm: bool
+    ) -> Payment:
+        """Select an offer, check the caps, sign, and write the pending row: all under one lock."""
         origin = _origin(request.url)
         policy = self.policy
         with policy.lock:
-            offer = policy.select(required, origin=origin)
+            offer = self._select(required, request, options)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             with ctx as tx:
-                policy.authorize(offer, tx)
+                policy.authorize(offer, tx, max_per_call=options.max_per_call)
                 auth, signature = sign_authorization(self.wallet, offer.requirements, extra_assets=policy.extra_assets)
                 payload = build_payment_payload(required, offer.requirements, auth, signature)
                 record = PaymentRecord(
@@ -540,7 +562,7 @@ class X402Auth(httpx.Auth):
         try:
             receipt = read_receipt(response.headers)
         except X402ProtocolError as exc:
-            self._mark(payment, "unknown", request, reason=f"malformed receipt: {exc.message}")
+            self._mark(payment, PaymentStatus.UNKNOWN, request, reason=f"malformed receipt: {exc.message}")
             raise ReceiptError(
                 f"the server answered {response.status_code} but its settlement receipt is malformed ({exc.message})",
                 response=response,
@@ -550,9 +572,9 @@ class X402Auth(httpx.Auth):
             payment.receipt = receipt
             response.extensions[EXT_RECEIPT] = receipt
             if receipt.success:
-                self._mark(payment, "settled", request, tx=receipt.transaction, payer=receipt.payer)
+                self._mark(payment, PaymentStatus.SETTLED, request, tx=receipt.transaction, payer=receipt.payer)
             else:
-                self._mark(payment, "failed", request, reason=receipt.error_reason or "settlement failed")
+                self._mark(payment, PaymentStatus.FAILED, request, reason=receipt.error_reason or "settlement failed")
                 raise PaymentFailed(
                     f"the server reports a failed settlement for {payment.display}: {receipt.error_reason or 'no reason'}",
                     reason=receipt.error_reason,
@@ -567,7 +589,7 @@ class X402Auth(httpx.Auth):
             # header (same nonce), which can settle at most once. Never a second signature.
             self._mark(
                 payment,
-                "unknown",
+                PaymentStatus.UNKNOWN,
                 request,
                 reason=f"HTTP {response.status_code} before settlement; a retry replays this payment",
             )
@@ -575,14 +597,16 @@ class X402Auth(httpx.Auth):
                 self._unresolved[_replay_key(request)] = payment
         elif response.status_code >= 400:
             # The handler refused the request: reference servers settle only when it succeeds.
-            self._mark(payment, "failed", request, reason=f"HTTP {response.status_code}: the server did not settle")
+            self._mark(
+                payment, PaymentStatus.FAILED, request, reason=f"HTTP {response.status_code}: the server did not settle"
+            )
         else:
-            self._mark(payment, "unknown", request, reason="answered without a settlement receipt")
+            self._mark(payment, PaymentStatus.UNKNOWN, request, reason="answered without a settlement receipt")
 
     def _mark(
         self,
         payment: Payment,
-        status: str,
+        status: PaymentStatus,
         request: httpx.Request,
         *,
         reason: str | None = None,
@@ -590,7 +614,7 @@ class X402Auth(httpx.Auth):
         payer: str | None = None,
     ) -> None:
         previous = payment.status
-        if previous in FINAL_STATUSES and status != previous:
+        if previous in FINAL and status != previous:
             return  # settled and failed are final: a late answer never rewrites them
         payment.status = status
         payment.record.status = status
@@ -598,10 +622,10 @@ class X402Auth(httpx.Auth):
         payment.record.error = reason
         if self.ledger is not None:
             self.ledger.update_payment(payment.id, status, tx=tx, error=reason, payer=payer)
-        if status == "failed" and not payment.released:
+        if status == PaymentStatus.FAILED and not payment.released:
             payment.released = True
             self.policy.release(payment.offer, payment.scopes)
-        if status != "unknown":
+        if status != PaymentStatus.UNKNOWN:
             with self._lock:
                 for k, v in list(self._unresolved.items()):
                     if v is payment:
@@ -624,8 +648,9 @@ def _recurs(reason: str | None) -> bool:
     return "insufficient" in low or "balance" in low
 
 
-def _with_payment_attached(payment: Payment, exc: TM402Error) -> TM402Error:
+def _with_payment_attached(payment: Payment, exc: _E) -> _E:
     """Errors carry the payment they are about, so callers can account for it."""
+    # errors.py sits below x402 and cannot name Payment: the attribute is set here, on demand.
     exc.payment = payment  # type: ignore[attr-defined]
     return exc
 

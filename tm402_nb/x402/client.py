@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
-from ..ledger import Ledger
 from .auth import X402Auth
 from .policy import SpendPolicy
+from .recorder import PaymentRecorder
 from .transport import AsyncPaymentReplayTransport, PaymentReplayTransport
 from .wallet import Wallet
 
@@ -20,7 +20,7 @@ def paying_client(
     wallet: Wallet,
     policy: SpendPolicy | None = None,
     *,
-    ledger: Ledger | None = None,
+    ledger: PaymentRecorder | None = None,
     auth: X402Auth | None = None,
     replay_attempts: int = 2,
     **httpx_kwargs: Any,
@@ -36,7 +36,7 @@ def async_paying_client(
     wallet: Wallet,
     policy: SpendPolicy | None = None,
     *,
-    ledger: Ledger | None = None,
+    ledger: PaymentRecorder | None = None,
     auth: X402Auth | None = None,
     replay_attempts: int = 2,
     **httpx_kwargs: Any,

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from .money import AmountLike
+from ..money import AmountLike
 
 __all__ = ["EXTENSION", "PaymentOptions"]
 

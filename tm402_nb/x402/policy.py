@@ -4,10 +4,16 @@ Every refusal happens *before signing* and says what was asked, what the
 limit is, and which setting changes it. Money is integer atomic units.
 
 Caps given in dollars (``max_per_call``, ``budget``, ``daily_cap``) apply to USD
-stablecoins (USDC). Other assets (TMAI) have no dollar price we can trust, so
-they are payable only with an explicit per-asset limit in their own units::
+stablecoins. Other assets have no dollar price we can trust, so they are
+payable only with an explicit per-asset limit in their own units. Naming an
+asset, as ``pay_with`` or in ``asset_limits``, configures it even when its
+address is unverified::
 
     SpendPolicy(pay_with="tmai", asset_limits={"TMAI": {"max_per_call": "5", "budget": "100"}})
+
+One request may prefer another asset or carry its own per-call cap: both are
+arguments of :meth:`SpendPolicy.select` (and of the cap checks), never changes
+to the shared policy.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BudgetExceeded, ConfigurationError, PaymentRefused, X402ProtocolError
+from ..money import AmountLike, format_amount, to_atomic
 from .messages import PaymentRequired, PaymentRequirements
-from .money import AmountLike, format_amount, to_atomic
 from .networks import (
     BASE,
     BASE_SEPOLIA,
@@ -34,7 +40,7 @@ from .networks import (
 )
 
 if TYPE_CHECKING:
-    from ..ledger import LedgerTransaction
+    from .recorder import SpendCounter
 
 __all__ = ["AssetLimit", "Offer", "SpendPolicy", "SpendScope"]
 
@@ -133,9 +139,13 @@ class SpendPolicy:
         self.networks: tuple[str, ...] = tuple(dict.fromkeys(n.caip2 for n in nets))
 
         self.extra_assets: tuple[Asset, ...] = tuple(extra_assets)
-        self.pay_with = pay_with.strip().lower()
-        if self.pay_with not in ("usdc", "tmai"):
-            raise ConfigurationError(f"pay_with must be 'usdc' or 'tmai', got {pay_with!r}")
+        self.pay_with = pay_with.strip().lower() if isinstance(pay_with, str) else ""
+        symbols = sorted({a.symbol.lower() for a in (*self.extra_assets, *KNOWN_ASSETS)})
+        if self.pay_with not in symbols:
+            raise ConfigurationError(
+                f"pay_with must name a known asset ({', '.join(symbols)}), got {pay_with!r}",
+                hint="describe another token with extra_assets=[Asset(...)]",
+            )
         self.asset_limits: dict[str, AssetLimit] = {}
         for sym, lim in (asset_limits or {}).items():
             self.asset_limits[sym.upper()] = lim if isinstance(lim, AssetLimit) else AssetLimit(**dict(lim))
@@ -161,13 +171,17 @@ class SpendPolicy:
             return None
         return to_atomic(value, self._usd_decimals, what=name)
 
+    def _usd_per_call(self, override: AmountLike | float | None) -> int | None:
+        """The USD per-call cap for one request: the one it brings, else the policy's."""
+        return self.max_per_call if override is None else self._usd(override, "max_per_call")
+
     def _resolve_assets(self, assets: Iterable[str | Asset] | None) -> tuple[Asset, ...]:
         pool = (*self.extra_assets, *KNOWN_ASSETS)
         if assets is None:
             chosen = [a for a in pool if a.network in self.networks and (a.verified or a in self.extra_assets)]
-            # Naming TMAI as the asset to pay with configures it.
-            if self.pay_with == "tmai" or "TMAI" in self.asset_limits:
-                chosen += [a for a in pool if a.symbol == "TMAI" and a.network in self.networks]
+            # Naming an asset (to pay with, or to limit) is the user's say-so for an unverified address.
+            named = {self.pay_with.upper(), *self.asset_limits}
+            chosen += [a for a in pool if a.symbol.upper() in named and a.network in self.networks]
             return tuple(dict.fromkeys(chosen))
         chosen = []
         for a in assets:
@@ -207,10 +221,6 @@ class SpendPolicy:
     def set_budget(self, value: AmountLike | float | None) -> None:
         with self.lock:
             self.budget = self._usd(value, "budget")
-
-    def set_daily_cap(self, value: AmountLike | float | None) -> None:
-        with self.lock:
-            self.daily_cap = self._usd(value, "daily_cap")
 
     # -- offer screening ---------------------------------------------------------------
     def screen(self, req: PaymentRequirements, *, origin: str | None = None) -> Offer | str:
@@ -264,13 +274,26 @@ class SpendPolicy:
                 )
         return Offer(req, network, asset)
 
-    def select(self, required: PaymentRequired, *, origin: str | None = None) -> Offer:
+    def select(
+        self,
+        required: PaymentRequired,
+        *,
+        origin: str | None = None,
+        pay_with: str | None = None,
+        max_per_call: AmountLike | float | None = None,
+    ) -> Offer:
         """Pick the offer to pay: cheapest allowed in the preferred asset, then the others.
+
+        ``pay_with`` (an asset symbol) and ``max_per_call`` (USD) apply to this one
+        choice instead of the policy's own; None keeps the policy's. They choose
+        among the assets the policy allows and never widen them.
 
         Raises PaymentRefused (or BudgetExceeded when only caps stand in the way)
         naming what was asked and what limit blocked it.
         """
         with self.lock:
+            usd_per_call = self._usd_per_call(max_per_call)
+            preference = (pay_with or self.pay_with).strip().lower()
             offers: list[Offer] = []
             reasons: list[str] = [f"accepts[{i}]: {why}" for i, why in required.rejected]
             for req in required.accepts:
@@ -287,12 +310,12 @@ class SpendPolicy:
                 )
             # The preferred asset when it is offered; another asset only when it is not.
             # Never switch assets to get around a cap: a budget that says stop, stops.
-            preferred = [o for o in offers if o.asset.symbol.lower() == self.pay_with]
+            preferred = [o for o in offers if o.asset.symbol.lower() == preference]
             offers = preferred or offers
             affordable: list[Offer] = []
             cap_errors: list[BudgetExceeded] = []
             for offer in offers:
-                err = self._cap_error(offer)
+                err = self._cap_error(offer, usd_per_call)
                 if err is None:
                     affordable.append(offer)
                 else:
@@ -303,13 +326,16 @@ class SpendPolicy:
             return min(affordable, key=lambda o: o.amount)
 
     # -- caps ---------------------------------------------------------------------------
-    def _limits_for(self, asset: Asset) -> tuple[int | None, int | None, int | None, str]:
-        """(per-call, budget, daily) in atomic units of ``asset``, and the setting prefix."""
+    def _limits_for(self, asset: Asset, usd_per_call: int | None) -> tuple[int | None, int | None, int | None, str]:
+        """(per-call, budget, daily) in atomic units of ``asset``, and the setting prefix.
+
+        ``usd_per_call`` is the USD per-call cap in force for this request.
+        """
         if asset.usd_stable and asset.decimals == self._usd_decimals:
-            return self.max_per_call, self.budget, self.daily_cap, ""
+            return usd_per_call, self.budget, self.daily_cap, ""
         if asset.usd_stable:
             conv = lambda v: None if v is None else v * 10 ** (asset.decimals - self._usd_decimals)  # noqa: E731
-            return conv(self.max_per_call), conv(self.budget), conv(self.daily_cap), ""
+            return conv(usd_per_call), conv(self.budget), conv(self.daily_cap), ""
         lim = self.asset_limits.get(asset.symbol.upper())
         if lim is None:
             return None, None, None, "missing"
@@ -321,9 +347,11 @@ class SpendPolicy:
             f"asset_limits['{asset.symbol}']",
         )
 
-    def _cap_error(self, offer: Offer, *, spent_today: int | None = None) -> BudgetExceeded | None:
+    def _cap_error(
+        self, offer: Offer, usd_per_call: int | None, *, spent_today: int | None = None
+    ) -> BudgetExceeded | None:
         asset = offer.asset
-        per_call, budget, daily, prefix = self._limits_for(asset)
+        per_call, budget, daily, prefix = self._limits_for(asset, usd_per_call)
         fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
         asked = offer.amount
         common = {"asked_atomic": asked, "asset": asset.symbol, "network": offer.network.v1_name}
@@ -363,32 +391,35 @@ class SpendPolicy:
                 **common,
             )
         for scope in self._scopes:
-            left = scope.remaining(key)
-            if left is not None and asked > left:
+            scope_left = scope.remaining(key)
+            if scope_left is not None and asked > scope_left:
                 return BudgetExceeded(
-                    f"server asks {offer.display}; {fmt(max(left, 0))} is left of the {scope.name} cap {scope.cap_text}",
+                    f"server asks {offer.display}; {fmt(max(scope_left, 0))} is left of the {scope.name} cap "
+                    f"{scope.cap_text}",
                     hint=f"raise the {scope.name} cap",
                     setting=scope.name,
-                    limit_atomic=left,
+                    limit_atomic=scope_left,
                     **common,
                 )
         return None
 
-    def check_batch(self, offer: Offer, calls: int) -> None:
+    def check_batch(self, offer: Offer, calls: int, *, max_per_call: AmountLike | float | None = None) -> None:
         """Refuse a whole batch up front when ``calls`` payments of ``offer`` cannot all fit.
 
         Checked before the first payment, so a batch never stops half paid.
+        ``max_per_call`` (USD) replaces the policy's per-call cap for this batch.
         """
         with self.lock:
-            err = self._cap_error(offer)
+            usd_per_call = self._usd_per_call(max_per_call)
+            err = self._cap_error(offer, usd_per_call)
             if err is not None:
                 raise err
             asset = offer.asset
             total = offer.amount * calls
             fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
-            _, budget, _, prefix = self._limits_for(asset)
+            _, budget, _, prefix = self._limits_for(asset, usd_per_call)
             key = (offer.network.caip2, asset.address.lower())
-            limits = []
+            limits: list[tuple[str, int, int | None, str]] = []  # (label, left, whole, setting)
             if budget is not None:
                 limits.append(
                     (
@@ -416,20 +447,24 @@ class SpendPolicy:
                     )
 
     def needs_ledger(self, offer: Offer) -> bool:
-        return self._limits_for(offer.asset)[2] is not None
+        return self._limits_for(offer.asset, self.max_per_call)[2] is not None
 
-    def authorize(self, offer: Offer, tx: LedgerTransaction | None = None) -> None:
+    def authorize(
+        self, offer: Offer, tx: SpendCounter | None = None, *, max_per_call: AmountLike | float | None = None
+    ) -> None:
         """Final check under the lock (and inside the ledger transaction, for the daily cap).
 
+        ``max_per_call`` (USD) replaces the policy's per-call cap for this payment only.
         Raises BudgetExceeded. Call with ``self.lock`` held, then sign, record, and :meth:`commit`.
         """
+        usd_per_call = self._usd_per_call(max_per_call)
         spent_today = None
         if self.needs_ledger(offer):
             if tx is None:
                 raise ConfigurationError("a daily cap needs a ledger to count today's spending")
             midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
             spent_today = tx.spent(offer.asset.address, offer.network.caip2, since=midnight)
-        err = self._cap_error(offer, spent_today=spent_today)
+        err = self._cap_error(offer, usd_per_call, spent_today=spent_today)
         if err is not None:
             raise err
 
@@ -478,7 +513,7 @@ class SpendPolicy:
         cap = None
         cap_text = ""
         if cap_usd is not None:
-            atomic = self._usd(cap_usd, f"{name} cap")
+            atomic = to_atomic(cap_usd, self._usd_decimals, what=f"{name} cap")
             cap = {}
             for a in self._allowed_assets:
                 if a.usd_stable:

@@ -29,7 +29,6 @@ class PaymentReplayTransport(httpx.BaseTransport):
     def __init__(self, transport: httpx.BaseTransport | None = None, *, attempts: int = 2) -> None:
         self.transport = transport if transport is not None else httpx.HTTPTransport()
         self.attempts = max(0, int(attempts))
-        self.replays = 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not _is_paid(request):
@@ -48,7 +47,6 @@ class PaymentReplayTransport(httpx.BaseTransport):
                     response.close()
                 if attempt == self.attempts:
                     raise
-                self.replays += 1
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -61,7 +59,6 @@ class AsyncPaymentReplayTransport(httpx.AsyncBaseTransport):
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None, *, attempts: int = 2) -> None:
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         self.attempts = max(0, int(attempts))
-        self.replays = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not _is_paid(request):
@@ -78,7 +75,6 @@ class AsyncPaymentReplayTransport(httpx.AsyncBaseTransport):
                     await response.aclose()
                 if attempt == self.attempts:
                     raise
-                self.replays += 1
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:

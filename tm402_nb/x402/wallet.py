@@ -15,6 +15,7 @@ import re
 import stat
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import coincurve
 from eth_hash.auto import keccak
@@ -197,13 +198,13 @@ class Wallet:
 
     __str__ = __repr__
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Wallet cannot be pickled: it holds a private key")
 
     def __copy__(self) -> Wallet:
         return self
 
-    def __deepcopy__(self, memo: dict) -> Wallet:
+    def __deepcopy__(self, _memo: dict[int, object]) -> Wallet:
         return self
 
     def __eq__(self, other: object) -> bool:

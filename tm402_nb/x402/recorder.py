@@ -1,0 +1,86 @@
+"""Where X402Auth writes its payments down: the small interface a ledger implements.
+
+The x402 layer owns no storage. :class:`~tm402_nb.x402.auth.X402Auth` describes
+each signed payment as a :class:`PaymentRecord` and hands it to a
+:class:`PaymentRecorder`; ``tm402_nb.ledger.Ledger`` is the one the toolkit
+ships, and it satisfies this interface without importing x402 (any object with
+these methods will do, e.g. a test double)::
+
+    auth = X402Auth(wallet, policy, ledger=Ledger())
+
+The write-ahead rule lives in the shape of :meth:`PaymentRecorder.transaction`:
+the daily cap is read and the ``pending`` row inserted in one transaction,
+before the signed header leaves the machine.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..status import PaymentStatus
+
+__all__ = ["PaymentRecord", "PaymentRecorder", "PaymentTransaction", "SpendCounter"]
+
+
+@dataclass
+class PaymentRecord:
+    """One signed payment. ``amount`` is in atomic units of ``asset``."""
+
+    amount: int
+    asset: str
+    network: str
+    pay_to: str
+    payer: str
+    nonce: str
+    valid_before: int
+    decimals: int = 6
+    asset_symbol: str = ""
+    method: str = "GET"
+    url: str = ""
+    endpoint: str | None = None
+    x402_version: int = 1
+    scheme: str = "exact"
+    status: PaymentStatus = PaymentStatus.PENDING
+    tx: str | None = None
+    error: str | None = None
+    session_id: str | None = None
+    cell_id: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: float = field(default_factory=time.time)
+
+
+class SpendCounter(Protocol):
+    """What a cross-process daily cap reads: the atomic units counted since a time."""
+
+    def spent(self, asset: str, network: str, *, since: float | None = None) -> int: ...
+
+
+class PaymentTransaction(SpendCounter, Protocol):
+    """An open write transaction: the cap read and the row written commit together."""
+
+    # The return value (the row id) is not used by X402Auth.
+    def insert_payment(self, record: PaymentRecord) -> object: ...
+
+
+class PaymentRecorder(Protocol):
+    """Exactly what X402Auth needs from a ledger."""
+
+    def transaction(self) -> AbstractContextManager[PaymentTransaction]:
+        """Begin a write transaction other writers wait for; commit on exit, roll back on error."""
+        ...
+
+    def update_payment(
+        self,
+        payment_id: str,
+        status: PaymentStatus,
+        *,
+        tx: str | None = None,
+        error: str | None = None,
+        payer: str | None = None,
+    ) -> None:
+        """Record what became of a payment (``tx`` and ``payer`` only when the receipt names them)."""
+        ...

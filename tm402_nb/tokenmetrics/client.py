@@ -14,8 +14,6 @@ unresolved payment surfaces as :class:`PaymentOutcomeUnknown`.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import ConfigurationError, PaymentOutcomeUnknown, PaymentRefused, TM402Error, X402ProtocolError
+from ..errors import ConfigurationError, PaymentRefused, TM402Error, X402ProtocolError
 from ..ledger import CallRecord, Ledger
 from ..x402.auth import X402Auth, payment_of
 from ..x402.messages import PaymentRequired, parse_challenge
@@ -36,41 +34,13 @@ from .catalogue import Endpoint, get_endpoint
 from .cost import CallCost, Cost, CostTracker, current_cell_id
 from .errors import APIError, DataNotFound, ParamError, RateLimited, UnknownSymbol
 from .plan import PlannedRequest, cache_key, plan_requests, to_wire, validate_params
+from .retry import RetryPolicy, wait_after_network_error, wait_before_retry
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "Quote", "RetryPolicy"]
 
 DEFAULT_BASE_URL = "https://api.tokenmetrics.com/v2"
 DEFAULT_TIMEOUT = 30.0
 MODES = ("x402", "api-key", "sandbox")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries: ``attempts`` more tries after the first, delays base·2ⁿ capped, with jitter."""
-
-    attempts: int = 4
-    base: float = 1.0
-    cap: float = 16.0
-    jitter: float = 0.25
-    #: Never wait longer than this for a server's Retry-After.
-    max_retry_after: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        d = min(self.cap, self.base * (2**attempt))
-        return d * (1 + random.uniform(-self.jitter, self.jitter))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 @dataclass(frozen=True)
@@ -246,39 +216,10 @@ class _ClientBase:
 
     # -- retry decisions (the executors only send and sleep) ----------------------------
     def _after_transport_error(self, request: httpx.Request, exc: httpx.TransportError, attempt: int) -> float:
-        """Seconds to wait before retrying after a transport error, or raise."""
-        pending = self.auth.pending_for(request) if self.auth is not None else None
-        if pending is not None:
-            err = PaymentOutcomeUnknown(
-                f"no answer from {request.url.path} after the payment was sent ({type(exc).__name__})",
-                hint="it may have settled; re-running replays the same payment, never a new one",
-            )
-            err.payment = pending  # type: ignore[attr-defined]  # accounted as paid (unknown), not free
-            raise err from exc
-        if attempt == self.retry.attempts:
-            raise APIError(f"network error talking to {request.url.host}: {exc}") from exc
-        return self.retry.delay(attempt)
+        return wait_after_network_error(self.retry, self.auth, request, exc, attempt)
 
     def _retry_wait(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds to wait before retrying ``response``, or None to keep it.
-
-        429 honours Retry-After; 5xx is retried only when no payment is at stake.
-        """
-        if attempt >= self.retry.attempts:
-            return None
-        if response.status_code == 429:
-            return self.retry.delay(attempt, _retry_after(response))
-        if response.status_code >= 500 and self._retry_is_safe(response):
-            return self.retry.delay(attempt)
-        return None
-
-    def _retry_is_safe(self, response: httpx.Response) -> bool:
-        """True when a retry cannot pay twice: no payment went out, the server refused it
-        outright (failed), or the retry will replay the very same signed payment."""
-        pay = payment_of(response)
-        if pay is None or pay.status == "failed":
-            return True
-        return pay.status == "unknown" and self.auth is not None and self.auth.pending_for(response.request) is pay
+        return wait_before_retry(self.retry, self.auth, response, attempt)
 
     @staticmethod
     def _page_done(planned: PlannedRequest, data: list[Any], rows: int, pages: int, max_pages: int | None) -> bool:

@@ -99,14 +99,13 @@ Two steps, both usable alone:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-import time
-import tracemalloc
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -114,7 +113,7 @@ from pandas.api import types as pdt
 
 from .catalogue import Endpoint, get_endpoint
 
-__all__ = ["bench_to_frame", "frame_columns", "lower_name", "normalize_rows", "to_frame"]
+__all__ = ["frame_columns", "lower_name", "normalize_rows", "to_frame"]
 
 # ------------------------------------------------------------------------------------------------
 # Field knowledge (reference §4)
@@ -398,8 +397,10 @@ _TEXT_SUFFIXES = (
 )
 _MISSING_TOKENS = frozenset({"", "null", "none", "nan", "n/a", "na", "-", "--"})
 
+TimeUnit = Literal["s", "ms", "us", "ns"]
+
 #: pandas' own unit for datetimes parsed from strings ("us" on pandas 3, "ns" on pandas 2).
-_UNIT: str = getattr(
+_UNIT: TimeUnit = getattr(
     pd.to_datetime(pd.Series(["2020-01-01T00:00:00.000Z"]), utc=True, format="ISO8601").dtype, "unit", "ns"
 )
 _DT_DTYPE = pd.DatetimeTZDtype(unit=_UNIT, tz="UTC")
@@ -547,7 +548,15 @@ def _upper(key: Any) -> Any:
     return key.upper() if isinstance(key, str) else key
 
 
-def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
+def _claim_rank(key: Any, target: Any) -> tuple[bool, bool, bool, str]:
+    """Which of several keys mapping to ``target`` gets the name (lowest wins): the key already spelled
+    that way, then an upper-case one, then the plain upper-casing of the target (not an alias), then by
+    name. The others keep their names."""
+    upper = _upper(key)
+    return (key != target, upper != key, _KEY_ALIASES.get(upper, upper) != target and upper != target, str(key))
+
+
+def _renames(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
     """Renames for one key set: {source key: canonical key}, only for keys that change."""
     keys = list(keys)
     target: dict[Any, Any] = {}
@@ -573,12 +582,7 @@ def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
             final[sources[0]] = t
             continue
 
-        # The key already spelled this way wins, then an upper-case one, then the plain upper-casing of the
-        # target (not an alias), then by name; the others keep their names.
-        def rank(k: Any) -> tuple[bool, bool, bool, str]:
-            return (k != t, _upper(k) != k, _KEY_ALIASES.get(_upper(k), _upper(k)) != t and _upper(k) != t, str(k))
-
-        winner = min(sources, key=rank)
+        winner = min(sources, key=functools.partial(_claim_rank, target=t))
         for k in sources:
             final[k] = t if k is winner else k
     names = list(final.values())
@@ -605,27 +609,27 @@ def _fix_prediction(value: Any) -> Any:
 
 
 def _normalize(endpoint: Endpoint, rows: Iterable[Mapping[str, Any]], *, copy: bool) -> list[dict[str, Any]]:
-    plans: dict[tuple[Any, ...], dict[Any, Any]] = {}
+    renames_by_keys: dict[tuple[Any, ...], dict[Any, Any]] = {}
     out: list[dict[str, Any]] = []
     append = out.append
     prediction = endpoint.nested == "PRICE_PREDICTION"
     last_keys: tuple[Any, ...] | None = None
-    plan: dict[Any, Any] = {}
+    renames: dict[Any, Any] = {}
     for row in rows:
         if not isinstance(row, Mapping):
             raise TypeError(f"{endpoint.name}: rows must be dicts, got {type(row).__name__}")
         keys = tuple(row)
         if keys != last_keys:
-            plan = plans.get(keys)  # type: ignore[assignment]
-            if plan is None:
-                plan = plans[keys] = _plan(endpoint, keys)
+            known = renames_by_keys.get(keys)
+            renames = known if known is not None else renames_by_keys.setdefault(keys, _renames(endpoint, keys))
             last_keys = keys
-        if plan:
-            new = {plan.get(k, k): v for k, v in row.items()}
+        new: dict[str, Any]
+        if renames:
+            new = {renames.get(k, k): v for k, v in row.items()}
         elif copy or not isinstance(row, dict):
             new = dict(row)
         else:
-            new = row  # type: ignore[assignment]
+            new = row
         if prediction and "PRICE_PREDICTION" in new:
             fixed = _fix_prediction(new["PRICE_PREDICTION"])
             if fixed is not new["PRICE_PREDICTION"]:
@@ -775,7 +779,7 @@ def _ids(s: pd.Series) -> pd.Series:
         return res
 
 
-def _epoch_unit(values: pd.Series) -> str:
+def _epoch_unit(values: pd.Series) -> TimeUnit:
     m = float(np.nanmax(np.abs(values.to_numpy(dtype="float64")))) if values.notna().any() else 0.0
     return "ns" if m >= 1e17 else "us" if m >= 1e14 else "ms" if m >= 1e11 else "s"
 
@@ -822,7 +826,7 @@ def _dates(s: pd.Series, primary: bool) -> pd.Series:
         if not isinstance(first, _DATEISH) and not primary:
             return s
         target = s
-        if dtype == object and not all(isinstance(v, _DATEISH) or _is_missing(v) for v in values):
+        if pdt.is_object_dtype(dtype) and not all(isinstance(v, _DATEISH) or _is_missing(v) for v in values):
             if not primary:
                 return s
             # Numbers, lists... mixed into a date column: those entries become NaT.
@@ -1016,70 +1020,3 @@ def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = Fa
     if lowercase:
         df = _lowercase(df)
     return df
-
-
-# ------------------------------------------------------------------------------------------------
-# Benchmark
-
-
-def _bench_rows(n: int) -> list[dict[str, Any]]:
-    """``n`` daily-ohlcv rows shaped like reference §4.3 (newest first per token, several tokens)."""
-    tokens = [
-        (3306, "Ethereum", "ETH"),
-        (3375, "Bitcoin", "BTC"),
-        (3377, "Litecoin", "LTC"),
-        (3988, "Solana", "SOL"),
-        (3311, "Cardano", "ADA"),
-    ]
-    per = max(1, -(-n // len(tokens)))
-    days = pd.date_range(end="2021-05-02", periods=per, freq="D")[::-1].strftime("%Y-%m-%dT00:00:00.000Z")
-    rng = np.random.default_rng(402)
-    rows: list[dict[str, Any]] = []
-    for tid, name, sym in tokens:
-        close = 2950.337798 * np.exp(np.cumsum(rng.normal(0, 0.03, per)))
-        for i, d in enumerate(days):
-            if len(rows) == n:
-                break
-            c = float(close[i])
-            rows.append(
-                {
-                    "TOKEN_ID": tid,
-                    "TOKEN_NAME": name,
-                    "TOKEN_SYMBOL": sym,
-                    "DATE": d,
-                    "OPEN": c * 0.998,
-                    "HIGH": c * 1.013,
-                    "LOW": c * 0.967,
-                    "CLOSE": c,
-                    "VOLUME": 1.388496e08 * (1 + 0.1 * (i % 7)),
-                }
-            )
-    return rows
-
-
-def bench_to_frame(n: int = 10_000, *, repeat: int = 7) -> dict[str, float]:
-    """Time ``to_frame`` on ``n`` daily-ohlcv rows: best-of-``repeat`` milliseconds and peak traced MiB."""
-    ep = get_endpoint("daily-ohlcv")
-    rows = _bench_rows(n)
-    to_frame(ep, rows)  # warm-up (imports, caches)
-    times = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        to_frame(ep, rows)
-        times.append(time.perf_counter() - t0)
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    to_frame(ep, rows)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    if not was_tracing:
-        tracemalloc.stop()
-    times.sort()
-    return {
-        "n": n,
-        "ms": round(min(times) * 1000, 3),
-        "median_ms": round(times[len(times) // 2] * 1000, 3),
-        "peak_mb": round(peak / 2**20, 3),
-    }

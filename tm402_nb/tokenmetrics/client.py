@@ -30,7 +30,7 @@ from ..x402.auth import X402Auth, payment_of
 from ..x402.messages import PaymentRequired, parse_challenge
 from ..x402.money import format_amount
 from ..x402.transport import AsyncPaymentReplayTransport, PaymentReplayTransport
-from .catalogue import Endpoint, get_endpoint
+from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING, Endpoint, get_endpoint
 from .cost import CallCost, Cost, CostTracker, current_cell_id
 from .errors import APIError, DataNotFound, ParamError, RateLimited, UnknownSymbol
 from .plan import PlannedRequest, cache_key, plan_requests, to_wire, validate_params
@@ -669,8 +669,7 @@ class Client(_ClientBase):
         wanted = self._wanted(symbols)
         resolved, missing = self._resolved(wanted)
         if missing:
-            tokens = get_endpoint("tokens")
-            fetched = self._execute(plan_requests(tokens, {"symbol": missing}), False, None, None)
+            fetched = self._execute(plan_requests(SYMBOL_LOOKUP, {"symbol": missing}), False, None, None)
             rows = [r for f in fetched for r in f.rows]
             if self._needs_rank(rows, missing):
                 self._load_rank()
@@ -680,8 +679,7 @@ class Client(_ClientBase):
         return {s: resolved[s] for s in wanted}
 
     def _load_rank(self) -> None:
-        top = get_endpoint("top-market-cap-tokens")
-        self._set_rank(self._run(PlannedRequest(top, {}, False), False, None, 2).rows)
+        self._set_rank(self._run(PlannedRequest(SYMBOL_RANKING, {}, False), False, None, 2).rows)
 
     def frame(
         self,
@@ -841,11 +839,10 @@ class AsyncClient(_ClientBase):
         wanted = self._wanted(symbols)
         resolved, missing = self._resolved(wanted)
         if missing:
-            fetched = await self._execute(plan_requests(get_endpoint("tokens"), {"symbol": missing}), False, None, None)
+            fetched = await self._execute(plan_requests(SYMBOL_LOOKUP, {"symbol": missing}), False, None, None)
             rows = [r for f in fetched for r in f.rows]
             if self._needs_rank(rows, missing):
-                top = get_endpoint("top-market-cap-tokens")
-                self._set_rank((await self._run(PlannedRequest(top, {}, False), False, None, 2)).rows)
+                self._set_rank((await self._run(PlannedRequest(SYMBOL_RANKING, {}, False), False, None, 2)).rows)
             self._learn_symbols(missing, rows)
             resolved, _ = self._resolved(wanted)
         self._ids_for(wanted, resolved)

@@ -38,10 +38,6 @@ PARAM_ALIASES = {
     "indicestype": "indicesType",
 }
 
-#: Daily endpoints are fetched in windows of at most this many days, hourly ones in shorter windows.
-WINDOW_DAYS_DAILY = 365
-WINDOW_DAYS_HOURLY = 31
-
 
 def _as_list(value: Any, param: Param) -> list[Any]:
     if isinstance(value, str):
@@ -211,7 +207,7 @@ def plan_requests(
     windows: list[dict[str, Any]] = [{}]
     start, end = params.get("startDate"), params.get("endDate")
     if endpoint.dated and start and end and not single_page:
-        days = window_days or (WINDOW_DAYS_HOURLY if endpoint.date_column == "TIMESTAMP" else WINDOW_DAYS_DAILY)
+        days = window_days or endpoint.window_days
         windows = [{"startDate": a, "endDate": b} for a, b in date_windows(start, end, days)]
     plans = []
     for batch in id_batches:

@@ -140,15 +140,19 @@ class Cost:
             "calls": self.n_calls,
             "paid": self.n_paid,
             "cached": self.n_cached,
-            "amount": {
-                k: format(v, "f") if v.as_tuple().exponent < -1 else f"{v:.2f}" for k, v in self.amounts().items()
-            },
+            "amount": {k: _amount_text(v) for k, v in self.amounts().items()},
             "receipts": self.receipts,
             "networks": self.networks,
         }
 
     def __repr__(self) -> str:
         return f"<Cost {self.name}: {self.summary()}>"
+
+
+def _amount_text(amount: Decimal) -> str:
+    """At least two decimals, every significant one kept: 0.10, 0.017, 6.12."""
+    exponent = amount.as_tuple().exponent  # always an int: amounts are finite
+    return format(amount, "f") if isinstance(exponent, int) and exponent < -1 else f"{amount:.2f}"
 
 
 class CostTracker:

@@ -60,6 +60,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
+    seconds: float | None
     try:
         seconds = float(value)
     except ValueError:

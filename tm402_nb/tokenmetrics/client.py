@@ -321,7 +321,7 @@ class Client(_ClientCore):
         )
         call = validate_and_split_symbols(endpoint, params)
         ep = call.endpoint
-        with self.cost.scope(ep.name) as cost:
+        with self.cost.tally(ep.name) as cost:
             params = self._token_params(call, options)
             plans = plan_requests(ep, params, window_days=self.window_days)
             if self._batch_pays(ep, plans):
@@ -536,7 +536,7 @@ class AsyncClient(_ClientCore):
         )
         call = validate_and_split_symbols(endpoint, params)
         ep = call.endpoint
-        with self.cost.scope(ep.name) as cost:
+        with self.cost.tally(ep.name) as cost:
             params = await self._token_params(call, options)
             plans = plan_requests(ep, params, window_days=self.window_days)
             if self._batch_pays(ep, plans):

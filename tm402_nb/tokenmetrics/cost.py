@@ -1,9 +1,11 @@
-"""Cost accounting: what each call cost, summed by scope.
+"""Cost accounting: what each call cost, summed in tallies.
 
 Every request the client makes (or serves from cache) becomes a
 :class:`CallCost`. A :class:`CostTracker` adds it to the session's total and to
-every open :class:`Cost` scope: a ``with session.scope() as cost:`` block, or
-the notebook cell being run (the footer reads that one).
+every open *tally*, a :class:`Cost` counting the calls of one task: a
+``with session.scope() as cost:`` block, one ``frame()`` call, an enrichment.
+A tally only counts; capping what a task may pay is the spend policy's
+(:meth:`~tm402_nb.x402.policy.SpendPolicy.open_scope`).
 """
 
 from __future__ import annotations
@@ -49,14 +51,14 @@ class CallCost:
 
 
 class Cost:
-    """Calls made within one scope, and what they cost.
+    """Calls made within one tally, and what they cost.
 
-    Totals are kept as running sums, so they stay exact however many calls a scope
+    Totals are kept as running sums, so they stay exact however many calls a tally
     sees; ``keep`` bounds how many calls are remembered in full (the session's total
     keeps the most recent ones, so a long session's memory does not grow per call).
     """
 
-    def __init__(self, name: str = "scope", calls: list[CallCost] | None = None, *, keep: int | None = None) -> None:
+    def __init__(self, name: str = "tally", calls: list[CallCost] | None = None, *, keep: int | None = None) -> None:
         self.name = name
         self.calls: deque[CallCost] = deque(maxlen=keep)
         self._n = self._paid = self._cached = 0
@@ -156,39 +158,41 @@ def _amount_text(amount: Decimal) -> str:
 
 
 class CostTracker:
-    """Thread-safe: adds each call to the session total and every open scope."""
+    """Thread-safe: adds each call to the session total and every open tally."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.total = Cost("session", keep=SESSION_CALLS_KEPT)
-        self._scopes: list[Cost] = []
+        self._tallies: list[Cost] = []
         self.listeners: list[Any] = []
 
     def record(self, call: CallCost) -> None:
         with self._lock:
             self.total.add(call)
-            for scope in self._scopes:
-                scope.add(call)
+            for tally in self._tallies:
+                tally.add(call)
             listeners = list(self.listeners) + list(GLOBAL_LISTENERS)
         for listener in listeners:
             with suppress(Exception):
                 listener(call)
 
-    def open(self, name: str = "scope") -> Cost:
+    def open_tally(self, name: str = "tally") -> Cost:
+        """Start counting calls into a new :class:`Cost` (until :meth:`close_tally`)."""
         cost = Cost(name)
         with self._lock:
-            self._scopes.append(cost)
+            self._tallies.append(cost)
         return cost
 
-    def close(self, cost: Cost) -> None:
+    def close_tally(self, cost: Cost) -> None:
         with self._lock:
-            if cost in self._scopes:
-                self._scopes.remove(cost)
+            if cost in self._tallies:
+                self._tallies.remove(cost)
 
     @contextmanager
-    def scope(self, name: str = "scope") -> Iterator[Cost]:
-        cost = self.open(name)
+    def tally(self, name: str = "tally") -> Iterator[Cost]:
+        """The calls made inside the block, and what they cost."""
+        cost = self.open_tally(name)
         try:
             yield cost
         finally:
-            self.close(cost)
+            self.close_tally(cost)

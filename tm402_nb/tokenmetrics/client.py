@@ -46,7 +46,7 @@ from .cost import Cost, CostTracker
 from .errors import DataNotFound
 from .headers import request_headers, shared_headers
 from .modes import Mode
-from .options import CallOptions, ProgressHook
+from .options import CallOptions, ProgressHook, payment_token
 from .paging import Fetched, Pages, page_wire, unique_rows
 from .plan import PlannedRequest, ValidatedCall, plan_requests, to_wire, validate_and_split_symbols
 from .progress import progress_for
@@ -112,7 +112,7 @@ class _ClientCore:
         self.auth = auth
         self._api_key = api_key
         #: The asset calls pay in unless they say otherwise (``pay_with=``).
-        self.pay_with: str = CallOptions(pay_with=pay_with).pay_with or "usdc"
+        self.pay_with = payment_token(pay_with)
         self.ledger = ledger
         self.cost = cost or CostTracker()
         self.retry = retry or RetryPolicy()

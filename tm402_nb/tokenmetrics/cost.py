@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..status import PaymentStatus
 from ..x402.money import format_amount, to_display
 
 #: The notebook layer sets this to the running cell's id; ledger rows carry it.
 current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
+
+#: Payment states a footer warns about: refused, or perhaps paid with no answer.
+_UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN})
 
 #: How many calls the session's total remembers in full (its sums stay exact regardless).
 SESSION_CALLS_KEPT = 1000
@@ -83,7 +87,7 @@ class Cost:
             self._receipts.append(call.tx)
         if call.network:
             self._networks.add(call.network)
-        if call.payment_status in ("failed", "unknown") and len(self._unsettled) < 1000:
+        if call.payment_status in _UNSETTLED and len(self._unsettled) < 1000:
             self._unsettled.append(call)
 
     @property

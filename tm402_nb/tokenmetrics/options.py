@@ -18,13 +18,21 @@ from ..errors import ConfigurationError
 from ..x402.money import AmountLike, to_atomic
 from ..x402.options import PaymentOptions
 
-__all__ = ["PAYMENT_TOKENS", "CallOptions", "ProgressHook"]
+__all__ = ["PAYMENT_TOKENS", "CallOptions", "ProgressHook", "payment_token"]
 
 #: What ``x-payment-token`` may name: the assets the Token Metrics API accepts.
 PAYMENT_TOKENS = ("usdc", "tmai")
 
 #: Called as ``hook(done, total, stage)`` with stage "start", "progress" or "done".
 ProgressHook = Callable[[int, int, str], None]
+
+
+def payment_token(asset: str) -> str:
+    """``asset`` as ``x-payment-token`` spells it; ConfigurationError for an asset the API does not take."""
+    token = str(asset).strip().lower()
+    if token not in PAYMENT_TOKENS:
+        raise ConfigurationError(f"pay_with must be usdc or tmai, got {asset!r}")
+    return token
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,7 @@ class CallOptions:
 
     def __post_init__(self) -> None:
         if self.pay_with is not None:
-            asset = str(self.pay_with).strip().lower()
-            if asset not in PAYMENT_TOKENS:
-                raise ConfigurationError(f"pay_with must be usdc or tmai, got {self.pay_with!r}")
-            object.__setattr__(self, "pay_with", asset)
+            object.__setattr__(self, "pay_with", payment_token(self.pay_with))
         if self.max_per_call is not None:
             to_atomic(self.max_per_call, 6, what="max_per_call")  # refuse a bad cap before anything is sent
         if self.max_pages is not None and (isinstance(self.max_pages, bool) or self.max_pages < 1):

@@ -32,7 +32,7 @@ def import_seconds(module: str, runs: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> str:
-    from tm402_nb.tokenmetrics.frames import bench_to_frame
+    from bench.frames import bench_to_frame
 
     ours, pandas = import_seconds("tm402_nb"), import_seconds("pandas")
     frame = bench_to_frame(10_000)

@@ -272,7 +272,7 @@ def test_keyboard_interrupt_propagates_and_nothing_is_signed(ip, s, monkeypatch)
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(s.client, "resolve_symbols", interrupted)
+    monkeypatch.setattr(s.client, "_resolve", interrupted)  # frame()'s symbol lookup
     with pytest.raises(KeyboardInterrupt):
         ip.run_line_magic("tm", "grade BTC")
     assert payments(s) == 0

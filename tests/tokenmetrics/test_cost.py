@@ -42,10 +42,10 @@ def test_a_long_session_keeps_exact_totals_but_bounded_memory():
     assert len(total.calls) == SESSION_CALLS_KEPT and len(total.receipts) == SESSION_CALLS_KEPT
 
 
-def test_scopes_see_only_their_calls():
+def test_tallies_see_only_their_calls():
     tracker = CostTracker()
     tracker.record(paid(1))
-    with tracker.scope("cell") as cell:
+    with tracker.tally("cell") as cell:
         tracker.record(paid(2))
     tracker.record(paid(3))
     assert cell.n_calls == 1 and cell.amounts() == {"USDC": Decimal("0.000002")}

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.frames import bench_to_frame
 from tm402_nb.tokenmetrics.catalogue import CATALOGUE, ENDPOINTS, Endpoint, get_endpoint
 from tm402_nb.tokenmetrics.frames import (
-    bench_to_frame,
     frame_columns,
     lower_name,
     normalize_rows,

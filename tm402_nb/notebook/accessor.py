@@ -204,7 +204,7 @@ class TMAccessor:
 
         ep = plan.endpoint
         tidy = ep.nested is None
-        with client.cost.scope(f"enrich {ep.name}") as cost:
+        with client.cost.tally(f"enrich {ep.name}") as cost:
             ids_of = self._resolve(client, plan)
             ids = list(dict.fromkeys(ids_of.values()))
             # The client stops paging once every id has its row: a full page of 100 tokens

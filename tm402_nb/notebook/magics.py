@@ -9,6 +9,7 @@ with a one-line rendering, so a failing cell fails nbmake and papermill too.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -120,7 +121,6 @@ class TMMagics(Magics, Configurable):
                 s.policy.set_budget(self.budget)
             elif name == "pay_with":
                 s.client.pay_with = s.policy.pay_with = self.pay_with
-                s.client._set_header("x-payment-token", self.pay_with)
 
     def _session(self) -> Any:
         from ..session import session
@@ -177,6 +177,16 @@ class TMMagics(Magics, Configurable):
         finally:
             policy.max_per_call = previous
 
+    @contextmanager
+    def _policy_prefers(self, s: Any, asset: str) -> Iterator[None]:
+        """Until X402Auth reads the call's PaymentOptions: the policy prefers `--pay-with`'s asset for this call."""
+        policy = s.policy
+        previous, policy.pay_with = policy.pay_with, asset
+        try:
+            yield
+        finally:
+            policy.pay_with = previous
+
     def _cmd_call(self, cmd: TMCommand) -> Any:
         return self._call(cmd, quote=cmd.dry_run)
 
@@ -194,15 +204,15 @@ class TMMagics(Magics, Configurable):
             with ExitStack() as stack:
                 if cmd.max_cost is not None and s.policy is not None:
                     stack.enter_context(self._max_cost(s, cmd.max_cost))
-                if cmd.pay_with is not None:
-                    stack.enter_context(s.client.paying_with(cmd.pay_with))
+                if cmd.pay_with is not None and s.policy is not None:
+                    stack.enter_context(self._policy_prefers(s, cmd.pay_with))
                 previous_hook = s.client.on_progress
                 s.client.on_progress = StatusLine() if self.feedback >= 1 else None
                 stack.callback(setattr, s.client, "on_progress", previous_hook)
                 if quote:
-                    return s.client.quote(endpoint, **params)
+                    return s.client.quote(endpoint, pay_with=cmd.pay_with, **params)
                 ttl = self.cache_ttl if "cache_ttl" in self._explicit else None
-                frame = s.client.frame(endpoint, refresh=cmd.refresh, ttl=ttl, **params)
+                frame = s.client.frame(endpoint, refresh=cmd.refresh, ttl=ttl, pay_with=cmd.pay_with, **params)
                 if self.feedback >= 2:
                     meta = frame.attrs.get("tm402", {})
                     print(

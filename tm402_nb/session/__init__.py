@@ -209,12 +209,12 @@ class Session:
     @contextmanager
     def scope(self, name: str = "scope", *, max_cost: AmountLike | float | None = None) -> Iterator[Cost]:
         """Account for the calls in a block; ``max_cost`` refuses any payment past that total."""
-        cost = self.cost.open(name)
+        cost = self.cost.open_tally(name)
         spend_scope = self.policy.open_scope(name, max_cost) if (self.policy and max_cost is not None) else None
         try:
             yield cost
         finally:
-            self.cost.close(cost)
+            self.cost.close_tally(cost)
             if spend_scope is not None:
                 self.policy.close_scope(spend_scope)
 

@@ -1,9 +1,10 @@
 """The Token Metrics v2 endpoint catalogue, as data.
 
 One :class:`Endpoint` per path: its short aliases, parameters (types, comma
-lists, required), paging, the date column, numeric and nested columns, the
-expected price tier, and how long an answer stays fresh in the cache. The
-client, the magics, the accessor, ``%tm endpoints`` and the docs table all read
+lists, required), paging, the date column, its row fields (numeric, list-valued,
+nested and how they explode), the chart that fits it, the expected price tier,
+and how long an answer stays fresh in the cache. The client, the frames, the
+magics, the accessor, the plots, ``%tm endpoints`` and the docs table all read
 this one table, so adding an endpoint is one entry here.
 
 Prices here are what the catalogue *expects* (reference §5.3, nearest-kin tier
@@ -14,20 +15,32 @@ server's 402 challenge.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
 __all__ = [
     "CATALOGUE",
+    "DATE_COLUMNS",
     "ENDPOINTS",
+    "SYMBOL_LOOKUP",
+    "SYMBOL_RANKING",
     "TIER_USD",
+    "TOKEN_IDENTIFIERS",
+    "TOKEN_PARAMS",
     "Endpoint",
+    "NestedShape",
     "Param",
     "UnknownEndpoint",
+    "catalogue_frame",
+    "chart_kinds",
+    "chart_metrics",
     "endpoint_names",
     "get_endpoint",
 ]
@@ -35,6 +48,10 @@ __all__ = [
 TIER_USD = {0: Decimal("0"), 1: Decimal("0.017"), 2: Decimal("0.034"), 3: Decimal("0.068")}
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
+
+#: Daily endpoints are fetched in windows of at most this many days, hourly ones in shorter windows.
+WINDOW_DAYS_DAILY = 365
+WINDOW_DAYS_HOURLY = 31
 
 
 class UnknownEndpoint(ConfigurationError):
@@ -79,7 +96,45 @@ MARKET = (
 
 
 @dataclass(frozen=True)
+class NestedShape:
+    """How a nested column's value explodes into tidy rows, one per item.
+
+    A value is a list of items, or a dict holding its own fields (the *head*) and the
+    item list under one of ``list_keys``. Item keys become columns: ``items`` names
+    the known ones, any other key ``k`` becomes ``item_prefix + K`` (after dropping
+    ``strip``); a plain (non-dict) item goes to ``scalar_name``. A name that clashes
+    with a parent column gets ``conflict_prefix``.
+    """
+
+    #: Known item keys (lower case) → column names.
+    items: tuple[tuple[str, str], ...]
+    item_prefix: str
+    conflict_prefix: str
+    scalar_name: str
+    #: The head's columns, in frame order (a dict value's fields besides the item list).
+    head_columns: tuple[str, ...] = ()
+    #: The items' columns, in frame order.
+    item_columns: tuple[str, ...] = ()
+    #: Keys of the item list in a dict value: the current spelling first, then older ones.
+    list_keys: tuple[str, ...] = ()
+    #: Prefix dropped from item keys (``predicted_price_bear`` → ``PRICE_BEAR``).
+    strip: str = ""
+    #: A head field that clashes with a parent column gets this prefix.
+    head_conflict_prefix: str = ""
+    #: Older names of the nested column itself, renamed to the current one.
+    old_names: tuple[str, ...] = ()
+    #: Head and item columns that hold numbers.
+    numeric: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.list_keys and not self.head_conflict_prefix:
+            raise ValueError("a nested value with a head (list_keys) needs a head_conflict_prefix")
+
+
+@dataclass(frozen=True)
 class Endpoint:
+    """Everything the toolkit knows about one endpoint: adding an endpoint is one of these."""
+
     name: str
     summary: str
     params: tuple[Param, ...]
@@ -93,22 +148,35 @@ class Endpoint:
     date_column: str | None = "DATE"
     #: Accepts startDate/endDate.
     dated: bool = False
+    #: A long date range is fetched in windows of at most this many days.
+    window_days: int = WINDOW_DAYS_DAILY
     #: Rows form a time series per token: without a startDate only the latest page is
     #: fetched (paging through years of history would be dozens of paid calls).
     history: bool = False
     #: Takes token_id/symbol/token_name lists: many tokens batch into one call.
     token_keyed: bool = True
+    #: Row fields as the v2 API serves them, in frame order (nested columns not exploded).
+    fields: tuple[str, ...] = ()
     #: Nested column exploded into a tidy frame (resistance levels, correlations, scenarios).
     nested: str | None = None
+    #: How ``nested`` explodes; None explodes it generically (``<NESTED>_<KEY>`` columns).
+    nested_shape: NestedShape | None = None
     #: Columns identifying a row, for de-duplication across pages and windows.
     key: tuple[str, ...] = ("TOKEN_ID", "DATE")
     #: Columns coerced to numbers (others matching common numeric names are coerced too).
     numeric: tuple[str, ...] = ()
+    #: Columns holding lists or dicts: kept as served, never coerced.
+    list_fields: tuple[str, ...] = ()
     #: Seconds an answer stays fresh in the cache.
     ttl: int = HOUR
     #: Frames index on this column when it is present.
     index: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The chart that fits this endpoint's frames (a kind of ``tm402_nb.notebook.plots``).
+    chart: str | None = None
+    #: Other chart kinds its frames also fit (trading-signals carry trader and investor grades).
+    also_charts: tuple[str, ...] = ()
+    #: Columns a chart of it can show as its value, the default first (``metric=`` picks another).
+    metrics: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -134,7 +202,31 @@ def _ep(name: str, summary: str, params: tuple[Param, ...], tier: int, **kw: Any
     return Endpoint(name, summary, params, tier, **kw)
 
 
+#: Columns naming the token in every token-keyed answer.
+TOKEN_IDENTIFIERS = ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL")
+#: Names of a row's own date column, in whichever spelling an endpoint uses.
+DATE_COLUMNS = ("DATE", "TIMESTAMP", "DATETIME")
+
+_OHLCV = ("OPEN", "HIGH", "LOW", "CLOSE", "VOLUME")
+_SIGNAL_NUM = (
+    "TRADING_SIGNAL",
+    "TOKEN_TREND",
+    "TRADING_SIGNALS_RETURNS",
+    "HOLDING_RETURNS",
+    "TM_TRADER_GRADE",
+    "TM_INVESTOR_GRADE",
+)
 _GRADE_NUM = ("TM_GRADE", "FUNDAMENTAL_GRADE", "TM_GRADE_24h_PCT_CHANGE", "TM_TRADER_GRADE_24H_CHANGE", "QUANT_GRADE")
+_GRADE = (
+    "FUNDAMENTAL_GRADE",
+    "TM_GRADE",
+    "TM_GRADE_24h_PCT_CHANGE",
+    "TM_TRADER_GRADE_24H_CHANGE",
+    "QUANT_GRADE",
+    "FUNDAMENTAL_GRADE_CLASS",
+    "TM_GRADE_SIGNAL",
+    "MOMENTUM",
+)
 _TECH_NUM = (
     "TECHNOLOGY_GRADE",
     "ACTIVITY_SCORE",
@@ -151,7 +243,87 @@ _FUND_NUM = (
     "TOKENOMICS_SCORE",
     "DEFI_SCANNER_SCORE",
 )
-_OHLCV = ("OPEN", "HIGH", "LOW", "CLOSE", "VOLUME")
+_FUND = (_FUND_NUM[0], "FUNDAMENTAL_GRADE_CLASS", *_FUND_NUM[1:])
+_MARKET_NUM = ("TOTAL_CRYPTO_MCAP", "TM_GRADE_PERC_HIGH_COINS", "TM_GRADE_SIGNAL", "LAST_TM_GRADE_SIGNAL")
+_INDEX_NUM = ("PRICE", "COINS", "24H", "7D", "1M", "24H_VOLUME", "INDEX_GRADE", "ALL_TIME", "MARKET_CAP")
+_HOLDING_NUM = ("WEIGHT", "MARKET_CAP", "PRICE", "CURRENT_ROI", "TRADER_GRADE", "TRADER_GRADE_CHANGE_24H")
+_INDEX_PERFORMANCE_NUM = ("INDEX_CUMULATIVE_ROI", "MARKET_CAP", "VOLUME", "FDV")
+_INVESTOR_NUM = ("ROUND_COUNT", "ROI_AVERAGE", "ROI_MEDIAN")
+_QUANT_NUM = (
+    "VOLATILITY",
+    "ALL_TIME_RETURN",
+    "CAGR",
+    "SHARPE",
+    "SORTINO",
+    "MAX_DRAWDOWN",
+    "SKEW",
+    "TAIL_RATIO",
+    "RISK_REWARD_RATIO",
+    "PROFIT_FACTOR",
+    "KURTOSIS",
+    "DAILY_VALUE_AT_RISK",
+    "DAILY_RETURN_AVG",
+    "DAILY_RETURN_STD",
+)
+
+_LEVELS = NestedShape(
+    items=(("date", "LEVEL_DATE"), ("level", "LEVEL")),
+    item_prefix="LEVEL_",
+    conflict_prefix="LEVEL_",
+    scalar_name="LEVEL",
+    item_columns=("LEVEL_DATE", "LEVEL"),
+    numeric=("LEVEL",),
+)
+_CORRELATIONS = NestedShape(
+    items=(("token", "CORRELATED_TOKEN"), ("correlation", "CORRELATION")),
+    item_prefix="CORRELATED_",
+    conflict_prefix="CORRELATED_",
+    scalar_name="CORRELATION",
+    item_columns=("CORRELATED_TOKEN", "CORRELATION"),
+    numeric=("CORRELATION",),
+)
+_SCENARIO_HEAD = (
+    "TOKEN_MCAP",
+    "TOTAL_MCAP",
+    "CATEGORY_NAME",
+    "CURRENT_PRICE",
+    "PREDICTED_DATE",
+    "SIMILAR_TOKENS_INFO",
+    "AVG_PAST_PERFORMANCE",
+    "SELF_PAST_PERFORMANCE",
+)
+_SCENARIO_ITEMS = (
+    "SCENARIO",
+    "TOTAL_MCAP_SCENARIO",
+    "PRICE_BEAR",
+    "PRICE_BASE",
+    "PRICE_MOON",
+    "ROI_BEAR",
+    "ROI_BASE",
+    "ROI_MOON",
+    "MCAP_BEAR",
+    "MCAP_BASE",
+    "MCAP_MOON",
+    "FDV_BEAR",
+    "FDV_BASE",
+    "FDV_MOON",
+)
+_SCENARIOS = NestedShape(
+    items=(("scenario", "SCENARIO"),),
+    item_prefix="",
+    conflict_prefix="SCENARIO_",
+    scalar_name="SCENARIO",
+    head_columns=_SCENARIO_HEAD,
+    item_columns=_SCENARIO_ITEMS,
+    list_keys=("price_prediction", "scenario_prediction", "scenario_analysis", "scenarios"),
+    strip="predicted_",
+    head_conflict_prefix="PREDICTION_",
+    old_names=("SCENARIO_PREDICTION", "SCENARIO_ANALYSIS"),
+    numeric=(
+        *(c for c in _SCENARIO_HEAD if c not in ("CATEGORY_NAME", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO")),
+        *_SCENARIO_ITEMS,
+    ),
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     # -- free ------------------------------------------------------------------
@@ -171,6 +343,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         key=("TOKEN_ID",),
         ttl=DAY,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "EXCHANGE_LIST", "CATEGORY_LIST", "CONTRACT_ADDRESS", "TM_LINK"),
+        list_fields=("EXCHANGE_LIST", "CATEGORY_LIST", "CONTRACT_ADDRESS"),
     ),
     _ep(
         "price",
@@ -184,6 +358,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         numeric=("CURRENT_PRICE",),
         ttl=MINUTE,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "CURRENT_PRICE"),
     ),
     _ep(
         "top-market-cap-tokens",
@@ -196,6 +371,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         token_keyed=False,
         key=("TOKEN_ID",),
         ttl=HOUR,
+        fields=(*TOKEN_IDENTIFIERS, "EXCHANGE_LIST", "CATEGORY_LIST", "TM_LINK"),
+        list_fields=("EXCHANGE_LIST", "CATEGORY_LIST"),
     ),
     # -- tier 1 ------------------------------------------------------------------
     _ep(
@@ -208,6 +385,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         dated=True,
         numeric=_OHLCV,
         ttl=6 * HOUR,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_OHLCV),
+        chart="ohlcv",
     ),
     _ep(
         "hourly-ohlcv",
@@ -221,6 +400,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         key=("TOKEN_ID", "TIMESTAMP"),
         numeric=_OHLCV,
         ttl=15 * MINUTE,
+        fields=(*TOKEN_IDENTIFIERS, "TIMESTAMP", *_OHLCV),
+        window_days=WINDOW_DAYS_HOURLY,
+        chart="ohlcv",
     ),
     _ep(
         "trading-signals",
@@ -230,15 +412,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         history=True,
         aliases=("signals", "signal"),
         dated=True,
-        numeric=(
-            "TRADING_SIGNAL",
-            "TOKEN_TREND",
-            "TRADING_SIGNALS_RETURNS",
-            "HOLDING_RETURNS",
-            "TM_TRADER_GRADE",
-            "TM_INVESTOR_GRADE",
-        ),
+        numeric=_SIGNAL_NUM,
         ttl=6 * HOUR,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_SIGNAL_NUM, "TM_LINK"),
+        chart="signals",
+        also_charts=("grades",),
+        metrics=("TM_TRADER_GRADE", "TM_INVESTOR_GRADE"),
     ),
     _ep(
         "tm-grade",
@@ -250,6 +429,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         key=("TOKEN_ID",),
         ttl=6 * HOUR,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_GRADE),
+        chart="grades",
+        metrics=("TM_GRADE",),
     ),
     _ep(
         "technology-grade",
@@ -261,6 +443,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         key=("TOKEN_ID",),
         ttl=DAY,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_TECH_NUM),
+        chart="grades",
+        metrics=("TECHNOLOGY_GRADE",),
     ),
     _ep(
         "fundamental-grade",
@@ -272,6 +457,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         key=("TOKEN_ID",),
         ttl=DAY,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_FUND),
+        chart="grades",
+        metrics=("FUNDAMENTAL_GRADE",),
     ),
     # -- tier 2 ------------------------------------------------------------------
     _ep(
@@ -283,8 +471,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         aliases=("hourly-signals",),
         date_column="TIMESTAMP",
         key=("TOKEN_ID", "TIMESTAMP"),
-        numeric=("CLOSE",),
+        numeric=("CLOSE", "SIGNAL", "POSITION"),
         ttl=15 * MINUTE,
+        fields=(*TOKEN_IDENTIFIERS, "TIMESTAMP", "CLOSE", "SIGNAL", "POSITION"),
+        chart="signals",
     ),
     _ep(
         "tm-grade-history",
@@ -296,6 +486,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         dated=True,
         numeric=_GRADE_NUM,
         ttl=6 * HOUR,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_GRADE),
+        chart="grades",
+        metrics=("TM_GRADE",),
     ),
     _ep(
         "technology-grade-history",
@@ -307,6 +500,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         dated=True,
         numeric=_TECH_NUM,
         ttl=DAY,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_TECH_NUM),
+        chart="grades",
+        metrics=("TECHNOLOGY_GRADE",),
     ),
     _ep(
         "fundamental-grade-history",
@@ -318,6 +514,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         dated=True,
         numeric=_FUND_NUM,
         ttl=DAY,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_FUND),
+        chart="grades",
+        metrics=("FUNDAMENTAL_GRADE",),
     ),
     _ep(
         "market-metrics",
@@ -329,8 +528,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         dated=True,
         token_keyed=False,
         key=("DATE",),
-        numeric=("TOTAL_CRYPTO_MCAP", "TM_GRADE_PERC_HIGH_COINS", "TM_GRADE_SIGNAL", "LAST_TM_GRADE_SIGNAL"),
+        numeric=_MARKET_NUM,
         ttl=6 * HOUR,
+        fields=("DATE", *_MARKET_NUM),
+        chart="market",
     ),
     _ep(
         "moonshot-tokens",
@@ -350,6 +551,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "MOONSHOT_ROI",
         ),
         ttl=HOUR,
+        fields=(
+            "TOKEN_NAME",
+            "TOKEN_SYMBOL",
+            "MOONSHOT_AT",
+            "MOONSHOT_END_AT",
+            "MOONSHOT_ROI",
+            "LAST_TRADING_SIGNAL_TIME",
+            "TM_TRADER_GRADE",
+            "TM_TRADER_GRADE_24H_PCT_CHANGE",
+            "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY",
+            "MARKET_CAP",
+            "VOLUME_24H",
+        ),
     ),
     _ep(
         "resistance-support",
@@ -360,6 +574,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         nested="HISTORICAL_RESISTANCE_SUPPORT_LEVELS",
         key=("TOKEN_ID", "DATE"),
         ttl=DAY,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS"),
+        nested_shape=_LEVELS,
+        chart="levels",
     ),
     _ep(
         "indices",
@@ -370,9 +587,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         token_keyed=False,
         date_column=None,
         key=("ID",),
-        numeric=("PRICE", "COINS", "24H", "7D", "1M", "24H_VOLUME", "INDEX_GRADE", "ALL_TIME", "MARKET_CAP"),
+        numeric=_INDEX_NUM,
         ttl=HOUR,
         index="ID",
+        fields=("ID", "NAME", "TICKER", *_INDEX_NUM, "TOP_GAINERS_ICONS"),
+        list_fields=("TOP_GAINERS_ICONS",),
     ),
     _ep(
         "indices-holdings",
@@ -383,8 +602,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         paged=False,
         token_keyed=False,
         key=("TOKEN_ID",),
-        numeric=("WEIGHT", "MARKET_CAP", "PRICE", "CURRENT_ROI", "TRADER_GRADE", "TRADER_GRADE_CHANGE_24H"),
+        numeric=_HOLDING_NUM,
         ttl=HOUR,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", "COIN", "CG_ID", *_HOLDING_NUM, "ICON"),
     ),
     _ep(
         "indices-performance",
@@ -396,8 +616,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         dated=True,
         token_keyed=False,
         key=("ID", "DATE"),
-        numeric=("INDEX_CUMULATIVE_ROI", "MARKET_CAP", "VOLUME", "FDV"),
+        numeric=_INDEX_PERFORMANCE_NUM,
         ttl=6 * HOUR,
+        fields=("ID", "DATE", *_INDEX_PERFORMANCE_NUM),
+        chart="index",
     ),
     # -- tier 3 ------------------------------------------------------------------
     _ep(
@@ -408,6 +630,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         aliases=("corr", "correlations"),
         nested="TOP_CORRELATION",
         ttl=DAY,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", "TOP_CORRELATION"),
+        nested_shape=_CORRELATIONS,
+        chart="correlation",
     ),
     _ep(
         "quantmetrics",
@@ -416,24 +641,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         3,
         aliases=("quant", "quant-metrics"),
         key=("TOKEN_ID",),
-        numeric=(
-            "VOLATILITY",
-            "ALL_TIME_RETURN",
-            "CAGR",
-            "SHARPE",
-            "SORTINO",
-            "MAX_DRAWDOWN",
-            "SKEW",
-            "TAIL_RATIO",
-            "RISK_REWARD_RATIO",
-            "PROFIT_FACTOR",
-            "KURTOSIS",
-            "DAILY_VALUE_AT_RISK",
-            "DAILY_RETURN_AVG",
-            "DAILY_RETURN_STD",
-        ),
+        numeric=_QUANT_NUM,
         ttl=DAY,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "DATE", *_QUANT_NUM),
+        chart="quant",
+        metrics=("SHARPE", "SORTINO", *(m for m in _QUANT_NUM if m not in ("SHARPE", "SORTINO"))),
     ),
     _ep(
         "ai-reports",
@@ -445,6 +658,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         key=("TOKEN_ID",),
         ttl=DAY,
         index="TOKEN_ID",
+        fields=(*TOKEN_IDENTIFIERS, "INVESTMENT_ANALYSIS_POINTER", "INVESTMENT_ANALYSIS", "DEEP_DIVE", "CODE_REVIEW"),
     ),
     _ep(
         "crypto-investors",
@@ -455,8 +669,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         token_keyed=False,
         date_column=None,
         key=("INVESTOR_NAME",),
-        numeric=("ROUND_COUNT", "ROI_AVERAGE", "ROI_MEDIAN"),
+        numeric=_INVESTOR_NUM,
         ttl=DAY,
+        fields=("INVESTOR_NAME", "INVESTOR_WEBSITE", "INVESTOR_TWITTER", *_INVESTOR_NUM),
     ),
     _ep(
         "price-prediction",
@@ -467,10 +682,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         nested="PRICE_PREDICTION",
         key=("TOKEN_ID", "DATE"),
         ttl=DAY,
+        fields=(*TOKEN_IDENTIFIERS, "DATE", "PRICE_PREDICTION"),
+        nested_shape=_SCENARIOS,
+        list_fields=("SIMILAR_TOKENS_INFO",),
+        chart="scenarios",
     ),
 )
 
 CATALOGUE: dict[str, Endpoint] = {e.name: e for e in ENDPOINTS}
+
+#: Where the client looks symbols up (TOKEN_SYMBOL → TOKEN_ID) ...
+SYMBOL_LOOKUP = CATALOGUE["tokens"]
+#: ... and how it ranks tokens that share a symbol when the lookup gives no market cap.
+SYMBOL_RANKING = CATALOGUE["top-market-cap-tokens"]
+#: The parameters that name tokens (``symbol`` is resolved to ``token_id`` before sending).
+TOKEN_PARAMS = frozenset(p.name for p in TOKEN)
 _ALIASES: dict[str, str] = {}
 for _e in ENDPOINTS:
     for _name in (_e.name, *_e.aliases):
@@ -496,7 +722,26 @@ def get_endpoint(name: str | Endpoint) -> Endpoint:
     raise UnknownEndpoint(f"unknown endpoint {name!r}", hint=hint)
 
 
-def catalogue_frame():
+def chart_kinds() -> dict[str, str]:
+    """Endpoint name → the chart kind that fits its frames, for the endpoints that have one."""
+    return {e.name: e.chart for e in ENDPOINTS if e.chart}
+
+
+def chart_metrics(kind: str) -> tuple[str, ...]:
+    """The value columns a ``kind`` chart looks for, default first.
+
+    Those of the endpoints whose chart ``kind`` is, in catalogue order, then those of the
+    endpoints it also fits.
+
+    >>> chart_metrics("quant")[:2]
+    ('SHARPE', 'SORTINO')
+    """
+    own = [m for e in ENDPOINTS if e.chart == kind for m in e.metrics]
+    also = [m for e in ENDPOINTS if kind in e.also_charts for m in e.metrics]
+    return tuple(dict.fromkeys([*own, *also]))
+
+
+def catalogue_frame() -> pd.DataFrame:
     """The catalogue as a DataFrame: name, aliases, expected price, parameters, summary."""
     import pandas as pd
 

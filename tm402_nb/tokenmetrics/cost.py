@@ -1,9 +1,11 @@
-"""Cost accounting: what each call cost, summed by scope.
+"""Cost accounting: what each call cost, summed in tallies.
 
 Every request the client makes (or serves from cache) becomes a
 :class:`CallCost`. A :class:`CostTracker` adds it to the session's total and to
-every open :class:`Cost` scope: a ``with session.scope() as cost:`` block, or
-the notebook cell being run (the footer reads that one).
+every open *tally*, a :class:`Cost` counting the calls of one task: a
+``with session.scope() as cost:`` block, one ``frame()`` call, an enrichment.
+A tally only counts; capping what a task may pay is the spend policy's
+(:meth:`~tm402_nb.x402.policy.SpendPolicy.open_scope`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..status import PaymentStatus
 from ..x402.money import format_amount, to_display
 
 #: The notebook layer sets this to the running cell's id; ledger rows carry it.
 current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
+
+#: Payment states a footer warns about: refused, or perhaps paid with no answer.
+_UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN})
 
 #: How many calls the session's total remembers in full (its sums stay exact regardless).
 SESSION_CALLS_KEPT = 1000
@@ -49,14 +55,14 @@ class CallCost:
 
 
 class Cost:
-    """Calls made within one scope, and what they cost.
+    """Calls made within one tally, and what they cost.
 
-    Totals are kept as running sums, so they stay exact however many calls a scope
+    Totals are kept as running sums, so they stay exact however many calls a tally
     sees; ``keep`` bounds how many calls are remembered in full (the session's total
     keeps the most recent ones, so a long session's memory does not grow per call).
     """
 
-    def __init__(self, name: str = "scope", calls: list[CallCost] | None = None, *, keep: int | None = None) -> None:
+    def __init__(self, name: str = "tally", calls: list[CallCost] | None = None, *, keep: int | None = None) -> None:
         self.name = name
         self.calls: deque[CallCost] = deque(maxlen=keep)
         self._n = self._paid = self._cached = 0
@@ -81,7 +87,7 @@ class Cost:
             self._receipts.append(call.tx)
         if call.network:
             self._networks.add(call.network)
-        if call.payment_status in ("failed", "unknown") and len(self._unsettled) < 1000:
+        if call.payment_status in _UNSETTLED and len(self._unsettled) < 1000:
             self._unsettled.append(call)
 
     @property
@@ -140,9 +146,7 @@ class Cost:
             "calls": self.n_calls,
             "paid": self.n_paid,
             "cached": self.n_cached,
-            "amount": {
-                k: format(v, "f") if v.as_tuple().exponent < -1 else f"{v:.2f}" for k, v in self.amounts().items()
-            },
+            "amount": {k: _amount_text(v) for k, v in self.amounts().items()},
             "receipts": self.receipts,
             "networks": self.networks,
         }
@@ -151,40 +155,48 @@ class Cost:
         return f"<Cost {self.name}: {self.summary()}>"
 
 
+def _amount_text(amount: Decimal) -> str:
+    """At least two decimals, every significant one kept: 0.10, 0.017, 6.12."""
+    exponent = amount.as_tuple().exponent  # always an int: amounts are finite
+    return format(amount, "f") if isinstance(exponent, int) and exponent < -1 else f"{amount:.2f}"
+
+
 class CostTracker:
-    """Thread-safe: adds each call to the session total and every open scope."""
+    """Thread-safe: adds each call to the session total and every open tally."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.total = Cost("session", keep=SESSION_CALLS_KEPT)
-        self._scopes: list[Cost] = []
+        self._tallies: list[Cost] = []
         self.listeners: list[Any] = []
 
     def record(self, call: CallCost) -> None:
         with self._lock:
             self.total.add(call)
-            for scope in self._scopes:
-                scope.add(call)
+            for tally in self._tallies:
+                tally.add(call)
             listeners = list(self.listeners) + list(GLOBAL_LISTENERS)
         for listener in listeners:
             with suppress(Exception):
                 listener(call)
 
-    def open(self, name: str = "scope") -> Cost:
+    def open_tally(self, name: str = "tally") -> Cost:
+        """Start counting calls into a new :class:`Cost` (until :meth:`close_tally`)."""
         cost = Cost(name)
         with self._lock:
-            self._scopes.append(cost)
+            self._tallies.append(cost)
         return cost
 
-    def close(self, cost: Cost) -> None:
+    def close_tally(self, cost: Cost) -> None:
         with self._lock:
-            if cost in self._scopes:
-                self._scopes.remove(cost)
+            if cost in self._tallies:
+                self._tallies.remove(cost)
 
     @contextmanager
-    def scope(self, name: str = "scope") -> Iterator[Cost]:
-        cost = self.open(name)
+    def tally(self, name: str = "tally") -> Iterator[Cost]:
+        """The calls made inside the block, and what they cost."""
+        cost = self.open_tally(name)
         try:
             yield cost
         finally:
-            self.close(cost)
+            self.close_tally(cost)

@@ -99,267 +99,53 @@ Two steps, both usable alone:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-import time
-import tracemalloc
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as pdt
 
-from .catalogue import Endpoint, get_endpoint
+from .catalogue import DATE_COLUMNS, ENDPOINTS, TOKEN_IDENTIFIERS, Endpoint, NestedShape, get_endpoint
 
-__all__ = ["bench_to_frame", "frame_columns", "lower_name", "normalize_rows", "to_frame"]
+__all__ = ["frame_columns", "lower_name", "normalize_rows", "to_frame"]
 
 # ------------------------------------------------------------------------------------------------
 # Field knowledge (reference §4)
 
-_DATE_NAMES = ("DATE", "TIMESTAMP", "DATETIME")
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _DATE_SUFFIXES = ("_DATE", "_AT", "_TIME", "_TIMESTAMP", "_DATETIME")
+#: Field-name variants seen across API versions → the v2 spelling.
 _KEY_ALIASES = {
     "SYMBOL": "TOKEN_SYMBOL",
     "TM_GRADE_24H_PCT_CHANGE": "TM_GRADE_24h_PCT_CHANGE",
     "TM_TRADER_GRADE_24_H_CHANGE": "TM_TRADER_GRADE_24H_CHANGE",
 }
-_PREDICTION_ALIASES = ("SCENARIO_PREDICTION", "SCENARIO_ANALYSIS")
-_PREDICTION_LIST_KEYS = ("price_prediction", "scenario_prediction", "scenario_analysis", "scenarios")
 _ID_COLUMNS = frozenset({"TOKEN_ID", "ID"})
-_IDENT = ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL")
-_OHLCV = ("OPEN", "HIGH", "LOW", "CLOSE", "VOLUME")
+#: Numeric in rows of older API versions, though no endpoint of the catalogue lists it.
+_NUMERIC_ELSEWHERE = frozenset({"TA_GRADE"})
 
-_RS_ITEMS = ("LEVEL_DATE", "LEVEL")
-_CORR_ITEMS = ("CORRELATED_TOKEN", "CORRELATION")
-_PRED_HEAD = (
-    "TOKEN_MCAP",
-    "TOTAL_MCAP",
-    "CATEGORY_NAME",
-    "CURRENT_PRICE",
-    "PREDICTED_DATE",
-    "SIMILAR_TOKENS_INFO",
-    "AVG_PAST_PERFORMANCE",
-    "SELF_PAST_PERFORMANCE",
-)
-_PRED_ITEMS = (
-    "SCENARIO",
-    "TOTAL_MCAP_SCENARIO",
-    "PRICE_BEAR",
-    "PRICE_BASE",
-    "PRICE_MOON",
-    "ROI_BEAR",
-    "ROI_BASE",
-    "ROI_MOON",
-    "MCAP_BEAR",
-    "MCAP_BASE",
-    "MCAP_MOON",
-    "FDV_BEAR",
-    "FDV_BASE",
-    "FDV_MOON",
-)
 
-_GRADE = (
-    "FUNDAMENTAL_GRADE",
-    "TM_GRADE",
-    "TM_GRADE_24h_PCT_CHANGE",
-    "TM_TRADER_GRADE_24H_CHANGE",
-    "QUANT_GRADE",
-    "FUNDAMENTAL_GRADE_CLASS",
-    "TM_GRADE_SIGNAL",
-    "MOMENTUM",
-)
-_TECH = (
-    "TECHNOLOGY_GRADE",
-    "ACTIVITY_SCORE",
-    "SECURITY_SCORE",
-    "REPOSITORY_SCORE",
-    "COLLABORATION_SCORE",
-    "DEFI_SCANNER_SCORE",
-)
-_FUND = (
-    "FUNDAMENTAL_GRADE",
-    "FUNDAMENTAL_GRADE_CLASS",
-    "COMMUNITY_SCORE",
-    "EXCHANGE_SCORE",
-    "VC_SCORE",
-    "TOKENOMICS_SCORE",
-    "DEFI_SCANNER_SCORE",
-)
-_QUANT = (
-    "VOLATILITY",
-    "ALL_TIME_RETURN",
-    "CAGR",
-    "SHARPE",
-    "SORTINO",
-    "MAX_DRAWDOWN",
-    "SKEW",
-    "TAIL_RATIO",
-    "RISK_REWARD_RATIO",
-    "PROFIT_FACTOR",
-    "KURTOSIS",
-    "DAILY_VALUE_AT_RISK",
-    "DAILY_RETURN_AVG",
-    "DAILY_RETURN_STD",
-)
+def _numeric_everywhere() -> frozenset[str]:
+    """Columns numeric whatever endpoint they turn up in (dtypes of empty frames, all-missing columns).
 
-#: Row fields per endpoint as the v2 API serves them (nested columns not exploded).
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "tokens": (*_IDENT, "EXCHANGE_LIST", "CATEGORY_LIST", "CONTRACT_ADDRESS", "TM_LINK"),
-    "price": (*_IDENT, "CURRENT_PRICE"),
-    "top-market-cap-tokens": (*_IDENT, "EXCHANGE_LIST", "CATEGORY_LIST", "TM_LINK"),
-    "daily-ohlcv": (*_IDENT, "DATE", *_OHLCV),
-    "hourly-ohlcv": (*_IDENT, "TIMESTAMP", *_OHLCV),
-    "trading-signals": (
-        *_IDENT,
-        "DATE",
-        "TRADING_SIGNAL",
-        "TOKEN_TREND",
-        "TRADING_SIGNALS_RETURNS",
-        "HOLDING_RETURNS",
-        "TM_TRADER_GRADE",
-        "TM_INVESTOR_GRADE",
-        "TM_LINK",
-    ),
-    "hourly-trading-signals": (*_IDENT, "TIMESTAMP", "CLOSE", "SIGNAL", "POSITION"),
-    "tm-grade": (*_IDENT, "DATE", *_GRADE),
-    "tm-grade-history": (*_IDENT, "DATE", *_GRADE),
-    "technology-grade": (*_IDENT, "DATE", *_TECH),
-    "technology-grade-history": (*_IDENT, "DATE", *_TECH),
-    "fundamental-grade": (*_IDENT, "DATE", *_FUND),
-    "fundamental-grade-history": (*_IDENT, "DATE", *_FUND),
-    "market-metrics": (
-        "DATE",
-        "TOTAL_CRYPTO_MCAP",
-        "TM_GRADE_PERC_HIGH_COINS",
-        "TM_GRADE_SIGNAL",
-        "LAST_TM_GRADE_SIGNAL",
-    ),
-    "moonshot-tokens": (
-        "TOKEN_NAME",
-        "TOKEN_SYMBOL",
-        "MOONSHOT_AT",
-        "MOONSHOT_END_AT",
-        "MOONSHOT_ROI",
-        "LAST_TRADING_SIGNAL_TIME",
-        "TM_TRADER_GRADE",
-        "TM_TRADER_GRADE_24H_PCT_CHANGE",
-        "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY",
-        "MARKET_CAP",
-        "VOLUME_24H",
-    ),
-    "resistance-support": (*_IDENT, "DATE", "HISTORICAL_RESISTANCE_SUPPORT_LEVELS"),
-    "indices": (
-        "ID",
-        "NAME",
-        "TICKER",
-        "PRICE",
-        "COINS",
-        "24H",
-        "7D",
-        "1M",
-        "24H_VOLUME",
-        "INDEX_GRADE",
-        "ALL_TIME",
-        "MARKET_CAP",
-        "TOP_GAINERS_ICONS",
-    ),
-    "indices-holdings": (
-        *_IDENT,
-        "DATE",
-        "COIN",
-        "CG_ID",
-        "WEIGHT",
-        "MARKET_CAP",
-        "PRICE",
-        "CURRENT_ROI",
-        "TRADER_GRADE",
-        "TRADER_GRADE_CHANGE_24H",
-        "ICON",
-    ),
-    "indices-performance": ("ID", "DATE", "INDEX_CUMULATIVE_ROI", "MARKET_CAP", "VOLUME", "FDV"),
-    "correlation": (*_IDENT, "DATE", "TOP_CORRELATION"),
-    "quantmetrics": (*_IDENT, "DATE", *_QUANT),
-    "ai-reports": (*_IDENT, "INVESTMENT_ANALYSIS_POINTER", "INVESTMENT_ANALYSIS", "DEEP_DIVE", "CODE_REVIEW"),
-    "crypto-investors": (
-        "INVESTOR_NAME",
-        "INVESTOR_WEBSITE",
-        "INVESTOR_TWITTER",
-        "ROUND_COUNT",
-        "ROI_AVERAGE",
-        "ROI_MEDIAN",
-    ),
-    "price-prediction": (*_IDENT, "DATE", "PRICE_PREDICTION"),
-}
+    A column some endpoint declares numeric, unless another serves it as text: TM_GRADE_SIGNAL is a
+    number in market-metrics but a label such as "bullish" in tm-grade.
+    """
+    numeric = {c for e in ENDPOINTS for c in (*e.numeric, *(e.nested_shape.numeric if e.nested_shape else ()))}
+    text = {c for e in ENDPOINTS for c in e.fields if c not in e.numeric}
+    return frozenset((numeric - text) | _NUMERIC_ELSEWHERE)
 
-#: Known numeric fields beyond each endpoint's ``numeric`` (dtypes of empty frames, all-missing columns).
-_NUMERIC_HINTS = frozenset(
-    {
-        *_OHLCV,
-        "CURRENT_PRICE",
-        "TRADING_SIGNAL",
-        "TOKEN_TREND",
-        "TRADING_SIGNALS_RETURNS",
-        "HOLDING_RETURNS",
-        "TM_TRADER_GRADE",
-        "TM_INVESTOR_GRADE",
-        "TA_GRADE",
-        "QUANT_GRADE",
-        "TM_TRADER_GRADE_24H_PCT_CHANGE",
-        "SIGNAL",
-        "POSITION",
-        "FUNDAMENTAL_GRADE",
-        "TM_GRADE",
-        "TM_GRADE_24h_PCT_CHANGE",
-        "TM_TRADER_GRADE_24H_CHANGE",
-        *(c for c in _TECH + _FUND if c != "FUNDAMENTAL_GRADE_CLASS"),
-        *_QUANT,
-        "TOTAL_CRYPTO_MCAP",
-        "TM_GRADE_PERC_HIGH_COINS",
-        "LAST_TM_GRADE_SIGNAL",
-        "PRICE_CHANGE_PERCENTAGE_7D_IN_CURRENCY",
-        "MARKET_CAP",
-        "VOLUME_24H",
-        "MOONSHOT_ROI",
-        "PRICE",
-        "COINS",
-        "24H",
-        "7D",
-        "1M",
-        "24H_VOLUME",
-        "INDEX_GRADE",
-        "ALL_TIME",
-        "WEIGHT",
-        "CURRENT_ROI",
-        "TRADER_GRADE",
-        "TRADER_GRADE_CHANGE_24H",
-        "INDEX_CUMULATIVE_ROI",
-        "FDV",
-        "ROUND_COUNT",
-        "ROI_AVERAGE",
-        "ROI_MEDIAN",
-        "LEVEL",
-        "CORRELATION",
-        *(c for c in _PRED_HEAD if c not in ("CATEGORY_NAME", "PREDICTED_DATE", "SIMILAR_TOKENS_INFO")),
-        *_PRED_ITEMS,
-    }
-)
+
+#: Known numeric fields beyond each endpoint's ``numeric``.
+_NUMERIC_HINTS = _numeric_everywhere()
 #: Fields whose values are lists or dicts: object dtype, never inferred.
-_OBJECT_FIELDS = frozenset(
-    {
-        "EXCHANGE_LIST",
-        "CATEGORY_LIST",
-        "CONTRACT_ADDRESS",
-        "TOP_GAINERS_ICONS",
-        "SIMILAR_TOKENS_INFO",
-        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS",
-        "TOP_CORRELATION",
-        "PRICE_PREDICTION",
-    }
-)
-#: Identifier/text fields never inferred numeric (a symbol such as "42" stays text).
+_OBJECT_FIELDS = frozenset(c for e in ENDPOINTS for c in (*e.list_fields, *((e.nested,) if e.nested else ())))
 _TEXT_FIELDS = frozenset(
     {
         "TOKEN_NAME",
@@ -398,8 +184,10 @@ _TEXT_SUFFIXES = (
 )
 _MISSING_TOKENS = frozenset({"", "null", "none", "nan", "n/a", "na", "-", "--"})
 
+TimeUnit = Literal["s", "ms", "us", "ns"]
+
 #: pandas' own unit for datetimes parsed from strings ("us" on pandas 3, "ns" on pandas 2).
-_UNIT: str = getattr(
+_UNIT: TimeUnit = getattr(
     pd.to_datetime(pd.Series(["2020-01-01T00:00:00.000Z"]), utc=True, format="ISO8601").dtype, "unit", "ns"
 )
 _DT_DTYPE = pd.DatetimeTZDtype(unit=_UNIT, tz="UTC")
@@ -410,40 +198,27 @@ _DT_DTYPE = pd.DatetimeTZDtype(unit=_UNIT, tz="UTC")
 
 
 class _Nest:
-    """How one nested column explodes: item-key names, the list key inside a dict value, head fields."""
+    """A nested column's explode rules (:class:`NestedShape`, from the catalogue) at work."""
 
-    def __init__(
-        self,
-        column: str,
-        items: dict[str, str],
-        item_prefix: str,
-        conflict_prefix: str,
-        scalar_name: str,
-        head_columns: tuple[str, ...] = (),
-        item_columns: tuple[str, ...] = (),
-        list_keys: tuple[str, ...] = (),
-        strip: str = "",
-    ) -> None:
+    def __init__(self, column: str, shape: NestedShape | None) -> None:
         self.column = column
-        self.items = items
-        self.item_prefix = item_prefix
-        self.conflict_prefix = conflict_prefix
-        self.scalar_name = scalar_name
-        self.head_columns = head_columns
-        self.item_columns = item_columns
-        self.list_keys = list_keys
-        self.strip = strip
+        # Without a shape: item keys k become <COLUMN>_<K>, plain items <COLUMN>.
+        self.shape = shape or NestedShape(
+            items=(), item_prefix=column + "_", conflict_prefix=column + "_", scalar_name=column
+        )
+        self._items = dict(self.shape.items)
         self._names: dict[Any, str] = {}
 
     def item_name(self, key: Any) -> str:
         name = self._names.get(key)
         if name is None:
             k = str(key).strip().lower()
-            name = self.items.get(k)
+            name = self._items.get(k)
             if name is None:
-                if self.strip and k.startswith(self.strip):
-                    k = k[len(self.strip) :]
-                name = self.item_prefix + re.sub(r"[^0-9A-Za-z]+", "_", k).strip("_").upper()
+                strip = self.shape.strip
+                if strip and k.startswith(strip):
+                    k = k[len(strip) :]
+                name = self.shape.item_prefix + _NON_ALNUM.sub("_", k).strip("_").upper()
             if len(self._names) > 4096:
                 self._names.clear()
             self._names[key] = name
@@ -459,59 +234,35 @@ class _Nest:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return {}, [], True
         if isinstance(value, Mapping):
-            if not self.list_keys:
+            list_keys = self.shape.list_keys
+            if not list_keys:
                 return {}, [value], True
             head: dict[str, Any] = {}
             items: list[Any] = []
             found = False
             for k, v in value.items():
                 lk = str(k).lower()
-                if not found and lk in self.list_keys and (v is None or isinstance(v, (list, tuple))):
+                if not found and lk in list_keys and (v is None or isinstance(v, (list, tuple))):
                     items = list(v or ())
                     found = True
                 else:
-                    head[re.sub(r"[^0-9A-Za-z]+", "_", str(k)).strip("_").upper()] = v
+                    head[_NON_ALNUM.sub("_", str(k)).strip("_").upper()] = v
             return head, items, True
         if isinstance(value, (list, tuple)):
             return {}, list(value), True
         return {}, [], False
 
 
-_NESTS: dict[str, _Nest] = {
-    "HISTORICAL_RESISTANCE_SUPPORT_LEVELS": _Nest(
-        "HISTORICAL_RESISTANCE_SUPPORT_LEVELS",
-        {"date": "LEVEL_DATE", "level": "LEVEL"},
-        "LEVEL_",
-        "LEVEL_",
-        "LEVEL",
-        item_columns=_RS_ITEMS,
-    ),
-    "TOP_CORRELATION": _Nest(
-        "TOP_CORRELATION",
-        {"token": "CORRELATED_TOKEN", "correlation": "CORRELATION"},
-        "CORRELATED_",
-        "CORRELATED_",
-        "CORRELATION",
-        item_columns=_CORR_ITEMS,
-    ),
-    "PRICE_PREDICTION": _Nest(
-        "PRICE_PREDICTION",
-        {"scenario": "SCENARIO"},
-        "",
-        "SCENARIO_",
-        "SCENARIO",
-        head_columns=_PRED_HEAD,
-        item_columns=_PRED_ITEMS,
-        list_keys=_PREDICTION_LIST_KEYS,
-        strip="predicted_",
-    ),
-}
+@functools.lru_cache(maxsize=64)
+def _nest(column: str, shape: NestedShape | None) -> _Nest:
+    return _Nest(column, shape)
 
 
 def _explode(endpoint: Endpoint, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     col = endpoint.nested
     assert col is not None
-    nest = _NESTS.get(col) or _Nest(col, {}, col + "_", col + "_", col)
+    nest = _nest(col, endpoint.nested_shape)
+    shape = nest.shape
     out: list[dict[str, Any]] = []
     for row in rows:
         parent = {k: v for k, v in row.items() if k != col}
@@ -519,7 +270,7 @@ def _explode(endpoint: Endpoint, rows: list[dict[str, Any]]) -> list[dict[str, A
         if not ok:  # not a shape we know: keep the value rather than lose it
             parent[col] = row.get(col)
         for k, v in head.items():
-            parent[k if k not in parent else "PREDICTION_" + k] = v
+            parent[k if k not in parent else shape.head_conflict_prefix + k] = v
         if not items:
             out.append(parent)
             continue
@@ -529,12 +280,11 @@ def _explode(endpoint: Endpoint, rows: list[dict[str, Any]]) -> list[dict[str, A
                 for k, v in item.items():
                     name = nest.item_name(k)
                     if name in parent:
-                        name = nest.conflict_prefix + name
+                        name = shape.conflict_prefix + name
                     rec[name] = v
             else:
-                rec[nest.scalar_name if nest.scalar_name not in parent else nest.conflict_prefix + nest.scalar_name] = (
-                    item
-                )
+                scalar = shape.scalar_name
+                rec[scalar if scalar not in parent else shape.conflict_prefix + scalar] = item
             out.append(rec)
     return out
 
@@ -547,19 +297,28 @@ def _upper(key: Any) -> Any:
     return key.upper() if isinstance(key, str) else key
 
 
-def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
+def _claim_rank(key: Any, target: Any) -> tuple[bool, bool, bool, str]:
+    """Which of several keys mapping to ``target`` gets the name (lowest wins): the key already spelled
+    that way, then an upper-case one, then the plain upper-casing of the target (not an alias), then by
+    name. The others keep their names."""
+    upper = _upper(key)
+    return (key != target, upper != key, _KEY_ALIASES.get(upper, upper) != target and upper != target, str(key))
+
+
+def _renames(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
     """Renames for one key set: {source key: canonical key}, only for keys that change."""
     keys = list(keys)
+    shape = endpoint.nested_shape
     target: dict[Any, Any] = {}
     for k in keys:
         u = _upper(k)
         u = _KEY_ALIASES.get(u, u)
-        if endpoint.nested == "PRICE_PREDICTION" and u in _PREDICTION_ALIASES:
-            u = "PRICE_PREDICTION"
+        if shape is not None and u in shape.old_names:
+            u = endpoint.nested
         target[k] = u
     dc = endpoint.date_column
-    if dc in _DATE_NAMES and dc not in target.values():
-        alt = next((a for a in _DATE_NAMES if a != dc and a in target.values()), None)
+    if dc in DATE_COLUMNS and dc not in target.values():
+        alt = next((a for a in DATE_COLUMNS if a != dc and a in target.values()), None)
         if alt is not None:
             for k, t in target.items():
                 if t == alt:
@@ -573,12 +332,7 @@ def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
             final[sources[0]] = t
             continue
 
-        # The key already spelled this way wins, then an upper-case one, then the plain upper-casing of the
-        # target (not an alias), then by name; the others keep their names.
-        def rank(k: Any) -> tuple[bool, bool, bool, str]:
-            return (k != t, _upper(k) != k, _KEY_ALIASES.get(_upper(k), _upper(k)) != t and _upper(k) != t, str(k))
-
-        winner = min(sources, key=rank)
+        winner = min(sources, key=functools.partial(_claim_rank, target=t))
         for k in sources:
             final[k] = t if k is winner else k
     names = list(final.values())
@@ -591,46 +345,49 @@ def _plan(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
     return {k: t for k, t in final.items() if k != t}
 
 
-def _fix_prediction(value: Any) -> Any:
-    """Old inner ``scenario_prediction`` list → ``price_prediction`` (a new dict; the input is untouched)."""
+def _current_list_key(value: Any, list_keys: tuple[str, ...]) -> Any:
+    """An older spelling of the item list's key → the current one, ``list_keys[0]`` (a new dict; the
+    input is untouched): price-prediction's ``scenario_prediction`` → ``price_prediction``."""
     if not isinstance(value, Mapping):
         return value
     lower = {str(k).lower(): k for k in value}
-    if "price_prediction" in lower:
+    if list_keys[0] in lower:
         return value
-    old = next((lower[k] for k in _PREDICTION_LIST_KEYS[1:] if k in lower), None)
+    old = next((lower[k] for k in list_keys[1:] if k in lower), None)
     if old is None:
         return value
-    return {("price_prediction" if k == old else k): v for k, v in value.items()}
+    return {(list_keys[0] if k == old else k): v for k, v in value.items()}
 
 
 def _normalize(endpoint: Endpoint, rows: Iterable[Mapping[str, Any]], *, copy: bool) -> list[dict[str, Any]]:
-    plans: dict[tuple[Any, ...], dict[Any, Any]] = {}
+    renames_by_keys: dict[tuple[Any, ...], dict[Any, Any]] = {}
     out: list[dict[str, Any]] = []
     append = out.append
-    prediction = endpoint.nested == "PRICE_PREDICTION"
+    col = endpoint.nested
+    list_keys = endpoint.nested_shape.list_keys if endpoint.nested_shape else ()
+    renames_list_key = col is not None and len(list_keys) > 1
     last_keys: tuple[Any, ...] | None = None
-    plan: dict[Any, Any] = {}
+    renames: dict[Any, Any] = {}
     for row in rows:
         if not isinstance(row, Mapping):
             raise TypeError(f"{endpoint.name}: rows must be dicts, got {type(row).__name__}")
         keys = tuple(row)
         if keys != last_keys:
-            plan = plans.get(keys)  # type: ignore[assignment]
-            if plan is None:
-                plan = plans[keys] = _plan(endpoint, keys)
+            known = renames_by_keys.get(keys)
+            renames = known if known is not None else renames_by_keys.setdefault(keys, _renames(endpoint, keys))
             last_keys = keys
-        if plan:
-            new = {plan.get(k, k): v for k, v in row.items()}
+        new: dict[str, Any]
+        if renames:
+            new = {renames.get(k, k): v for k, v in row.items()}
         elif copy or not isinstance(row, dict):
             new = dict(row)
         else:
-            new = row  # type: ignore[assignment]
-        if prediction and "PRICE_PREDICTION" in new:
-            fixed = _fix_prediction(new["PRICE_PREDICTION"])
-            if fixed is not new["PRICE_PREDICTION"]:
+            new = row
+        if renames_list_key and col in new:
+            fixed = _current_list_key(new[col], list_keys)
+            if fixed is not new[col]:
                 new = dict(new) if new is row else new
-                new["PRICE_PREDICTION"] = fixed
+                new[col] = fixed
         append(new)
     return out
 
@@ -648,12 +405,13 @@ def normalize_rows(endpoint: Endpoint | str, rows: list[dict]) -> list[dict]:
 
 
 def _tidy_columns(endpoint: Endpoint, fields: tuple[str, ...]) -> tuple[str, ...]:
-    nest = _NESTS.get(endpoint.nested or "")
+    shape = endpoint.nested_shape
     parent = tuple(c for c in fields if c != endpoint.nested)
-    order = [c for c in (*_IDENT, "DATE") if c in parent] + [c for c in parent if c not in (*_IDENT, "DATE")]
-    if nest is None:
+    first = (*TOKEN_IDENTIFIERS, "DATE")
+    order = [c for c in first if c in parent] + [c for c in parent if c not in first]
+    if shape is None:
         return tuple(order) + (endpoint.nested or "",)
-    return (*order, *nest.head_columns, *nest.item_columns)
+    return (*order, *shape.head_columns, *shape.item_columns)
 
 
 def frame_columns(endpoint: Endpoint | str, *, tidy: bool = True) -> tuple[str, ...]:
@@ -663,13 +421,13 @@ def frame_columns(endpoint: Endpoint | str, *, tidy: bool = True) -> tuple[str, 
     ``date_column`` and, for token-keyed endpoints, ``TOKEN_ID``.
     """
     ep = get_endpoint(endpoint)
-    fields = list(_FIELDS.get(ep.name, ()))
+    fields = list(ep.fields)
     if not fields:
-        fields = [*(_IDENT if ep.token_keyed else ()), *ep.key, *ep.numeric]
+        fields = [*(TOKEN_IDENTIFIERS if ep.token_keyed else ()), *ep.key, *ep.numeric]
     if ep.token_keyed and "TOKEN_ID" not in fields:
         fields.insert(0, "TOKEN_ID")
     if ep.date_column and ep.date_column not in fields:
-        pos = max((fields.index(c) + 1 for c in _IDENT if c in fields), default=0)
+        pos = max((fields.index(c) + 1 for c in TOKEN_IDENTIFIERS if c in fields), default=0)
         fields.insert(pos, ep.date_column)
     for c in ep.numeric:
         if c not in fields:
@@ -685,7 +443,7 @@ def frame_columns(endpoint: Endpoint | str, *, tidy: bool = True) -> tuple[str, 
 
 
 def _is_primary_date(name: Any, endpoint: Endpoint) -> bool:
-    return name == endpoint.date_column or _upper(name) in _DATE_NAMES
+    return name == endpoint.date_column or _upper(name) in DATE_COLUMNS
 
 
 def _is_date_like(name: Any) -> bool:
@@ -775,7 +533,7 @@ def _ids(s: pd.Series) -> pd.Series:
         return res
 
 
-def _epoch_unit(values: pd.Series) -> str:
+def _epoch_unit(values: pd.Series) -> TimeUnit:
     m = float(np.nanmax(np.abs(values.to_numpy(dtype="float64")))) if values.notna().any() else 0.0
     return "ns" if m >= 1e17 else "us" if m >= 1e14 else "ms" if m >= 1e11 else "s"
 
@@ -822,7 +580,7 @@ def _dates(s: pd.Series, primary: bool) -> pd.Series:
         if not isinstance(first, _DATEISH) and not primary:
             return s
         target = s
-        if dtype == object and not all(isinstance(v, _DATEISH) or _is_missing(v) for v in values):
+        if pdt.is_object_dtype(dtype) and not all(isinstance(v, _DATEISH) or _is_missing(v) for v in values):
             if not primary:
                 return s
             # Numbers, lists... mixed into a date column: those entries become NaT.
@@ -847,7 +605,12 @@ def _dates(s: pd.Series, primary: bool) -> pd.Series:
 
 def _declared_numeric(endpoint: Endpoint) -> frozenset[str]:
     """Upper-cased names of the columns known to be numeric for this endpoint."""
-    return frozenset(c.upper() for c in (*_NUMERIC_HINTS, *endpoint.numeric))
+    nested = endpoint.nested_shape.numeric if endpoint.nested_shape else ()
+    return frozenset(c.upper() for c in (*_NUMERIC_HINTS, *endpoint.numeric, *nested))
+
+
+def _is_object_field(upper: Any, endpoint: Endpoint) -> bool:
+    return upper in _OBJECT_FIELDS or upper in endpoint.list_fields or upper == endpoint.nested
 
 
 def _type_frame(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
@@ -864,7 +627,7 @@ def _type_frame(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
             t = _numeric(s, True)
         elif _is_date_like(name):
             t = _dates(s, False)
-        elif u in _OBJECT_FIELDS or _is_text_name(name):
+        elif _is_object_field(u, endpoint) or _is_text_name(name):
             t = s
         else:
             t = _numeric(s, u in declared)
@@ -888,7 +651,7 @@ def _empty_dtype(name: str, endpoint: Endpoint) -> Any:
         return "Int64"
     if _is_primary_date(name, endpoint):
         return _DT_DTYPE
-    if u in _OBJECT_FIELDS:
+    if _is_object_field(u, endpoint):
         return object
     if u in _declared_numeric(endpoint):
         return "float64"
@@ -930,7 +693,7 @@ def _sort(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
     date_col = (
         endpoint.date_column
         if endpoint.date_column in df.columns
-        else next((c for c in _DATE_NAMES if c in df.columns), None)
+        else next((c for c in DATE_COLUMNS if c in df.columns), None)
     )
     if date_col is None or not pdt.is_datetime64_any_dtype(df[date_col].dtype) or len(df) < 2:
         return df.reset_index(drop=True) if not isinstance(df.index, pd.RangeIndex) else df
@@ -953,9 +716,6 @@ def _index(df: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
     except TypeError:  # unhashable values
         return df
     return df.set_index(col)
-
-
-_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 
 
 def lower_name(name: Any) -> str:
@@ -1016,70 +776,3 @@ def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = Fa
     if lowercase:
         df = _lowercase(df)
     return df
-
-
-# ------------------------------------------------------------------------------------------------
-# Benchmark
-
-
-def _bench_rows(n: int) -> list[dict[str, Any]]:
-    """``n`` daily-ohlcv rows shaped like reference §4.3 (newest first per token, several tokens)."""
-    tokens = [
-        (3306, "Ethereum", "ETH"),
-        (3375, "Bitcoin", "BTC"),
-        (3377, "Litecoin", "LTC"),
-        (3988, "Solana", "SOL"),
-        (3311, "Cardano", "ADA"),
-    ]
-    per = max(1, -(-n // len(tokens)))
-    days = pd.date_range(end="2021-05-02", periods=per, freq="D")[::-1].strftime("%Y-%m-%dT00:00:00.000Z")
-    rng = np.random.default_rng(402)
-    rows: list[dict[str, Any]] = []
-    for tid, name, sym in tokens:
-        close = 2950.337798 * np.exp(np.cumsum(rng.normal(0, 0.03, per)))
-        for i, d in enumerate(days):
-            if len(rows) == n:
-                break
-            c = float(close[i])
-            rows.append(
-                {
-                    "TOKEN_ID": tid,
-                    "TOKEN_NAME": name,
-                    "TOKEN_SYMBOL": sym,
-                    "DATE": d,
-                    "OPEN": c * 0.998,
-                    "HIGH": c * 1.013,
-                    "LOW": c * 0.967,
-                    "CLOSE": c,
-                    "VOLUME": 1.388496e08 * (1 + 0.1 * (i % 7)),
-                }
-            )
-    return rows
-
-
-def bench_to_frame(n: int = 10_000, *, repeat: int = 7) -> dict[str, float]:
-    """Time ``to_frame`` on ``n`` daily-ohlcv rows: best-of-``repeat`` milliseconds and peak traced MiB."""
-    ep = get_endpoint("daily-ohlcv")
-    rows = _bench_rows(n)
-    to_frame(ep, rows)  # warm-up (imports, caches)
-    times = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        to_frame(ep, rows)
-        times.append(time.perf_counter() - t0)
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    to_frame(ep, rows)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    if not was_tracing:
-        tracemalloc.stop()
-    times.sort()
-    return {
-        "n": n,
-        "ms": round(min(times) * 1000, 3),
-        "median_ms": round(times[len(times) // 2] * 1000, 3),
-        "peak_mb": round(peak / 2**20, 3),
-    }

@@ -1,7 +1,8 @@
 """From what the user asked to the requests that answer it, without any I/O.
 
 ``validate_params`` checks names, types, ranges and dates against the
-catalogue (nothing is sent for a bad request). ``plan_requests`` turns one
+catalogue (nothing is sent for a bad request); ``validate_and_split_symbols``
+also sets the symbols apart, to be resolved to token ids. ``plan_requests`` turns one
 logical request into the fewest API calls: token ids in comma lists of at most
 the page size, long date ranges in non-overlapping windows. Pagination happens
 later, per planned request, until a short page.
@@ -10,14 +11,12 @@ later, per planned request, until a short page.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .catalogue import Endpoint, Param
+from .catalogue import Endpoint, Param, get_endpoint
 from .errors import ParamError
 
 #: Friendly spellings accepted from Python and magics → the API's names.
@@ -37,10 +36,6 @@ PARAM_ALIASES = {
     "indices_type": "indicesType",
     "indicestype": "indicesType",
 }
-
-#: Daily endpoints are fetched in windows of at most this many days, hourly ones in shorter windows.
-WINDOW_DAYS_DAILY = 365
-WINDOW_DAYS_HOURLY = 31
 
 
 def _as_list(value: Any, param: Param) -> list[Any]:
@@ -145,6 +140,29 @@ def validate_params(endpoint: Endpoint, params: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+@dataclass(frozen=True)
+class ValidatedCall:
+    """A call's endpoint and checked parameters, its symbols set apart to be resolved to token ids."""
+
+    endpoint: Endpoint
+    params: dict[str, Any]
+    symbols: list[str]
+
+    def with_token_ids(self, ids: Iterable[int]) -> dict[str, Any]:
+        """The parameters with the resolved ``ids`` added to any ``token_id`` given, once each, in order."""
+        if not self.symbols:
+            return dict(self.params)
+        return {**self.params, "token_id": list(dict.fromkeys([*self.params.get("token_id", []), *ids]))}
+
+
+def validate_and_split_symbols(endpoint: str | Endpoint, params: Mapping[str, Any]) -> ValidatedCall:
+    """Check ``params`` against ``endpoint`` (nothing is sent for a bad call) and set its symbols apart."""
+    ep = get_endpoint(endpoint)
+    clean = validate_params(ep, params)
+    symbols = clean.pop("symbol", None) if ep.token_keyed else None
+    return ValidatedCall(ep, clean, symbols or [])
+
+
 def wire_value(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(wire_value(v) for v in value)
@@ -159,17 +177,9 @@ def to_wire(params: Mapping[str, Any]) -> dict[str, str]:
     return {k: wire_value(v) for k, v in params.items()}
 
 
-def cache_key(base_url: str, endpoint: Endpoint, wire: Mapping[str, str]) -> str:
-    """Canonical key: same endpoint and parameters (order-free) → same key."""
-    canon = json.dumps(
-        {"u": base_url.rstrip("/"), "e": endpoint.name, "p": sorted(wire.items())}, separators=(",", ":")
-    )
-    return hashlib.sha256(canon.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One API call pattern: fixed parameters, paged until a short page unless ``single_page``."""
+    """One API request of a plan: fixed parameters, paged until a short page unless ``single_page``."""
 
     endpoint: Endpoint
     params: dict[str, Any]
@@ -211,7 +221,7 @@ def plan_requests(
     windows: list[dict[str, Any]] = [{}]
     start, end = params.get("startDate"), params.get("endDate")
     if endpoint.dated and start and end and not single_page:
-        days = window_days or (WINDOW_DAYS_HOURLY if endpoint.date_column == "TIMESTAMP" else WINDOW_DAYS_DAILY)
+        days = window_days or endpoint.window_days
         windows = [{"startDate": a, "endDate": b} for a, b in date_windows(start, end, days)]
     plans = []
     for batch in id_batches:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.tokenmetrics.conftest import FAST_RETRY, make_client, settled_match
 from tm402_nb.errors import BudgetExceeded, ConfigurationError
+from tm402_nb.sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
 from tm402_nb.tokenmetrics.catalogue import ENDPOINTS, UnknownEndpoint
 from tm402_nb.tokenmetrics.client import AsyncClient, Client
 from tm402_nb.tokenmetrics.errors import APIError, DataNotFound, ParamError, UnknownSymbol
@@ -266,3 +267,25 @@ def test_5xx_on_a_warm_paid_request_replays_the_same_payment(client, sandbox, fu
     assert client.auth.stats["signed"] == signed_before + 1
     assert ledger.payments()["status"].tolist() == ["settled", "settled"]
     settled_match(sandbox, funded, ledger)
+
+
+def test_a_batch_is_checked_against_the_calls_own_cap_and_asset(sandbox, funded, ledger):
+    """The up-front batch check prices the call's asset and applies the call's cap, never the defaults."""
+    sandbox.fund(funded.address, "tmai", "100")
+    policy = SpendPolicy(
+        max_per_call="0.01",
+        budget="2.00",
+        extra_assets=[SANDBOX_TMAI_BASE_SEPOLIA],
+        asset_limits={"TMAI": {"max_per_call": "5"}},
+    )
+    two_windows = dict(symbol="BTC", start="2024-01-01", end="2025-06-30")
+    with make_client(sandbox, funded, ledger, policy=policy) as c:
+        with pytest.raises(BudgetExceeded, match="per-call cap"):
+            c.frame("daily-ohlcv", **two_windows)
+        assert ledger.payments().empty  # refused before the first payment
+        df = c.frame("daily-ohlcv", max_per_call="0.05", **two_windows)
+        assert df.attrs["tm402"]["paid"] >= 2
+        assert set(ledger.payments()["asset_symbol"]) == {"USDC"}
+        q = c.quote("tm-grade", symbol="BTC", pay_with="tmai")
+        assert q.asset == "TMAI"
+    assert policy.max_per_call == 10_000  # the call's cap never touched the policy

@@ -214,10 +214,15 @@ class _ClientCore:
         """Whether a batch should be priced before its first payment (a refusal then costs nothing)."""
         return len(plans) > 1 and self.auth is not None and not endpoint.free
 
-    def _check_batch_against(self, required: PaymentRequired | None, plans: list[PlannedRequest]) -> None:
+    def _check_batch_against(
+        self, required: PaymentRequired | None, plans: list[PlannedRequest], options: CallOptions
+    ) -> None:
         if required is not None and self.auth is not None:
             policy = self.auth.policy
-            policy.check_batch(policy.select(required), len(plans))
+            # The batch is priced in the call's own asset and against the call's own cap.
+            pay = options.payment(self.pay_with)
+            offer = policy.select(required, pay_with=pay.pay_with, max_per_call=pay.max_per_call)
+            policy.check_batch(offer, len(plans), max_per_call=pay.max_per_call)
 
     def _frame(
         self,
@@ -245,10 +250,23 @@ class _ClientCore:
         return frame
 
     def _quote(
-        self, call: ValidatedCall, params: dict[str, Any], calls: int, required: PaymentRequired | None
+        self,
+        call: ValidatedCall,
+        params: dict[str, Any],
+        calls: int,
+        required: PaymentRequired | None,
+        options: CallOptions,
     ) -> Quote:
         policy = self.auth.policy if self.auth is not None else None
-        return quote_from(call.endpoint, to_wire(params), calls, required, mode=self.mode, policy=policy)
+        return quote_from(
+            call.endpoint,
+            to_wire(params),
+            calls,
+            required,
+            mode=self.mode,
+            policy=policy,
+            pay_with=options.pay_with or self.pay_with,
+        )
 
 
 class Client(_ClientCore):
@@ -336,7 +354,7 @@ class Client(_ClientCore):
         params = self._token_params(call, options)
         plans = plan_requests(call.endpoint, params, window_days=self.window_days)
         required = self._challenge(call.endpoint, page_wire(plans[0]), options) if self.mode.pays else None
-        return self._quote(call, params, len(plans), required)
+        return self._quote(call, params, len(plans), required, options)
 
     def request(
         self,
@@ -463,7 +481,7 @@ class Client(_ClientCore):
             required = self._challenge(endpoint, page_wire(plans[0]), options)
         except (DataNotFound, X402ProtocolError):
             return
-        self._check_batch_against(required, plans)
+        self._check_batch_against(required, plans, options)
 
 
 class AsyncClient(_ClientCore):
@@ -551,7 +569,7 @@ class AsyncClient(_ClientCore):
         params = await self._token_params(call, options)
         plans = plan_requests(call.endpoint, params, window_days=self.window_days)
         required = await self._challenge(call.endpoint, page_wire(plans[0]), options) if self.mode.pays else None
-        return self._quote(call, params, len(plans), required)
+        return self._quote(call, params, len(plans), required, options)
 
     async def request(
         self,
@@ -680,7 +698,7 @@ class AsyncClient(_ClientCore):
             required = await self._challenge(endpoint, page_wire(plans[0]), options)
         except (DataNotFound, X402ProtocolError):
             return
-        self._check_batch_against(required, plans)
+        self._check_batch_against(required, plans, options)
 
 
 def _in_this_context(fn: Callable[..., _T]) -> Callable[..., _T]:

@@ -63,6 +63,7 @@ def quote_from(
     *,
     mode: Mode,
     policy: SpendPolicy | None,
+    pay_with: str | None = None,
 ) -> Quote:
     """The quote for ``calls`` requests like ``wire``, given the challenge (None: the answer was free)."""
     if not mode.pays:
@@ -71,7 +72,7 @@ def quote_from(
         return Quote(endpoint.name, wire, calls, mode=mode)
     offers = tuple(f"{r.amount} of {r.asset} on {r.network}" for r in required.accepts)
     try:
-        offer = policy.select(required)
+        offer = policy.select(required, pay_with=pay_with)
     except PaymentRefused as exc:
         # Still say what it would cost, in the first offer's terms, and why it would be refused.
         first = required.accepts[0]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import LedgerError
 from ..money import to_display
-from ..status import COUNTED, PaymentStatus
+from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus
 
 if TYPE_CHECKING:
     import pandas as pd  # loaded on first use: the ledger must stay cheap to import
@@ -40,7 +40,16 @@ LEDGER_FILENAME = "ledger.sqlite3"
 #: ``status IN (...)`` over the statuses that count as spent (``status.COUNTED``): a pending or
 #: unknown payment may have settled, so it is counted until proven failed. Bound, never spliced.
 _COUNTED = tuple(sorted(COUNTED))
-_COUNTED_SQL = f"status IN ({','.join('?' * len(_COUNTED))})"
+# A refused (failed) payment whose authorization has not expired is reserved: whoever holds
+# the signature can still settle it, so it counts until ``valid_before`` plus the margin.
+_COUNTED_SQL = (
+    f"(status IN ({','.join('?' * len(_COUNTED))}) OR (status = ? AND valid_before + {EXPIRY_MARGIN_SECONDS} > ?))"
+)
+
+
+def _counted_args(now: float) -> list[Any]:
+    return [*_COUNTED, PaymentStatus.FAILED, now]
+
 
 _MIGRATIONS: list[str] = [
     # v1. A migration is history: its CHECK spells the PaymentStatus values as they were then,
@@ -104,6 +113,10 @@ _MIGRATIONS: list[str] = [
         meta TEXT
     );
     CREATE INDEX cache_expires ON cache(expires_at);
+    """,
+    # v2: what a receipt said that disagrees with what was signed (kept apart, never merged).
+    """
+    ALTER TABLE payments ADD COLUMN discrepancy TEXT;
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -327,8 +340,10 @@ class Ledger:
         *,
         tx: str | None = None,
         error: str | None = None,
-        payer: str | None = None,
+        discrepancy: str | None = None,
     ) -> None:
+        """Record an outcome. What was signed (payer, amount, network...) is never rewritten:
+        a receipt that disagrees lands in ``discrepancy``, beside it."""
         try:
             status = PaymentStatus(status)
         except ValueError:
@@ -336,15 +351,15 @@ class Ledger:
         with self._lock:
             self._conn.execute(
                 """UPDATE payments SET status=?, updated_at=?, tx=COALESCE(?, tx), error=?,
-                   payer=COALESCE(?, payer) WHERE id=?""",
-                (status, time.time(), tx, error, payer, payment_id),
+                   discrepancy=COALESCE(?, discrepancy) WHERE id=?""",
+                (status, time.time(), tx, error, discrepancy, payment_id),
             )
 
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
         sql = f"SELECT amount FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
-        args: list[Any] = [asset.lower(), network, *_COUNTED]
+        args: list[Any] = [asset.lower(), network, *_counted_args(time.time())]
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
@@ -354,7 +369,8 @@ class Ledger:
         return sum(int(row[0]) for row in conn.execute(sql, args))
 
     def spent(self, asset: str, network: str, *, since: float | None = None, payer: str | None = None) -> int:
-        """Atomic units of ``asset`` spent (pending, settled or unknown) since ``since``."""
+        """Atomic units of ``asset`` counted since ``since``: pending, settled or unknown, and
+        refused ones whose authorization could still settle (reserved)."""
         with self._lock:
             return self._spent(self._conn, asset, network, since=since, payer=payer)
 
@@ -497,6 +513,8 @@ class Ledger:
             "payer",
             "tx",
             "error",
+            "discrepancy",
+            "reserved",
             "nonce",
             "valid_before",
             "x402_version",
@@ -508,7 +526,12 @@ class Ledger:
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
             frame["amount"] = frame["amount"].astype("float64")
             return frame
+        now = time.time()
         for r in rows:
+            # Refused, but its authorization can still settle: counted apart from what was spent.
+            r["reserved"] = (
+                r["status"] == PaymentStatus.FAILED and (r["valid_before"] or 0) + EXPIRY_MARGIN_SECONDS > now
+            )
             r["amount_atomic"] = int(r["amount"])
             r["amount"] = float(to_display(int(r["amount"]), int(r["decimals"] or 0)))
         frame = pd.DataFrame(rows)[cols]

@@ -21,6 +21,8 @@ _LAZY = {
     "X402Auth": "auth",
     "payment_of": "auth",
     "receipt": "auth",
+    "astrip_payment_on_redirect": "auth",
+    "strip_payment_on_redirect": "auth",
     "async_paying_client": "client",
     "paying_client": "client",
     "Eip712Domain": "eip3009",

@@ -53,14 +53,16 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     # The kernel talks only to this process: over Unix sockets in a private (0700) temporary
     # folder rather than plain TCP on 127.0.0.1, which any local user could connect to (and which
     # ipykernel warns about). The path is absolute because the kernel runs in the notebook's folder.
+    # Windows has no IPC transport in ZeroMQ: it keeps the default.
     sockets = tempfile.TemporaryDirectory(prefix="tm402-kernel-")
+    ipc = {"transport": "ipc", "ip": os.path.join(sockets.name, "kernel")} if os.name == "posix" else {}
     try:
         NotebookClient(
             nb,
             timeout=120,
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
-            config=Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets.name, "kernel")}}),
+            config=Config({"KernelManager": ipc}),
         ).execute()
     except CellExecutionError as exc:
         failed = exc

@@ -36,6 +36,7 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
@@ -49,13 +50,24 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     print(f"running {path.name} headless against the sandbox (synthetic data, no real money)\n")
     failed = None
     started = time.perf_counter()
+    # The kernel talks only to this process: over Unix sockets in a private (0700) temporary
+    # folder rather than plain TCP on 127.0.0.1, which any local user could connect to (and which
+    # ipykernel warns about). The path is absolute because the kernel runs in the notebook's folder.
+    # Windows has no IPC transport in ZeroMQ: it keeps the default.
+    sockets = tempfile.TemporaryDirectory(prefix="tm402-kernel-")
+    ipc = {"transport": "ipc", "ip": os.path.join(sockets.name, "kernel")} if os.name == "posix" else {}
     try:
         NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            config=Config({"KernelManager": ipc}),
         ).execute()
     except CellExecutionError as exc:
         failed = exc
     finally:
+        sockets.cleanup()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

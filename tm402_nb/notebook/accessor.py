@@ -394,10 +394,6 @@ def _missing(v: Any) -> bool:
         return False
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _is_whole(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import tm402_nb as tm
 from tm402_nb.errors import BudgetExceeded, ConfigurationError, WalletError
 from tm402_nb.session.modes import mode_from_env
+from tm402_nb.tokenmetrics.client import AsyncClient
 from tm402_nb.tokenmetrics.modes import Mode
 
 # The public example key from the eth-account documentation: a test vector, never a real wallet.
@@ -194,3 +196,50 @@ def test_session_mode_is_a_mode_and_a_plain_string():
         assert s.mode is Mode.SANDBOX and s.mode == "sandbox" and f"{s.mode}" == "sandbox"
     with pytest.raises(ConfigurationError, match="mode must be sandbox, x402 or api-key"):
         tm.connect(mode="live")
+
+
+# -- closing the async client --------------------------------------------------------------------
+def test_close_closes_the_async_client():
+    s = tm.connect(mode="sandbox")
+    aclient = s.async_client()
+    frame = asyncio.run(aclient.frame("tm-grade", symbol="BTC"))  # leaves a pooled connection behind
+    assert frame.attrs["tm402"]["paid"] == 1
+    s.close()  # plain code: no loop is running
+    assert aclient._http.is_closed and s.closed
+
+
+def test_aclose_awaits_the_async_client_close():
+    async def main() -> AsyncClient:
+        s = tm.connect(mode="sandbox")
+        aclient = s.async_client()
+        await aclient.frame("tm-grade", symbol="BTC")
+        await s.aclose()
+        assert s.closed and tm.current_session() is None
+        return aclient
+
+    aclient = asyncio.run(main())
+    assert aclient._http.is_closed and aclient._bare.is_closed
+
+
+def test_close_in_a_running_loop_closes_the_async_client():
+    # As in a Jupyter cell: the cell's code runs inside the kernel's loop, which keeps running after it.
+    kernel_loop = asyncio.new_event_loop()
+
+    async def cell() -> AsyncClient:
+        s = tm.connect(mode="sandbox")
+        aclient = s.async_client()
+        await aclient.frame("tm-grade", symbol="BTC")
+        s.close()
+        assert s.closed and tm.current_session() is None
+        return aclient
+
+    async def next_cells() -> None:
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await asyncio.gather(*pending)
+
+    try:
+        aclient = kernel_loop.run_until_complete(cell())
+        kernel_loop.run_until_complete(next_cells())
+    finally:
+        kernel_loop.close()
+    assert aclient._http.is_closed and aclient._bare.is_closed

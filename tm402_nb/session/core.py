@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ __all__ = ["Session"]
 
 #: Assets a session can pay with by default (the policy and the client agree on the choice).
 PAYABLE = ("usdc", "tmai")
+
+# Closes of async clients scheduled on a running loop: the loop keeps only weak references to tasks.
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 class Session:
@@ -157,14 +161,36 @@ class Session:
 
             _forget(self)
 
+    async def aclose(self) -> None:
+        """:meth:`close` for async code: the async client's close is awaited on this loop."""
+        if self._closed:
+            return
+        aclient, self._aclient = self._aclient, None
+        try:
+            if aclient is not None:
+                await aclient.aclose()
+        finally:
+            self.close()
+
     def _close_async_client(self) -> None:
         aclient, self._aclient = self._aclient, None
         if aclient is None:
             return
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(aclient.aclose())
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # plain code: no loop runs here, so close it on a fresh one
+            # RuntimeError: its pooled connections were opened on a loop that has closed since (an
+            # earlier asyncio.run) and no loop can close them any more. httpx has marked the client
+            # closed and dropped them from its pool, so their sockets close when they are collected.
+            with contextlib.suppress(RuntimeError):
+                asyncio.run(aclient.aclose())
+            return
+        # Called from a running loop (a Jupyter cell runs inside the kernel's): that loop owns the
+        # client's connections and cannot be blocked from its own thread, so the close runs on it
+        # as soon as the cell gives control back. Async code that must see it done awaits aclose().
+        task = loop.create_task(aclient.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_closed_async_client)
 
     @property
     def closed(self) -> bool:
@@ -187,6 +213,12 @@ class Session:
         if self.sandbox is not None:
             bits.append(f"sandbox={self.sandbox.url}")
         return f"Session({', '.join(bits)})"
+
+
+def _closed_async_client(task: asyncio.Task[None]) -> None:
+    _CLOSING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        warnings.warn(f"closing the session's AsyncClient failed: {task.exception()}", RuntimeWarning, stacklevel=1)
 
 
 def _plain(value: Decimal) -> Decimal:

@@ -89,6 +89,17 @@ def test_scope_counts_and_caps():
                 s.client.frame("ai-reports", symbol="ETH")
 
 
+def test_pay_with_setter_changes_the_session_default():
+    with tm.connect(mode="sandbox") as s:
+        assert s.pay_with == "usdc"
+        s.pay_with = "TMAI"
+        assert s.pay_with == s.policy.pay_with == s.client.pay_with == "tmai"
+        assert s.client.frame("tm-grade", symbol="BTC").attrs["tm402"]["amount"] == {"TMAI": "1.53"}
+        with pytest.raises(ConfigurationError, match="usdc or tmai"):
+            s.pay_with = "eth"
+        assert s.pay_with == "tmai"
+
+
 def test_budget_setter_and_refusal():
     with tm.connect(mode="sandbox") as s:
         assert s.budget is None

@@ -331,7 +331,7 @@ class TMAccessor:
         values = self._key_values(on)
         if by is not None and by not in _BY:
             raise ConfigurationError(f"by must be 'symbol' or 'token_id', got {by!r}")
-        raw = values.to_numpy(dtype=object, na_value=None)
+        raw = values.to_numpy(dtype=object)  # NaN, None, pd.NA and NaT all count as missing (_missing)
         try:
             present = list(dict.fromkeys(v for v in raw if not _missing(v)))
         except TypeError:

@@ -41,7 +41,9 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    env = {"TM402_MODE": "sandbox", "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
+    from .tokenmetrics.modes import Mode
+
+    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
     saved = {k: os.environ.get(k) for k in (*env, "TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
     os.environ.update(env)
     for k in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):

@@ -69,6 +69,7 @@ from typing import Any
 import pandas as pd
 
 from ...errors import ConfigurationError
+from ..accessor import FrameCost
 from . import correlation, grades, indices, levels, market, ohlcv, quant, scenarios, signals
 from .common import Chart, legend, normalize_columns
 from .ohlcv import MAX_CANDLES
@@ -138,8 +139,7 @@ def _endpoint(df: pd.DataFrame) -> str | None:
 
 
 def _is_sandbox(df: pd.DataFrame) -> bool:
-    meta = df.attrs.get("tm402") if isinstance(df.attrs, dict) else None
-    return isinstance(meta, dict) and meta.get("mode") == "sandbox"
+    return FrameCost.from_attrs(df.attrs.get("tm402")).from_sandbox
 
 
 def _resolve_kind(name: str) -> str:

@@ -75,7 +75,7 @@ class Session:
     @property
     def pay_with(self) -> str:
         """The asset calls pay with unless a call asks for another (``"usdc"`` or ``"tmai"``)."""
-        return str(self.client.pay_with)
+        return self.client.pay_with
 
     @pay_with.setter
     def pay_with(self, asset: str) -> None:

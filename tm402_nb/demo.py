@@ -42,7 +42,9 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    env = {"TM402_MODE": "sandbox", "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
+    from .tokenmetrics.modes import Mode
+
+    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
     saved = {k: os.environ.get(k) for k in (*env, "TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
     os.environ.update(env)
     for k in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):
@@ -110,12 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.script and notebook.is_file():
         return run_notebook(notebook, Path(args.out))
 
-    from .session import Session
+    from .session.core import Session
+    from .tokenmetrics.modes import Mode
 
     home = Path(tempfile.mkdtemp(prefix="tm402-demo-"))
     with Session(
-        "sandbox", budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3", progress=False
+        Mode.SANDBOX, budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3", progress=False
     ) as s:
+        assert s.sandbox is not None and s.wallet is not None  # a sandbox session has both
         print(f"SANDBOX  {s.sandbox.url}  (x402 v{args.x402_version}, {s.network}, synthetic data, no real money)")
         print(f"wallet   {s.wallet.address}  (throwaway, funded by the sandbox)\n")
         for label, step in _steps(s):

@@ -229,8 +229,9 @@ CLIENT_SIDE = (
     "tm402_nb.notebook.",
     "tm402_nb.ledger",
 )
-#: `import tm402_nb` registers df.tm: the accessor module (pandas only) and its package init may load.
-ALLOWED_NOTEBOOK = ("tm402_nb.notebook", "tm402_nb.notebook.accessor")
+#: `import tm402_nb` registers df.tm (the accessor module, pandas only, and its package init) and binds
+#: tm.session through the session layer's light face (standard library only); these may load.
+ALLOWED_NOTEBOOK = ("tm402_nb.notebook", "tm402_nb.notebook.accessor", "tm402_nb.session")
 
 
 def test_sandbox_code_imports_only_the_message_layer() -> None:

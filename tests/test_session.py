@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import threading
 import warnings
 from decimal import Decimal
 
+import httpx
 import pytest
 
 import tm402_nb as tm
 from tm402_nb.errors import BudgetExceeded, ConfigurationError, WalletError
-from tm402_nb.session import _mode_from_env
+from tm402_nb.session.modes import mode_from_env
+from tm402_nb.tokenmetrics.client import AsyncClient
+from tm402_nb.tokenmetrics.modes import Mode
 
 # The public example key from the eth-account documentation: a test vector, never a real wallet.
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -28,13 +35,13 @@ KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 def test_mode_from_environment(monkeypatch, env, mode):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert _mode_from_env() == mode
+    assert mode_from_env() == mode
 
 
 def test_bad_mode_in_environment(monkeypatch):
     monkeypatch.setenv("TM402_MODE", "live")
     with pytest.raises(ConfigurationError, match="TM402_MODE"):
-        _mode_from_env()
+        mode_from_env()
 
 
 def test_sandbox_session_end_to_end():
@@ -50,8 +57,6 @@ def test_sandbox_session_end_to_end():
         assert bal["USDC"] == Decimal("99.983") and bal["TMAI"] == Decimal("10000")
         url = s.sandbox.url
     assert s.closed and tm.current_session() is None
-    import httpx
-
     with pytest.raises(httpx.HTTPError):
         httpx.get(url + "/v2/tokens", timeout=2)  # the sandbox stopped with the session
 
@@ -82,6 +87,17 @@ def test_scope_counts_and_caps():
             s.client.frame("tm-grade", symbol="ETH")
             with pytest.raises(BudgetExceeded, match="cell cap"):
                 s.client.frame("ai-reports", symbol="ETH")
+
+
+def test_pay_with_setter_changes_the_session_default():
+    with tm.connect(mode="sandbox") as s:
+        assert s.pay_with == "usdc"
+        s.pay_with = "TMAI"
+        assert s.pay_with == s.policy.pay_with == s.client.pay_with == "tmai"
+        assert s.client.frame("tm-grade", symbol="BTC").attrs["tm402"]["amount"] == {"TMAI": "1.53"}
+        with pytest.raises(ConfigurationError, match="usdc or tmai"):
+            s.pay_with = "eth"
+        assert s.pay_with == "tmai"
 
 
 def test_budget_setter_and_refusal():
@@ -142,3 +158,99 @@ def test_session_is_thread_safe_to_read():
         for t in threads:
             t.join()
         assert all(x is s for x in seen)
+
+
+# -- tm.session is the function, whatever was imported first ------------------------------------
+IMPORT_ORDERS = {
+    "the package, then the subpackage": (
+        "import tm402_nb as tm\nfirst = tm.session()\nimport tm402_nb.session\nassert tm.session() is first\n"
+    ),
+    "the subpackage first": "import tm402_nb.session\nimport tm402_nb as tm\nfirst = tm.session()\n",
+    "a from-import first": (
+        "from tm402_nb.session import connect\nimport tm402_nb as tm\nfirst = tm.session()\nassert connect is tm.connect\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("imports", list(IMPORT_ORDERS.values()), ids=list(IMPORT_ORDERS))
+def test_tm_session_is_the_function_in_any_import_order(imports, tmp_path):
+    # A fresh interpreter each: the order of the imports is the thing under test.
+    code = imports + "assert first.mode == 'sandbox' and tm.current_session() is first\nfirst.close()\nprint('ok')\n"
+    env = {**os.environ, "TM402_MODE": "sandbox", "TM402_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+# -- one constructor per mode -----------------------------------------------------------------
+def test_a_refused_option_stops_the_sandbox_it_started(monkeypatch):
+    import tm402_nb.sandbox as sandbox_module
+
+    started = []
+    real_serve = sandbox_module.serve
+
+    def serve(**kwargs):
+        started.append(real_serve(**kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(sandbox_module, "serve", serve)
+    with pytest.raises(ConfigurationError, match="pay_with"):
+        tm.connect(mode="sandbox", pay_with="eth")  # refused by the spend policy, made after the sandbox
+    assert len(started) == 1
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(started[0].url + "/v2/tokens", timeout=2)  # stopped with the failed session
+    assert tm.current_session() is None
+
+
+def test_session_mode_is_a_mode_and_a_plain_string():
+    with tm.connect(mode="sandbox") as s:
+        assert s.mode is Mode.SANDBOX and s.mode == "sandbox" and f"{s.mode}" == "sandbox"
+    with pytest.raises(ConfigurationError, match="mode must be sandbox, x402 or api-key"):
+        tm.connect(mode="live")
+
+
+# -- closing the async client --------------------------------------------------------------------
+def test_close_closes_the_async_client():
+    s = tm.connect(mode="sandbox")
+    aclient = s.async_client()
+    frame = asyncio.run(aclient.frame("tm-grade", symbol="BTC"))  # leaves a pooled connection behind
+    assert frame.attrs["tm402"]["paid"] == 1
+    s.close()  # plain code: no loop is running
+    assert aclient._http.is_closed and s.closed
+
+
+def test_aclose_awaits_the_async_client_close():
+    async def main() -> AsyncClient:
+        s = tm.connect(mode="sandbox")
+        aclient = s.async_client()
+        await aclient.frame("tm-grade", symbol="BTC")
+        await s.aclose()
+        assert s.closed and tm.current_session() is None
+        return aclient
+
+    aclient = asyncio.run(main())
+    assert aclient._http.is_closed and aclient._bare.is_closed
+
+
+def test_close_in_a_running_loop_closes_the_async_client():
+    # As in a Jupyter cell: the cell's code runs inside the kernel's loop, which keeps running after it.
+    kernel_loop = asyncio.new_event_loop()
+
+    async def cell() -> AsyncClient:
+        s = tm.connect(mode="sandbox")
+        aclient = s.async_client()
+        await aclient.frame("tm-grade", symbol="BTC")
+        s.close()
+        assert s.closed and tm.current_session() is None
+        return aclient
+
+    async def next_cells() -> None:
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await asyncio.gather(*pending)
+
+    try:
+        aclient = kernel_loop.run_until_complete(cell())
+        kernel_loop.run_until_complete(next_cells())
+    finally:
+        kernel_loop.close()
+    assert aclient._http.is_closed and aclient._bare.is_closed

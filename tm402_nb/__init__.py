@@ -5,8 +5,11 @@
     r = httpx.get(url, auth=auth)
     tm.receipt(r)
 
-Heavy modules (pandas, FastAPI, the sandbox) load on first use, so importing
-the package stays cheap.
+Heavy modules (the client, the wallet, FastAPI, the sandbox) load on first use,
+so importing the package stays cheap. ``tm.session`` is the function
+:func:`tm402_nb.session.session` whatever was imported before: the session
+layer's light public face is imported here, after which Python never rebinds
+that name to the subpackage (see :mod:`tm402_nb.session`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from .errors import (
     X402ProtocolError,
 )
 
+# Importing tm402_nb registers ``df.tm``: the accessor module imports pandas and
+# nothing heavier; the client, the session's parts and the sandbox load on first use.
+from .notebook import accessor as _accessor  # noqa: F401
+from .session import connect, current_session, session
+
 __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily by __getattr__.
@@ -40,10 +48,7 @@ _LAZY = {
     "paying_client": "tm402_nb.x402.client",
     "async_paying_client": "tm402_nb.x402.client",
     "Ledger": "tm402_nb.ledger",
-    "connect": "tm402_nb.session",
-    "session": "tm402_nb.session",
-    "current_session": "tm402_nb.session",
-    "Session": "tm402_nb.session",
+    "Session": "tm402_nb.session.core",
     "Client": "tm402_nb.tokenmetrics.client",
     "AsyncClient": "tm402_nb.tokenmetrics.client",
     "Quote": "tm402_nb.tokenmetrics.client",
@@ -67,6 +72,9 @@ __all__ = [
     "TM402Error",
     "WalletError",
     "X402ProtocolError",
+    "connect",
+    "current_session",
+    "session",
     *_LAZY,
 ]
 
@@ -82,11 +90,6 @@ def unload_ipython_extension(ip: Any) -> None:
     from .notebook import unload_ipython_extension as unload
 
     unload(ip)
-
-
-# Importing tm402_nb registers ``df.tm``: the accessor module imports pandas and
-# nothing heavier; the client, session and sandbox load on first use.
-from .notebook import accessor as _accessor  # noqa: E402,F401
 
 
 def __getattr__(name: str) -> Any:

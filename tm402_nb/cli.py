@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session.core import Session
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
@@ -25,8 +29,8 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
-def _endpoint_params(args: argparse.Namespace) -> dict[str, object]:
-    params: dict[str, object] = {}
+def _endpoint_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
     for name in ("symbol", "token_id", "start", "end", "limit"):
         value = getattr(args, name, None)
         if value is not None:
@@ -41,8 +45,8 @@ def _endpoint_params(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
-def _connect(args: argparse.Namespace):
-    from .session import Session
+def _connect(args: argparse.Namespace) -> Session:
+    from .session.core import Session
 
     kw: dict[str, object] = {"progress": False}
     if args.max_cost is not None:
@@ -99,6 +103,8 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
 
 
 def _add_call_args(p: argparse.ArgumentParser) -> None:
+    from .tokenmetrics.modes import Mode
+
     p.add_argument("endpoint", help="endpoint name or alias (see `tm402-nb endpoints`)")
     p.add_argument("--symbol", help="comma-separated symbols, e.g. BTC,ETH")
     p.add_argument("--token-id", dest="token_id", help="comma-separated token ids")
@@ -106,13 +112,25 @@ def _add_call_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", help="last day, YYYY-MM-DD")
     p.add_argument("--limit", type=int, help="rows (one page, ≤ 100)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other API parameter")
-    p.add_argument("--mode", choices=("sandbox", "x402", "api-key"), help="default: from the environment")
+    modes = [m.value for m in (Mode.SANDBOX, Mode.X402, Mode.API_KEY)]
+    p.add_argument("--mode", choices=modes, help="default: from the environment")
     p.add_argument("--network", choices=("base-sepolia", "base"))
     p.add_argument("--pay-with", dest="pay_with", choices=("usdc", "tmai"))
     p.add_argument("--max-cost", dest="max_cost", help="per-call cap in USD (default 0.10)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Sub-tools with their own argument parsers get the rest of the line untouched.
+    if argv and argv[0] == "sandbox":
+        from .sandbox import cli_main
+
+        return int(cli_main(argv[1:]) or 0)
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+
+        return int(demo_main(argv[1:]) or 0)
+
     parser = argparse.ArgumentParser(prog="tm402-nb", description="Pay per call for Token Metrics data with x402.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -142,16 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ledger.add_argument("--path", default=None, help="ledger file (default: $TM402_HOME or the user data dir)")
     p_ledger.set_defaults(func=_cmd_ledger)
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # Sub-tools with their own argument parsers get the rest of the line untouched.
-    if argv and argv[0] == "sandbox":
-        from .sandbox import cli_main
-
-        return int(cli_main(argv[1:]) or 0)
-    if argv and argv[0] == "demo":
-        from .demo import main as demo_main
-
-        return int(demo_main(argv[1:]) or 0)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -36,12 +36,15 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    env = {"TM402_MODE": "sandbox", "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
+    from .tokenmetrics.modes import Mode
+
+    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
     saved = {k: os.environ.get(k) for k in (*env, "TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
     os.environ.update(env)
     for k in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):
@@ -49,13 +52,24 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     print(f"running {path.name} headless against the sandbox (synthetic data, no real money)\n")
     failed = None
     started = time.perf_counter()
+    # The kernel talks only to this process: over Unix sockets in a private (0700) temporary
+    # folder rather than plain TCP on 127.0.0.1, which any local user could connect to (and which
+    # ipykernel warns about). The path is absolute because the kernel runs in the notebook's folder.
+    # Windows has no IPC transport in ZeroMQ: it keeps the default.
+    sockets = tempfile.TemporaryDirectory(prefix="tm402-kernel-")
+    ipc = {"transport": "ipc", "ip": os.path.join(sockets.name, "kernel")} if os.name == "posix" else {}
     try:
         NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            config=Config({"KernelManager": ipc}),
         ).execute()
     except CellExecutionError as exc:
         failed = exc
     finally:
+        sockets.cleanup()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -98,12 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.script and notebook.is_file():
         return run_notebook(notebook, Path(args.out))
 
-    from .session import Session
+    from .session.core import Session
+    from .tokenmetrics.modes import Mode
 
     home = Path(tempfile.mkdtemp(prefix="tm402-demo-"))
     with Session(
-        "sandbox", budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3", progress=False
+        Mode.SANDBOX, budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3", progress=False
     ) as s:
+        assert s.sandbox is not None and s.wallet is not None  # a sandbox session has both
         print(f"SANDBOX  {s.sandbox.url}  (x402 v{args.x402_version}, {s.network}, synthetic data, no real money)")
         print(f"wallet   {s.wallet.address}  (throwaway, funded by the sandbox)\n")
         for label, step in _steps(s):

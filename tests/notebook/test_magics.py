@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pandas as pd
@@ -122,6 +123,55 @@ def test_pay_with_tmai(ip, s):
     assert s.ledger.payments()["asset_symbol"].tolist() == ["TMAI"]
     ip.run_line_magic("tm", "grade ETH")
     assert s.ledger.payments()["asset_symbol"].tolist() == ["TMAI", "USDC"]
+
+
+def while_paying(s, call):
+    """Run ``call`` on another thread while this session's next payment is in flight (signed, unanswered).
+
+    Returns what it saw then: the call's frame (or error) and the session's defaults at that moment.
+    """
+    seen = {}
+
+    def outcome():
+        try:
+            seen["concurrent"] = call()
+        except Exception as exc:  # the assertions look at it
+            seen["concurrent"] = exc
+
+    def on_payment(event):
+        if event.kind != "signed" or seen:
+            return
+        seen.update(max_per_call=s.policy.max_per_call, pay_with=(s.pay_with, s.policy.pay_with))
+        worker = threading.Thread(target=outcome)
+        worker.start()
+        worker.join()
+
+    s.auth.listeners.append(on_payment)
+    return seen
+
+
+def test_max_cost_is_for_that_call_only(ip, s):
+    ip.run_line_magic("config", "TMMagics.max_per_call = 0.01")  # below tm-grade's 0.017
+    seen = while_paying(s, lambda: s.client.frame("tm-grade", symbol="ETH"))
+    paid = ip.run_line_magic("tm", "grade BTC --max-cost 0.5")
+    assert paid.attrs["tm402"]["paid"] == 1
+    assert isinstance(seen["concurrent"], BudgetExceeded)  # a call running meanwhile kept the 0.01 cap
+    assert seen["max_per_call"] == 10_000  # the session's cap never changed, not even during the call
+    with pytest.raises(BudgetExceeded):  # nor for the next call
+        ip.run_line_magic("tm", "grade SOL")
+    assert s.policy.max_per_call == 10_000 and payments(s) == 1
+
+
+def test_pay_with_is_for_that_call_only(ip, s):
+    seen = while_paying(s, lambda: s.client.frame("tm-grade", symbol="ETH"))
+    in_tmai = ip.run_line_magic("tm", "grade BTC --pay-with tmai")
+    assert list(in_tmai.attrs["tm402"]["amount"]) == ["TMAI"]
+    assert list(seen["concurrent"].attrs["tm402"]["amount"]) == ["USDC"]  # a call running meanwhile
+    assert seen["pay_with"] == ("usdc", "usdc")  # the session's default never changed
+    after = ip.run_line_magic("tm", "grade SOL")
+    assert list(after.attrs["tm402"]["amount"]) == ["USDC"]
+    assert sorted(s.ledger.payments()["asset_symbol"]) == ["TMAI", "USDC", "USDC"]
+    assert s.pay_with == s.policy.pay_with == "usdc"
 
 
 def test_config_pay_with(ip, s):

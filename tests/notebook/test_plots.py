@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 from tm402_nb.errors import ConfigurationError
 from tm402_nb.notebook import plots
 from tm402_nb.notebook.plots import MAX_CANDLES, PLOT_KINDS, kind_for, plot_frame
+from tm402_nb.notebook.plots.common import DOWN, UP
 from tm402_nb.sandbox import serve
 from tm402_nb.tokenmetrics.client import Client
 from tm402_nb.x402 import SpendPolicy, X402Auth
@@ -272,8 +273,8 @@ def test_candles_rectangle_per_bar(frames, name):
     assert len(bodies) == len(df)
     up = int((df["CLOSE"] >= df["OPEN"]).sum())
     colours = hexes(b.get_facecolor() for b in bodies)
-    assert colours.count(plots._UP) == up
-    assert colours.count(plots._DOWN) == len(df) - up
+    assert colours.count(UP) == up
+    assert colours.count(DOWN) == len(df) - up
     wicks = [c for c in ax.collections if isinstance(c, LineCollection)]
     assert len(wicks) == 1 and len(wicks[0].get_segments()) == len(df)
     lows = sorted(seg[0][1] for seg in wicks[0].get_segments())
@@ -333,8 +334,8 @@ def test_correlation_colours_by_sign(frames):
     ax = plot_frame(flipped)
     colours = hexes(b.get_facecolor() for b in rects(ax))
     widths = [b.get_width() for b in rects(ax)]
-    assert colours.count(plots._DOWN) == int((flipped["CORRELATION"] < 0).sum()) > 0
-    assert all((c == plots._DOWN) == (w < 0) for c, w in zip(colours, widths, strict=False))
+    assert colours.count(DOWN) == int((flipped["CORRELATION"] < 0).sum()) > 0
+    assert all((c == DOWN) == (w < 0) for c, w in zip(colours, widths, strict=False))
 
 
 def test_correlation_two_tokens(frames):
@@ -438,7 +439,7 @@ def test_quant_metric_option(frames):
     df = frames("quant")
     ax = plot_frame(df, metric="max_drawdown")
     assert sorted(b.get_height() for b in rects(ax)) == pytest.approx(sorted(df["MAX_DRAWDOWN"]))
-    assert all(hexes([b.get_facecolor()])[0] == plots._DOWN for b in rects(ax))  # drawdowns are negative
+    assert all(hexes([b.get_facecolor()])[0] == DOWN for b in rects(ax))  # drawdowns are negative
     with pytest.raises(ConfigurationError, match="SHARPE"):
         plot_frame(df, metric="alpha")
 
@@ -591,7 +592,7 @@ def test_levels_without_dates_and_close_as_series(frames):
     levels = [ln for ln in ax.get_lines() if ln.get_label() != "close"]
     assert len(levels) == len(df)
     assert sorted(ln.get_ydata()[0] for ln in levels) == pytest.approx(sorted(df["LEVEL"]))
-    red = [ln for ln in levels if mcolors.to_hex(ln.get_color()) == plots._DOWN]
+    red = [ln for ln in levels if mcolors.to_hex(ln.get_color()) == DOWN]
     assert len(red) == int((df["LEVEL"] > last).sum())
     assert sorted(legend_labels(ax)) == sorted(
         {"close", *(["resistance"] if red else []), *(["support"] if len(red) < len(df) else [])}

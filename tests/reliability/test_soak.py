@@ -14,6 +14,12 @@ left alive. Two numbers come out of it:
 The overall bound, < 5 MB, is the sum with a margin. Open descriptors (sockets,
 the ledger's SQLite and WAL files) are counted in /proc/self/fd: flat during the
 run, and back to where they started once the client is closed.
+
+How many calls went warm is not a constant: a remembered challenge lapses after
+the server's window (60 s), and a slow machine lapses it more often. The test
+checks that every call was either warm or cold, that the server saw exactly the
+challenges the client answered, and that cold calls are no more than the window
+can explain for the time the run actually took. Speed itself is ``make bench``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def open_fds() -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count file descriptors")
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(900)  # a hang guard for a loaded 2-core machine, not a speed goal
 def test_two_thousand_paid_calls_without_growth(tmp_path):
     # The default rate limit (20/s) would make this a test of 429 handling: raised for the soak.
     with serve(fund=False, rate_limit=100_000, rate_burst=100_000) as sb:
@@ -53,7 +59,8 @@ def test_two_thousand_paid_calls_without_growth(tmp_path):
         auth = X402Auth(wallet, SpendPolicy(budget="40"), ledger=ledger)
         gc.collect()
         fds_before = open_fds()
-        started = time.monotonic()
+        # The clock X402Auth uses to expire what it remembers, so the bound below uses the same.
+        started = time.time()
         client = Client(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, retry=FAST_RETRY, progress=False)
         try:
             for _ in range(WARMUP):
@@ -62,9 +69,8 @@ def test_two_thousand_paid_calls_without_growth(tmp_path):
             fds_warm = open_fds()
             tracemalloc.start(1)
             try:
-                for i in range(TOTAL - WARMUP):
+                for _ in range(TOTAL - WARMUP):
                     assert client.get("tm-grade", token_id=[3375], refresh=True)["data"]
-                    assert time.monotonic() - started < 150, f"too slow: {WARMUP + i} calls"
                 gc.collect()
                 grown = tracemalloc.get_traced_memory()[0]
                 retained_calls = len(client.cost.total.calls)
@@ -74,7 +80,9 @@ def test_two_thousand_paid_calls_without_growth(tmp_path):
             fds_end = open_fds()
         finally:
             client.close()
-        elapsed = time.monotonic() - started
+        elapsed = time.time() - started
+        server = sb.stats()
+        window = sb.state.config.max_timeout_seconds
         gc.collect()
         fds_closed = open_fds()
         rec = reconcile(sb, wallet.address, ledger)
@@ -87,9 +95,18 @@ def test_two_thousand_paid_calls_without_growth(tmp_path):
     assert grown < 1024 * 1024, f"memory grew {grown / 1e6:.2f} MB over {TOTAL - WARMUP} paid calls"
     assert fds_end <= fds_warm + 2, f"descriptors grew during the soak: {fds_warm} -> {fds_end}"
     assert fds_closed <= fds_before + 2, f"descriptors left open after close: {fds_before} -> {fds_closed}"
-    # One signature per call, one round trip per warm call, and every payment accounted for.
-    assert auth.stats["signed"] == TOTAL
-    assert auth.stats["warm_hits"] >= TOTAL - 2
+    # One signature per call; each call warm (one round trip) or cold (challenge, then pay).
+    cold = auth.stats["challenges"]
+    assert auth.stats["signed"] == TOTAL and auth.stats["warm_misses"] == 0
+    assert auth.stats["warm_hits"] + cold == TOTAL
+    # The server agrees: it served exactly those challenges, one extra request each, and every
+    # other payment came without one (pre-signed on a remembered challenge).
+    assert server["challenges"] == cold and server["requests"] == TOTAL + cold
+    assert server["unchallenged_payments"] == auth.stats["warm_hits"]
+    # Cold calls after the first happen only when the remembered challenge has lapsed, which
+    # takes most of the server's window each time (half of it is a bound that does not depend on
+    # the client's exact margin): a slow run may have several, a broken warm path has ~TOTAL.
+    assert 1 <= cold <= 1 + int(elapsed // (window / 2)), f"{cold} cold calls in {elapsed:.0f} s"
+    # Every payment accounted for.
     assert rec["statuses"] == {"settled": TOTAL} and rec["settlements"] == TOTAL
     assert rec["paid_atomic"] == TOTAL * PRICE
-    assert elapsed < 120

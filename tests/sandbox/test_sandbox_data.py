@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import statistics
-import time
 from datetime import date
 
 import httpx
@@ -13,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sandbox_helpers import key_headers
 
-from tm402_nb.sandbox import DEFAULT_ANCHOR, SandboxServer, create_app
+from tm402_nb.sandbox import DEFAULT_ANCHOR, ENDPOINTS, SandboxServer, create_app
 from tm402_nb.sandbox import params as P
-from tm402_nb.sandbox.datasets import DataService
+from tm402_nb.sandbox.datasets import BUILDERS, DataService
 from tm402_nb.sandbox.market import Market
 from tm402_nb.sandbox.paging import page_points, page_series
 from tm402_nb.sandbox.universe import Universe
@@ -257,26 +255,39 @@ def test_index_performance_moves_with_holdings(kc: httpx.Client) -> None:
     assert {r["ID"] for r in _rows(kc, "/v2/indices", indicesType="active")} < set(range(1, 9))
 
 
-# -- speed ------------------------------------------------------------------------------------------------------------
+# -- warm requests ----------------------------------------------------------------------------------------------------
+
+WARM_QUERIES = [
+    ("daily_ohlcv", P.SeriesQuery(symbol="BTC", limit=100)),
+    ("hourly_ohlcv", P.SeriesQuery(token_id="3306", limit=100)),
+    ("trading_signals", P.TradingSignalsQuery(symbol="ETH", limit=100)),
+    ("tm_grade", P.LatestQuery(limit=50)),
+    ("quantmetrics", P.LatestFilteredQuery(token_id="3375,3306")),
+    ("tokens", P.TokensQuery(limit=100)),
+]
 
 
-def test_warm_requests_are_cheap(svc: DataService) -> None:
-    queries = [
-        ("daily_ohlcv", P.SeriesQuery(symbol="BTC", limit=100)),
-        ("hourly_ohlcv", P.SeriesQuery(token_id="3306", limit=100)),
-        ("trading_signals", P.TradingSignalsQuery(symbol="ETH", limit=100)),
-        ("tm_grade", P.LatestQuery(limit=50)),
-        ("quantmetrics", P.LatestFilteredQuery(token_id="3375,3306")),
-        ("tokens", P.TokensQuery(limit=100)),
-    ]
-    for name, q in queries:
-        getattr(svc, name)(q)  # warm
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            getattr(svc, name)(q)
-            times.append(time.perf_counter() - t)
-        assert statistics.median(times) < 0.010, (name, times)
+@pytest.mark.parametrize(("name", "q"), WARM_QUERIES, ids=[n for n, _ in WARM_QUERIES])
+def test_warm_requests_rebuild_nothing(svc: DataService, monkeypatch: pytest.MonkeyPatch, name: str, q) -> None:
+    """A warm request is cheap because it reuses what the first one built: no token's price path
+    is generated again and no cached row is added. How fast that is on a given machine is a row of
+    ``python bench/sandbox_throughput.py``, not an assertion here."""
+    cold = getattr(svc, name)(q)
+    cached = len(svc._cache)
+
+    def rebuild(token):
+        raise AssertionError(f"{name}: a warm request rebuilt the series of {token.symbol}")
+
+    monkeypatch.setattr(svc.market, "_build", rebuild)
+    assert getattr(svc, name)(q) == cold
+    assert len(svc._cache) == cached
+
+
+def test_every_builder_serves_an_endpoint() -> None:
+    """Builders are called by the name the catalogue gives (nothing refers to them directly), so a
+    builder no endpoint names is dead code, and a name with no builder fails at request time."""
+    assert {e.builder for e in ENDPOINTS} == BUILDERS
+    assert all(callable(getattr(DataService, name)) for name in BUILDERS)
 
 
 def test_anchor_is_configurable() -> None:

@@ -331,7 +331,7 @@ class TMAccessor:
         values = self._key_values(on)
         if by is not None and by not in _BY:
             raise ConfigurationError(f"by must be 'symbol' or 'token_id', got {by!r}")
-        raw = values.to_numpy(dtype=object, na_value=None)
+        raw = values.to_numpy(dtype=object)  # NaN, None, pd.NA and NaT all count as missing (_missing)
         try:
             present = list(dict.fromkeys(v for v in raw if not _missing(v)))
         except TypeError:
@@ -392,10 +392,6 @@ def _missing(v: Any) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _is_whole(v: Any) -> bool:
@@ -635,6 +631,16 @@ class FrameCost:
     def __bool__(self) -> bool:
         return self.calls > 0
 
+    @property
+    def from_sandbox(self) -> bool:
+        """Whether the calls went to the sandbox (synthetic data, no real money)."""
+        if self.mode is None:
+            return False
+        # Imported here: importing the accessor loads pandas and nothing heavier.
+        from ..tokenmetrics.modes import Mode
+
+        return self.mode == Mode.SANDBOX
+
     def amount_text(self) -> str:
         parts = [f"{v} {k}" for k, v in sorted(self.amount.items())]
         return " + ".join(parts) if parts else "nothing paid"
@@ -646,7 +652,7 @@ class FrameCost:
         bits = [f"{n} {what}" for n, what in ((self.paid, "paid"), (self.cached, "cached"), (self.free, "free")) if n]
         word = "call" if self.calls == 1 else "calls"
         line = f"{self.calls} {word} ({', '.join(bits)}) · {self.amount_text()}"
-        if self.mode == "sandbox":
+        if self.from_sandbox:
             line += " · SANDBOX"
         return line
 
@@ -681,6 +687,6 @@ class FrameCost:
             bits.append(f"tx {short}")
         if self.networks:
             bits.append(html.escape(", ".join(self.networks)))
-        if self.mode == "sandbox":
+        if self.from_sandbox:
             bits.append('<span style="background:#f0ad4e;color:#000;padding:0 4px;border-radius:3px">SANDBOX</span>')
         return f'<div class="tm402-cost" style="{style}">{" · ".join(bits)}</div>'

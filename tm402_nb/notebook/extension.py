@@ -57,8 +57,7 @@ def load(ip: Any, state: dict[str, Any]) -> None:
         return  # loading twice is harmless
     if state.get("shell") is not None:
         unload(state["shell"], state)
-    import tm402_nb  # noqa: F401 - importing the package registers df.tm
-
+    from . import accessor  # noqa: F401 - importing it registers df.tm
     from .footer import CellTracker
     from .magics import TMMagics
 

@@ -13,6 +13,7 @@ import html
 from typing import Any
 
 from ..tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost, current_cell_id
+from ..tokenmetrics.modes import Mode
 
 _BADGE = (
     "display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;background:#b45309;"
@@ -40,7 +41,7 @@ class CostFooter:
 
     @property
     def sandbox(self) -> bool:
-        return self.mode == "sandbox"
+        return self.mode == Mode.SANDBOX
 
     def _parts(self) -> list[str]:
         parts = [self.cost.summary()]
@@ -57,7 +58,7 @@ class CostFooter:
         receipts = self.cost.receipts
         if receipts:
             parts.insert(1, "tx " + ", ".join(_short(t) for t in receipts[:3]) + (" …" if len(receipts) > 3 else ""))
-        prefix = "tm402 · SANDBOX" if self.sandbox else f"tm402 · {self.mode or 'x402'}"
+        prefix = "tm402 · SANDBOX" if self.sandbox else f"tm402 · {self.mode or Mode.X402}"
         return f"{prefix} · " + " · ".join(parts)
 
     def _repr_html_(self) -> str:

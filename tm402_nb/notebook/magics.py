@@ -9,10 +9,8 @@ with a one-line rendering, so a failing cell fails nbmake and papermill too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from decimal import ROUND_CEILING, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import (
     Magics,
@@ -29,6 +27,9 @@ from .. import errors
 from ..errors import BudgetExceeded, ConfigurationError, TM402Error
 from ..x402.money import to_atomic
 from .parse import MagicUsageError, TMCommand, parse_cell, parse_line
+
+if TYPE_CHECKING:
+    from ..session.core import Session
 
 HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
     [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pay-with usdc|tmai]
@@ -75,7 +76,7 @@ class TMMagics(Magics, Configurable):
         # Settings the user chose (config, %config, pyproject); set before the
         # Configurable loads the config, whose values count as chosen.
         self._explicit: set[str] = set()
-        self._configured_session: Any = None
+        self._configured_session: Session | None = None
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
         errors.SHORT_ERRORS[0] = self.short_errors
@@ -107,7 +108,7 @@ class TMMagics(Magics, Configurable):
         if s is not None:
             self._apply(s, only=change["name"])
 
-    def _apply(self, s: Any, only: str | None = None) -> None:
+    def _apply(self, s: Session, only: str | None = None) -> None:
         """Push the explicitly-set settings onto a session (the config beats connect()'s defaults)."""
         names = [only] if only else list(self._explicit)
         if s.policy is None:
@@ -120,9 +121,9 @@ class TMMagics(Magics, Configurable):
             elif name == "budget":
                 s.policy.set_budget(self.budget)
             elif name == "pay_with":
-                s.client.pay_with = s.policy.pay_with = self.pay_with
+                s.pay_with = self.pay_with
 
-    def _session(self) -> Any:
+    def _session(self) -> Session:
         from ..session import session
 
         s = session()
@@ -151,7 +152,7 @@ class TMMagics(Magics, Configurable):
             results.append(self._run(call, store=False))
         result = results[0] if len(results) == 1 else results
         if options.save:
-            self.shell.user_ns[options.save] = result
+            self._save(options.save, result)
             return None
         return result
 
@@ -161,32 +162,17 @@ class TMMagics(Magics, Configurable):
             raise MagicUsageError(f"unknown %tm command {cmd.action}")
         result = handler(cmd)
         if store and cmd.save:
-            self.shell.user_ns[cmd.save] = result
+            self._save(cmd.save, result)
             return None
         return result
 
+    def _save(self, name: str, value: Any) -> None:
+        """``--save NAME``: the result becomes a notebook variable instead of the cell's output."""
+        if self.shell is None:
+            raise MagicUsageError(f"--save {name} needs an IPython shell to save into")
+        self.shell.user_ns[name] = value
+
     # -- calls -------------------------------------------------------------------------
-    @contextmanager
-    def _max_cost(self, s: Any, amount: str):
-        """`--max-cost` beats the configured per-call cap, for this call only."""
-        policy = s.policy
-        previous = policy.max_per_call
-        policy.set_max_per_call(amount)
-        try:
-            yield
-        finally:
-            policy.max_per_call = previous
-
-    @contextmanager
-    def _policy_prefers(self, s: Any, asset: str) -> Iterator[None]:
-        """Until X402Auth reads the call's PaymentOptions: the policy prefers `--pay-with`'s asset for this call."""
-        policy = s.policy
-        previous, policy.pay_with = policy.pay_with, asset
-        try:
-            yield
-        finally:
-            policy.pay_with = previous
-
     def _cmd_call(self, cmd: TMCommand) -> Any:
         return self._call(cmd, quote=cmd.dry_run)
 
@@ -197,32 +183,34 @@ class TMMagics(Magics, Configurable):
         from ..tokenmetrics.catalogue import get_endpoint
         from .feed import StatusLine
 
+        if cmd.endpoint is None:  # pragma: no cover - parse_line always names one
+            raise MagicUsageError("%tm needs an endpoint", hint="see %tm help")
         endpoint = get_endpoint(cmd.endpoint)  # unknown → error with the closest names, before connecting
         s = self._session()
         params = cmd.call_params()
+        # --pay-with and --max-cost travel with this call only: other calls, in this cell or
+        # running concurrently, keep the session's asset and cap.
         try:
-            with ExitStack() as stack:
-                if cmd.max_cost is not None and s.policy is not None:
-                    stack.enter_context(self._max_cost(s, cmd.max_cost))
-                if cmd.pay_with is not None and s.policy is not None:
-                    stack.enter_context(self._policy_prefers(s, cmd.pay_with))
-                previous_hook = s.client.on_progress
-                s.client.on_progress = StatusLine() if self.feedback >= 1 else None
-                stack.callback(setattr, s.client, "on_progress", previous_hook)
-                if quote:
-                    return s.client.quote(endpoint, pay_with=cmd.pay_with, **params)
-                ttl = self.cache_ttl if "cache_ttl" in self._explicit else None
-                frame = s.client.frame(endpoint, refresh=cmd.refresh, ttl=ttl, pay_with=cmd.pay_with, **params)
-                if self.feedback >= 2:
-                    meta = frame.attrs.get("tm402", {})
-                    print(
-                        f"tm402: {endpoint.name} → {len(frame)} rows, {meta.get('paid', 0)} paid, "
-                        f"{meta.get('cached', 0)} cached"
-                    )
-                return frame
+            if quote:
+                return s.client.quote(endpoint, pay_with=cmd.pay_with, **params)
+            frame = s.client.frame(
+                endpoint,
+                refresh=cmd.refresh,
+                ttl=self.cache_ttl if "cache_ttl" in self._explicit else None,
+                pay_with=cmd.pay_with,
+                max_per_call=cmd.max_cost,
+                on_progress=StatusLine() if self.feedback >= 1 else None,
+                **params,
+            )
         except BudgetExceeded as exc:
             exc.hint = self._budget_hint(exc, cmd) or exc.hint
             raise
+        if self.feedback >= 2:
+            meta = frame.attrs.get("tm402", {})
+            print(
+                f"tm402: {endpoint.name} → {len(frame)} rows, {meta.get('paid', 0)} paid, {meta.get('cached', 0)} cached"
+            )
+        return frame
 
     def _budget_hint(self, exc: BudgetExceeded, cmd: TMCommand) -> str | None:
         setting = exc.details.get("setting")
@@ -251,7 +239,7 @@ class TMMagics(Magics, Configurable):
         return catalogue_frame()
 
     #: What ``%tm ledger`` shows; ``%tm ledger all`` shows every column.
-    LEDGER_COLUMNS = ["created_at", "status", "endpoint", "amount", "asset_symbol", "network", "tx", "error"]
+    LEDGER_COLUMNS = ("created_at", "status", "endpoint", "amount", "asset_symbol", "network", "tx", "error")
 
     def _cmd_ledger(self, cmd: TMCommand) -> Any:
         frame = self._session().ledger.payments()
@@ -259,7 +247,7 @@ class TMMagics(Magics, Configurable):
             print(frame.to_csv(index=False), end="")
             return None
         if "all" not in cmd.args:
-            frame = frame[self.LEDGER_COLUMNS].rename(columns={"asset_symbol": "asset"})
+            frame = frame[list(self.LEDGER_COLUMNS)].rename(columns={"asset_symbol": "asset"})
         return frame
 
     def _cmd_wallet(self, cmd: TMCommand) -> Any:

@@ -24,7 +24,6 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-SUBCOMMANDS = ("endpoints", "quote", "ledger", "wallet", "budget", "feed", "connect", "help")
 #: flag → (destination, takes a value, may repeat)
 FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--start": ("start", True, False),

@@ -20,8 +20,6 @@ from .routes_admin import facilitator, rpc_router, sandbox
 from .routes_v2 import build_router
 from .state import SandboxState
 
-SANDBOX_HEADER = "X-TM402-Sandbox"
-
 log = logging.getLogger("tm402_nb.sandbox")
 
 DESCRIPTION = """\
@@ -130,8 +128,9 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> FastAPI
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         message, param = _validation_message(request, exc)
-        extra = {"param": param} if param else {}
-        return envelope.error(400, message, "invalid_parameter", **extra)
+        if param:
+            return envelope.error(400, message, "invalid_parameter", param=param)
+        return envelope.error(400, message, "invalid_parameter")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -285,7 +285,7 @@ class _Tx:
             self.chain._db.execute("ROLLBACK")
             self.done = True
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, _tb: object) -> None:
         try:
             if not self.done:
                 self.chain._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -40,7 +40,7 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.x402_version not in (1, 2) or isinstance(self.x402_version, bool):
             raise ValueError(f"x402_version must be 1 or 2, got {self.x402_version!r}")
-        self.net  # validates the network name
+        get_network(self.network)  # raises ValueError for an unknown network name
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if self.api_key is None:

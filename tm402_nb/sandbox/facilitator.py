@@ -40,7 +40,6 @@ UNSUPPORTED_SCHEME = "unsupported_scheme"
 INVALID_REQUIREMENTS = "invalid_payment_requirements"
 INVALID_PAYLOAD = "invalid_payload"
 INVALID_VERSION = "invalid_x402_version"
-UNEXPECTED_SETTLE = "unexpected_settle_error"
 
 #: Seconds a payment must still be valid for when verified (a block's margin, as the SDKs use).
 VALID_BEFORE_MARGIN = 6

@@ -124,7 +124,7 @@ def holdings_rows(svc: DataService, q: P.IndexHoldingsQuery) -> list[dict[str, A
     idx = _all(svc).get(q.id)
     if idx is None:
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     for t, w in zip(idx.holdings, idx.weights, strict=False):
         s = svc.market.series(t)
         i0 = idx.start - s.start

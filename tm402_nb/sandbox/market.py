@@ -18,7 +18,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -85,10 +85,6 @@ class DailySeries:
 
     def pos(self, day: int) -> int:
         return day - self.start
-
-    @property
-    def log_returns(self) -> np.ndarray:
-        return np.diff(np.log(self.close))
 
 
 def _ema_trend(logc: np.ndarray, fast: int = 12, slow: int = 26, band: float = 0.004) -> np.ndarray:
@@ -164,10 +160,6 @@ class Market:
         # Pin the total: the whole market grows ~25x from 2019 to the anchor (as the real one did).
         target = 3.2 + rng.normal(0.0, 0.2)
         return out + (target - out.sum()) / n
-
-    @property
-    def factor(self) -> np.ndarray:
-        return self._factor
 
     # -- daily series -------------------------------------------------------------------
     def series(self, token: Token | int) -> DailySeries:
@@ -337,10 +329,3 @@ class Market:
         """Total crypto market cap per calendar day, ending near $3.3T on the anchor day."""
         logm = np.cumsum(self._factor)
         return 3.3e12 * np.exp(logm - logm[-1])
-
-    def now_hour(self) -> int:
-        return self.calendar.last * 24 + 23
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

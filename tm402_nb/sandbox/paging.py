@@ -57,7 +57,3 @@ def page_points(points: Sequence[tuple[int, int]], offset: int, count: int) -> l
     order = np.lexsort((arr[:, 1], -arr[:, 0]))
     chosen = arr[order[offset : offset + count]]
     return [(int(t), int(k)) for t, k in chosen]
-
-
-def total_rows(ranges: Sequence[tuple[int, int]]) -> int:
-    return sum(hi - lo + 1 for lo, hi in ranges if lo <= hi)

@@ -51,7 +51,12 @@ MAX_PAYMENT_HEADER = MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
-class Offer:
+class PaywallOffer:
+    """One entry of the paywall's ``accepts`` for an endpoint: an asset and its requirement.
+
+    The server's side of an offer; the paying client's choice among them is its own ``Offer``.
+    """
+
     asset: PayAsset
     json: dict[str, Any]  # the requirement exactly as sent in `accepts`
 
@@ -116,7 +121,7 @@ class Paywall:
         return X_PAYMENT_RESPONSE if self.version == 1 else PAYMENT_RESPONSE
 
     # -- challenge --------------------------------------------------------------------------
-    def offers(self, spec: EndpointSpec, url: str, preferred: str) -> list[Offer]:
+    def offers(self, spec: EndpointSpec, url: str, preferred: str) -> list[PaywallOffer]:
         keys = [preferred] + [k for k in ("usdc", "tmai") if k != preferred]
         out = []
         for key in keys:
@@ -145,7 +150,7 @@ class Paywall:
                     "maxTimeoutSeconds": self.max_timeout_seconds,
                     "extra": a.extra,
                 }
-            out.append(Offer(a, req))
+            out.append(PaywallOffer(a, req))
         return out
 
     @staticmethod
@@ -172,7 +177,7 @@ class Paywall:
         if oversized:
             # ~20 KB of challenge JSON in total (over the 16 KB clients are told to accept).
             pad = "x" * (20 * 1024 // len(offers))
-            offers = [Offer(o.asset, {**o.json, "extra": {**o.json["extra"], "padding": pad}}) for o in offers]
+            offers = [PaywallOffer(o.asset, {**o.json, "extra": {**o.json["extra"], "padding": pad}}) for o in offers]
         if self.version == 1:
             body = {"x402Version": 1, "error": error or default_error, "accepts": [o.json for o in offers]}
             if message:
@@ -194,8 +199,8 @@ class Paywall:
 
     # -- payment -----------------------------------------------------------------------------
     def _select(
-        self, payload: PaymentPayload, offers: list[Offer], request_path: str
-    ) -> tuple[Offer | None, str | None, str | None]:
+        self, payload: PaymentPayload, offers: list[PaywallOffer], request_path: str
+    ) -> tuple[PaywallOffer | None, str | None, str | None]:
         """Pick the offer a payment is for: (offer, refusal reason, message)."""
         auth = payload.authorization
         if self.version == 2:
@@ -235,7 +240,8 @@ class Paywall:
                         f"accepted.maxTimeoutSeconds {str(acc.get('maxTimeoutSeconds'))[:20]} is not {mine['maxTimeoutSeconds']}"
                     ),
                 )
-            acc_extra = acc.get("extra") if isinstance(acc.get("extra"), dict) else {}
+            extra = acc.get("extra")
+            acc_extra: dict[str, Any] = extra if isinstance(extra, dict) else {}
             if any(acc_extra.get(k) != v for k, v in (mine.get("extra") or {}).items()):
                 return None, F.INVALID_REQUIREMENTS, "accepted.extra does not echo this offer's extra (name, version)"
             res = payload.resource

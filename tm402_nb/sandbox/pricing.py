@@ -75,7 +75,3 @@ def atomic_price(endpoint: str, token: str, decimals: int) -> int:
     if atomic != atomic.to_integral_value():
         raise ValueError(f"{endpoint}: {amount} {token} is not representable with {decimals} decimals")
     return int(atomic)
-
-
-def is_free(endpoint: str) -> bool:
-    return ENDPOINT_TIER[endpoint] == 0

@@ -30,11 +30,6 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0 and self.burst > 0
 
-    def configure(self, rate: float, burst: int) -> None:
-        with self._lock:
-            self.rate, self.burst = float(rate), int(burst)
-            self._buckets.clear()
-
     def check(self, key: str) -> int:
         """Take a token for ``key``: 0 if allowed, else the seconds to wait."""
         if not self.enabled:

@@ -5,6 +5,7 @@ query models from the handler annotations at runtime.)
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from starlette.responses import Response
 
 from . import envelope
 from .catalogue import ENDPOINTS, EndpointSpec
-from .datasets import ParamError
+from .datasets import InvalidQuery
 from .envelope import Envelope, ErrorEnvelope
 from .state import SandboxState
 
@@ -44,6 +45,9 @@ def auth_headers(
         str | None, Header(alias="PAYMENT-SIGNATURE", description="x402 v2 payment (base64 JSON).")
     ] = None,
 ) -> AuthHeaders:
+    # The paywall reads the payment headers from the request itself; they are parameters here only
+    # so that /docs lists them.
+    del x_payment, payment_signature
     return AuthHeaders(x_api_key if x_api_key is not None else api_key, x_coinbase_402, x_payment_token)
 
 
@@ -97,7 +101,7 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
     token = (auth.payment_token or "usdc").strip().lower()
     if mode == "x402" and token not in st.assets:
         return envelope.error(
-            400, f"x-payment-token must be 'usdc' or 'tmai', got {auth.payment_token[:20]!r}", "invalid_header"
+            400, f"x-payment-token must be 'usdc' or 'tmai', got {(auth.payment_token or '')[:20]!r}", "invalid_header"
         )
     if mode == "x402":
         payer = _payer_hint(request, st)
@@ -126,7 +130,7 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
             return envelope.error(500, "Internal server error (sandbox fault)", "server_error")
         try:
             rows = getattr(st.data, spec.builder)(q)
-        except ParamError as exc:
+        except InvalidQuery as exc:
             return envelope.error(400, exc.message, "invalid_parameter", param=exc.param)
         if not rows:
             return envelope.not_found()
@@ -148,7 +152,7 @@ def _payer_hint(request: Request, st: SandboxState) -> str | None:
     return payload.authorization.from_.lower() if payload else None
 
 
-def _make_handler(spec: EndpointSpec):
+def _make_handler(spec: EndpointSpec) -> Callable[..., Awaitable[Response]]:
     model = spec.query
 
     async def handler(
@@ -170,7 +174,7 @@ def _price_note(spec: EndpointSpec) -> str:
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Token Metrics v2 (sandbox data)"])
-    errors = {
+    errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorEnvelope, "description": "Bad parameter or header (the message names it)"},
         401: {"model": ErrorEnvelope, "description": "No or wrong authentication"},
         402: {"description": "x402 payment required (v1: JSON body; v2: PAYMENT-REQUIRED header)"},

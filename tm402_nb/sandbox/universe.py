@@ -83,10 +83,6 @@ class Token:
         return "0x" + keccak(f"tm402-sandbox-contract:{self.slug}".encode())[-20:].hex()
 
     @property
-    def supply(self) -> float:
-        return self.market_cap / self.price if self.price else 0.0
-
-    @property
     def tm_link(self) -> str:
         return f"https://app.tokenmetrics.com/en/{self.slug}"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -13,7 +13,9 @@ from ..x402.money import to_display
 from ..x402.networks import get_network
 
 if TYPE_CHECKING:
-    from . import Session
+    from ..x402.networks import Asset
+    from ..x402.policy import SpendPolicy
+    from ..x402.wallet import Wallet
 
 #: ``balanceOf(address)`` selector.
 BALANCE_OF = "0x70a08231"
@@ -38,27 +40,30 @@ def erc20_balance(rpc_url: str, token: str, owner: str, *, timeout: float = 10.0
 
 
 class WalletView:
-    """Address, network and balances of the session's wallet."""
+    """Address, network and balances of a session's wallet: the assets its policy may pay with."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, wallet: Wallet, policy: SpendPolicy, network: str, rpc_url: str | None) -> None:
+        self._wallet = wallet
+        self._policy = policy
+        self._network = network
+        self._rpc_url = rpc_url
 
     @property
     def address(self) -> str:
-        return self._session.wallet.address
+        return self._wallet.address
 
-    def assets(self) -> list[Any]:
-        policy = self._session.policy
-        net = get_network(self._session.network)
-        seen, out = set(), []
-        for asset in policy.allowed_assets + policy.extra_assets:
+    def assets(self) -> list[Asset]:
+        net = get_network(self._network)
+        seen: set[str] = set()
+        out: list[Asset] = []
+        for asset in self._policy.allowed_assets + self._policy.extra_assets:
             if asset.network == net.caip2 and asset.symbol not in seen:
                 seen.add(asset.symbol)
                 out.append(asset)
         return out
 
     def balances(self) -> dict[str, Decimal]:
-        rpc = self._session.rpc_url
+        rpc = self._rpc_url
         if not rpc:
             raise ConfigurationError(
                 "no JSON-RPC URL to read balances from",
@@ -67,4 +72,4 @@ class WalletView:
         return {a.symbol: to_display(erc20_balance(rpc, a.address, self.address), a.decimals) for a in self.assets()}
 
     def __repr__(self) -> str:
-        return f"WalletView({self.address} on {self._session.network})"
+        return f"WalletView({self.address} on {self._network})"

@@ -1,0 +1,309 @@
+"""What a session is made of in each mode: one constructor per :class:`~tm402_nb.tokenmetrics.modes.Mode`.
+
+:func:`build` picks the mode's constructor; each one checks the options that
+make no sense in its mode, opens what the mode needs (the ledger, the embedded
+sandbox, the wallet and spend policy) and returns the ready
+:class:`SessionParts`. Whatever a constructor has opened is closed again if a
+later step fails, so a refused option never leaves a sandbox running.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+from ..ledger import Ledger
+from ..tokenmetrics.client import DEFAULT_BASE_URL, Client, RetryPolicy
+from ..tokenmetrics.cost import CostTracker, current_cell_id
+from ..tokenmetrics.modes import Mode
+from ..x402.auth import X402Auth
+from ..x402.money import AmountLike, to_atomic
+from ..x402.networks import get_network
+from ..x402.policy import AssetLimit, SpendPolicy
+from ..x402.wallet import ENV_KEY, ENV_KEY_FILE, Wallet
+
+if TYPE_CHECKING:
+    from ..sandbox import SandboxServer
+
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_MODE",
+    "ENV_RPC_URL",
+    "SessionOptions",
+    "SessionParts",
+    "build",
+    "mode_from_env",
+    "resolve_mode",
+]
+
+ENV_MODE = "TM402_MODE"
+ENV_API_KEY = "TM_API_KEY"
+ENV_RPC_URL = "TM402_RPC_URL"
+ENV_BASE_URL = "TM402_BASE_URL"
+
+#: In the sandbox, TMAI costs $0.01: these limits mirror the USD defaults.
+SANDBOX_TMAI_LIMITS = AssetLimit(max_per_call="20", budget="1000")
+
+_MODE_NAMES = f"{Mode.SANDBOX}, {Mode.X402} or {Mode.API_KEY}"
+
+
+def mode_from_env() -> Mode:
+    """``$TM402_MODE`` when set; else x402 with a wallet key, api-key with an API key, else the sandbox."""
+    explicit = os.environ.get(ENV_MODE, "").strip().lower()
+    if explicit:
+        try:
+            return Mode(explicit)
+        except ValueError:
+            raise ConfigurationError(f"${ENV_MODE} must be {_MODE_NAMES}, got {explicit!r}") from None
+    if os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE):
+        return Mode.X402
+    if os.environ.get(ENV_API_KEY):
+        return Mode.API_KEY
+    return Mode.SANDBOX
+
+
+def resolve_mode(mode: Mode | str | None) -> Mode:
+    """The mode asked for, else the environment's."""
+    if not mode:
+        return mode_from_env()
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise ConfigurationError(f"mode must be {_MODE_NAMES}, got {mode!r}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionOptions:
+    """Everything ``connect()`` / ``Session()`` accept besides the mode, with their defaults."""
+
+    network: str | None = None
+    pay_with: str = "usdc"
+    max_per_call: AmountLike | float | None = "0.10"
+    budget: AmountLike | float | None = None
+    daily_cap: AmountLike | float | None = None
+    tmai_limits: AssetLimit | dict[str, Any] | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    wallet: Wallet | None = None
+    ledger: Ledger | str | os.PathLike[str] | None = None
+    cache: bool = True
+    rpc_url: str | None = None
+    low_balance: AmountLike | float | None = "1.00"
+    x402_version: int = 1
+    sandbox_options: dict[str, Any] | None = None
+    retry: RetryPolicy | None = None
+    max_concurrency: int = 4
+    progress: bool = True
+    on_empty: str = "raise"
+
+    def __post_init__(self) -> None:
+        _ = self.low_balance_atomic  # a bad amount fails here, before anything is opened
+
+    @property
+    def low_balance_atomic(self) -> int | None:
+        """``low_balance`` in USDC's atomic units (None: never warn)."""
+        return None if self.low_balance is None else to_atomic(self.low_balance, 6, what="low_balance")
+
+
+@dataclass
+class SessionParts:
+    """A session's parts, ready to use; closing ``resources`` closes what the session owns, last opened first."""
+
+    mode: Mode
+    id: str
+    ledger: Ledger
+    client: Client
+    #: Keyword arguments that build a client like ``client`` (the session's AsyncClient uses them).
+    client_options: dict[str, Any]
+    base_url: str
+    rpc_url: str | None
+    low_balance: int | None
+    cost: CostTracker
+    network: str | None = None
+    wallet: Wallet | None = None
+    policy: SpendPolicy | None = None
+    auth: X402Auth | None = None
+    sandbox: SandboxServer | None = None
+    resources: ExitStack = field(default_factory=ExitStack)
+
+
+def build(mode: Mode, options: SessionOptions) -> SessionParts:
+    """The parts of a session in ``mode``."""
+    return _CONSTRUCTORS[mode](options)
+
+
+# -- one constructor per mode -------------------------------------------------------------------
+def _sandbox_session(options: SessionOptions) -> SessionParts:
+    from ..sandbox import serve
+    from ..sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
+
+    if options.api_key:
+        raise ConfigurationError("an API key was given in sandbox mode", hint="use mode='api-key'")
+    net = get_network(options.network or "base-sepolia")
+    with ExitStack() as opened:
+        ledger = _open_ledger(options, opened)
+        sandbox = serve(x402_version=options.x402_version, network=net.v1_name, **(options.sandbox_options or {}))
+        opened.callback(sandbox.stop)
+        policy = SpendPolicy(
+            network=net.v1_name,
+            extra_assets=(SANDBOX_TMAI_BASE_SEPOLIA,) if net.testnet else (),
+            **_policy_options(options, default_tmai=SANDBOX_TMAI_LIMITS),
+        )
+        parts = _assemble(
+            Mode.SANDBOX,
+            options,
+            opened,
+            ledger=ledger,
+            network=net.v1_name,
+            wallet=options.wallet or sandbox.wallet,
+            policy=policy,
+            sandbox=sandbox,
+            base_url=_base_url(options) or sandbox.api_url,
+            rpc_url=_rpc_url(options) or sandbox.rpc_url,
+        )
+        parts.resources = opened.pop_all()  # the session owns them now
+        return parts
+
+
+def _x402_session(options: SessionOptions) -> SessionParts:
+    if options.api_key:
+        raise ConfigurationError(
+            "an API key was given in x402 mode",
+            hint="x402 pays per call and must not send x-api-key; use mode='api-key' for a key",
+        )
+    net = get_network(options.network or "base-sepolia")
+    with ExitStack() as opened:
+        ledger = _open_ledger(options, opened)
+        parts = _assemble(
+            Mode.X402,
+            options,
+            opened,
+            ledger=ledger,
+            network=net.v1_name,
+            wallet=options.wallet or Wallet.load(network=net.v1_name),
+            policy=SpendPolicy(network=net.v1_name, **_policy_options(options)),
+            base_url=_base_url(options) or DEFAULT_BASE_URL,
+            rpc_url=_rpc_url(options),
+        )
+        parts.resources = opened.pop_all()
+        return parts
+
+
+def _api_key_session(options: SessionOptions) -> SessionParts:
+    with ExitStack() as opened:
+        ledger = _open_ledger(options, opened)
+        parts = _assemble(
+            Mode.API_KEY,
+            options,
+            opened,
+            ledger=ledger,
+            api_key=options.api_key or os.environ.get(ENV_API_KEY),
+            base_url=_base_url(options) or DEFAULT_BASE_URL,
+            rpc_url=_rpc_url(options),
+        )
+        parts.resources = opened.pop_all()
+        return parts
+
+
+_CONSTRUCTORS: dict[Mode, Callable[[SessionOptions], SessionParts]] = {
+    Mode.SANDBOX: _sandbox_session,
+    Mode.X402: _x402_session,
+    Mode.API_KEY: _api_key_session,
+}
+assert set(_CONSTRUCTORS) == set(Mode)
+
+
+# -- what every mode shares ---------------------------------------------------------------------
+def _open_ledger(options: SessionOptions, opened: ExitStack) -> Ledger:
+    """The given Ledger (the caller keeps it), or one opened at the given path (or the default)."""
+    if isinstance(options.ledger, Ledger):
+        return options.ledger
+    ledger = Ledger(options.ledger) if options.ledger is not None else Ledger()
+    opened.callback(ledger.close)
+    return ledger
+
+
+def _policy_options(options: SessionOptions, *, default_tmai: AssetLimit | None = None) -> dict[str, Any]:
+    policy: dict[str, Any] = dict(
+        max_per_call=options.max_per_call, budget=options.budget, daily_cap=options.daily_cap, pay_with=options.pay_with
+    )
+    tmai = options.tmai_limits if options.tmai_limits is not None else default_tmai
+    if tmai is not None:
+        policy["asset_limits"] = {"TMAI": tmai}
+    return policy
+
+
+def _base_url(options: SessionOptions) -> str | None:
+    return options.base_url or os.environ.get(ENV_BASE_URL)
+
+
+def _rpc_url(options: SessionOptions) -> str | None:
+    return options.rpc_url or os.environ.get(ENV_RPC_URL)
+
+
+def _assemble(
+    mode: Mode,
+    options: SessionOptions,
+    opened: ExitStack,
+    *,
+    ledger: Ledger,
+    base_url: str,
+    rpc_url: str | None,
+    network: str | None = None,
+    wallet: Wallet | None = None,
+    policy: SpendPolicy | None = None,
+    sandbox: SandboxServer | None = None,
+    api_key: str | None = None,
+) -> SessionParts:
+    """The client (paying through an X402Auth when the mode pays) around the mode's own parts."""
+    session_id = uuid.uuid4().hex[:12]
+    auth = None
+    if wallet is not None and policy is not None:
+        auth = X402Auth(
+            wallet, policy, ledger=ledger, session_id=session_id, endpoint_of=_endpoint_of, cell_id=current_cell_id.get
+        )
+    cost = CostTracker()
+    client_options: dict[str, Any] = dict(
+        mode=mode,
+        base_url=base_url,
+        auth=auth,
+        api_key=api_key,
+        pay_with=options.pay_with,
+        ledger=ledger,
+        cache=options.cache,
+        cost=cost,
+        retry=options.retry,
+        max_concurrency=options.max_concurrency,
+        progress=options.progress,
+        session_id=session_id,
+        on_empty=options.on_empty,
+    )
+    client = Client(**client_options)
+    opened.callback(client.close)
+    return SessionParts(
+        mode=mode,
+        id=session_id,
+        ledger=ledger,
+        client=client,
+        client_options=client_options,
+        base_url=base_url,
+        rpc_url=rpc_url,
+        low_balance=options.low_balance_atomic,
+        cost=cost,
+        network=network,
+        wallet=wallet,
+        policy=policy,
+        auth=auth,
+        sandbox=sandbox,
+    )
+
+
+def _endpoint_of(request: Any) -> str | None:
+    path: str = request.url.path.rstrip("/")
+    return path.rsplit("/", 1)[-1] or None

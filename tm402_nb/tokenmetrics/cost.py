@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -52,6 +53,10 @@ class CallCost:
     payment_status: str | None = None
     payment_id: str | None = None
     elapsed_ms: float = 0.0
+    #: A refused payment whose authorization could still settle: counted until this time (epoch s).
+    reserved_until: float | None = None
+    #: What the settlement receipt said that differs from what was signed.
+    discrepancy: str | None = None
 
 
 class Cost:
@@ -70,6 +75,9 @@ class Cost:
         self._receipts: deque[str] = deque(maxlen=keep)
         self._networks: set[str] = set()
         self._unsettled: list[CallCost] = []
+        self._reserved: dict[tuple[str, int], int] = {}
+        self._reserved_until = 0.0
+        self._discrepancies: list[CallCost] = []
         for call in calls or ():
             self.add(call)
 
@@ -89,6 +97,12 @@ class Cost:
             self._networks.add(call.network)
         if call.payment_status in _UNSETTLED and len(self._unsettled) < 1000:
             self._unsettled.append(call)
+        if call.reserved_until is not None and call.asset:
+            key = (call.asset, call.decimals)
+            self._reserved[key] = self._reserved.get(key, 0) + call.amount
+            self._reserved_until = max(self._reserved_until, call.reserved_until)
+        if call.discrepancy and len(self._discrepancies) < 1000:
+            self._discrepancies.append(call)
 
     @property
     def n_calls(self) -> int:
@@ -110,6 +124,24 @@ class Cost:
     def unsettled(self) -> list[CallCost]:
         """Calls whose payment failed or whose outcome is unknown."""
         return list(self._unsettled)
+
+    @property
+    def unknown(self) -> list[CallCost]:
+        """Calls whose payment may have settled, with no answer saying so: counted as paid."""
+        return [c for c in self._unsettled if c.payment_status == PaymentStatus.UNKNOWN]
+
+    def reserved_text(self) -> str | None:
+        """Refused payments that could still settle until they expire (counted, not spent), or None."""
+        if not self._reserved:
+            return None
+        parts = " + ".join(format_amount(v, dec, sym) for (sym, dec), v in sorted(self._reserved.items()))
+        until = time.strftime("%H:%M UTC", time.gmtime(self._reserved_until))
+        return f"{parts} reserved until {until} (refused, may still settle)"
+
+    @property
+    def discrepancies(self) -> list[CallCost]:
+        """Settled calls whose receipt disagrees with what was signed."""
+        return list(self._discrepancies)
 
     def amounts(self) -> dict[str, Decimal]:
         """Display amounts per asset symbol (exact Decimals)."""

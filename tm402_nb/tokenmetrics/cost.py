@@ -29,6 +29,11 @@ current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm
 #: Payment states a footer warns about: refused, or perhaps paid with no answer.
 _UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN})
 
+#: The tallies open in this context, with the tracker each belongs to (see CostTracker.record).
+_open_tallies: contextvars.ContextVar[tuple[tuple[CostTracker, Cost], ...]] = contextvars.ContextVar(
+    "tm402_open_tallies", default=()
+)
+
 #: How many calls the session's total remembers in full (its sums stay exact regardless).
 SESSION_CALLS_KEPT = 1000
 
@@ -199,13 +204,16 @@ class CostTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.total = Cost("session", keep=SESSION_CALLS_KEPT)
-        self._tallies: list[Cost] = []
         self.listeners: list[Any] = []
 
     def record(self, call: CallCost) -> None:
+        # The tallies open in the *caller's* context: a call running at the same time on
+        # another thread (or task) of the same session lands in its own tallies, never in
+        # this one's. The client carries the context into its pool threads and tasks.
+        tallies = [cost for tracker, cost in _open_tallies.get() if tracker is self]
         with self._lock:
             self.total.add(call)
-            for tally in self._tallies:
+            for tally in tallies:
                 tally.add(call)
             listeners = list(self.listeners) + list(GLOBAL_LISTENERS)
         for listener in listeners:
@@ -215,14 +223,11 @@ class CostTracker:
     def open_tally(self, name: str = "tally") -> Cost:
         """Start counting calls into a new :class:`Cost` (until :meth:`close_tally`)."""
         cost = Cost(name)
-        with self._lock:
-            self._tallies.append(cost)
+        _open_tallies.set((*_open_tallies.get(), (self, cost)))
         return cost
 
     def close_tally(self, cost: Cost) -> None:
-        with self._lock:
-            if cost in self._tallies:
-                self._tallies.remove(cost)
+        _open_tallies.set(tuple(pair for pair in _open_tallies.get() if pair[1] is not cost))
 
     @contextmanager
     def tally(self, name: str = "tally") -> Iterator[Cost]:

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from tests.toyserver import PAY_TO, serve_app
 from tm402_nb.errors import PaymentFailed, PaymentOutcomeUnknown, PaymentRefused, TM402Error, X402ProtocolError
 from tm402_nb.ledger import Ledger
-from tm402_nb.status import EXPIRY_MARGIN_SECONDS
+from tm402_nb.status import EXPIRY_MARGIN_SECONDS, PaymentStatus
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth, async_paying_client, paying_client, payment_of
 from tm402_nb.x402.encoding import b64json_encode
 from tm402_nb.x402.messages import PaymentPayload, SettlementResponse
@@ -451,3 +451,93 @@ def test_a_v2_challenge_pays_without_reading_an_oversized_body(ledger):
         assert c.get("https://toy.test/data").status_code == 200
     assert server.read <= 16 * 1024 + HugeChallenge.CHUNK
     assert ledger.payments()["status"].tolist() == ["settled"]
+
+
+# -- defect 1, decided by the chain: the payer asks the token itself --------------------------------------------
+
+
+class ChainOf:
+    """An AuthorizationReader over what the scripted server actually settled."""
+
+    def __init__(self, server: ScriptedServer) -> None:
+        self.server = server
+        self.asked = 0
+
+    def authorization_used(self, asset: str, authorizer: str, nonce: str) -> bool:
+        self.asked += 1
+        return nonce in self.server.settled
+
+
+class SettlesThenCuts(ScriptedServer):
+    """Settles the first payment and cuts the connection, and every replay of it too."""
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        header = request.headers.get("X-PAYMENT")
+        if header is None:
+            return challenge()
+        payload = PaymentPayload.decode(header)
+        nonce = payload.authorization.nonce
+        self.received[nonce] = payload.authorization.value
+        if not self.settled or nonce == next(iter(self.settled)):
+            self.settled[nonce] = payload.authorization.value
+            raise httpx.ReadError("cut after settling", request=request)
+        self.settled[nonce] = payload.authorization.value
+        return httpx.Response(200, json={"data": [1]}, headers=receipt_header(payload))
+
+
+def test_a_lost_answer_is_decided_by_the_chain_not_by_the_servers_refusal(ledger):
+    server = SettlesThenCuts([])
+    chain = ChainOf(server)
+    # A short authorization: too close to its expiry to replay, so the next call asks the chain.
+    policy = SpendPolicy(authorization_seconds=10)
+    auth = X402Auth(Wallet.create(), policy, ledger=ledger, chain=chain)
+    with paying_client(auth.wallet, auth=auth, transport=httpx.MockTransport(server.handle)) as client:
+        with contextlib.suppress(TM402Error, httpx.TransportError):
+            client.get("https://toy.test/a")
+        assert ledger.payments()["status"].tolist() == ["unknown"]
+        with pytest.raises(PaymentOutcomeUnknown, match="settled on chain"):
+            client.get("https://toy.test/a")
+        assert chain.asked == 1 and auth.stats["signed"] == 1
+        assert ledger.payments()["status"].tolist() == ["settled"]  # the chain's word, not the refusal's
+        assert client.get("https://toy.test/a").status_code == 200  # asked again: a fresh purchase
+    assert sorted(ledger.payments()["status"]) == ["settled", "settled"]
+    assert len(server.settled) == 2
+
+
+def test_an_unexecuted_payment_is_released_only_once_expired(ledger, monkeypatch):
+    server = ScriptedServer(["drop", "drop", "drop"])
+    chain = ChainOf(server)  # the server settles nothing: every nonce stays unused
+    policy = SpendPolicy(authorization_seconds=3600)
+    auth = X402Auth(Wallet.create(), policy, ledger=ledger, chain=chain)
+    with (
+        paying_client(auth.wallet, auth=auth, transport=httpx.MockTransport(server.handle)) as client,
+        contextlib.suppress(TM402Error, httpx.TransportError),
+    ):
+        client.get("https://toy.test/a")
+    (payment_id,) = ledger.payments()["id"]
+    assert auth.resolve_unknown() == {payment_id: PaymentStatus.UNKNOWN}  # unused, but still valid
+    assert counted(policy) == PRICE
+    valid_before = int(ledger.payments()["valid_before"].iloc[0])
+    import tm402_nb.x402.auth as auth_module
+
+    monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + 1.0)
+    assert auth.resolve_unknown() == {payment_id: PaymentStatus.FAILED}  # expired unexecuted: never can settle
+    assert ledger.payments()["status"].tolist() == ["failed"]
+
+
+def test_the_chain_reader_reads_the_sandboxs_token(tmp_path):
+    from tm402_nb.sandbox import serve
+    from tm402_nb.x402 import ChainReader
+
+    with serve(fund=False) as sb:
+        wallet = Wallet.create()
+        sb.fund(wallet.address, "usdc", "1")
+        reader = ChainReader(sb.rpc_url)
+        assert reader.balance_of(USDC_BASE_SEPOLIA.address, wallet.address) == 1_000_000
+        led = Ledger(tmp_path / "l.sqlite3")
+        with paying_client(wallet, SpendPolicy(), ledger=led) as c:
+            c.get(sb.api_url + "/tm-grade", params={"token_id": "3375"}, headers={"x-coinbase-402": "true"})
+        (nonce,) = led.payments()["nonce"]
+        assert reader.authorization_used(USDC_BASE_SEPOLIA.address, wallet.address, nonce)
+        assert not reader.authorization_used(USDC_BASE_SEPOLIA.address, wallet.address, "0x" + "ab" * 32)
+        led.close()

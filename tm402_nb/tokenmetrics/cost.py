@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..money import format_amount, plain, to_display
 from ..status import PaymentStatus
-from ..x402.money import format_amount, to_display
 
 #: The notebook layer sets this to the running cell's id; ledger rows carry it.
 current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
@@ -151,7 +151,7 @@ class Cost:
     def amounts(self) -> dict[str, Decimal]:
         """Display amounts per asset symbol (exact Decimals)."""
         # Exact, without the asset's trailing zeros (6.12 TMAI, not 6.120000000000000000).
-        return {sym: Decimal(format(to_display(v, dec).normalize(), "f")) for (sym, dec), v in self._atomic.items()}
+        return {sym: Decimal(plain(to_display(v, dec))) for (sym, dec), v in self._atomic.items()}
 
     def amount_text(self) -> str:
         parts = [format_amount(v, dec, sym) for (sym, dec), v in sorted(self._atomic.items())]

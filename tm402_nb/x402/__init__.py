@@ -24,6 +24,7 @@ _LAZY = {
     "astrip_payment_on_redirect": "auth",
     "strip_payment_on_redirect": "auth",
     "async_paying_client": "client",
+    "ChainReader": "chain",
     "paying_client": "client",
     "Eip712Domain": "eip3009",
     "recover_signer": "eip3009",

@@ -42,6 +42,7 @@ from ..errors import (
     hint_for_reason,
 )
 from ..status import EXPIRY_MARGIN_SECONDS, FINAL, PaymentStatus
+from .chain import AuthorizationReader
 from .eip3009 import sign_authorization
 from .encoding import MAX_MESSAGE_BYTES
 from .messages import (
@@ -181,6 +182,7 @@ class X402Auth(httpx.Auth):
         endpoint_of: Callable[[httpx.Request], str | None] | None = None,
         cell_id: Callable[[], str | None] | None = None,
         max_remembered: int = 1024,
+        chain: AuthorizationReader | None = None,
     ) -> None:
         if not isinstance(wallet, Wallet):
             raise TypeError("X402Auth needs a tm402_nb Wallet (Wallet.from_env(), Wallet.from_key(...), ...)")
@@ -196,6 +198,8 @@ class X402Auth(httpx.Auth):
         self._challenges: OrderedDict[tuple[str, ...], _Remembered] = OrderedDict()
         self._unresolved: OrderedDict[str, Payment] = OrderedDict()
         self._max_remembered = max_remembered
+        #: Where the payer checks an unknown payment's nonce itself (EIP-3009 authorizationState).
+        self.chain = chain
         if ledger is None and (
             self.policy.daily_cap is not None
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
@@ -423,7 +427,23 @@ class X402Auth(httpx.Auth):
 
         Raises PaymentOutcomeUnknown (nothing signed) when an earlier payment for the request
         could still settle but can no longer be replayed safely, or is being replayed right now.
+        With a chain to ask, a payment too close to its expiry to replay is decided first.
         """
+        with self._lock:
+            waiting = self._unresolved.get(replay_key)
+        if (
+            waiting is not None
+            and waiting.status == PaymentStatus.UNKNOWN
+            and not waiting.in_flight
+            and waiting.record.valid_before <= time.time() + REPLAY_MARGIN
+        ) and self.resolve(waiting) == PaymentStatus.SETTLED:
+            raise _with_payment_attached(
+                waiting,
+                PaymentOutcomeUnknown(
+                    "an earlier payment for this request settled on chain, but its answer was lost",
+                    hint="the ledger row now says settled; run it again to pay for a fresh answer",
+                ),
+            )
         now = time.time()
         with self._lock:
             replay = self._unresolved.get(replay_key)
@@ -456,6 +476,30 @@ class X402Auth(httpx.Auth):
             # settled earlier); a new payment is safe.
             del self._unresolved[replay_key]
             return None
+
+    def resolve(self, payment: Payment) -> PaymentStatus:
+        """Decide an ``unknown`` payment from the chain, when one is configured: its nonce used
+        means it settled; unused once its authorization has expired means it never can.
+        Otherwise (no chain, the chain unreachable, still valid and unused) it stays unknown."""
+        if payment.status != PaymentStatus.UNKNOWN or self.chain is None:
+            return payment.status
+        record = payment.record
+        try:
+            used = self.chain.authorization_used(record.asset, record.payer, record.nonce)
+        except TM402Error:
+            return payment.status
+        request = httpx.Request(record.method, record.url)
+        if used:
+            self._mark(payment, PaymentStatus.SETTLED, request, reason="executed on chain; the receipt was lost")
+        elif time.time() > record.valid_before:
+            self._mark(payment, PaymentStatus.FAILED, request, reason="expired unexecuted (checked on chain)")
+        return payment.status
+
+    def resolve_unknown(self) -> dict[str, PaymentStatus]:
+        """:meth:`resolve` every payment this auth still holds as unknown; ``{payment id: status}``."""
+        with self._lock:
+            unknown = {p.id: p for p in self._unresolved.values() if p.status == PaymentStatus.UNKNOWN}
+        return {pid: self.resolve(p) for pid, p in unknown.items()}
 
     def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
         self._mark(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -136,14 +137,18 @@ def test_concurrent_async_calls_respect_the_budget(server, wallet, ledger):
 
 def test_second_402_raises_payment_failed_with_reason(server, wallet, ledger):
     server.config.balance = 0
-    policy = SpendPolicy(budget="1")
+    now = [time.time()]
+    policy = SpendPolicy(budget="1", clock=lambda: now[0])
     with paying_client(wallet, policy, ledger=ledger) as client, pytest.raises(PaymentFailed) as info:
         client.get(server.url + "/data")
     err = info.value
     assert err.reason == "insufficient_funds"
     assert "fund" in str(err)  # the hint from the seed's common errors
     assert statuses(ledger) == ["failed"]
-    assert policy.spent_usd() == 0  # a refused payment is given back to the budget
+    # Refused, but the signature stays valid until it expires: reserved until then, then given back.
+    assert policy.spent_usd() == policy.reserved_usd() == 17_000
+    now[0] = err.payment.record.valid_before + 31
+    assert policy.spent_usd() == 0
     assert server.settlements == []
 
 

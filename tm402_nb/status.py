@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["COUNTED", "FINAL", "PaymentStatus"]
+__all__ = ["COUNTED", "EXPIRY_MARGIN_SECONDS", "FINAL", "PaymentStatus"]
 
 
 class PaymentStatus(StrEnum):
@@ -33,3 +33,7 @@ class PaymentStatus(StrEnum):
 COUNTED = frozenset({PaymentStatus.PENDING, PaymentStatus.SETTLED, PaymentStatus.UNKNOWN})
 #: States that never change again.
 FINAL = frozenset({PaymentStatus.SETTLED, PaymentStatus.FAILED})
+
+#: A refused payment's signature can still be settled by whoever holds it until its
+#: ``validBefore``; it stays counted (reserved) until then plus this margin for clock skew.
+EXPIRY_MARGIN_SECONDS = 30

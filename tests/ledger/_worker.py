@@ -68,9 +68,35 @@ def hang_while_paying(path: str, url: str) -> None:
         client.get(url)
 
 
+def pending(path: str, then: str) -> None:
+    """Write one ``pending`` payment, print its id, then end as ``then`` says.
+
+    ``hold``: keep the ledger open until stdin closes (a live writer the parent controls
+    through the pipe), then exit without closing it. ``exit``: end at once without closing
+    the ledger, skipping every cleanup (as a crash would). ``close``: close the ledger first.
+    """
+    import os
+
+    from tm402_nb.ledger import Ledger
+    from tm402_nb.x402.recorder import PaymentRecord
+
+    ledger = Ledger(path)
+    rec = PaymentRecord(17_000, "0xa", "eip155:84532", "0xb", "0xpayer", f"0x{os.getpid():064x}", 2**40)
+    ledger.record_payment(rec)
+    print(rec.id, flush=True)
+    if then == "hold":
+        sys.stdin.read()
+    elif then == "close":
+        ledger.close()
+    sys.stdout.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:]
     if cmd == "spend":
         spend(rest[0], int(rest[1]), rest[2])
     elif cmd == "hang":
         hang_while_paying(rest[0], rest[1])
+    elif cmd == "pending":
+        pending(rest[0], rest[1])

@@ -141,7 +141,29 @@ def test_footer_flags_a_payment_that_did_not_settle(ip, s, capsys):
     with pytest.raises(Exception, match="settlement failed"):
         ip.run_cell("%tm grade ADA")
     (line,) = footer_lines(capsys.readouterr().out)
-    assert "1 payment(s) not settled" in line and "nothing paid" in line
+    # Refused, so nothing was spent; but the signature is valid until it expires: reserved, apart.
+    assert "nothing paid" in line and "0.017 USDC reserved until" in line and "may still settle" in line
+
+
+def test_footer_flags_a_receipt_that_disagrees_with_what_was_signed():
+    from tm402_nb.notebook.footer import CostFooter
+    from tm402_nb.tokenmetrics.cost import CallCost, Cost
+
+    call = CallCost(
+        "tm-grade",
+        "u",
+        None,
+        200,
+        paid=True,
+        amount=17_000,
+        asset="USDC",
+        tx="0xabc",
+        payment_status="settled",
+        discrepancy="receipt names payer 0x1111",
+    )
+    footer = CostFooter(Cost(calls=[call]))
+    assert "⚠ 1 receipt(s) disagree with what was signed" in repr(footer)
+    assert "⚠ 1 receipt(s) disagree" in footer._repr_html_()
 
 
 def test_footer_counts_a_payment_whose_answer_was_lost(ip, s, capsys):

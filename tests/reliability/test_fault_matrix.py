@@ -155,8 +155,12 @@ def test_fault(sandboxes, reference, tmp_path, case, version, client_kind):
     if case.startswith("drop-after-settle"):
         assert rec["unknown_settled"] == unknown_calls  # the server did settle: unknown, not failed
     assert start_balance - sb.balance(wallet.address, "usdc") == rec["paid_atomic"]
-    # Budget accounting: what the policy still counts is what may have moved (failed rows released).
+    # Budget accounting: what the policy still counts is what may still move: settled, unknown, and
+    # refused authorizations that have not expired (reserved), the same sum the ledger counts.
     assert sum(auth.policy.spent().values()) == rec["counted_atomic"]
+    assert sum(auth.policy.reserved().values()) == rec["reserved_atomic"]
+    usdc = auth.policy.allowed_assets[0]
+    assert ledger.spent(usdc.address, usdc.network) == rec["counted_atomic"]
     for outcome, result in zip(outcomes, results, strict=False):
         if outcome != OK:
             assert isinstance(result, KINDS[outcome])

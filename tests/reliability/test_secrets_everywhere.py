@@ -138,6 +138,23 @@ CELLS = [
         "os.environ['TM402_PRIVATE_KEY'] = os.environ['TM402_PRIVATE_KEY'][:40]\ntm.Wallet.from_env()",
         ["raises-exception"],
     ),
+    # A key file that is not a key, read the way locals-capturing tools (rich, Sentry) read an error:
+    # the chain, and every local of our frames. The file lives outside TM402_HOME and is deleted.
+    (
+        "code",
+        "import pathlib, tempfile, traceback\n"
+        "kdir = pathlib.Path(tempfile.mkdtemp())\n"
+        "for name, text in [('k.json', '{\"privateKey\": \"' + os.environ['TM402_PRIVATE_KEY'] + '\"'),\n"
+        "                   ('k.txt', os.environ['TM402_PRIVATE_KEY'][:-1] + 'z')]:\n"
+        "    (kdir / name).write_text(text)\n"
+        "    try:\n        tm.Wallet.from_file(kdir / name, password='x')\n"
+        "    except tm.TM402Error as exc:\n"
+        "        te = traceback.TracebackException.from_exception(exc, capture_locals=True)\n"
+        "        print('file:', type(exc).__name__, exc, repr(exc.__context__), repr(exc.__cause__))\n"
+        "        print([fs.locals for fs in te.stack if 'tm402_nb' in fs.filename])\n"
+        "    (kdir / name).unlink()\n"
+        "kdir.rmdir()",
+    ),
     ("code", "s.close()"),
 ]
 
@@ -184,6 +201,7 @@ def test_a_notebook_with_the_env_key_leaks_nothing(tmp_path, monkeypatch, capfd)
     assert "refused: BudgetExceeded" in text[3]
     assert sum('"output_type": "error"' in t for _, t in outputs) == 4
     assert every.count("WalletError") >= 7 and "connect: WalletError" in every
+    assert every.count("file: WalletError") == 2 and "<redacted>" in every  # errors read, our frames' locals too
     assert "DEBUG" in every or "INFO" in every  # the logs were on, and scanned
     from tm402_nb.ledger import Ledger
 

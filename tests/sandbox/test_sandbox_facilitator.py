@@ -273,3 +273,67 @@ def test_rate_limit_429_with_retry_after() -> None:
         # x402 callers are keyed by IP (or by payer once they pay), not by the API key.
         assert c.get("/v2/tokens", params={"limit": 1}, headers=X402).status_code == 200
         assert server.stats()["rate_limited"] == 2
+
+
+# -- what the token contract reverts on, the facilitator refuses (issue 11, defect 9) ----------------------
+
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def _settle_refused(client: httpx.Client, body: dict, reason: str) -> None:
+    verified = client.post("/facilitator/verify", json=body).json()
+    assert verified["isValid"] is False and verified["invalidReason"] == reason
+    settled = client.post("/facilitator/settle", json=body).json()
+    assert settled["success"] is False and settled["errorReason"] == reason and settled["transaction"] == ""
+
+
+def test_a_transfer_to_the_zero_address_is_refused(client: httpx.Client, sbv: SandboxServer) -> None:
+    """USDC reverts "ERC20: transfer to the zero address": the sandbox refuses it and nothing moves."""
+    w = fresh_wallet(sbv)
+    before = sbv.balance(w.address)
+    body = _body(sbv, client, w, payTo=ZERO)
+    body["paymentRequirements"]["payTo"] = ZERO  # a facilitator caller names the zero address as payee
+    _settle_refused(client, body, "transaction_failed")
+    assert sbv.balance(w.address) == before and sbv.settlements(payer=w.address) == []
+
+
+@pytest.mark.parametrize("party", ["payer", "payee"])
+def test_a_blacklisted_party_is_refused(client: httpx.Client, sbv: SandboxServer, party: str) -> None:
+    w = fresh_wallet(sbv)
+    body = _body(sbv, client, w)
+    who = w.address if party == "payer" else body["paymentRequirements"]["payTo"]
+    sbv.state.chain.blacklist.add(who.lower())
+    try:
+        _settle_refused(client, body, "transaction_failed")
+    finally:
+        sbv.state.chain.blacklist.discard(who.lower())
+    assert sbv.settlements(payer=w.address) == []
+    # The same payment settles once the party is cleared: the refusal burned nothing.
+    assert client.post("/facilitator/settle", json=body).json()["success"] is True
+
+
+def test_a_paused_token_is_refused(client: httpx.Client, sbv: SandboxServer) -> None:
+    w = fresh_wallet(sbv)
+    body = _body(sbv, client, w)
+    asset = body["paymentRequirements"]["asset"].lower()
+    sbv.state.chain.paused[asset] = True
+    try:
+        _settle_refused(client, body, "transaction_failed")
+    finally:
+        sbv.state.chain.paused.pop(asset, None)
+    assert sbv.settlements(payer=w.address) == []
+
+
+def test_valid_after_must_be_strictly_in_the_past(client: httpx.Client, sbv: SandboxServer) -> None:
+    """The contract requires block.timestamp > validAfter: an authorization valid from exactly now is early."""
+    w = fresh_wallet(sbv)
+    required = get_challenge(client, PATH, BTC)
+    now = int(sbv.state.facilitator.clock())
+    payload = sign(w, required, now=now + 600)  # validAfter = (now + 600) - 600 = now
+    body = {
+        "x402Version": sbv.x402_version,
+        "paymentPayload": payload.to_json(),
+        "paymentRequirements": offer(required).raw,
+    }
+    r = client.post("/facilitator/verify", json=body).json()
+    assert r["isValid"] is False and r["invalidReason"] == "invalid_exact_evm_payload_authorization_valid_after"

@@ -245,6 +245,7 @@ def test_sandbox_code_imports_only_the_message_layer() -> None:
         "tm402_nb.x402.eip3009",
         "tm402_nb.x402.wallet",
         "tm402_nb.x402.money",
+        "tm402_nb.money",  # the bottom module x402.money re-exports
         "tm402_nb.errors",
     }
     pkg = ROOT / "tm402_nb" / "sandbox"

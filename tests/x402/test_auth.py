@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,12 +88,22 @@ def test_cold_path_is_two_round_trips(server, wallet):
     assert server.counts["requests"] == 6
 
 
-def test_warm_miss_falls_back_without_paying_twice(server, wallet, ledger):
-    with paying_client(wallet, SpendPolicy(), ledger=ledger) as client:
+def test_warm_miss_signs_once_per_call_and_the_next_call_pays_the_new_terms(server, wallet, ledger):
+    """A refused pre-signed payment is still a valid signature: the call that made it signs
+    nothing more (a hostile server could collect both); it learns the new terms instead."""
+    policy = SpendPolicy()
+    auth = X402Auth(wallet, policy, ledger=ledger)
+    with paying_client(wallet, auth=auth) as client:
         client.get(server.url + "/data")
         server.config.amount = 20_000  # the price changed
-        r = client.get(server.url + "/data")
-    assert r.status_code == 200
+        with pytest.raises(PaymentFailed, match="remembered terms") as info:
+            client.get(server.url + "/data")
+        assert auth.stats["signed"] == 2  # one for each call, never two in the second
+        assert "counts against your caps until" in str(info.value)
+        # The refused authorization stays counted (reserved) until it expires.
+        assert policy.spent_usd() == 17_000 * 2 and policy.reserved_usd() == 17_000
+        r = client.get(server.url + "/data")  # warm, on the new terms: one round trip, one signature
+    assert r.status_code == 200 and auth.stats["signed"] == 3
     assert statuses(ledger) == ["failed", "settled", "settled"]
     assert len(server.settlements) == 2  # exactly the settled rows
     assert sorted(ledger.payments(status="settled")["tx"]) == sorted(s["tx"] for s in server.settlements)
@@ -126,14 +137,18 @@ def test_concurrent_async_calls_respect_the_budget(server, wallet, ledger):
 
 def test_second_402_raises_payment_failed_with_reason(server, wallet, ledger):
     server.config.balance = 0
-    policy = SpendPolicy(budget="1")
+    now = [time.time()]
+    policy = SpendPolicy(budget="1", clock=lambda: now[0])
     with paying_client(wallet, policy, ledger=ledger) as client, pytest.raises(PaymentFailed) as info:
         client.get(server.url + "/data")
     err = info.value
     assert err.reason == "insufficient_funds"
     assert "fund" in str(err)  # the hint from the seed's common errors
     assert statuses(ledger) == ["failed"]
-    assert policy.spent_usd() == 0  # a refused payment is given back to the budget
+    # Refused, but the signature stays valid until it expires: reserved until then, then given back.
+    assert policy.spent_usd() == policy.reserved_usd() == 17_000
+    now[0] = err.payment.record.valid_before + 31
+    assert policy.spent_usd() == 0
     assert server.settlements == []
 
 
@@ -292,9 +307,11 @@ def test_resending_the_same_request_object_never_replays_a_failed_header(server,
     with httpx.Client(auth=auth) as client:
         client.get(server.url + "/data")  # warm up
         request = client.build_request("GET", server.url + "/data")
-        server.config.amount = 20_000  # the warm payment will be refused, then paid afresh
-        assert client.send(request).status_code == 200
+        server.config.amount = 20_000  # the warm payment will be refused; the next send pays afresh
+        with pytest.raises(PaymentFailed):
+            client.send(request)
         assert "X-PAYMENT" not in request.headers and "PAYMENT-SIGNATURE" not in request.headers
+        assert client.send(request).status_code == 200
         assert client.send(request).status_code == 200
     assert len(seen) == len(set(seen))  # every payment sent once
     assert statuses(ledger).count("settled") == len(server.settlements) == 3

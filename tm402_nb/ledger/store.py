@@ -16,23 +16,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import LedgerError
 from ..money import to_display
-from ..status import COUNTED, PaymentStatus
+from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus
 
 if TYPE_CHECKING:
     import pandas as pd  # loaded on first use: the ledger must stay cheap to import
+
+_fcntl: ModuleType | None
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows: no flock; rows fall back to the host + PID rule
+    _fcntl = None
 
 ENV_HOME = "TM402_HOME"
 LEDGER_FILENAME = "ledger.sqlite3"
@@ -40,7 +49,16 @@ LEDGER_FILENAME = "ledger.sqlite3"
 #: ``status IN (...)`` over the statuses that count as spent (``status.COUNTED``): a pending or
 #: unknown payment may have settled, so it is counted until proven failed. Bound, never spliced.
 _COUNTED = tuple(sorted(COUNTED))
-_COUNTED_SQL = f"status IN ({','.join('?' * len(_COUNTED))})"
+# A refused (failed) payment whose authorization has not expired is reserved: whoever holds
+# the signature can still settle it, so it counts until ``valid_before`` plus the margin.
+_COUNTED_SQL = (
+    f"(status IN ({','.join('?' * len(_COUNTED))}) OR (status = ? AND valid_before + {EXPIRY_MARGIN_SECONDS} > ?))"
+)
+
+
+def _counted_args(now: float) -> list[Any]:
+    return [*_COUNTED, PaymentStatus.FAILED, now]
+
 
 _MIGRATIONS: list[str] = [
     # v1. A migration is history: its CHECK spells the PaymentStatus values as they were then,
@@ -105,6 +123,15 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX cache_expires ON cache(expires_at);
     """,
+    # v2. Who wrote a payment: the id of the writer lock its Ledger held (see _WriterLock).
+    # Rows from v1 keep NULL and are judged by host + pid, as they were.
+    """
+    ALTER TABLE payments ADD COLUMN writer TEXT;
+    """,
+    # v3: what a receipt said that disagrees with what was signed (kept apart, never merged).
+    """
+    ALTER TABLE payments ADD COLUMN discrepancy TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -135,6 +162,128 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+_WRITER_ID = re.compile(r"[0-9a-f]{32}")
+_WriterState = Literal["alive", "gone", "unknown"]
+
+
+class _WriterLock:
+    """The identity of one open Ledger as a writer: a lock file it holds while it is open.
+
+    A ``pending`` row is orphaned when the Ledger that wrote it can no longer answer it.
+    Host + PID cannot say so: after a restart (a JupyterHub pod, a container) the same
+    hostname comes back and PID 7 is alive again in a process that never wrote the row,
+    which then stayed pending forever. So each Ledger holds ``flock(LOCK_EX)`` on
+    ``<ledger>-writers/<uuid>.lock`` for as long as it is open, and records the uuid in
+    every row it writes; a row whose writer's lock someone else can take is orphaned.
+
+    Why flock, over the process start time in ``/proc/<pid>/stat`` plus the boot id:
+    the kernel itself releases the lock when its holder dies (kill -9 and OOM included),
+    so there is no PID, clock or tick arithmetic to get wrong; it does not depend on PID
+    namespaces (two containers sharing the volume each have a PID 7, and may share a
+    hostname, yet see each other's locks); it works on macOS and the BSDs, which have no
+    ``/proc``; and it is per open file, not per process (unlike ``fcntl``/``lockf`` record
+    locks), so two Ledgers in one process, or a closed one, are told apart. Where flock is
+    unavailable (Windows) or a filesystem refuses it, no writer is recorded and the host +
+    PID rule applies, as it did before. Rows from other hosts are still judged by the clock
+    alone: a network filesystem mounted without lock support keeps locks host-local, and
+    another host's lock would then look free.
+
+    The file is created under a temporary name, locked, then renamed into place, so a
+    reconciler never sees an unlocked ``.lock`` of a live writer and deletes it.
+    """
+
+    def __init__(self, directory: Path, writer: str, fd: int) -> None:
+        self.directory = directory
+        self.id = writer
+        self._fd: int | None = fd
+        self._owner = os.getpid()
+
+    @classmethod
+    def acquire(cls, directory: Path) -> _WriterLock | None:
+        """A new held writer lock in ``directory``, or None where locks are unavailable."""
+        if _fcntl is None:
+            return None
+        writer = uuid.uuid4().hex
+        tmp = directory / f"{writer}.tmp"
+        fd = -1
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            # Readable by all: other users sharing the ledger probe the lock (flock needs only read access).
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # O_CLOEXEC: not inherited by exec'd children
+            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            os.replace(tmp, directory / f"{writer}.lock")
+        except OSError:  # read-only folder, a filesystem without locks: fall back, never fail the open
+            if fd >= 0:
+                os.close(fd)
+            with suppress(OSError):
+                tmp.unlink()
+            return None
+        return cls(directory, writer, fd)
+
+    @staticmethod
+    def release_if_held(lock: _WriterLock | None) -> None:
+        if lock is not None:
+            lock.release()
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # A forked child closing an inherited Ledger must not delete the parent's file.
+        if os.getpid() == self._owner:
+            with suppress(OSError):
+                (self.directory / f"{self.id}.lock").unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    @staticmethod
+    def state(directory: Path, writer: str) -> _WriterState:
+        """Whether the Ledger that holds (held) ``writer``'s lock is still open.
+
+        ``gone`` removes its file. ``unknown`` when this platform or filesystem cannot
+        tell (the caller then falls back to host + PID).
+        """
+        if _fcntl is None or not _WRITER_ID.fullmatch(writer):
+            return "unknown"
+        return _probe(directory / f"{writer}.lock")
+
+    @staticmethod
+    def sweep(directory: Path, keep: str | None) -> None:
+        """Remove the files of writers that are gone (a killed process leaves its file behind)."""
+        if _fcntl is None:
+            return
+        try:
+            # Not ``.tmp`` files: one may be a writer between creating and locking its file.
+            names = [p for p in directory.iterdir() if p.suffix == ".lock" and p.stem != keep]
+        except OSError:
+            return
+        for path in names:
+            _probe(path)
+
+
+def _probe(path: Path) -> _WriterState:
+    """Try the lock on ``path``: taken by someone (``alive``), free or missing (``gone``, file removed)."""
+    assert _fcntl is not None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return "gone"  # its Ledger closed (or a reconciler already found it gone)
+    except OSError:
+        return "unknown"
+    try:
+        try:
+            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "alive"
+        except OSError:  # e.g. ENOLCK: this filesystem cannot tell
+            return "unknown"
+        with suppress(OSError):
+            path.unlink()  # under our lock: its writer is gone for good
+        return "gone"
+    finally:
+        os.close(fd)
 
 
 class PaymentRow(Protocol):
@@ -232,8 +381,17 @@ class Ledger:
             raise LedgerError(
                 f"cannot open the ledger at {self.path.name}: {exc}", hint=f"set ${ENV_HOME} to a writable folder"
             ) from None
+        self._writers = self.path.with_name(self.path.name + "-writers")
+        self._writer = _WriterLock.acquire(self._writers)
+        # A Ledger dropped without close() releases its lock when collected, or at exit: its
+        # pending rows can no longer be answered, so they must not look alive until the process ends.
+        self._release_writer = weakref.finalize(self, _WriterLock.release_if_held, self._writer)
         if reconcile:
-            self.reconcile()
+            try:
+                self.reconcile()
+            except BaseException:
+                self.close()
+                raise
 
     # -- schema ----------------------------------------------------------------
     def _migrate(self) -> None:
@@ -284,8 +442,8 @@ class Ledger:
         conn.execute(
             """INSERT INTO payments (id, created_at, updated_at, status, method, url, endpoint, x402_version,
                scheme, network, asset, asset_symbol, decimals, amount, pay_to, payer, nonce, valid_before, tx,
-               error, session_id, cell_id, pid, host)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               error, session_id, cell_id, pid, host, writer)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 r.id,
                 r.created_at,
@@ -311,6 +469,7 @@ class Ledger:
                 r.cell_id,
                 self._pid,
                 self._host,
+                self._writer.id if self._writer else None,
             ),
         )
 
@@ -327,8 +486,10 @@ class Ledger:
         *,
         tx: str | None = None,
         error: str | None = None,
-        payer: str | None = None,
+        discrepancy: str | None = None,
     ) -> None:
+        """Record an outcome. What was signed (payer, amount, network...) is never rewritten:
+        a receipt that disagrees lands in ``discrepancy``, beside it."""
         try:
             status = PaymentStatus(status)
         except ValueError:
@@ -336,15 +497,15 @@ class Ledger:
         with self._lock:
             self._conn.execute(
                 """UPDATE payments SET status=?, updated_at=?, tx=COALESCE(?, tx), error=?,
-                   payer=COALESCE(?, payer) WHERE id=?""",
-                (status, time.time(), tx, error, payer, payment_id),
+                   discrepancy=COALESCE(?, discrepancy) WHERE id=?""",
+                (status, time.time(), tx, error, discrepancy, payment_id),
             )
 
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
         sql = f"SELECT amount FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
-        args: list[Any] = [asset.lower(), network, *_COUNTED]
+        args: list[Any] = [asset.lower(), network, *_counted_args(time.time())]
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
@@ -354,7 +515,8 @@ class Ledger:
         return sum(int(row[0]) for row in conn.execute(sql, args))
 
     def spent(self, asset: str, network: str, *, since: float | None = None, payer: str | None = None) -> int:
-        """Atomic units of ``asset`` spent (pending, settled or unknown) since ``since``."""
+        """Atomic units of ``asset`` counted since ``since``: pending, settled or unknown, and
+        refused ones whose authorization could still settle (reserved)."""
         with self._lock:
             return self._spent(self._conn, asset, network, since=since, payer=payer)
 
@@ -363,7 +525,7 @@ class Ledger:
         return rows[0] if rows else None
 
     def reconcile(self) -> int:
-        """Turn ``pending`` rows whose process is gone into ``unknown``; returns how many.
+        """Turn ``pending`` rows whose writer is gone into ``unknown``; returns how many.
 
         Such a payment was signed and maybe sent; it may have settled. It keeps
         counting against budgets, and shows up as ``unknown`` for the user to check.
@@ -372,14 +534,10 @@ class Ledger:
         changed = 0
         with self.transaction():
             rows = self._conn.execute(
-                "SELECT id, pid, host, valid_before FROM payments WHERE status=?", (PaymentStatus.PENDING,)
+                "SELECT id, pid, host, valid_before, writer FROM payments WHERE status=?", (PaymentStatus.PENDING,)
             ).fetchall()
-            for pid_id, pid, host, valid_before in rows:
-                if host == self._host:
-                    orphan = pid != self._pid and not _pid_alive(int(pid or 0))
-                else:  # another machine sharing the file: only trust the clock
-                    orphan = valid_before is not None and valid_before + 60 < now
-                if orphan:
+            for pid_id, pid, host, valid_before, writer in rows:
+                if self._orphaned(pid, host, valid_before, writer, now):
                     self._conn.execute(
                         "UPDATE payments SET status=?, updated_at=?, error=? WHERE id=?",
                         (
@@ -390,7 +548,23 @@ class Ledger:
                         ),
                     )
                     changed += 1
+        _WriterLock.sweep(self._writers, self._writer.id if self._writer else None)
         return changed
+
+    def _orphaned(
+        self, pid: int | None, host: str | None, valid_before: int | None, writer: str | None, now: float
+    ) -> bool:
+        if host != self._host:  # another machine sharing the file: only trust the clock (see _WriterLock)
+            return valid_before is not None and valid_before + 60 < now
+        if writer is not None:
+            if self._writer is not None and writer == self._writer.id:
+                return False  # ours, and we are open
+            state = _WriterLock.state(self._writers, writer)
+            if state != "unknown":
+                return state == "gone"
+        # A v1 row, a row written where locks were unavailable, or a lock this filesystem cannot
+        # check: host + PID, which a reused PID can fool (the reason rows now carry a writer).
+        return pid != self._pid and not _pid_alive(int(pid or 0))
 
     # -- calls ------------------------------------------------------------------------
     def record_call(self, c: CallRecord) -> str:
@@ -497,6 +671,8 @@ class Ledger:
             "payer",
             "tx",
             "error",
+            "discrepancy",
+            "reserved",
             "nonce",
             "valid_before",
             "x402_version",
@@ -508,7 +684,12 @@ class Ledger:
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
             frame["amount"] = frame["amount"].astype("float64")
             return frame
+        now = time.time()
         for r in rows:
+            # Refused, but its authorization can still settle: counted apart from what was spent.
+            r["reserved"] = (
+                r["status"] == PaymentStatus.FAILED and (r["valid_before"] or 0) + EXPIRY_MARGIN_SECONDS > now
+            )
             r["amount_atomic"] = int(r["amount"])
             r["amount"] = float(to_display(int(r["amount"]), int(r["decimals"] or 0)))
         frame = pd.DataFrame(rows)[cols]
@@ -548,8 +729,11 @@ class Ledger:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
-        with self._lock, suppress(sqlite3.Error):
-            self._conn.close()
+        with self._lock:
+            with suppress(sqlite3.Error):
+                self._conn.close()
+            # After the connection: a pending row of ours is orphaned from now on, not before.
+            self._release_writer()
 
     def __enter__(self) -> Ledger:
         return self

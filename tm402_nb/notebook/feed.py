@@ -59,7 +59,7 @@ class PaymentFeed:
         tx: str | None,
         reason: str | None,
     ) -> None:
-        from ..x402.money import format_amount
+        from ..money import format_amount
 
         row = {
             "time": time.strftime("%H:%M:%S", time.localtime(at)),

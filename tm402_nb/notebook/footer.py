@@ -37,7 +37,9 @@ class CostFooter:
         self.mode = getattr(session, "mode", None)
         self.network = getattr(session, "network", None) or (cost.networks[0] if cost.networks else None)
         self.budget = session.budget_text() if session is not None and getattr(session, "policy", None) else None
-        self.failed = cost.unsettled
+        self.unknown = cost.unknown
+        self.reserved = cost.reserved_text()
+        self.discrepancies = cost.discrepancies
 
     @property
     def sandbox(self) -> bool:
@@ -45,8 +47,13 @@ class CostFooter:
 
     def _parts(self) -> list[str]:
         parts = [self.cost.summary()]
-        if self.failed:
-            parts.append(f"{len(self.failed)} payment(s) not settled — see %tm ledger")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} payment(s) not settled, outcome unknown — see %tm ledger")
+        if self.reserved:
+            parts.append(self.reserved)
+        if self.discrepancies:
+            n = len(self.discrepancies)
+            parts.append(f"⚠ {n} receipt(s) disagree with what was signed — see %tm ledger")
         if self.budget:
             parts.append(f"session {self.budget}")
         if self.network:

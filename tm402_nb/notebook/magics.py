@@ -25,7 +25,7 @@ from traitlets.config.configurable import Configurable
 
 from .. import errors
 from ..errors import BudgetExceeded, ConfigurationError, TM402Error
-from ..x402.money import to_atomic
+from ..money import plain, to_atomic
 from .parse import MagicUsageError, TMCommand, parse_cell, parse_line
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ class TMMagics(Magics, Configurable):
         lines = [f"wallet   {s.wallet.address}", f"network  {s.network}  ({s.mode})"]
         try:
             for sym, amount in s.balances().items():
-                lines.append(f"balance  {format(amount.normalize(), 'f')} {sym}")
+                lines.append(f"balance  {plain(amount)} {sym}")
         except TM402Error as exc:
             lines.append(f"balance  unavailable: {exc.message}")
         lines.append(f"spent    {s.budget_text()}")

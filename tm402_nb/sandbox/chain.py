@@ -65,6 +65,10 @@ STALE_RESERVATION_S = 600
 class Chain:
     def __init__(self, path: str) -> None:
         self.path = path
+        #: Addresses the token refuses to move funds from or to (USDC's Blacklistable), lower-case.
+        self.blacklist: set[str] = set()
+        #: Tokens (address, lower-case) whose transfers are paused (USDC's Pausable).
+        self.paused: dict[str, bool] = {}
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -207,6 +211,16 @@ class Chain:
                 (asset.lower(), payer.lower(), nonce.lower()),
             )
 
+    def revert_reason(self, asset: str, payer: str, pay_to: str) -> str | None:
+        """Why the token contract would revert a transfer between these parties, or None."""
+        if _is_zero(payer) or _is_zero(pay_to):
+            return TRANSACTION_FAILED  # "ERC20: transfer from/to the zero address"
+        if self.paused.get(asset.lower(), False):
+            return TRANSACTION_FAILED  # "Pausable: paused"
+        if {payer.lower(), pay_to.lower()} & self.blacklist:
+            return TRANSACTION_FAILED  # "Blacklistable: account is blacklisted"
+        return None
+
     def transfer_with_authorization(
         self,
         *,
@@ -221,8 +235,16 @@ class Chain:
         x402_version: int | None,
         reserved: bool,
     ) -> str | None:
-        """Move ``amount`` and burn the nonce in one transaction; None on success, else the reason."""
+        """Move ``amount`` and burn the nonce in one transaction; None on success, else the reason.
+
+        Refuses what FiatToken (USDC) reverts on: a transfer from or to the zero address, a
+        blacklisted party (``blacklist``), a paused token (``paused``), a used nonce, a short
+        balance. A revert the x402 SDK has no code for is ``transaction_failed``, as it maps it.
+        """
         key = (asset.lower(), payer.lower(), nonce.lower())
+        revert = self.revert_reason(asset, payer, pay_to)
+        if revert is not None:
+            return revert
         with self._tx() as t:
             row = self._db.execute(
                 "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key
@@ -292,3 +314,14 @@ class _Tx:
                 self.done = True
         finally:
             self.chain._lock.release()
+
+
+#: The x402 SDK's code for a settlement transaction that reverted for another reason.
+TRANSACTION_FAILED = "transaction_failed"
+
+
+def _is_zero(address: str) -> bool:
+    try:
+        return int(address, 16) == 0
+    except ValueError:
+        return False

@@ -156,12 +156,17 @@ class Facilitator:
             return bad(INVALID_REQUIREMENTS, f"asset {req.asset[:42]} is not a token this sandbox settles")
         if not is_address(req.pay_to) or auth.to.lower() != req.pay_to.lower():
             return bad(RECIPIENT_MISMATCH, f"authorization pays {auth.to}, requirements pay {req.pay_to[:42]}")
+        # What the token contract would revert on is refused before anything is reserved
+        # (a real facilitator simulates the transfer; settling it would fail on chain).
+        revert = self.chain.revert_reason(asset.address, payer, auth.to)
+        if revert is not None:
+            return bad(revert, f"the token would revert a transfer from {payer} to {auth.to}")
         if auth.value != req.amount:
             return bad(VALUE_MISMATCH, f"authorization value {auth.value} != required amount {req.amount}")
         now = int(self.clock())
         if auth.valid_before < now + VALID_BEFORE_MARGIN:
             return bad(VALID_BEFORE, f"authorization expired (validBefore {auth.valid_before}, now {now})")
-        if auth.valid_after > now:
+        if auth.valid_after >= now:  # the contract requires block.timestamp > validAfter, strictly
             return bad(VALID_AFTER, f"authorization not valid yet (validAfter {auth.valid_after}, now {now})")
         try:
             _canonical_signature(payload.signature)

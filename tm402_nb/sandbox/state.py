@@ -7,7 +7,7 @@ import os
 import tempfile
 from decimal import Decimal
 
-from ..x402.money import to_atomic, to_display
+from ..money import plain, to_atomic, to_display
 from .assets import PayAsset, pay_assets, resolve_asset
 from .chain import Chain
 from .config import SandboxConfig, facilitator_address, payee_address
@@ -22,7 +22,7 @@ from .stats import Stats
 
 def display(atomic: int, decimals: int) -> str:
     """Exact display string: ``display(17000, 6) == "0.017"``, ``display(0, 18) == "0"``."""
-    return format(to_display(atomic, decimals).normalize(), "f")
+    return plain(to_display(atomic, decimals))
 
 
 #: Largest faucet drip, in display units.

@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from ..money import AmountLike, format_amount, plain
 from ..tokenmetrics.client import AsyncClient
 from ..tokenmetrics.cost import Cost
-from ..x402.money import AmountLike, format_amount
 from .modes import SessionOptions, SessionParts, build, resolve_mode
 from .wallet_view import WalletView
 
@@ -223,4 +223,4 @@ def _closed_async_client(task: asyncio.Task[None]) -> None:
 
 def _plain(value: Decimal) -> Decimal:
     """Exact, without trailing zeros (Decimal('1.5'), not Decimal('1.500000'))."""
-    return Decimal(format(value.normalize(), "f"))
+    return Decimal(plain(value))

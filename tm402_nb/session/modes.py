@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ..ledger import Ledger
+from ..money import AmountLike, to_atomic
 from ..tokenmetrics.client import DEFAULT_BASE_URL, Client, RetryPolicy
 from ..tokenmetrics.cost import CostTracker, current_cell_id
 from ..tokenmetrics.modes import Mode
 from ..x402.auth import X402Auth
-from ..x402.money import AmountLike, to_atomic
+from ..x402.chain import ChainReader
 from ..x402.networks import get_network
 from ..x402.policy import AssetLimit, SpendPolicy
 from ..x402.wallet import ENV_KEY, ENV_KEY_FILE, Wallet
@@ -266,7 +267,14 @@ def _assemble(
     auth = None
     if wallet is not None and policy is not None:
         auth = X402Auth(
-            wallet, policy, ledger=ledger, session_id=session_id, endpoint_of=_endpoint_of, cell_id=current_cell_id.get
+            wallet,
+            policy,
+            ledger=ledger,
+            session_id=session_id,
+            endpoint_of=_endpoint_of,
+            cell_id=current_cell_id.get,
+            # With an RPC the payer decides a lost answer's payment from the chain itself.
+            chain=ChainReader(rpc_url) if rpc_url else None,
         )
     cost = CostTracker()
     client_options: dict[str, Any] = dict(

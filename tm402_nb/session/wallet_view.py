@@ -5,11 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import httpx
-
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, X402ProtocolError
+from ..money import to_display
 from ..tokenmetrics.errors import APIError
-from ..x402.money import to_display
+from ..x402.chain import ChainReader
 from ..x402.networks import get_network
 
 if TYPE_CHECKING:
@@ -17,26 +16,13 @@ if TYPE_CHECKING:
     from ..x402.policy import SpendPolicy
     from ..x402.wallet import Wallet
 
-#: ``balanceOf(address)`` selector.
-BALANCE_OF = "0x70a08231"
-
 
 def erc20_balance(rpc_url: str, token: str, owner: str, *, timeout: float = 10.0) -> int:
     """Atomic balance of ``owner`` in ERC-20 ``token``, via ``eth_call``."""
-    data = BALANCE_OF + owner.lower().removeprefix("0x").rjust(64, "0")
-    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{"to": token, "data": data}, "latest"]}
     try:
-        response = httpx.post(rpc_url, json=body, timeout=timeout)
-        reply = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise APIError(f"JSON-RPC balance call failed: {exc}") from None
-    if not isinstance(reply, dict) or "result" not in reply:
-        err = reply.get("error") if isinstance(reply, dict) else reply
-        raise APIError(f"JSON-RPC balance call failed: {err}")
-    result = reply["result"]
-    if not isinstance(result, str) or not result.startswith("0x"):
-        raise APIError(f"JSON-RPC returned a non-hex balance: {str(result)[:40]}")
-    return int(result, 16) if len(result) > 2 else 0
+        return ChainReader(rpc_url, timeout=timeout).balance_of(token, owner)
+    except X402ProtocolError as exc:
+        raise APIError(f"balance: {exc.message}") from None
 
 
 class WalletView:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from ..ledger import CallRecord, Ledger
-from ..status import COUNTED
+from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus
 from ..x402.auth import Payment, payment_of
 from .catalogue import Endpoint
 from .cost import CallCost, CostTracker, current_cell_id
@@ -59,6 +59,8 @@ class CallAccounting:
             payment_status=pay.status if pay else None,
             payment_id=pay.id if pay else None,
             elapsed_ms=elapsed * 1000,
+            reserved_until=_reserved_until(pay),
+            discrepancy=pay.discrepancy if pay else None,
         )
         if self.ledger is not None:
             self.ledger.record_call(
@@ -93,3 +95,10 @@ def payment_of_error(exc: BaseException) -> Payment | None:
     """The payment an error carries (the lost answer to a paid request), if any."""
     found = getattr(exc, "payment", None)
     return found if isinstance(found, Payment) else None
+
+
+def _reserved_until(payment: Payment | None) -> float | None:
+    """When a refused payment stops counting: its authorization's expiry plus the skew margin."""
+    if payment is None or payment.status != PaymentStatus.FAILED:
+        return None
+    return float(payment.record.valid_before + EXPIRY_MARGIN_SECONDS)

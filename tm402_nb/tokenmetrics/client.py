@@ -34,9 +34,9 @@ import httpx
 
 from ..errors import ConfigurationError, TM402Error, X402ProtocolError
 from ..ledger import Ledger
+from ..money import AmountLike
 from ..x402.auth import X402Auth
 from ..x402.messages import PaymentRequired, parse_challenge
-from ..x402.money import AmountLike
 from ..x402.transport import AsyncPaymentReplayTransport, PaymentReplayTransport
 from .accounting import CallAccounting, payment_of_error
 from .answers import interpret

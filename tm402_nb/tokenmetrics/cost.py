@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..money import format_amount, plain, to_display
 from ..status import PaymentStatus
-from ..x402.money import format_amount, to_display
 
 #: The notebook layer sets this to the running cell's id; ledger rows carry it.
 current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
@@ -57,6 +58,10 @@ class CallCost:
     payment_status: str | None = None
     payment_id: str | None = None
     elapsed_ms: float = 0.0
+    #: A refused payment whose authorization could still settle: counted until this time (epoch s).
+    reserved_until: float | None = None
+    #: What the settlement receipt said that differs from what was signed.
+    discrepancy: str | None = None
 
 
 class Cost:
@@ -75,6 +80,9 @@ class Cost:
         self._receipts: deque[str] = deque(maxlen=keep)
         self._networks: set[str] = set()
         self._unsettled: list[CallCost] = []
+        self._reserved: dict[tuple[str, int], int] = {}
+        self._reserved_until = 0.0
+        self._discrepancies: list[CallCost] = []
         for call in calls or ():
             self.add(call)
 
@@ -94,6 +102,12 @@ class Cost:
             self._networks.add(call.network)
         if call.payment_status in _UNSETTLED and len(self._unsettled) < 1000:
             self._unsettled.append(call)
+        if call.reserved_until is not None and call.asset:
+            key = (call.asset, call.decimals)
+            self._reserved[key] = self._reserved.get(key, 0) + call.amount
+            self._reserved_until = max(self._reserved_until, call.reserved_until)
+        if call.discrepancy and len(self._discrepancies) < 1000:
+            self._discrepancies.append(call)
 
     @property
     def n_calls(self) -> int:
@@ -116,10 +130,28 @@ class Cost:
         """Calls whose payment failed or whose outcome is unknown."""
         return list(self._unsettled)
 
+    @property
+    def unknown(self) -> list[CallCost]:
+        """Calls whose payment may have settled, with no answer saying so: counted as paid."""
+        return [c for c in self._unsettled if c.payment_status == PaymentStatus.UNKNOWN]
+
+    def reserved_text(self) -> str | None:
+        """Refused payments that could still settle until they expire (counted, not spent), or None."""
+        if not self._reserved:
+            return None
+        parts = " + ".join(format_amount(v, dec, sym) for (sym, dec), v in sorted(self._reserved.items()))
+        until = time.strftime("%H:%M UTC", time.gmtime(self._reserved_until))
+        return f"{parts} reserved until {until} (refused, may still settle)"
+
+    @property
+    def discrepancies(self) -> list[CallCost]:
+        """Settled calls whose receipt disagrees with what was signed."""
+        return list(self._discrepancies)
+
     def amounts(self) -> dict[str, Decimal]:
         """Display amounts per asset symbol (exact Decimals)."""
         # Exact, without the asset's trailing zeros (6.12 TMAI, not 6.120000000000000000).
-        return {sym: Decimal(format(to_display(v, dec).normalize(), "f")) for (sym, dec), v in self._atomic.items()}
+        return {sym: Decimal(plain(to_display(v, dec))) for (sym, dec), v in self._atomic.items()}
 
     def amount_text(self) -> str:
         parts = [format_amount(v, dec, sym) for (sym, dec), v in sorted(self._atomic.items())]

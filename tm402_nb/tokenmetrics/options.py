@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from ..errors import ConfigurationError
-from ..x402.money import AmountLike, to_atomic
+from ..money import AmountLike, to_atomic
 from ..x402.options import PaymentOptions
 
 __all__ = ["PAYMENT_TOKENS", "CallOptions", "ProgressHook", "payment_token"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import PaymentRefused, X402ProtocolError
+from ..money import format_amount
 from ..x402.messages import PaymentRequired
-from ..x402.money import format_amount
 from ..x402.networks import find_asset, get_network
 from ..x402.policy import SpendPolicy
 from .catalogue import Endpoint

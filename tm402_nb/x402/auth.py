@@ -41,9 +41,12 @@ from ..errors import (
     X402ProtocolError,
     hint_for_reason,
 )
-from ..status import FINAL, PaymentStatus
+from ..status import EXPIRY_MARGIN_SECONDS, FINAL, PaymentStatus
+from .chain import AuthorizationReader
 from .eip3009 import sign_authorization
+from .encoding import MAX_MESSAGE_BYTES
 from .messages import (
+    PAYMENT_REQUIRED,
     PAYMENT_SIGNATURE,
     X_PAYMENT,
     PaymentPayload,
@@ -53,13 +56,22 @@ from .messages import (
     parse_challenge,
     read_receipt,
 )
+from .networks import get_network
 from .options import PaymentOptions
 from .policy import Offer, SpendPolicy
 from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
 from .wallet import Wallet
 
-__all__ = ["Payment", "PaymentEvent", "X402Auth", "payment_of", "receipt"]
+__all__ = [
+    "Payment",
+    "PaymentEvent",
+    "X402Auth",
+    "astrip_payment_on_redirect",
+    "payment_of",
+    "receipt",
+    "strip_payment_on_redirect",
+]
 
 #: Keys of ``response.extensions`` where the outcome is exposed.
 EXT_PAYMENT = "tm402_payment"
@@ -68,7 +80,7 @@ EXT_RECEIPT = "tm402_receipt"
 #: A lost answer's payment is replayed only while this far from its validBefore (clock skew).
 REPLAY_MARGIN = 30
 #: ...and a new payment for the same request waits until this long after validBefore.
-EXPIRY_MARGIN = 30
+EXPIRY_MARGIN = EXPIRY_MARGIN_SECONDS
 
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
@@ -93,6 +105,8 @@ class Payment:
     released: bool = False
     #: True while a request is sending this payment's header (a replay is claimed, never shared).
     in_flight: bool = False
+    #: What a receipt of success said that differs from what we signed (kept apart, never merged).
+    discrepancy: str | None = None
 
     @property
     def id(self) -> str:
@@ -168,6 +182,7 @@ class X402Auth(httpx.Auth):
         endpoint_of: Callable[[httpx.Request], str | None] | None = None,
         cell_id: Callable[[], str | None] | None = None,
         max_remembered: int = 1024,
+        chain: AuthorizationReader | None = None,
     ) -> None:
         if not isinstance(wallet, Wallet):
             raise TypeError("X402Auth needs a tm402_nb Wallet (Wallet.from_env(), Wallet.from_key(...), ...)")
@@ -183,6 +198,8 @@ class X402Auth(httpx.Auth):
         self._challenges: OrderedDict[tuple[str, ...], _Remembered] = OrderedDict()
         self._unresolved: OrderedDict[str, Payment] = OrderedDict()
         self._max_remembered = max_remembered
+        #: Where the payer checks an unknown payment's nonce itself (EIP-3009 authorizationState).
+        self.chain = chain
         if ledger is None and (
             self.policy.daily_cap is not None
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
@@ -200,7 +217,7 @@ class X402Auth(httpx.Auth):
             while True:
                 response = yield outgoing
                 if response.status_code == 402:
-                    response.read()
+                    _keep_challenge_body(response, _read_bounded(response))
                 try:
                     outgoing = flow.send(response)
                 except StopIteration:
@@ -221,7 +238,7 @@ class X402Auth(httpx.Auth):
             while True:
                 response = yield outgoing
                 if response.status_code == 402:
-                    await response.aread()
+                    _keep_challenge_body(response, await _aread_bounded(response))
                 try:
                     outgoing = flow.send(response)
                 except StopIteration:
@@ -264,47 +281,104 @@ class X402Auth(httpx.Auth):
             # re-sending it can never replay a header we have recorded as failed.
             paid = self._with_payment(request, presigned)
             response = yield from self._send_paid(paid, presigned, replay_key)
+            # This header may already have reached the server before (a lost answer): then no
+            # refusal now proves that the first attempt did not settle.
+            replayed = replay is presigned or bool(response.extensions.get(EXT_REPLAYS))
+            self._check_origin(presigned, response, paid)
             if response.status_code != 402:
-                self._conclude(presigned, response, paid)
+                self._conclude(presigned, response, paid, replayed=replayed)
                 return
-            # The remembered challenge no longer matches (price or terms changed), or the
-            # replayed payment was refused. Settled? Only a failed receipt says so; otherwise
-            # the server rejected it before settling, so paying the fresh challenge is safe.
             reason = self._rejection_reason(response)
-            if replay is presigned or response.extensions.get(EXT_REPLAYS):
-                # This header may already have reached the server before (a lost answer): a
-                # refusal now ("nonce used", or a clock-skewed "expired") does not prove the
-                # first attempt did not settle. It stays unknown and counted; nothing new is signed.
+            if replayed:
                 raise self._still_unknown(presigned, request, reason)
             failed_receipt = self._receipt_or_none(response)
             self._mark(presigned, PaymentStatus.FAILED, paid, reason=reason or "server refused the pre-signed payment")
-            if (failed_receipt is not None and not failed_receipt.success) or _recurs(reason):
-                # A failed settlement, or a refusal a fresh signature would meet again
-                # (no funds): stop here rather than sign a second payment to be refused.
-                raise self._payment_failed(presigned, response, failed_receipt, reason)
             if presigned.warm:
                 self.stats["warm_misses"] += 1
-        else:
-            response = yield request
+                # The terms changed since they were remembered. Never a second signature in one
+                # call: the refused one is still valid (and counted) until it expires, and a
+                # hostile server could collect both. Learn the new terms for the next call instead.
+                self._learn(request, options, response)
+            raise self._payment_failed(presigned, response, failed_receipt, reason)
 
+        response = yield request
         if response.status_code != 402:
             return
         self.stats["challenges"] += 1
+        self._check_issuer(request, response)
         required = parse_challenge(response.headers, response.content)
         payment = self._sign_payment(required, request, options, warm=False)
         self._remember(request, options, required, payment.offer)
         paid = self._with_payment(request, payment)
         response = yield from self._send_paid(paid, payment, replay_key)
+        replayed = bool(response.extensions.get(EXT_REPLAYS))
+        self._check_origin(payment, response, paid)
         if response.status_code == 402:
             reason = self._rejection_reason(response)
-            if response.extensions.get(EXT_REPLAYS):
+            if replayed:
                 # The first attempt's answer was lost; the transport's replay was refused:
                 # the first attempt may have settled. Unknown, counted, nothing new signed.
                 raise self._still_unknown(payment, paid, reason)
             failed_receipt = self._receipt_or_none(response)
             self._mark(payment, PaymentStatus.FAILED, paid, reason=reason or "server answered 402 to the paid request")
             raise self._payment_failed(payment, response, failed_receipt, reason)
-        self._conclude(payment, response, paid)
+        self._conclude(payment, response, paid, replayed=replayed)
+
+    def _check_issuer(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Refuse a challenge that another origin issued (the request was redirected to it).
+
+        Payment and payee pinning belong to the origin the caller asked; a redirect target's
+        price is not something the caller agreed to, so nothing is signed for it.
+        """
+        asked, issuer = _origin(request.url), _origin(response.request.url)
+        if issuer != asked:
+            raise PaymentRefused(
+                f"the 402 challenge came from {issuer}, after a redirect from {asked}: not paid",
+                hint="nothing was signed; request the other origin directly if you mean to pay it",
+            )
+
+    def _check_origin(self, payment: Payment, response: httpx.Response, paid: httpx.Request) -> None:
+        """A paid request answered from another origin (a redirect the client followed).
+
+        With :func:`strip_payment_on_redirect` installed the header stayed behind; without it,
+        httpx copied it to the other origin. Either way the answer is not the receipt of the
+        origin that holds our authorization: the payment stays unknown (it may still settle)
+        and counted, and nothing more is signed.
+        """
+        signed_for = _origin(paid.url)
+        hops = [*response.history, response]
+        foreign = [h for h in hops if _origin(h.request.url) != signed_for]
+        if not foreign:
+            return
+        leaked = any(h.request.headers.get(payment.header_name) == payment.header_value for h in foreign)
+        where = _origin(foreign[0].request.url)
+        self._mark(
+            payment,
+            PaymentStatus.UNKNOWN,
+            paid,
+            reason=f"the paid request was redirected to {where}"
+            + ("; the payment header went there too" if leaked else ""),
+        )
+        raise _with_payment_attached(
+            payment,
+            PaymentOutcomeUnknown(
+                f"the paid request to {signed_for} was redirected to {where}"
+                + (" and the client sent the payment header there" if leaked else ""),
+                hint="it stays counted until its authorization expires; nothing more was signed. Turn off "
+                "follow_redirects, or add tm402_nb.x402.strip_payment_on_redirect to the client's request hooks",
+            ),
+        )
+
+    def _learn(self, request: httpx.Request, options: PaymentOptions, response: httpx.Response) -> None:
+        """Remember the fresh challenge in a refusal, so the next call pays the new terms warm."""
+        if _origin(response.request.url) != _origin(request.url):
+            return
+        try:
+            required = parse_challenge(response.headers, response.content)
+            offer = self._select(required, request, options)
+        except TM402Error:
+            return
+        self._remember(request, options, required, offer)
 
     def _send_paid(
         self, request: httpx.Request, payment: Payment, replay_key: str
@@ -353,7 +427,23 @@ class X402Auth(httpx.Auth):
 
         Raises PaymentOutcomeUnknown (nothing signed) when an earlier payment for the request
         could still settle but can no longer be replayed safely, or is being replayed right now.
+        With a chain to ask, a payment too close to its expiry to replay is decided first.
         """
+        with self._lock:
+            waiting = self._unresolved.get(replay_key)
+        if (
+            waiting is not None
+            and waiting.status == PaymentStatus.UNKNOWN
+            and not waiting.in_flight
+            and waiting.record.valid_before <= time.time() + REPLAY_MARGIN
+        ) and self.resolve(waiting) == PaymentStatus.SETTLED:
+            raise _with_payment_attached(
+                waiting,
+                PaymentOutcomeUnknown(
+                    "an earlier payment for this request settled on chain, but its answer was lost",
+                    hint="the ledger row now says settled; run it again to pay for a fresh answer",
+                ),
+            )
         now = time.time()
         with self._lock:
             replay = self._unresolved.get(replay_key)
@@ -386,6 +476,30 @@ class X402Auth(httpx.Auth):
             # settled earlier); a new payment is safe.
             del self._unresolved[replay_key]
             return None
+
+    def resolve(self, payment: Payment) -> PaymentStatus:
+        """Decide an ``unknown`` payment from the chain, when one is configured: its nonce used
+        means it settled; unused once its authorization has expired means it never can.
+        Otherwise (no chain, the chain unreachable, still valid and unused) it stays unknown."""
+        if payment.status != PaymentStatus.UNKNOWN or self.chain is None:
+            return payment.status
+        record = payment.record
+        try:
+            used = self.chain.authorization_used(record.asset, record.payer, record.nonce)
+        except TM402Error:
+            return payment.status
+        request = httpx.Request(record.method, record.url)
+        if used:
+            self._mark(payment, PaymentStatus.SETTLED, request, reason="executed on chain; the receipt was lost")
+        elif time.time() > record.valid_before:
+            self._mark(payment, PaymentStatus.FAILED, request, reason="expired unexecuted (checked on chain)")
+        return payment.status
+
+    def resolve_unknown(self) -> dict[str, PaymentStatus]:
+        """:meth:`resolve` every payment this auth still holds as unknown; ``{payment id: status}``."""
+        with self._lock:
+            unknown = {p.id: p for p in self._unresolved.values() if p.status == PaymentStatus.UNKNOWN}
+        return {pid: self.resolve(p) for pid, p in unknown.items()}
 
     def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
         self._mark(
@@ -464,7 +578,12 @@ class X402Auth(httpx.Auth):
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             with ctx as tx:
                 policy.authorize(offer, tx, max_per_call=options.max_per_call)
-                auth, signature = sign_authorization(self.wallet, offer.requirements, extra_assets=policy.extra_assets)
+                auth, signature = sign_authorization(
+                    self.wallet,
+                    offer.requirements,
+                    extra_assets=policy.extra_assets,
+                    valid_for=policy.authorization_seconds,
+                )
                 payload = build_payment_payload(required, offer.requirements, auth, signature)
                 record = PaymentRecord(
                     amount=offer.amount,
@@ -504,6 +623,7 @@ class X402Auth(httpx.Auth):
 
     @staticmethod
     def _with_payment(request: httpx.Request, payment: Payment) -> httpx.Request:
+        """A copy of ``request`` carrying the payment, marked with the origin it was signed for."""
         headers = httpx.Headers(request.headers)
         headers[payment.header_name] = payment.header_value
         # Browsers need this to read the receipt; harmless elsewhere (the reference clients send it).
@@ -513,7 +633,7 @@ class X402Auth(httpx.Auth):
             request.url,
             headers=headers,
             content=request.content,
-            extensions={**request.extensions, _PAID_MARK: True},
+            extensions={**request.extensions, _PAID_MARK: _origin(request.url)},
         )
 
     def _receipt_or_none(self, response: httpx.Response) -> SettlementResponse | None:
@@ -542,9 +662,19 @@ class X402Auth(httpx.Auth):
         return None
 
     def _payment_failed(
-        self, payment: Payment, response: httpx.Response, receipt: SettlementResponse | None, reason: str | None
+        self,
+        payment: Payment,
+        response: httpx.Response,
+        receipt: SettlementResponse | None,
+        reason: str | None,
     ) -> PaymentFailed:
-        what = "settlement failed" if receipt is not None and not receipt.success else "payment was rejected"
+        settle_failed = receipt is not None and not receipt.success
+        what = "settlement failed" if settle_failed else "payment was rejected"
+        hint = hint_for_reason(reason)
+        if payment.warm and not settle_failed and not _recurs(reason):
+            what = "the payment signed for the remembered terms was rejected"
+            hint = "run it again: the server's current terms are remembered now, and it pays once"
+        until = time.strftime("%H:%M:%S UTC", time.gmtime(payment.record.valid_before))
         return _with_payment_attached(
             payment,
             PaymentFailed(
@@ -552,12 +682,19 @@ class X402Auth(httpx.Auth):
                 reason=reason,
                 receipt=receipt,
                 response=response,
-                hint=hint_for_reason(reason) or "nothing more was signed; see the ledger row for this payment",
+                hint=(hint + "; " if hint else "")
+                + f"nothing more was signed; the refused authorization counts against your caps until {until}",
             ),
         )
 
-    def _conclude(self, payment: Payment, response: httpx.Response, request: httpx.Request) -> None:
-        """Record the outcome of a paid request that did not get a 402."""
+    def _conclude(
+        self, payment: Payment, response: httpx.Response, request: httpx.Request, *, replayed: bool = False
+    ) -> None:
+        """Record the outcome of a paid request that did not get a 402.
+
+        ``replayed``: this header may have reached the server before, so only a receipt of
+        success decides it; any refusal leaves it unknown (the first attempt may have settled).
+        """
         response.extensions = {**response.extensions, EXT_PAYMENT: payment}
         try:
             receipt = read_receipt(response.headers)
@@ -572,17 +709,20 @@ class X402Auth(httpx.Auth):
             payment.receipt = receipt
             response.extensions[EXT_RECEIPT] = receipt
             if receipt.success:
-                self._mark(payment, PaymentStatus.SETTLED, request, tx=receipt.transaction, payer=receipt.payer)
-            else:
-                self._mark(payment, PaymentStatus.FAILED, request, reason=receipt.error_reason or "settlement failed")
-                raise PaymentFailed(
-                    f"the server reports a failed settlement for {payment.display}: {receipt.error_reason or 'no reason'}",
-                    reason=receipt.error_reason,
-                    receipt=receipt,
-                    response=response,
-                    hint=hint_for_reason(receipt.error_reason),
+                self._mark(
+                    payment,
+                    PaymentStatus.SETTLED,
+                    request,
+                    tx=receipt.transaction,
+                    discrepancy=self._discrepancy(payment, receipt),
                 )
-        elif response.status_code == 429 or response.status_code >= 500:
+                return
+            reason = receipt.error_reason or "settlement failed"
+            if replayed:
+                raise self._still_unknown(payment, request, reason)
+            self._mark(payment, PaymentStatus.FAILED, request, reason=reason)
+            raise self._payment_failed(payment, response, receipt, receipt.error_reason)
+        if response.status_code == 429 or response.status_code >= 500:
             # Rate limited or a server error: nothing settled *yet*, but the server holds a
             # signed authorization that stays valid until validBefore. So the payment is not
             # given up: it stays unknown, and re-sending this request replays the same
@@ -595,13 +735,41 @@ class X402Auth(httpx.Auth):
             )
             with self._lock:
                 self._unresolved[_replay_key(request)] = payment
+        elif response.status_code >= 400 and replayed:
+            # A refused replay (400, 403, 409...) says nothing about the first attempt.
+            self._mark(
+                payment,
+                PaymentStatus.UNKNOWN,
+                request,
+                reason=f"answer lost; its replay got HTTP {response.status_code}: it may have settled",
+            )
         elif response.status_code >= 400:
             # The handler refused the request: reference servers settle only when it succeeds.
+            # Still, the server holds the signature until it expires: failed, but reserved till then.
             self._mark(
                 payment, PaymentStatus.FAILED, request, reason=f"HTTP {response.status_code}: the server did not settle"
             )
         else:
             self._mark(payment, PaymentStatus.UNKNOWN, request, reason="answered without a settlement receipt")
+
+    def _discrepancy(self, payment: Payment, receipt: SettlementResponse) -> str | None:
+        """What a receipt of success says that differs from what we signed, or None.
+
+        The ledger keeps what we signed; a disagreeing receipt is recorded beside it, never merged.
+        """
+        found: list[str] = []
+        if receipt.payer and receipt.payer.lower() != self.wallet.address.lower():
+            found.append(f"payer {receipt.payer[:42]} (we signed as {self.wallet.address})")
+        if receipt.network:
+            try:
+                same = get_network(receipt.network) == payment.offer.network
+            except X402ProtocolError:
+                same = False
+            if not same:
+                found.append(f"network {receipt.network[:40]!r} (we signed for {payment.offer.network.v1_name})")
+        if receipt.amount is not None and receipt.amount != payment.amount:
+            found.append(f"amount {receipt.amount} (we signed {payment.amount})")
+        return "receipt names " + "; ".join(found) if found else None
 
     def _mark(
         self,
@@ -611,7 +779,7 @@ class X402Auth(httpx.Auth):
         *,
         reason: str | None = None,
         tx: str | None = None,
-        payer: str | None = None,
+        discrepancy: str | None = None,
     ) -> None:
         previous = payment.status
         if previous in FINAL and status != previous:
@@ -620,11 +788,14 @@ class X402Auth(httpx.Auth):
         payment.record.status = status
         payment.record.tx = tx or payment.record.tx
         payment.record.error = reason
+        payment.discrepancy = discrepancy or payment.discrepancy
         if self.ledger is not None:
-            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, payer=payer)
+            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, discrepancy=discrepancy)
         if status == PaymentStatus.FAILED and not payment.released:
             payment.released = True
-            self.policy.release(payment.offer, payment.scopes)
+            # Refused is not void: whoever holds the signature can settle it until validBefore.
+            # It stays counted (reserved) until then, with a margin for clock skew.
+            self.policy.release(payment.offer, payment.scopes, after=payment.record.valid_before + EXPIRY_MARGIN)
         if status != PaymentStatus.UNKNOWN:
             with self._lock:
                 for k, v in list(self._unresolved.items()):
@@ -640,6 +811,61 @@ class X402Auth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"X402Auth(wallet={self.wallet.address}, policy={self.policy!r})"
+
+
+def _declared_size(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _read_bounded(response: httpx.Response) -> bytes | None:
+    """A 402 body, read only up to the 16 KB limit: the bytes, or None when it is longer.
+
+    A hostile server may send megabytes; reading stops at the limit, and what is past it
+    is never read (the connection is closed instead of drained).
+    """
+    declared = _declared_size(response)
+    if declared is not None and declared > MAX_MESSAGE_BYTES:
+        response.close()
+        return None
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_MESSAGE_BYTES:
+            response.close()
+            return None
+    return bytes(body)
+
+
+async def _aread_bounded(response: httpx.Response) -> bytes | None:
+    """:func:`_read_bounded` for an async response."""
+    declared = _declared_size(response)
+    if declared is not None and declared > MAX_MESSAGE_BYTES:
+        await response.aclose()
+        return None
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_MESSAGE_BYTES:
+            await response.aclose()
+            return None
+    return bytes(body)
+
+
+def _keep_challenge_body(response: httpx.Response, body: bytes | None) -> None:
+    """Keep what was read of a 402 body, or refuse a body past the limit.
+
+    A v2 challenge travels in the ``PAYMENT-REQUIRED`` header, so an oversized body there
+    is dropped unread; a v1 challenge *is* the body, so an oversized one is refused.
+    """
+    if body is None and PAYMENT_REQUIRED not in response.headers:
+        raise X402ProtocolError(
+            f"402 body over the {MAX_MESSAGE_BYTES // 1024} KB limit",
+            hint="refused without reading the rest; nothing was signed",
+        )
+    # httpx keeps a read body in ``_content`` and reads the response again once the auth
+    # flow has moved on; giving it the bytes we read makes that a no-op instead of a drain.
+    response._content = body or b""
 
 
 def _recurs(reason: str | None) -> bool:
@@ -669,3 +895,25 @@ def receipt(response: httpx.Response) -> SettlementResponse | None:
 def payment_of(response: httpx.Response) -> Payment | None:
     """The :class:`Payment` made for ``response``, if any."""
     return response.extensions.get(EXT_PAYMENT)
+
+
+def strip_payment_on_redirect(request: httpx.Request) -> None:
+    """A request hook: a payment header never follows a redirect to another origin.
+
+    httpx follows redirects (``follow_redirects=True``) below the auth flow and copies every
+    header but ``Authorization`` to the next hop. This hook does for the payment header what
+    httpx does for ``Authorization``::
+
+        httpx.Client(auth=auth, follow_redirects=True, event_hooks={"request": [strip_payment_on_redirect]})
+
+    The ready-made :func:`~tm402_nb.x402.client.paying_client` installs it.
+    """
+    signed_for = request.extensions.get(_PAID_MARK)
+    if isinstance(signed_for, str) and _origin(request.url) != signed_for:
+        for name in (X_PAYMENT, PAYMENT_SIGNATURE):
+            request.headers.pop(name, None)
+
+
+async def astrip_payment_on_redirect(request: httpx.Request) -> None:
+    """:func:`strip_payment_on_redirect` for an ``httpx.AsyncClient``'s request hooks."""
+    strip_payment_on_redirect(request)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from .auth import X402Auth
+from .auth import X402Auth, astrip_payment_on_redirect, strip_payment_on_redirect
 from .policy import SpendPolicy
 from .recorder import PaymentRecorder
 from .transport import AsyncPaymentReplayTransport, PaymentReplayTransport
@@ -29,7 +29,9 @@ def paying_client(
     auth = auth or X402Auth(wallet, policy, ledger=ledger)
     transport = PaymentReplayTransport(httpx_kwargs.pop("transport", None), attempts=replay_attempts)
     httpx_kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
-    return httpx.Client(auth=auth, transport=transport, **httpx_kwargs)
+    hooks = dict(httpx_kwargs.pop("event_hooks", None) or {})
+    hooks["request"] = [strip_payment_on_redirect, *hooks.get("request", [])]
+    return httpx.Client(auth=auth, transport=transport, event_hooks=hooks, **httpx_kwargs)
 
 
 def async_paying_client(
@@ -45,4 +47,6 @@ def async_paying_client(
     auth = auth or X402Auth(wallet, policy, ledger=ledger)
     transport = AsyncPaymentReplayTransport(httpx_kwargs.pop("transport", None), attempts=replay_attempts)
     httpx_kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
-    return httpx.AsyncClient(auth=auth, transport=transport, **httpx_kwargs)
+    hooks = dict(httpx_kwargs.pop("event_hooks", None) or {})
+    hooks["request"] = [astrip_payment_on_redirect, *hooks.get("request", [])]
+    return httpx.AsyncClient(auth=auth, transport=transport, event_hooks=hooks, **httpx_kwargs)

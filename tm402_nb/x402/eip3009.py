@@ -132,16 +132,23 @@ def new_nonce() -> str:
 
 
 def build_authorization(
-    payer: str, requirements: PaymentRequirements, *, now: int | None = None, nonce: str | None = None
+    payer: str,
+    requirements: PaymentRequirements,
+    *,
+    now: int | None = None,
+    nonce: str | None = None,
+    valid_for: int | None = None,
 ) -> Authorization:
-    """validAfter = now − 600, validBefore = now + maxTimeoutSeconds, a random 32-byte nonce."""
+    """validAfter = now − 600, validBefore = now + maxTimeoutSeconds (or ``valid_for`` when
+    shorter: the payer may offer less time than the server allows), a random 32-byte nonce."""
     now = int(time.time()) if now is None else now
+    window = requirements.max_timeout_seconds if valid_for is None else min(valid_for, requirements.max_timeout_seconds)
     return Authorization(
         from_=payer,
         to=requirements.pay_to,
         value=requirements.amount,
         valid_after=max(0, now - VALID_AFTER_SKEW),
-        valid_before=now + requirements.max_timeout_seconds,
+        valid_before=now + window,
         nonce=nonce or new_nonce(),
     )
 
@@ -153,9 +160,10 @@ def sign_authorization(
     now: int | None = None,
     nonce: str | None = None,
     extra_assets: tuple[Asset, ...] = (),
+    valid_for: int | None = None,
 ) -> tuple[Authorization, str]:
     """Build and sign the authorization for ``requirements``; returns (authorization, 0x-signature)."""
     domain = domain_for(requirements, extra_assets)
-    auth = build_authorization(wallet.address, requirements, now=now, nonce=nonce)
+    auth = build_authorization(wallet.address, requirements, now=now, nonce=nonce, valid_for=valid_for)
     signature = wallet.sign_digest(transfer_digest(auth, domain))
     return auth, "0x" + signature.hex()

@@ -18,8 +18,11 @@ to the shared policy.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +50,9 @@ __all__ = ["AssetLimit", "Offer", "SpendPolicy", "SpendScope"]
 #: A challenge asking for more than a day to settle is not a real payment window.
 MAX_SANE_TIMEOUT = 86_400
 DEFAULT_MAX_PER_CALL = "0.10"
+#: The longest an authorization we sign stays valid, whatever the server allows. A refused
+#: payment counts against the caps until it expires, so a short window frees it soon.
+DEFAULT_AUTHORIZATION_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class SpendPolicy:
         pay_with: str = "usdc",
         asset_limits: Mapping[str, AssetLimit | Mapping[str, Any]] | None = None,
         max_timeout_seconds: int = MAX_SANE_TIMEOUT,
+        authorization_seconds: int = DEFAULT_AUTHORIZATION_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.lock = threading.RLock()
         self._usd_decimals = 6
@@ -161,8 +169,16 @@ class SpendPolicy:
         if not 0 < max_timeout_seconds <= 7 * MAX_SANE_TIMEOUT:
             raise ConfigurationError("max_timeout_seconds must be between 1 s and 7 days")
         self.max_timeout_seconds = max_timeout_seconds
-        # Session accounting, keyed by (network, asset address lower).
+        if not 10 <= authorization_seconds <= MAX_SANE_TIMEOUT:
+            raise ConfigurationError("authorization_seconds must be between 10 s and 1 day")
+        self.authorization_seconds = authorization_seconds
+        self._clock = clock
+        # Session accounting, keyed by (network, asset address lower): every signed payment
+        # that settled or still may. A refused one stays here until its authorization expires.
         self._spent: dict[tuple[str, str], int] = {}
+        # Refused payments whose signed authorization is still valid: (release at, tie, offer, scopes).
+        self._reserved: list[tuple[float, int, Offer, tuple[SpendScope, ...]]] = []
+        self._tie = itertools.count()
         self._scopes: list[SpendScope] = []
 
     # -- configuration helpers ---------------------------------------------------
@@ -350,6 +366,7 @@ class SpendPolicy:
     def _cap_error(
         self, offer: Offer, usd_per_call: int | None, *, spent_today: int | None = None
     ) -> BudgetExceeded | None:
+        self._release_expired()
         asset = offer.asset
         per_call, budget, daily, prefix = self._limits_for(asset, usd_per_call)
         fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
@@ -410,6 +427,7 @@ class SpendPolicy:
         ``max_per_call`` (USD) replaces the policy's per-call cap for this batch.
         """
         with self.lock:
+            self._release_expired()
             usd_per_call = self._usd_per_call(max_per_call)
             err = self._cap_error(offer, usd_per_call)
             if err is not None:
@@ -484,29 +502,65 @@ class SpendPolicy:
                 self._pinned.setdefault(origin, offer.requirements.pay_to.lower())
             return scopes
 
-    def release(self, offer: Offer, scopes: tuple[SpendScope, ...] = ()) -> None:
-        """Give back a payment that definitely did not settle (the server refused it), to the
-        session and to the scopes it was counted in (not whichever scopes are open now)."""
-        key = (offer.network.caip2, offer.asset.address.lower())
+    def release(self, offer: Offer, scopes: tuple[SpendScope, ...] = (), *, after: float | None = None) -> None:
+        """Give back a payment the server refused, to the session and to the scopes it was
+        counted in (not whichever scopes are open now).
+
+        A refusal does not void the signature: whoever holds it can still settle it until
+        its ``validBefore``. So with ``after`` (that time, epoch seconds) the amount stays
+        counted, as *reserved*, and is given back only once the clock has passed it.
+        """
         with self.lock:
-            self._spent[key] = max(0, self._spent.get(key, 0) - offer.amount)
-            for scope in scopes:
-                if key in scope.spent:
-                    scope.spent[key] = max(0, scope.spent[key] - offer.amount)
+            if after is not None and after > self._clock():
+                heapq.heappush(self._reserved, (after, next(self._tie), offer, scopes))
+                return
+            self._give_back(offer, scopes)
+
+    def _give_back(self, offer: Offer, scopes: tuple[SpendScope, ...]) -> None:
+        key = (offer.network.caip2, offer.asset.address.lower())
+        self._spent[key] = max(0, self._spent.get(key, 0) - offer.amount)
+        for scope in scopes:
+            if key in scope.spent:
+                scope.spent[key] = max(0, scope.spent[key] - offer.amount)
+
+    def _release_expired(self) -> None:
+        """Give back the reservations whose authorizations can no longer settle. Lock held."""
+        now = self._clock()
+        while self._reserved and self._reserved[0][0] <= now:
+            _, _, offer, scopes = heapq.heappop(self._reserved)
+            self._give_back(offer, scopes)
 
     def spent(self) -> dict[tuple[str, str], int]:
+        """Atomic units counted per (network, asset): settled, unknown, pending and reserved."""
         with self.lock:
+            self._release_expired()
             return dict(self._spent)
 
-    def spent_usd(self) -> int:
-        """Atomic USD (6 decimals) spent this session across USD stablecoins."""
+    def reserved(self) -> dict[tuple[str, str], int]:
+        """The part of :meth:`spent` that the server refused but could still settle until it expires."""
         with self.lock:
-            total = 0
-            for (net, addr), amount in self._spent.items():
-                asset = find_asset(net, addr, self.extra_assets)
-                if asset is not None and asset.usd_stable:
-                    total += amount // 10 ** (asset.decimals - self._usd_decimals) if asset.decimals >= 6 else amount
-            return total
+            self._release_expired()
+            out: dict[tuple[str, str], int] = {}
+            for _, _, offer, _ in self._reserved:
+                key = (offer.network.caip2, offer.asset.address.lower())
+                out[key] = out.get(key, 0) + offer.amount
+            return out
+
+    def reserved_usd(self) -> int:
+        """:meth:`reserved` in atomic USD (6 decimals) across USD stablecoins."""
+        return self._usd_total(self.reserved())
+
+    def spent_usd(self) -> int:
+        """Atomic USD (6 decimals) counted this session across USD stablecoins (reserved included)."""
+        return self._usd_total(self.spent())
+
+    def _usd_total(self, amounts: Mapping[tuple[str, str], int]) -> int:
+        total = 0
+        for (net, addr), amount in amounts.items():
+            asset = find_asset(net, addr, self.extra_assets)
+            if asset is not None and asset.usd_stable:
+                total += amount // 10 ** (asset.decimals - self._usd_decimals) if asset.decimals >= 6 else amount
+        return total
 
     # -- scopes --------------------------------------------------------------------------------
     def open_scope(self, name: str, cap_usd: AmountLike | float | None = None) -> SpendScope:

@@ -80,7 +80,8 @@ class PaymentRecorder(Protocol):
         *,
         tx: str | None = None,
         error: str | None = None,
-        payer: str | None = None,
+        discrepancy: str | None = None,
     ) -> None:
-        """Record what became of a payment (``tx`` and ``payer`` only when the receipt names them)."""
+        """Record what became of a payment: ``tx`` when a receipt names it, ``discrepancy`` when
+        a receipt disagrees with what was signed. The signed facts (payer, amount...) never change."""
         ...

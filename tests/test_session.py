@@ -254,3 +254,14 @@ def test_close_in_a_running_loop_closes_the_async_client():
     finally:
         kernel_loop.close()
     assert aclient._http.is_closed and aclient._bare.is_closed
+
+
+def test_budget_text_shows_refused_payments_that_may_still_settle_apart():
+    """A refused payment stays counted until its authorization expires: the session says how much."""
+    with tm.connect(mode="sandbox", budget="1.00") as s:
+        s.sandbox.set_faults(settle_failure=1)
+        with pytest.raises(Exception, match="settlement failed"):
+            s.client.frame("tm-grade", symbol="BTC")
+        assert "0.00 USDC + 0.017 USDC reserved of 1.00 USDC budget" in s.budget_text()
+        s.client.frame("tm-grade", symbol="ETH")
+        assert "0.017 USDC + 0.017 USDC reserved of 1.00 USDC budget" in s.budget_text()

@@ -231,7 +231,14 @@ CLIENT_SIDE = (
 )
 #: `import tm402_nb` registers df.tm (the accessor module, pandas only, and its package init) and binds
 #: tm.session through the session layer's light face (standard library only); these may load.
-ALLOWED_NOTEBOOK = ("tm402_nb.notebook", "tm402_nb.notebook.accessor", "tm402_nb.session")
+ALLOWED_NOTEBOOK = (
+    "tm402_nb.notebook",
+    "tm402_nb.notebook.accessor",
+    "tm402_nb.session",
+    # Endpoint facts df.tm reads at import: standard library only, no client.
+    "tm402_nb.tokenmetrics",
+    "tm402_nb.tokenmetrics.catalogue",
+)
 
 
 def test_sandbox_code_imports_only_the_message_layer() -> None:

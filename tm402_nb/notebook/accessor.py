@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ConfigurationError
+from ..tokenmetrics.catalogue import TOKEN_IDENTIFIERS, TOKEN_PARAMS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..session import Session
@@ -38,11 +39,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["IDENTIFIERS", "FrameCost", "TMAccessor"]
 
 #: Columns that identify a token in every token-keyed answer. They are added once, never suffixed.
-IDENTIFIERS = ("TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL")
+IDENTIFIERS = TOKEN_IDENTIFIERS
 
 _BY = ("symbol", "token_id")
 _HOW = ("left", "inner")
-_TOKEN_PARAMS = frozenset({"token_id", "symbol", "token_name"})
+_TOKEN_PARAMS = TOKEN_PARAMS
 #: Column names that usually hold symbols or ids, for the "did you mean on=..." hint.
 _KEY_NAMES = (
     "symbol",

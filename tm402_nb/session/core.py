@@ -111,10 +111,13 @@ class Session:
     def budget_text(self) -> str:
         if self.policy is None:
             return "0.00 USDC spent (no budget set)"
-        spent = format_amount(self.policy.spent_usd(), 6, "USDC")
+        # What is counted includes refused authorizations that could still settle: say how much.
+        reserved = self.policy.reserved_usd()
+        spent = format_amount(self.policy.spent_usd() - reserved, 6, "USDC")
+        held = f" + {format_amount(reserved, 6, 'USDC')} reserved" if reserved else ""
         if self.policy.budget is None:
-            return f"{spent} spent (no budget set)"
-        return f"{spent} of {format_amount(self.policy.budget, 6, 'USDC')} budget"
+            return f"{spent} spent{held} (no budget set)"
+        return f"{spent}{held} of {format_amount(self.policy.budget, 6, 'USDC')} budget"
 
     @contextmanager
     def scope(self, name: str = "scope", *, max_cost: AmountLike | float | None = None) -> Iterator[Cost]:

@@ -126,11 +126,6 @@ class Cost:
         return self._n - self._paid - self._cached
 
     @property
-    def unsettled(self) -> list[CallCost]:
-        """Calls whose payment failed or whose outcome is unknown."""
-        return list(self._unsettled)
-
-    @property
     def unknown(self) -> list[CallCost]:
         """Calls whose payment may have settled, with no answer saying so: counted as paid."""
         return [c for c in self._unsettled if c.payment_status == PaymentStatus.UNKNOWN]

@@ -69,6 +69,7 @@ from typing import Any
 import pandas as pd
 
 from ...errors import ConfigurationError
+from ...tokenmetrics.catalogue import chart_kinds
 from ..accessor import FrameCost
 from . import correlation, grades, indices, levels, market, ohlcv, quant, scenarios, signals
 from .common import Chart, legend, normalize_columns
@@ -76,26 +77,8 @@ from .ohlcv import MAX_CANDLES
 
 __all__ = ["ENDPOINT_KINDS", "MAX_CANDLES", "PLOT_KINDS", "SANDBOX_LABEL", "kind_for", "plot_frame"]
 
-#: endpoint → kind for the endpoints that have a chart.
-#: (Endpoint facts: to come from the catalogue's ``Endpoint``.)
-ENDPOINT_KINDS: dict[str, str] = {
-    "trading-signals": "signals",
-    "hourly-trading-signals": "signals",
-    "tm-grade": "grades",
-    "tm-grade-history": "grades",
-    "technology-grade": "grades",
-    "technology-grade-history": "grades",
-    "fundamental-grade": "grades",
-    "fundamental-grade-history": "grades",
-    "daily-ohlcv": "ohlcv",
-    "hourly-ohlcv": "ohlcv",
-    "correlation": "correlation",
-    "price-prediction": "scenarios",
-    "resistance-support": "levels",
-    "quantmetrics": "quant",
-    "market-metrics": "market",
-    "indices-performance": "index",
-}
+#: endpoint → kind for the endpoints that have a chart (the catalogue's ``Endpoint.chart``).
+ENDPOINT_KINDS: dict[str, str] = chart_kinds()
 
 #: kind → its chart, in the order the kinds are documented.
 CHARTS: dict[str, Chart] = {

@@ -15,9 +15,8 @@ import pandas as pd
 from pandas.api import types as pdt
 
 from ...errors import ConfigurationError
+from ...tokenmetrics.catalogue import DATE_COLUMNS
 
-#: Columns that hold a row's date or time, in the order they are looked for.
-DATE_COLUMNS = ("DATE", "TIMESTAMP", "DATETIME")
 #: Columns that name a row's token, in the order they are looked for.
 LABEL_COLUMNS = ("TOKEN_SYMBOL", "TOKEN_NAME", "TOKEN_ID")
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...tokenmetrics.catalogue import chart_metrics
 from .common import (
     Chart,
     as_dates,
@@ -25,8 +26,7 @@ from .common import (
 )
 
 #: Grade columns, in the order one is chosen when ``metric=`` is not given.
-#: (Endpoint facts: to come from the catalogue's ``Endpoint``.)
-GRADE_METRICS = ("TM_GRADE", "TECHNOLOGY_GRADE", "FUNDAMENTAL_GRADE", "TM_TRADER_GRADE", "TM_INVESTOR_GRADE")
+GRADE_METRICS = chart_metrics("grades")
 
 
 def fits(d: pd.DataFrame) -> bool:

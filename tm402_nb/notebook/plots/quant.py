@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...tokenmetrics.catalogue import chart_metrics
 from .common import (
     DOWN,
     UP,
@@ -20,8 +21,8 @@ from .common import (
     tokens_subject,
 )
 
-#: Quant-metric columns, in the order one is chosen when ``metric=`` is not given.
-#: (Endpoint facts: to come from the catalogue's ``Endpoint``.)
+#: Quant-metric columns, in the order one is chosen when ``metric=`` is not given (from the catalogue).
+QUANT_METRICS = chart_metrics("quant")
 QUANT_METRICS = (
     "SHARPE",
     "SORTINO",

@@ -13,7 +13,6 @@ written with its outputs, so it renders on GitHub and nbviewer.
 from __future__ import annotations
 
 import ast
-import os
 import re
 import subprocess
 import sys
@@ -63,20 +62,9 @@ def parse_percent(text: str) -> nbformat.NotebookNode:
 
 def execute(nb: nbformat.NotebookNode, *, timeout: int = 120) -> nbformat.NotebookNode:
     """Run every cell in sandbox mode, in a throwaway home (ledger, cache), from notebooks/."""
-    from nbclient import NotebookClient
+    from tm402_nb.demo import execute_in_sandbox
 
-    home = tempfile.mkdtemp(prefix="tm402-nb-")
-    env_backup = dict(os.environ)
-    os.environ.update({"TM402_MODE": "sandbox", "TM402_HOME": home})
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend draws the figures
-    for secret in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):
-        os.environ.pop(secret, None)
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(env_backup)
+    execute_in_sandbox(nb, cwd=HERE, timeout=timeout, home=tempfile.mkdtemp(prefix="tm402-nb-"))
     return nb
 
 
@@ -110,6 +98,7 @@ def build(names: list[str]) -> int:
         nbformat.write(scrub(nb), target)
         # The notebook is what users read and what `make test` lints, so it is
         # formatted as committed; the percent source keeps the author's layout.
+        subprocess.run([sys.executable, "-m", "ruff", "check", "--fix", "--quiet", str(target)], check=False)
         subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", str(target)], check=True)
         print(f"built  {target.name}")
     return 1 if failed else 0

@@ -29,29 +29,27 @@ def _steps(s: Any) -> list[tuple[str, Callable[[], Any]]]:
     ]
 
 
-def run_notebook(path: Path, out_dir: Path) -> int:
-    """Execute ``path`` headless in sandbox mode, print each cell's cost line, write HTML."""
+SECRETS = ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")
+
+
+def execute_in_sandbox(nb: Any, *, cwd: Path, timeout: int = 120, home: str | None = None) -> None:
+    """Run every cell of ``nb`` in a kernel in sandbox mode: a throwaway home, no key in sight.
+
+    Raises nbclient's CellExecutionError at the first failing cell. ``make demo`` and the
+    tutorials' builder (``make notebooks``) both run notebooks this way.
+    """
     import os
 
-    import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
     from traitlets.config import Config
 
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
     from .tokenmetrics.modes import Mode
 
-    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": tempfile.mkdtemp(prefix="tm402-demo-")}
-    saved = {k: os.environ.get(k) for k in (*env, "TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
+    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": home or tempfile.mkdtemp(prefix="tm402-demo-")}
+    saved = {k: os.environ.get(k) for k in (*env, *SECRETS, "MPLBACKEND")}
     os.environ.update(env)
-    for k in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY"):
+    for k in (*SECRETS, "MPLBACKEND"):  # no key; the kernel's inline backend draws the figures
         os.environ.pop(k, None)
-    print(f"running {path.name} headless against the sandbox (synthetic data, no real money)\n")
-    failed = None
-    started = time.perf_counter()
     # The kernel talks only to this process: over Unix sockets in a private (0700) temporary
     # folder rather than plain TCP on 127.0.0.1, which any local user could connect to (and which
     # ipykernel warns about). The path is absolute because the kernel runs in the notebook's folder.
@@ -61,13 +59,11 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     try:
         NotebookClient(
             nb,
-            timeout=120,
+            timeout=timeout,
             kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
+            resources={"metadata": {"path": str(cwd)}},
             config=Config({"KernelManager": ipc}),
         ).execute()
-    except CellExecutionError as exc:
-        failed = exc
     finally:
         sockets.cleanup()
         for k, v in saved.items():
@@ -75,6 +71,24 @@ def run_notebook(path: Path, out_dir: Path) -> int:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def run_notebook(path: Path, out_dir: Path) -> int:
+    """Execute ``path`` headless in sandbox mode, print each cell's cost line, write HTML."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    print(f"running {path.name} headless against the sandbox (synthetic data, no real money)\n")
+    failed = None
+    started = time.perf_counter()
+    try:
+        execute_in_sandbox(nb, cwd=path.parent)
+    except CellExecutionError as exc:
+        failed = exc
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
         costs = [

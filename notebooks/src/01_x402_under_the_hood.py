@@ -381,8 +381,9 @@ ledger.payments()[["created_at", "status", "endpoint", "amount", "asset_symbol",
 # paid retry. But a price does not change from one second to the next, and the challenge says for
 # how long a payment is good (`maxTimeoutSeconds`). So `X402Auth` remembers the challenge for each
 # endpoint and, on the next call, **signs before sending** and attaches the payment to the first
-# request. If the server's terms have changed, it answers 402 again and the client falls back to
-# the two-step dance, paying the new challenge (never both).
+# request. If the server's terms have changed, it answers 402 again: that call stops there with a
+# `PaymentFailed` and signs nothing more (the refused signature stays valid until it expires, so a
+# second one could be collected too); it remembers the new terms, and the next call pays them.
 #
 # To see it, we count what the server receives (*sandbox only*: `sb.stats()` reads its counters).
 # One fresh client (a new `X402Auth`, so it remembers nothing yet), two calls to `tm-grade`:

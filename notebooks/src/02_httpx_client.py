@@ -158,7 +158,7 @@ pd.DataFrame([{
     "TM_GRADE": r.json()["data"][0]["TM_GRADE"],
     "paid": payment_of(r).display,
     "tx": receipt(r).transaction[:18] + "…",
-} for s, r in zip(symbols, responses)])
+} for s, r in zip(symbols, responses, strict=True)])
 
 # %% [markdown]
 # `async_paying_client` is the async twin of `paying_client`: the same auth, a ledger, the 30 s

@@ -40,7 +40,9 @@ s
 # %% [markdown]
 # Two small helpers used throughout. `payments()` shows this session's rows of the local ledger,
 # the record of every payment the toolkit signed: **`settled`** (money moved), **`failed`** (signed,
-# but the server released it: nothing moved), **`unknown`** (sent, and no answer came back).
+# but the server refused it: nothing moved; still, whoever holds the signature could settle it until
+# it expires, so it counts against your caps as *reserved* until then), **`unknown`** (sent, and no
+# answer came back).
 # `usdc()` reads the wallet's USDC balance from the sandbox's JSON-RPC, exactly as it would read a
 # real chain.
 
@@ -153,8 +155,10 @@ payments().tail(1)
 
 # %% [markdown]
 # **The fix.** A failed settlement is usually transient: run the cell again. The toolkit will sign
-# a *fresh* payment for the new attempt (the failed one can never be charged). If it keeps
-# failing, try a cheaper endpoint to rule out your wallet, and check the network.
+# a *fresh* payment for the new attempt. The refused one stays *reserved* (counted against your
+# budget, shown apart in the footer and `s.budget_text()`) until its authorization expires, a few
+# minutes at most. If it keeps failing, try a cheaper endpoint to rule out your wallet, and check
+# the network.
 
 # %%
 s.client.frame("tm-grade", symbol="ETH")[["TOKEN_SYMBOL", "TM_GRADE", "TM_GRADE_SIGNAL"]]

@@ -183,7 +183,7 @@ ranked = screen[~screen["TOKEN_SYMBOL"].isin(excluded)].copy()
 FLAG_BELOW = 40
 ranked["FLAGS"] = [
     ", ".join(name for name, score in (("security", sec), ("tokenomics", tok)) if score < FLAG_BELOW)
-    for sec, tok in zip(ranked["SECURITY_SCORE"], ranked["TOKENOMICS_SCORE"])
+    for sec, tok in zip(ranked["SECURITY_SCORE"], ranked["TOKENOMICS_SCORE"], strict=True)
 ]
 pillars = ["TOKENOMICS_SCORE", "VC_SCORE", "EXCHANGE_SCORE", "COMMUNITY_SCORE", "ACTIVITY_SCORE", "SECURITY_SCORE"]
 ranked[pillars].describe().loc[["mean", "min", "50%", "max"]].round(1)
@@ -295,7 +295,7 @@ fig, ax = plt.subplots(figsize=(9, 5))
 left = np.zeros(len(best))
 labels = {"fundamental": "fundamental grade × 0.40", "technology": "technology grade × 0.30",
           "sharpe": "Sharpe percentile × 0.15", "drawdown": "drawdown percentile × 0.15"}
-for component, colour in zip(WEIGHTS, ["#4a6fa5", "#1a9850", "#f0ad4e", "#8e6c8a"]):
+for component, colour in zip(WEIGHTS, ["#4a6fa5", "#1a9850", "#f0ad4e", "#8e6c8a"], strict=True):
     values = contributions.loc[best, component].to_numpy()
     ax.barh(ranked.loc[best, "TOKEN_SYMBOL"], values, left=left, color=colour, label=labels[component])
     left += values

@@ -20,8 +20,18 @@ stopped, a chunk read) are synchronised with events and pipes, never with sleeps
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +80,17 @@ class Gated:
         self.headers: list[str] = []
         self.seen, self.release, self.done = threading.Event(), threading.Event(), threading.Event()
         self._lock = threading.Lock()
+        #: Unpaid requests seen (each one is answered with a challenge), with a condition to wait on.
+        self.unpaid = 0
+        self.unpaid_changed = threading.Condition()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         value = _payment_header(scope) if scope["type"] == "http" else None
         if value is None:
+            if scope["type"] == "http":
+                with self.unpaid_changed:
+                    self.unpaid += 1
+                    self.unpaid_changed.notify_all()
             return await self.toy.app(scope, receive, send)
         with self._lock:
             self.headers.append(value)
@@ -247,3 +264,222 @@ def test_warm_path_when_the_caps_change(tmp_path, version, change):
     assert toy.counts["requests"] - requests_before == 1, "the raised cap should pay warm, in one round trip"
     assert wallet.signed == 2 and statuses(ledger) == {"settled": 2}
     ledger.close()
+
+
+# =============================================================================================
+# Paying processes (sections 1 and 6)
+# =============================================================================================
+
+
+def _seconds_to_utc_midnight() -> float:
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86_400 - now.timestamp()
+
+
+class Worker:
+    """A ``tests.reliability._hold_worker`` process: settings on stdin (the key too, never in
+    argv), its stdout lines in a queue (read by a thread, so waiting is bounded), stderr in a file."""
+
+    def __init__(self, tmp_path: Path, name: str, settings: dict[str, Any]) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        self.err_path = tmp_path / f"{name}.stderr"
+        self._err = self.err_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability._hold_worker"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.send(json.dumps(settings))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def line(self, timeout: float = 120) -> str:
+        got = self._lines.get(timeout=timeout)
+        assert got is not None, f"the worker ended early: {self.err_path.read_text()[-2000:]}"
+        return got
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def finish(self, timeout: float = 150) -> dict[str, Any]:
+        rc = self.proc.wait(timeout=timeout)
+        err = self.err_path.read_text()
+        assert rc == 0 and "Traceback" not in err, err[-2000:]
+        return json.loads(self.line(timeout=10))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.kill9()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._err.close()
+
+
+@contextmanager
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    try:
+        yield started
+    finally:
+        for w in started:
+            w.close()
+
+
+# =============================================================================================
+# 1. kill -9 between signing and the answer
+# =============================================================================================
+
+#: Where the paying process dies -> how the server holds the paid request (None: it never gets it).
+MOMENTS = {"signed-not-sent": None, "received-not-settled": "before", "settled-not-answered": "after"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_kill_9_between_signing_and_the_answer(tmp_path, moment):
+    """Property: kill -9 between signing and the answer.
+
+    A process dies by SIGKILL (no ``finally``, no cleanup) holding a signed payment whose answer
+    never came: signed with its header still in the process; received by the server and not
+    settled; or settled with the answer not sent. The next process to open the ledger finds the
+    row ``unknown`` (never lost, never ``failed``) and counts it against the daily cap they share;
+    the payment settles at most once, and a header that never left is never seen by the server.
+    """
+    if _seconds_to_utc_midnight() < 120:
+        pytest.skip("the daily cap resets at 00:00 UTC; too close to midnight to test it")
+    hold = MOMENTS[moment]
+    toy = ToyX402(ToyConfig(version=1))
+    gated = Gated(toy, hold=1 if hold else None, when=hold or "before")
+    path = tmp_path / "ledger.sqlite3"
+    Ledger(path).close()
+    wallet = Wallet.create()
+    settings = {
+        "ledger": str(path),
+        "calls": 1,
+        "threads": 1,
+        "daily_cap": "0.034",
+        "key": wallet._export_key_hex(),
+        "stop": None if hold else {"at": "signed", "n": 1},
+    }
+    with serve_app(gated) as url:
+        with workers() as procs:
+            victim = Worker(tmp_path, "victim", {**settings, "url": url + "/data"})
+            procs.append(victim)
+            assert victim.line() == "ready"
+            victim.send("go")
+            if hold:
+                assert gated.seen.wait(60), "the paid request never reached the server"
+                nonce = nonce_of(gated.headers[0])
+            else:
+                stopped = victim.line()
+                assert stopped.startswith("stopped 0x"), stopped
+                nonce = stopped.split()[1]
+            victim.kill9()
+        assert victim.proc.returncode == -signal.SIGKILL
+        gated.release.set()
+        if hold:
+            assert gated.done.wait(30)  # the server finished with the dead client's request
+        with Ledger(path) as ledger:  # the next process: opening reconciles
+            (row,) = ledger.payment_rows()
+            assert (row["nonce"], row["status"]) == (nonce, "unknown") and "ended" in row["error"]
+            assert ledger.spent(row["asset"], row["network"]) == PRICE
+            # The daily cap of 0.034 is shared through the ledger: the killed payment counts, one more fits.
+            auth = X402Auth(wallet, SpendPolicy(daily_cap="0.034"), ledger=ledger)
+            with httpx.Client(auth=auth, timeout=30) as http:
+                assert http.get(url + "/data").status_code == 200
+                with pytest.raises(BudgetExceeded):
+                    http.get(url + "/data")
+            rows = ledger.payment_rows()
+    assert [r["status"] for r in rows] == ["unknown", "settled"]
+    settled = [s["nonce"] for s in toy.settlements]
+    arrived = [nonce_of(h) for h in gated.headers]
+    if hold:
+        assert arrived.count(nonce) == 1 and settled.count(nonce) == 1 and len(settled) == 2
+    else:
+        assert nonce not in arrived, "a header the killed process never sent reached the server"
+        assert len(settled) == 1
+
+
+# =============================================================================================
+# 6. Four processes and a kill -9 on one ledger
+# =============================================================================================
+
+ALLOWED = 30  # the daily cap, in calls
+SURVIVOR_CALLS = 15
+
+
+@pytest.mark.slow
+def test_four_processes_and_a_kill_9_on_one_ledger(tmp_path):
+    """Property: four processes and a kill -9 on one ledger.
+
+    Four processes pay from one wallet into one ledger file under one daily cap. One is killed
+    by SIGKILL while it holds the ledger's write lock, inside the transaction of its fourth
+    payment (signed, row inserted, not committed), while the other three are asking for their
+    first payments. The three carry on to the end (no "database is locked"); the file passes
+    SQLite's integrity check; the dead transaction left no row and its header never left; the
+    cap binds exactly across all four; every settlement has exactly one settled row.
+    """
+    if _seconds_to_utc_midnight() < 300:
+        pytest.skip("the daily cap resets at 00:00 UTC; too close to midnight to test it")
+    toy = ToyX402(ToyConfig(version=1))
+    gated = Gated(toy)
+    path = tmp_path / "shared.sqlite3"
+    Ledger(path).close()
+    wallet = Wallet.create()
+    common = {"ledger": str(path), "daily_cap": f"{PRICE * ALLOWED / 1e6:.6f}", "key": wallet._export_key_hex()}
+    with serve_app(gated) as url, workers() as procs:
+        base = {**common, "url": url + "/data"}
+        victim = Worker(tmp_path, "victim", {**base, "calls": 10, "threads": 1, "stop": {"at": "in-tx", "n": 4}})
+        procs.append(victim)
+        survivors = [
+            Worker(tmp_path, f"survivor{i}", {**base, "calls": SURVIVOR_CALLS, "threads": 3}) for i in range(3)
+        ]
+        procs.extend(survivors)
+        for w in procs:  # all four set up (imports, ledger, auth) before any pays
+            assert w.line() == "ready"
+        victim.send("go")
+        assert victim.line() == "stopped in-tx 4"  # the victim now holds the write lock
+        unpaid_before = gated.unpaid
+        for w in survivors:
+            w.send("go")
+        with gated.unpaid_changed:  # every survivor has met its first challenge: it is about to sign
+            assert gated.unpaid_changed.wait_for(lambda: gated.unpaid >= unpaid_before + 3, timeout=60)
+        victim.kill9()
+        reports = [w.finish() for w in survivors]
+    assert victim.proc.returncode == -signal.SIGKILL
+    outcomes = Counter[str]()
+    for r in reports:
+        outcomes.update(r["outcomes"])
+    assert outcomes == {"ok": ALLOWED - 3, "refused": 3 * SURVIVOR_CALLS - (ALLOWED - 3)}, outcomes
+
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with Ledger(path) as ledger:
+        rows = ledger.payment_rows()
+        spent = ledger.spent(rows[0]["asset"], rows[0]["network"])
+    assert Counter(r["status"] for r in rows) == {"settled": ALLOWED}
+    assert Counter(r["pid"] for r in rows)[victim.proc.pid] == 3  # its fourth row died with it
+    assert spent == PRICE * ALLOWED
+    nonces = [r["nonce"] for r in rows]
+    assert len(set(nonces)) == ALLOWED
+    assert sorted(nonces) == sorted(s["nonce"] for s in toy.settlements)
+    assert sorted(r["tx"] for r in rows) == sorted(s["tx"] for s in toy.settlements)
+    assert len(gated.headers) == ALLOWED  # the victim's fourth signature never reached the server

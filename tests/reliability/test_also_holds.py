@@ -30,7 +30,8 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -483,3 +484,230 @@ def test_four_processes_and_a_kill_9_on_one_ledger(tmp_path):
     assert sorted(nonces) == sorted(s["nonce"] for s in toy.settlements)
     assert sorted(r["tx"] for r in rows) == sorted(s["tx"] for s in toy.settlements)
     assert len(gated.headers) == ALLOWED  # the victim's fourth signature never reached the server
+
+
+# =============================================================================================
+# 2. Thread, asyncio and mixed concurrency on one auth and one session
+# =============================================================================================
+
+
+class Overlap:
+    """A ToyX402 that holds each paid request until a thread's and a task's (the ``x-kind``
+    header says which) are in flight at the same moment: proof the two really ran together."""
+
+    def __init__(self, toy: ToyX402) -> None:
+        self.toy = toy
+        self.in_flight: Counter[str] = Counter()
+        self.met = False
+        self._event: asyncio.Event | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or _payment_header(scope) is None:
+            return await self.toy.app(scope, receive, send)
+        if self._event is None:
+            self._event = asyncio.Event()  # on the server's own loop
+        kind = dict(scope["headers"]).get(b"x-kind", b"?").decode()
+        self.in_flight[kind] += 1
+        try:
+            if self.in_flight["thread"] and self.in_flight["task"]:
+                self.met = True
+                self._event.set()
+            with suppress(TimeoutError):  # never met: the test fails on `met` once the calls end
+                await asyncio.wait_for(self._event.wait(), 20)
+            await self.toy.app(scope, receive, send)
+        finally:
+            self.in_flight[kind] -= 1
+
+
+def _outcome(result: Any) -> str:
+    if isinstance(result, BaseException):
+        return "refused" if isinstance(result, BudgetExceeded) else type(result).__name__
+    return "ok" if getattr(result, "status_code", 200) == 200 else f"http-{result.status_code}"
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
+def test_threads_and_asyncio_at_once_on_one_auth(tmp_path, version):
+    """Property: thread, asyncio and mixed concurrency on one auth.
+
+    Twelve calls on four threads (one httpx.Client) and twelve asyncio tasks (one AsyncClient,
+    on its own loop) share one X402Auth, one policy and one ledger, and are in flight at the
+    same moment (the server proves it). The budget fits fifteen: exactly fifteen pay, one
+    signature each, the nine others are refused before signing, and the ledger matches the
+    server's settlements.
+    """
+    toy = ToyX402(ToyConfig(version=version))
+    server = Overlap(toy)
+    wallet = CountingWallet.create()
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    policy = SpendPolicy(budget=f"{PRICE * 15 / 1e6:.6f}")
+    auth = X402Auth(wallet, policy, ledger=ledger)
+    start = threading.Barrier(2, timeout=30)
+    by_kind: dict[str, list[str]] = {}
+
+    with serve_app(server) as url:
+
+        def tasks() -> None:
+            async def main() -> list[Any]:
+                async with httpx.AsyncClient(auth=auth, base_url=url, headers={"x-kind": "task"}, timeout=60) as http:
+                    start.wait()
+                    calls = [http.get("/data", params={"i": i}) for i in range(12)]
+                    return await asyncio.gather(*calls, return_exceptions=True)
+
+            by_kind["task"] = [_outcome(r) for r in asyncio.run(main())]
+
+        loop_thread = threading.Thread(target=tasks)
+        loop_thread.start()
+        with httpx.Client(auth=auth, base_url=url, headers={"x-kind": "thread"}, timeout=60) as http:
+
+            def one(i: int) -> str:
+                try:
+                    return _outcome(http.get("/data", params={"i": 100 + i}))
+                except TM402Error as exc:
+                    return _outcome(exc)
+
+            start.wait()
+            with ThreadPoolExecutor(4) as pool:
+                by_kind["thread"] = list(pool.map(one, range(12), timeout=120))
+        loop_thread.join(120)
+    assert server.met, "the threads' and the tasks' payments were never in flight together"
+    both = Counter(by_kind["thread"]) + Counter(by_kind["task"])
+    assert both == {"ok": 15, "refused": 9}, by_kind
+    assert "ok" in by_kind["thread"] and "ok" in by_kind["task"]
+    assert wallet.signed == auth.stats["signed"] == 15
+    assert statuses(ledger) == {"settled": 15}
+    rows = ledger.payment_rows()
+    assert sorted(r["nonce"] for r in rows) == sorted(s["nonce"] for s in toy.settlements)
+    assert sum(policy.spent().values()) == PRICE * 15 and not policy.reserved()
+    ledger.close()
+
+
+def test_threads_and_asyncio_at_once_on_one_session(tmp_path):
+    """Property: thread, asyncio and mixed concurrency on one session.
+
+    One sandbox Session: its Client on four threads and its AsyncClient on another thread's
+    loop, at once, sixteen calls against a budget of ten. Exactly ten pay; the ledger matches
+    the sandbox's settlements; the session total counts ten; and each caller's cost tally
+    (the threads' own, the tasks' shared one) counts its own payments, never the other side's.
+    """
+    from tests.reliability.helpers import reconcile
+    from tm402_nb.session import Session
+
+    start = threading.Barrier(2, timeout=60)
+    tokens = [3375, 3306]
+    with Session(
+        "sandbox",
+        budget=f"{PRICE * 10 / 1e6:.6f}",
+        progress=False,
+        ledger=tmp_path / "l.sqlite3",
+        sandbox_options={"rate_limit": 10_000, "rate_burst": 10_000},
+    ) as s:
+        thread_results: list[tuple[str, int]] = []
+        task_results: list[str] = []
+        task_tally: list[int] = []
+
+        def tasks() -> None:
+            async def main() -> None:
+                ac = s.async_client()
+                with s.scope("tasks") as tally:
+                    start.wait()
+                    calls = [ac.get("tm-grade", token_id=[tokens[i % 2]], refresh=True) for i in range(8)]
+                    results = await asyncio.gather(*calls, return_exceptions=True)
+                task_results.extend(_outcome(r) for r in results)
+                task_tally.append(tally.n_paid)
+                await ac.aclose()
+
+            asyncio.run(main())
+
+        def one(i: int) -> tuple[str, int]:
+            with s.scope("thread") as tally:  # a tally of this thread's call alone
+                try:
+                    outcome = _outcome(s.client.get("tm-grade", token_id=[tokens[i % 2]], refresh=True))
+                except TM402Error as exc:
+                    outcome = _outcome(exc)
+            return outcome, tally.n_paid
+
+        loop_thread = threading.Thread(target=tasks)
+        loop_thread.start()
+        start.wait()
+        with ThreadPoolExecutor(4) as pool:
+            thread_results = list(pool.map(one, range(8), timeout=120))
+        loop_thread.join(120)
+        rec = reconcile(s.sandbox, s.wallet.address, s.ledger)
+        total_paid = s.cost.total.n_paid
+        spent = s.spent
+    thread_ok = [o for o, _ in thread_results].count("ok")
+    task_ok = task_results.count("ok")
+    assert Counter([o for o, _ in thread_results] + task_results) == {"ok": 10, "refused": 6}
+    assert rec["statuses"] == {"settled": 10} and rec["settlements"] == 10
+    assert total_paid == 10 and str(spent) == f"{PRICE * 10 / 1e6:g}"
+    assert [paid for o, paid in thread_results] == [int(o == "ok") for o, _ in thread_results]
+    assert task_tally == [task_ok] and thread_ok + task_ok == 10
+
+
+# =============================================================================================
+# 3. asyncio cancellation mid-payment
+# =============================================================================================
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("when", ["before", "after"], ids=["before-settling", "after-settling"])
+def test_asyncio_cancellation_mid_payment_replays_the_same_nonce(tmp_path, version, warm, when):
+    """Property: asyncio cancellation mid-payment (the re-sent request replays the same nonce).
+
+    A task is cancelled while its paid request is at the server (held there before it settles,
+    or after it settled with the answer not sent). The payment becomes ``unknown`` and counted;
+    re-sending the request sends the very same header (same nonce), never a second signature:
+    it settles once (cancelled before settling), or stays ``unknown`` when the server refuses the
+    spent nonce (cancelled after settling), and the server settled that nonce exactly once.
+    """
+    from tm402_nb.errors import PaymentOutcomeUnknown
+    from tm402_nb.x402 import async_paying_client
+
+    toy = ToyX402(ToyConfig(version=version))
+    hold = 2 if warm else 1  # the warm-up call is paid request 1
+    gated = Gated(toy, hold=hold, when=when)
+    wallet = CountingWallet.create()
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    policy = SpendPolicy(budget="1")
+    auth = X402Auth(wallet, policy, ledger=ledger)
+
+    async def main(url: str) -> tuple[Any, int, str]:
+        async with async_paying_client(wallet, auth=auth, base_url=url) as http:
+            if warm:
+                assert (await http.get("/data", params={"i": 0})).status_code == 200
+            task = asyncio.create_task(http.get("/data", params={"i": 1}))
+            assert await asyncio.to_thread(gated.seen.wait, 30), "the paid request never reached the server"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            lost = auth.pending_for(http.build_request("GET", "/data", params={"i": 1}))
+            assert lost is not None and lost.status == "unknown"
+            assert ledger.payment(lost.id)["status"] == "unknown"
+            signed = wallet.signed
+            try:
+                outcome = str((await http.get("/data", params={"i": 1})).status_code)
+            except PaymentOutcomeUnknown:
+                outcome = "unknown"
+            assert wallet.signed == signed, "the re-sent request signed a new payment"
+            return lost, signed, outcome
+
+    with serve_app(gated) as url:
+        try:
+            lost, signed, outcome = asyncio.run(main(url))
+        finally:
+            gated.release.set()
+        assert gated.done.wait(30)
+    assert signed == hold
+    held, replayed = gated.headers[hold - 1], gated.headers[hold]
+    assert replayed == held, "the replay sent another header"
+    nonce = nonce_of(held)
+    assert nonce == lost.payload.authorization.nonce
+    assert [s["nonce"] for s in toy.settlements].count(nonce) == 1
+    row = ledger.payment(lost.id)
+    if when == "before":
+        assert outcome == "200" and row["status"] == "settled"
+    else:
+        assert outcome == "unknown" and row["status"] == "unknown"
+    assert sum(policy.spent().values()) == PRICE * hold  # settled or unknown: counted either way
+    ledger.close()

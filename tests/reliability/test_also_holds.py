@@ -711,3 +711,124 @@ def test_asyncio_cancellation_mid_payment_replays_the_same_nonce(tmp_path, versi
         assert outcome == "unknown" and row["status"] == "unknown"
     assert sum(policy.spent().values()) == PRICE * hold  # settled or unknown: counted either way
     ledger.close()
+
+
+# =============================================================================================
+# 5. No key or payment header in logs at DEBUG, reprs, errors or files
+# =============================================================================================
+
+
+def _header_needles(headers: list[str]) -> list[str]:
+    """Each payment header as sent, and its signature (hex, any case, and its first half)."""
+    from tm402_nb.x402.messages import PaymentPayload
+
+    needles: list[str] = []
+    for h in headers:
+        sig = PaymentPayload.decode(h).signature[2:]
+        needles += [h, sig.lower(), sig.upper(), sig[:64].lower()]
+    return needles
+
+
+def _assert_clean(text: str | bytes, needles: list[str], where: str) -> None:
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    low = text.lower()
+    for needle in needles:
+        assert needle.lower() not in low, f"a payment header or its signature is in {where}"
+
+
+def _renderings(exc: BaseException) -> str:
+    """Everything an error shows: str, repr, the notebook's one line and full traceback, the
+    traceback with its frames' locals (as rich, Sentry or pytest print it), its chain."""
+    import traceback
+
+    from tm402_nb import errors
+
+    parts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    parts += traceback.TracebackException.from_exception(exc, capture_locals=True).format()
+    if isinstance(exc, TM402Error):
+        parts += [*exc._render_traceback_(), repr(exc.details)]
+        errors.SHORT_ERRORS[0] = False
+        try:
+            parts += exc._render_traceback_()
+        finally:
+            errors.SHORT_ERRORS[0] = True
+    for linked in (exc.__cause__, exc.__context__):
+        if linked is not None:
+            parts.append(_renderings(linked))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
+def test_no_payment_header_in_logs_reprs_errors_or_files(tmp_path, caplog, capfd, version):
+    """Property: no key or payment header in logs at DEBUG, reprs, errors or files.
+
+    (The key is scanned for by tests/test_secrets.py and tests/reliability/test_secrets_everywhere.py.)
+    A payment header is a bearer instrument: whoever holds it can settle it until it expires.
+    Paid calls that settle (cold, warm), are refused (warm terms changed), fail to settle, carry
+    a malformed receipt, lose their answer (replayed), or meet a 500, all with DEBUG logging on:
+    no header and no signature appears in the logs, stdout/stderr, any error (message, repr,
+    notebook rendering, traceback, chain), any repr (auth, policy, payments, events, ledger
+    frame) or any file (the ledger, its WAL).
+    """
+    import logging
+
+    from tm402_nb.x402 import paying_client
+
+    toy = ToyX402(ToyConfig(version=version))
+    gated = Gated(toy)
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    events: list[Any] = []
+    auth = X402Auth(Wallet.create(), SpendPolicy(budget="1"), ledger=ledger, listeners=[events.append])
+    errors: list[BaseException] = []
+    responses: list[httpx.Response] = []
+    c = toy.config
+
+    def call(http: httpx.Client) -> None:
+        try:
+            responses.append(http.get("/data"))
+        except TM402Error as exc:
+            errors.append(exc)
+
+    with caplog.at_level(logging.DEBUG), serve_app(gated) as url:
+        with paying_client(auth.wallet, auth=auth, base_url=url) as http:
+            call(http)  # cold, settles
+            call(http)  # warm, settles
+            c.amount = 20_000
+            call(http)  # warm terms refused: PaymentFailed
+            c.settle_fails = "insufficient_funds"
+            call(http)  # settlement failed: PaymentFailed
+            c.settle_fails, c.receipt_override = None, "%%%"
+            call(http)  # malformed receipt: ReceiptError
+            c.receipt_override, c.drop_next_paid = None, 1
+            call(http)  # answer lost, replayed, refused: PaymentOutcomeUnknown
+            c.error_500_next_paid = 1
+            call(http)  # 500 before settling: unknown, kept for replay
+            call(http)  # its replay settles
+        logging.getLogger("tm402_nb").debug("flows done: %s", [repr(e) for e in events])
+    kinds = sorted(type(e).__name__ for e in errors)
+    assert kinds == ["PaymentFailed", "PaymentFailed", "PaymentOutcomeUnknown", "ReceiptError"], kinds
+    assert len(gated.headers) >= 8
+    needles = _header_needles(gated.headers)
+    with pytest.raises(AssertionError):  # the scan would see a header
+        _assert_clean(json.dumps(gated.headers[-1]), needles, "a probe")
+
+    assert any(r.levelno == logging.DEBUG for r in caplog.records), "DEBUG logging was not on"
+    _assert_clean(caplog.text, needles, "the logs")
+    out = capfd.readouterr()
+    _assert_clean(out.out + out.err, needles, "stdout/stderr")
+    for exc in errors:
+        _assert_clean(_renderings(exc), needles, f"a {type(exc).__name__}")
+    payments = {id(e.payment): e.payment for e in events}.values()
+    reprs = [repr(auth), repr(auth.policy), repr(ledger), *map(repr, events), *map(repr, payments)]
+    reprs += [repr(p.record) for p in payments] + [repr(r) for r in responses]
+    reprs.append(ledger.payments().to_csv())
+    reprs.append(repr(ledger.payments()))
+    _assert_clean("\n".join(reprs), needles, "a repr")
+    for closed in (False, True):  # the WAL while the ledger is open, the database once closed
+        if closed:
+            ledger.close()
+        files = [f for f in tmp_path.rglob("*") if f.is_file()]
+        assert files
+        for f in files:
+            _assert_clean(f.read_bytes(), needles, f"file {f.name}")

@@ -28,21 +28,26 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.toyserver import PAY_TO, ToyConfig, ToyX402, serve_app
 from tm402_nb.errors import BudgetExceeded, TM402Error
 from tm402_nb.ledger import Ledger
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
+from tm402_nb.x402.messages import PaymentRequired
 
 ROOT = Path(__file__).resolve().parents[2]
 PRICE = 17_000
@@ -832,3 +837,291 @@ def test_no_payment_header_in_logs_reprs_errors_or_files(tmp_path, caplog, capfd
         assert files
         for f in files:
             _assert_clean(f.read_bytes(), needles, f"file {f.name}")
+
+
+# =============================================================================================
+# 7. Amount parsing edges
+# =============================================================================================
+
+#: (what a user types, decimals, atomic units): exact, whatever the spelling.
+ACCEPTED_AMOUNTS = [
+    ("0.10", 6, 100_000),
+    ("0.1", 6, 100_000),
+    (0.1, 6, 100_000),  # a float is taken as the decimal its repr shows
+    (Decimal("0.017"), 6, 17_000),
+    (1, 6, 1_000_000),
+    ("1_000", 6, 10**9),
+    (" 0.05 ", 6, 50_000),
+    ("0.1000000", 6, 100_000),  # zeros past the asset's decimals change nothing
+    ("1e-6", 6, 1),
+    ("1E2", 6, 10**8),
+    (".5", 6, 500_000),
+    ("1.", 6, 10**6),
+    ("-0", 6, 0),
+    ("0.000001", 6, 1),
+    ("5", 18, 5 * 10**18),
+    ("0.000000000000000001", 18, 1),
+    (Decimal("1.50"), 18, 15 * 10**17),
+    ("9999999999999999999999.999999", 6, 10**28 - 1),  # 28 significant digits, all kept
+]
+#: What must be refused with a ConfigurationError: not a number, not exact, negative, a '$'.
+REFUSED_AMOUNTS = [
+    "$0.10",
+    "$",
+    "0.0000001",
+    "1e-7",
+    1e-7,
+    0.1 + 0.2,  # 0.30000000000000004: not what anyone typed, and not exact in 6 decimals
+    "-0.01",
+    -1,
+    Decimal("-1"),
+    "nan",
+    "sNaN",
+    "inf",
+    "-Infinity",
+    float("nan"),
+    float("inf"),
+    "",
+    " ",
+    "ten",
+    "0x10",
+    "1,000",
+    "0.1.2",
+    "1/2",
+    True,
+    False,
+    None,
+    [1],
+    b"1",
+]
+
+
+@pytest.mark.parametrize(("typed", "decimals", "atomic"), ACCEPTED_AMOUNTS, ids=lambda v: repr(v)[:24])
+def test_amounts_typed_by_a_user_are_exact(typed, decimals, atomic):
+    """Property: amount parsing edges (accepted spellings are exact)."""
+    from tm402_nb.money import to_atomic
+
+    got = to_atomic(typed, decimals)
+    assert got == atomic and type(got) is int
+
+
+@pytest.mark.parametrize("typed", REFUSED_AMOUNTS, ids=lambda v: repr(v)[:24])
+def test_amounts_that_are_not_exact_numbers_are_refused(typed):
+    """Property: amount parsing edges (nothing is rounded, guessed or negative; the error is ours)."""
+    from tm402_nb.errors import ConfigurationError
+    from tm402_nb.money import to_atomic
+
+    with pytest.raises(ConfigurationError):
+        to_atomic(typed, 6)
+    if isinstance(typed, str):
+        with pytest.raises(ConfigurationError):
+            SpendPolicy(max_per_call="0.10", budget=typed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(atomic=st.integers(0, 10**28 - 1), decimals=st.sampled_from([0, 2, 6, 8, 18]))
+def test_shown_amounts_read_back_exactly(atomic, decimals):
+    """Property: amount parsing edges (what the toolkit shows, typed back, is the same amount)."""
+    from tm402_nb.money import format_amount, to_atomic
+
+    shown = format_amount(atomic, decimals, "USDC").split()[0]
+    assert to_atomic(shown, decimals) == atomic
+
+
+@settings(max_examples=300, deadline=None)
+@given(atomic=st.integers(0, 10**15 - 1))
+def test_float_amounts_mean_the_decimal_they_show(atomic):
+    """Property: amount parsing edges (a float is the decimal it prints as, never its binary value)."""
+    from tm402_nb.money import to_atomic
+
+    assert to_atomic(atomic / 10**6, 6) == atomic
+
+
+WIRE_ACCEPTED = [("17000", 17_000), ("0", 0), (17_000, 17_000), ("9" * 78, int("9" * 78))]
+WIRE_REFUSED = ["1e6", "0x10", "-1", " 1", "1 ", "1.0", "1.5", "", "+1", "١٠", 1.5, 17000.0, True, None, -1, "9" * 79]
+
+
+@pytest.mark.parametrize(("sent", "atomic"), WIRE_ACCEPTED, ids=lambda v: repr(v)[:24])
+def test_wire_amounts_are_plain_decimal_integers(sent, atomic):
+    """Property: amount parsing edges (a server's amount is a non-negative decimal integer)."""
+    from tm402_nb.x402.messages import PaymentRequirements
+
+    req = PaymentRequirements.from_json(_requirement(sent), 1)
+    assert req.amount == atomic
+    if atomic > 10**6:  # a huge but well-formed amount is the policy's to refuse, before signing
+        required = PaymentRequired.from_json({"x402Version": 1, "accepts": [_requirement(sent)]}, source="body")
+        with pytest.raises(BudgetExceeded):
+            SpendPolicy().select(required)
+
+
+@pytest.mark.parametrize("sent", WIRE_REFUSED, ids=lambda v: repr(v)[:24])
+def test_wire_amounts_in_any_other_form_are_protocol_errors(sent):
+    """Property: amount parsing edges (no exponent, sign, fraction, hex, float or other digits)."""
+    from tm402_nb.errors import X402ProtocolError
+    from tm402_nb.x402.messages import PaymentRequirements, SettlementResponse
+
+    with pytest.raises(X402ProtocolError):
+        PaymentRequirements.from_json(_requirement(sent), 1)
+    if sent is None:
+        return  # a receipt without an amount is a receipt that names none
+    with pytest.raises(X402ProtocolError):
+        SettlementResponse.from_json({"success": True, "transaction": "0x1", "network": "base-sepolia", "amount": sent})
+
+
+def _requirement(amount: Any) -> dict[str, Any]:
+    from tm402_nb.x402.networks import USDC_BASE_SEPOLIA
+
+    return {
+        "scheme": "exact",
+        "network": "base-sepolia",
+        "maxAmountRequired": amount,
+        "asset": USDC_BASE_SEPOLIA.address,
+        "payTo": PAY_TO,
+        "maxTimeoutSeconds": 60,
+        "extra": {"name": "USDC", "version": "2"},
+    }
+
+
+# =============================================================================================
+# 8. A daily cap exact at UTC midnight in any local time zone
+# =============================================================================================
+
+ZONES = [
+    "UTC",
+    "America/Los_Angeles",
+    "America/St_Johns",  # -03:30
+    "Asia/Kolkata",  # +05:30
+    "Australia/Lord_Howe",  # +10:30 / +11
+    "Pacific/Kiritimati",  # +14: its midnight is 10:00 UTC the day before
+    "Pacific/Pago_Pago",  # -11
+]
+
+
+def _local_midnight(now: float) -> float:
+    return time.mktime((*time.localtime(now)[:3], 0, 0, 0, 0, 0, -1))
+
+
+def daily_cap_check(ledger_path: str, url: str) -> dict[str, Any]:
+    """Rows around today's UTC midnight and around local midnight, each a distinct power of two;
+    a daily cap that leaves exactly one 0.017 call: it pays, and the next is refused.
+
+    Only rows from 00:00:00.000 UTC on may count, whatever the local zone: counting any other
+    set (local midnight, a second off) changes the sum, and one of the two calls goes wrong.
+    Returns what the caller asserts, so it runs in-process and in a subprocess alike.
+    """
+    from tm402_nb.status import PaymentStatus
+    from tm402_nb.x402.networks import USDC_BASE_SEPOLIA
+    from tm402_nb.x402.recorder import PaymentRecord
+
+    now = time.time()
+    utc_midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    local_midnight = _local_midnight(now)
+    moments = [
+        utc_midnight - 86_400,
+        utc_midnight - 3_600,
+        utc_midnight - 0.001,
+        utc_midnight,
+        utc_midnight + 0.001,
+        local_midnight - 0.001,
+        local_midnight,
+        local_midnight + 0.001,
+        now - 1,
+    ]
+    moments = sorted({m for m in moments if m <= now - 1})
+    ledger = Ledger(ledger_path)
+    counted = 0
+    for i, at in enumerate(moments):
+        amount = 2 ** (i + 1) * 1_000
+        record = PaymentRecord(
+            amount,
+            USDC_BASE_SEPOLIA.address,
+            USDC_BASE_SEPOLIA.network,
+            PAY_TO,
+            "0x" + "11" * 20,
+            f"0x{i:064x}",
+            int(now) + 3_600,
+            asset_symbol="USDC",
+            status=PaymentStatus.SETTLED,
+            created_at=at,
+        )
+        ledger.record_payment(record)
+        if at >= utc_midnight:
+            counted += amount
+    cap = counted + PRICE
+    auth = X402Auth(Wallet.create(), SpendPolicy(daily_cap=f"{cap / 1e6:.6f}", max_per_call="1"), ledger=ledger)
+    outcomes = []
+    with httpx.Client(auth=auth, timeout=30) as http:
+        for _ in range(2):
+            try:
+                outcomes.append(str(http.get(url + "/data").status_code))
+            except BudgetExceeded as exc:
+                outcomes.append(f"refused:{exc.details.get('setting')}:{exc.details.get('limit_atomic')}")
+    ledger.close()
+    return {
+        "outcomes": outcomes,
+        "rows": len(moments),
+        "local_offset_h": (utc_midnight - local_midnight) / 3600 % 24,
+        "same_day": time.time() - utc_midnight < 86_400,
+    }
+
+
+@pytest.fixture(params=ZONES)
+def local_zone(request: pytest.FixtureRequest) -> Iterator[str]:
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = request.param
+    time.tzset()
+    try:
+        yield request.param
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def _expect_exact(found: dict[str, Any]) -> None:
+    if not found["same_day"]:
+        pytest.skip("00:00 UTC passed during the test")
+    assert found["rows"] >= 6
+    assert found["outcomes"] == ["200", "refused:daily_cap:0"], found
+
+
+def test_daily_cap_is_exact_at_utc_midnight_in_any_local_zone(tmp_path, local_zone):
+    """Property: a daily cap exact at UTC midnight in any local time zone (TZ set, tzset())."""
+    if _seconds_to_utc_midnight() < 60 or _seconds_to_utc_midnight() > 86_400 - 5:
+        pytest.skip("too close to 00:00 UTC for 'today' to be one day throughout")
+    toy = ToyX402(ToyConfig(version=1))
+    with serve_app(toy.app) as url:
+        found = daily_cap_check(str(tmp_path / "l.sqlite3"), url)
+    if local_zone != "UTC":
+        assert found["local_offset_h"] != 0, "the zone did not take effect"
+    _expect_exact(found)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_daily_cap_is_exact_at_utc_midnight_in_a_process_started_in_another_zone(tmp_path, zone):
+    """Property: a daily cap exact at UTC midnight in any local time zone (a process started with TZ)."""
+    if _seconds_to_utc_midnight() < 60 or _seconds_to_utc_midnight() > 86_400 - 5:
+        pytest.skip("too close to 00:00 UTC for 'today' to be one day throughout")
+    toy = ToyX402(ToyConfig(version=1))
+    env = {k: v for k, v in os.environ.items() if k not in ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")}
+    env.update(TZ=zone, PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    code = (
+        "import json, sys\nfrom tests.reliability.test_also_holds import daily_cap_check\n"
+        "print(json.dumps(daily_cap_check(sys.argv[1], sys.argv[2])))"
+    )
+    with serve_app(toy.app) as url:
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "l.sqlite3"), url],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["local_offset_h"] != 0
+    _expect_exact(found)

@@ -1125,3 +1125,113 @@ def test_daily_cap_is_exact_at_utc_midnight_in_a_process_started_in_another_zone
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["local_offset_h"] != 0
     _expect_exact(found)
+
+
+# =============================================================================================
+# 9. Streamed paid responses
+# =============================================================================================
+
+LINES = 4
+
+
+class Streaming:
+    """A ToyX402 whose paid answers stream ``LINES`` lines, each sent only once the client has
+    read the one before (``ack``) when ``lockstep``: a client that buffered the body before
+    handing the response over would never read the first line in time (the server counts a
+    ``stall`` and goes on after 5 s, so the test ends either way)."""
+
+    def __init__(self, toy: ToyX402, *, lockstep: bool) -> None:
+        self.toy, self.lockstep = toy, lockstep
+        self.stalls = 0
+        self.acks: list[threading.Event] = []
+
+    def ack(self, i: int) -> None:
+        self.acks[i].set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or _payment_header(scope) is None:
+            return await self.toy.app(scope, receive, send)
+        start: dict[str, Any] = {}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                if message["status"] != 200:
+                    await send(message)  # not a paid answer (a refusal): passed on as the toy sends it
+            elif start["status"] != 200:
+                await send(message)
+
+        await self.toy.app(scope, receive, capture)
+        if start.get("status") != 200:
+            return
+        self.acks = [threading.Event() for _ in range(LINES)]
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": headers})
+        for i in range(LINES):
+            await send({"type": "http.response.body", "body": f"line-{i}\n".encode(), "more_body": True})
+            if self.lockstep and not await asyncio.to_thread(self.acks[i].wait, 5):
+                self.stalls += 1
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
+@pytest.mark.parametrize("kind", ["sync", "async", "paying_client"])
+def test_streamed_paid_responses(tmp_path, version, kind):
+    """Property: streamed paid responses.
+
+    ``client.stream(...)`` on a paid endpoint, cold then warm: the payment is settled (receipt
+    read, ledger row ``settled``) as soon as the headers arrive, before the body is read; the
+    body then arrives line by line, in lockstep with the reader (so nothing buffered it), and
+    whole; one signature per call, nothing paid twice. The ready-made paying clients buffer a
+    paid body on purpose (to replay a connection cut mid-body): there the stream is whole.
+    """
+    from tm402_nb.x402 import paying_client, payment_of
+
+    toy = ToyX402(ToyConfig(version=version))
+    server = Streaming(toy, lockstep=kind != "paying_client")
+    wallet = CountingWallet.create()
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    auth = X402Auth(wallet, SpendPolicy(budget="1"), ledger=ledger)
+    bodies: list[list[str]] = []
+
+    def check_headers(r: httpx.Response) -> None:
+        assert r.status_code == 200
+        payment = payment_of(r)
+        assert payment is not None and payment.status == "settled" and not r.is_stream_consumed
+        assert ledger.payment(payment.id)["status"] == "settled"
+
+    with serve_app(server) as url:
+        if kind == "async":
+
+            async def main() -> None:
+                async with httpx.AsyncClient(auth=auth, base_url=url, timeout=30) as http:
+                    for _ in range(2):
+                        async with http.stream("GET", "/data") as r:
+                            check_headers(r)
+                            lines = []
+                            async for line in r.aiter_lines():
+                                server.ack(len(lines))
+                                lines.append(line)
+                            bodies.append(lines)
+
+            asyncio.run(main())
+        else:
+            make = paying_client if kind == "paying_client" else None
+            http = make(wallet, auth=auth, base_url=url) if make else httpx.Client(auth=auth, base_url=url, timeout=30)
+            with http:
+                for _ in range(2):
+                    with http.stream("GET", "/data") as r:
+                        if kind != "paying_client":
+                            check_headers(r)
+                        lines = []
+                        for line in r.iter_lines():
+                            server.ack(len(lines))
+                            lines.append(line)
+                        bodies.append(lines)
+                        assert payment_of(r).status == "settled"
+    assert bodies == [[f"line-{i}" for i in range(LINES)]] * 2
+    assert server.stalls == 0, "the paid body was buffered before the caller could read it"
+    assert wallet.signed == auth.stats["signed"] == 2 and auth.stats["warm_hits"] == 1
+    assert statuses(ledger) == {"settled": 2} and len(toy.settlements) == 2
+    assert toy.counts["requests"] == 3  # one challenge, then one request per paid call
+    ledger.close()

@@ -33,8 +33,10 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.toyserver import PAY_TO, ToyConfig, ToyX402, serve_app
-from tm402_nb.errors import BudgetExceeded, TM402Error
+from tm402_nb.errors import BudgetExceeded, PaymentFailed, TM402Error
 from tm402_nb.ledger import Ledger
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
 from tm402_nb.x402.messages import PaymentRequired
@@ -1234,4 +1236,193 @@ def test_streamed_paid_responses(tmp_path, version, kind):
     assert wallet.signed == auth.stats["signed"] == 2 and auth.stats["warm_hits"] == 1
     assert statuses(ledger) == {"settled": 2} and len(toy.settlements) == 2
     assert toy.counts["requests"] == 3  # one challenge, then one request per paid call
+    ledger.close()
+
+
+# =============================================================================================
+# 10. Hostile strings never becoming notebook HTML
+# =============================================================================================
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "' onmouseover='alert(1)",
+    "</code></div><b>bold</b>",
+    "<!-- x --><style>*{display:none}</style>",
+    "&lt;script&gt; &amp; &#60;",
+    "<svg/onload=alert(1)>",
+    "javascript:alert(1)//" + "0x" + "ab" * 32,
+]
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(alphabet=st.sampled_from(list("<>\"'&=/;:!- ") + list("scriptimgonerrorx")), max_size=60),
+    st.text(max_size=40),
+)
+
+
+class _Shape(HTMLParser):
+    """The tags and attribute names of a piece of HTML, and its decoded text."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, tuple[str, ...]]] = []
+        self.text: list[str] = []
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, tuple(sorted(name for name, _ in attrs))))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.tags.append(("/" + tag, ()))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self.tags.append(("!--", ()))
+
+    def handle_decl(self, decl: str) -> None:
+        self.tags.append(("!", ()))
+
+    def handle_pi(self, data: str) -> None:
+        self.tags.append(("?", ()))
+
+    def unknown_decl(self, data: str) -> None:
+        self.tags.append(("![", ()))
+
+
+def _twin(value: Any) -> Any:
+    """A harmless string of the same length (so every length-dependent branch is the same)."""
+    return "a" * len(value) if isinstance(value, str) else value
+
+
+def assert_inert(render: Any, strings: list[str]) -> str:
+    """``render(strings)`` has exactly the tags and attributes it has for harmless strings."""
+    hostile, harmless = render(strings), render([_twin(s) for s in strings])
+    assert _Shape(hostile).tags == _Shape(harmless).tags, f"a string became markup: {hostile}"
+    return hostile
+
+
+class _FakeSession:
+    def __init__(self, network: str, budget: str) -> None:
+        self.mode, self.network, self.policy, self._budget = "sandbox", network, object(), budget
+        self.ledger, self.auth, self.id = None, None, "s"
+
+    def budget_text(self) -> str:
+        return self._budget
+
+
+def _footer(s: list[str]) -> str:
+    from tm402_nb.notebook.footer import CostFooter
+    from tm402_nb.tokenmetrics.cost import CallCost, Cost
+
+    calls = [
+        CallCost(s[0], s[1], None, 200, paid=True, amount=PRICE, asset=s[2], network=s[3], tx=s[4]),
+        CallCost(s[0], s[1], None, 200, paid=True, amount=PRICE, asset=s[2], tx=s[5], payment_status="unknown"),
+        CallCost(s[0], s[1], None, 402, amount=PRICE, asset=s[2], payment_status="failed", reserved_until=1e9),
+        CallCost(s[0], s[1], None, 200, paid=True, amount=1, asset=s[2], tx=s[6], discrepancy=s[7]),
+    ]
+    return CostFooter(Cost("cell", calls), _FakeSession(s[3], s[7]))._repr_html_()
+
+
+def _feed(s: list[str]) -> str:
+    from tm402_nb.notebook.feed import PaymentFeed
+
+    feed = PaymentFeed(_FakeSession(s[0], s[1]))
+    feed._add("p1", 0.0, s[0], PRICE, 6, s[1], "failed", s[2], s[3])
+    feed._add("p2", 0.0, s[4], PRICE, 6, s[5], s[6], s[7], s[0])  # a status no server should send
+    feed._add("p1", 0.0, s[0], PRICE, 6, s[1], "settled", s[6], s[5])
+    return feed._repr_html_()
+
+
+def _frame_cost(s: list[str]) -> str:
+    from tm402_nb.notebook.accessor import FrameCost
+
+    attrs = {
+        "calls": 3,
+        "paid": 1,
+        "cached": 1,
+        "amount": {s[0]: s[1]},
+        "receipts": [s[2], s[3]],
+        "networks": [s[4], s[5]],
+        "endpoint": s[6],
+        "mode": "sandbox",
+    }
+    return FrameCost.from_attrs(attrs)._repr_html_()
+
+
+def _text(s: list[str]) -> str:
+    from tm402_nb.notebook.magics import _Text
+
+    return _Text("\n".join(s))._repr_html_()
+
+
+RENDERERS = {"footer": _footer, "feed": _feed, "frame-cost": _frame_cost, "text": _text}
+
+
+@pytest.mark.parametrize("name", list(RENDERERS))
+@settings(max_examples=150, deadline=None)
+@given(strings=st.lists(hostile_text, min_size=8, max_size=8))
+def test_hostile_strings_never_become_notebook_html(name, strings):
+    """Property: hostile strings never becoming notebook HTML.
+
+    Whatever a server (or a frame's attrs) puts in a transaction hash, network, endpoint, asset
+    symbol, reason or discrepancy, every HTML form the notebook shows (cost footer, payment
+    feed, df.tm.cost, magic text) has the same tags and attributes as with harmless text.
+    """
+    html = assert_inert(RENDERERS[name], strings)
+    if name == "text":
+        assert "".join(_Shape(html).text) == "\n".join(strings)
+
+
+def test_hostile_strings_from_a_server_never_become_notebook_html(tmp_path):
+    """Property: hostile strings never becoming notebook HTML (end to end, from a server's answers).
+
+    A server answers with a receipt whose transaction and network are markup, then refuses a
+    settlement with a markup reason: the payment feed, the cell's cost footer and the
+    ``%tm ledger`` frames (plain and ``all``) keep their shape.
+    """
+    from tm402_nb.notebook.feed import PaymentFeed
+    from tm402_nb.notebook.footer import CostFooter
+    from tm402_nb.notebook.magics import TMMagics
+    from tm402_nb.tokenmetrics.client import Client
+    from tm402_nb.tokenmetrics.cost import CallCost, Cost
+    from tm402_nb.x402.encoding import b64json_encode
+
+    toy = ToyX402(ToyConfig(version=1))
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    feed = PaymentFeed(_FakeSession("n", "b"))
+    auth = X402Auth(Wallet.create(), SpendPolicy(budget="1"), ledger=ledger, listeners=[feed.on_event])
+    receipt = {"success": True, "transaction": HOSTILE[0], "network": HOSTILE[1], "payer": HOSTILE[6]}
+    with serve_app(toy.app) as url, Client(mode="sandbox", base_url=url, auth=auth, ledger=ledger) as client:
+        toy.config.receipt_override = b64json_encode(receipt)
+        assert client.request("GET", url + "/data").status_code == 200
+        toy.config.receipt_override, toy.config.settle_fails = None, HOSTILE[3]
+        with pytest.raises(PaymentFailed):
+            client.request("GET", url + "/data")
+        cost = client.cost.total
+    rows = ledger.payment_rows()
+    assert rows[0]["tx"] == HOSTILE[0] and HOSTILE[1][:10] in (rows[0]["discrepancy"] or "")
+    assert HOSTILE[3] in (rows[1]["error"] or "")
+
+    twin_feed = PaymentFeed(_FakeSession("n", "b"))
+    twin_feed.rows.extend({k: v if k == "status" else _twin(v) for k, v in r.items()} for r in feed.rows)
+    assert _Shape(feed._repr_html_()).tags == _Shape(twin_feed._repr_html_()).tags
+    assert HOSTILE[0][:12] in "".join(_Shape(feed._repr_html_()).text)  # shown as text
+
+    def twin_call(call: CallCost) -> CallCost:
+        strings = {f.name: _twin(getattr(call, f.name)) for f in fields(call) if type(getattr(call, f.name)) is str}
+        return replace(call, **strings)
+
+    assert cost.receipts == [HOSTILE[0]] and cost.discrepancies
+    footer = CostFooter(cost)._repr_html_()
+    twin_footer = CostFooter(Cost("twin", [twin_call(c) for c in cost.calls]))._repr_html_()
+    assert _Shape(footer).tags == _Shape(twin_footer).tags
+
+    for columns in (list(TMMagics.LEDGER_COLUMNS), None):  # `%tm ledger`, `%tm ledger all`
+        frame = ledger.payments()
+        frame = frame[columns] if columns else frame
+        twin = frame.map(_twin)
+        assert _Shape(frame._repr_html_()).tags == _Shape(twin._repr_html_()).tags
     ledger.close()

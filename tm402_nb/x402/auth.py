@@ -377,6 +377,10 @@ class X402Auth(httpx.Auth):
             required = parse_challenge(response.headers, response.content)
             offer = self._select(required, request, options)
         except TM402Error:
+            # The new terms cannot be paid: forget the refused ones, so the next call asks
+            # afresh (and is refused before signing) instead of signing them again.
+            with self._lock:
+                self._challenges.pop(_warm_key(request, self._pay_with(options)), None)
             return
         self._remember(request, options, required, offer)
 

@@ -541,3 +541,29 @@ def test_the_chain_reader_reads_the_sandboxs_token(tmp_path):
         assert reader.authorization_used(USDC_BASE_SEPOLIA.address, wallet.address, nonce)
         assert not reader.authorization_used(USDC_BASE_SEPOLIA.address, wallet.address, "0x" + "ab" * 32)
         led.close()
+
+
+@pytest.mark.parametrize("payable", [True, False], ids=["new-terms-payable", "new-terms-over-the-cap"])
+def test_a_warm_refusal_says_whether_the_next_call_can_pay(payable, ledger):
+    price = [PRICE]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        header = request.headers.get("X-PAYMENT")
+        if header is None or PaymentPayload.decode(header).authorization.value != price[0]:
+            req = {**requirement(), "maxAmountRequired": str(price[0])}
+            return httpx.Response(402, json={"x402Version": 1, "error": "price changed", "accepts": [req]})
+        return httpx.Response(200, json={}, headers=receipt_header(PaymentPayload.decode(header)))
+
+    auth = X402Auth(Wallet.create(), SpendPolicy(max_per_call="0.05"), ledger=ledger)
+    with paying_client(auth.wallet, auth=auth, transport=httpx.MockTransport(handle)) as client:
+        client.get("https://toy.test/a")
+        price[0] = 20_000 if payable else 90_000
+        with pytest.raises(PaymentFailed) as info:
+            client.get("https://toy.test/a")
+        assert ("current terms are remembered" in str(info.value)) is payable
+        if payable:
+            assert client.get("https://toy.test/a").status_code == 200
+        else:
+            with pytest.raises(PaymentRefused, match="per-call cap"):
+                client.get("https://toy.test/a")
+    assert auth.stats["signed"] == (3 if payable else 2)

@@ -298,7 +298,8 @@ class X402Auth(httpx.Auth):
                 # The terms changed since they were remembered. Never a second signature in one
                 # call: the refused one is still valid (and counted) until it expires, and a
                 # hostile server could collect both. Learn the new terms for the next call instead.
-                self._learn(request, options, response)
+                learned = self._learn(request, options, response)
+                raise self._payment_failed(presigned, response, failed_receipt, reason, learned=learned)
             raise self._payment_failed(presigned, response, failed_receipt, reason)
 
         response = yield request
@@ -369,20 +370,24 @@ class X402Auth(httpx.Auth):
             ),
         )
 
-    def _learn(self, request: httpx.Request, options: PaymentOptions, response: httpx.Response) -> None:
-        """Remember the fresh challenge in a refusal, so the next call pays the new terms warm."""
-        if _origin(response.request.url) != _origin(request.url):
-            return
+    def _learn(self, request: httpx.Request, options: PaymentOptions, response: httpx.Response) -> bool:
+        """Remember the fresh challenge in a refusal, so the next call pays the new terms warm.
+
+        True when it did. When the new terms cannot be paid (or came from elsewhere) the refused
+        ones are forgotten, so the next call asks afresh (and is refused before signing) instead
+        of signing them again.
+        """
         try:
+            if _origin(response.request.url) != _origin(request.url):
+                raise PaymentRefused("the refusal came from another origin")
             required = parse_challenge(response.headers, response.content)
             offer = self._select(required, request, options)
         except TM402Error:
-            # The new terms cannot be paid: forget the refused ones, so the next call asks
-            # afresh (and is refused before signing) instead of signing them again.
             with self._lock:
                 self._challenges.pop(_warm_key(request, self._pay_with(options)), None)
-            return
+            return False
         self._remember(request, options, required, offer)
+        return True
 
     def _send_paid(
         self, request: httpx.Request, payment: Payment, replay_key: str
@@ -671,13 +676,19 @@ class X402Auth(httpx.Auth):
         response: httpx.Response,
         receipt: SettlementResponse | None,
         reason: str | None,
+        *,
+        learned: bool = False,
     ) -> PaymentFailed:
         settle_failed = receipt is not None and not receipt.success
         what = "settlement failed" if settle_failed else "payment was rejected"
         hint = hint_for_reason(reason)
         if payment.warm and not settle_failed and not _recurs(reason):
             what = "the payment signed for the remembered terms was rejected"
-            hint = "run it again: the server's current terms are remembered now, and it pays once"
+            hint = (
+                "run it again: the server's current terms are remembered now, and it pays once"
+                if learned
+                else "the server's new terms cannot be paid under this policy; the next call says why"
+            )
         until = time.strftime("%H:%M:%S UTC", time.gmtime(payment.record.valid_before))
         return _with_payment_attached(
             payment,

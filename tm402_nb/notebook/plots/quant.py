@@ -23,22 +23,6 @@ from .common import (
 
 #: Quant-metric columns, in the order one is chosen when ``metric=`` is not given (from the catalogue).
 QUANT_METRICS = chart_metrics("quant")
-QUANT_METRICS = (
-    "SHARPE",
-    "SORTINO",
-    "VOLATILITY",
-    "ALL_TIME_RETURN",
-    "CAGR",
-    "MAX_DRAWDOWN",
-    "SKEW",
-    "TAIL_RATIO",
-    "RISK_REWARD_RATIO",
-    "PROFIT_FACTOR",
-    "KURTOSIS",
-    "DAILY_VALUE_AT_RISK",
-    "DAILY_RETURN_AVG",
-    "DAILY_RETURN_STD",
-)
 
 
 def fits(d: pd.DataFrame) -> bool:

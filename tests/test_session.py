@@ -265,3 +265,25 @@ def test_budget_text_shows_refused_payments_that_may_still_settle_apart():
         assert "0.00 USDC + 0.017 USDC reserved of 1.00 USDC budget" in s.budget_text()
         s.client.frame("tm-grade", symbol="ETH")
         assert "0.017 USDC + 0.017 USDC reserved of 1.00 USDC budget" in s.budget_text()
+
+
+# -- sandbox mode pays only the sandbox (issue 12) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("argument", ["base_url", "rpc_url"])
+def test_sandbox_mode_refuses_a_url_that_would_pay_elsewhere(argument):
+    with pytest.raises(ConfigurationError, match="pays only its embedded sandbox"):
+        tm.connect(mode="sandbox", **{argument: "http://127.0.0.1:9/v2"})
+    assert tm.current_session() is None or tm.current_session().closed
+
+
+def test_sandbox_mode_ignores_the_live_urls_in_the_environment_and_says_so(monkeypatch):
+    monkeypatch.setenv("TM402_BASE_URL", "http://127.0.0.1:9/v2")  # nothing listens there
+    monkeypatch.setenv("TM402_RPC_URL", "http://127.0.0.1:9/rpc")
+    with pytest.warns(UserWarning, match=r"\$TM402_BASE_URL and \$TM402_RPC_URL ignored"):
+        s = tm.connect(mode="sandbox")
+    with s:
+        df = s.client.frame("tm-grade", symbol="BTC")
+        assert s.client.base_url == s.sandbox.api_url
+        assert df.attrs["tm402"]["paid"] == 1
+        assert len(s.sandbox.settlements(payer=s.wallet.address)) == 1  # the sandbox was paid, nobody else

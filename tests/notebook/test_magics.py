@@ -358,3 +358,47 @@ def test_budget_hint_replaces_a_too_low_max_cost(ip, s):
         ip.run_line_magic("tm", "correlation BTC --max-cost 0.001")
     hint = str(info.value)
     assert "`%tm correlation BTC --max-cost 0.07`" in hint and hint.count("--max-cost") == 1
+
+
+# -- an inserted value is one value, never a flag (issue 12) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, namespace",
+    [
+        ("grade {{coins}}", {"coins": "BTC --max-cost 5"}),
+        ("grade {{coins}}", {"coins": ["BTC", "ETH --max-cost 5"]}),
+        ("grade BTC {{flag}}", {"flag": "--max-cost"}),
+        ("grade BTC {{flag}} 5", {"flag": "--max-cost"}),
+        ("quote grade {{coins}}", {"coins": "BTC --pay-with tmai"}),
+    ],
+)
+def test_a_template_value_never_becomes_a_flag(ip, s, line, namespace):
+    from tm402_nb.notebook.parse import MagicUsageError, parse_line
+
+    ip.user_ns.update(namespace)
+    with pytest.raises(MagicUsageError, match="not a symbol"):
+        parse_line(line, namespace)
+    with pytest.raises(MagicUsageError, match="not a symbol"):
+        ip.run_line_magic("tm", line)
+    assert payments(s) == 0 and s.policy.max_per_call == 100_000
+
+
+def test_a_template_value_in_a_cell_body_adds_no_line_or_key(ip, s):
+    from tm402_nb.notebook.parse import MagicUsageError, parse_cell
+
+    namespace = {"coins": "BTC\nendpoint: ai-reports", "more": "ETH]\nlimit: 100", "ok": ["BTC", "ETH"]}
+    for name in ("coins", "more"):
+        with pytest.raises(MagicUsageError, match="not a symbol"):
+            parse_cell("", f"endpoint: tm-grade\nsymbol: [{{{{{name}}}}}]", namespace)
+    _, (call,) = parse_cell("", "endpoint: tm-grade\nsymbol: [{{ok}}]", namespace)
+    assert call.endpoint == "tm-grade" and call.symbols == ["BTC", "ETH"] and call.params == {}
+
+
+def test_a_template_value_still_fills_flags_and_symbols(ip, s):
+    from tm402_nb.notebook.parse import parse_line
+
+    cmd = parse_line(
+        "grade {{coins}} --start {{day}} --max-cost {{cap}}", {"coins": ["BTC", "ETH"], "day": "2026-10-01", "cap": 0.5}
+    )
+    assert cmd.symbols == ["BTC", "ETH"] and cmd.params["startDate"] == "2026-10-01" and cmd.max_cost == "0.5"

@@ -8,7 +8,10 @@ Line grammar::
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
 inserts a notebook variable explicitly and ``--params $dict`` passes a dict of
-parameters, both type-checked before anything is sent.
+parameters, both type-checked before anything is sent. An inserted value is always
+one value: it is substituted after the line is split into words, so text such as
+``"BTC --max-cost 5"`` can never become a flag, and in a ``%%tm`` body it is
+substituted after the body is split into lines and keys.
 """
 
 from __future__ import annotations
@@ -119,11 +122,22 @@ def _suggest(flag: str) -> str:
     return f"did you mean {close[0]}?" if close else "see %tm help"
 
 
+def _words(line: str, namespace: Mapping[str, Any]) -> tuple[list[str], set[int]]:
+    """The line's words with ``{{var}}`` filled in each, and which words were filled (values, never flags)."""
+    words, filled = [], set()
+    for i, word in enumerate(_split(line)):
+        rendered = render_template(word, namespace)
+        if rendered != word:
+            filled.add(i)
+        words.append(rendered)
+    return words, filled
+
+
 def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMCommand:
     """Parse a ``%tm`` line. ``namespace`` resolves ``{{var}}`` and ``--params $dict``."""
     namespace = namespace or {}
     source = line
-    tokens = _split(render_template(line, namespace))
+    tokens, filled = _words(line, namespace)
     if not tokens:
         return TMCommand("help", source=source)
     head = tokens[0].lower()
@@ -142,6 +156,7 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
     action = "call"
     if head == "quote":
         action, tokens = "quote", tokens[1:]
+        filled = {i - 1 for i in filled if i > 0}
         if not tokens or tokens[0].startswith("-"):
             raise MagicUsageError("%tm quote needs an endpoint", hint="e.g. %tm quote ai-reports BTC")
     cmd = TMCommand(action, endpoint=tokens[0], source=source)
@@ -149,7 +164,7 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
     i = 1
     while i < len(tokens):
         tok = tokens[i]
-        if tok.startswith("-") and not _is_number(tok):
+        if tok.startswith("-") and not _is_number(tok) and i not in filled:
             flag, eq, inline = tok.partition("=")
             flag = SHORT.get(flag, flag)
             if flag not in FLAGS:
@@ -172,13 +187,23 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
                     raise MagicUsageError(f"{flag} takes no value")
                 setattr(cmd, dest, True)
         else:
-            for part in (p for p in tok.split(",") if p):
+            for part in (p.strip() for p in tok.split(",") if p.strip()):
                 if part.isdigit():
                     cmd.token_ids.append(int(part))
                 else:
-                    cmd.symbols.append(part.upper())
+                    cmd.symbols.append(_symbol(part))
         i += 1
     return cmd
+
+
+def _symbol(text: str) -> str:
+    """``text`` as a symbol, upper-cased; refused unless it is one word that is not a flag."""
+    if not text or any(ch.isspace() for ch in text) or text.startswith("-") or any(ch in text for ch in "[]:"):
+        raise MagicUsageError(
+            f"{text!r} is not a symbol",
+            hint="a symbol is one word (an inserted {{variable}} is one value, never a flag)",
+        )
+    return text.upper()
 
 
 def _is_number(tok: str) -> bool:
@@ -260,9 +285,8 @@ def parse_cell(line: str, cell: str, namespace: Mapping[str, Any] | None = None)
             "the %%tm line takes only options (--save, --dry-run, --refresh, --max-cost, "
             "--pay-with); put the request in the cell body"
         )
-    lines = [
-        ln for ln in render_template(cell, namespace).splitlines() if ln.strip() and not ln.strip().startswith("#")
-    ]
+    # Lines and keys first, values second: an inserted value can add neither a line nor a key.
+    lines = [ln for ln in cell.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     if not lines:
         raise MagicUsageError(
             "the %%tm cell is empty",
@@ -275,13 +299,14 @@ def parse_cell(line: str, cell: str, namespace: Mapping[str, Any] | None = None)
             m = _KEY_LINE.match(ln)
             if not m:
                 raise MagicUsageError(f"cannot read {ln.strip()!r}", hint="write `name: value` or `name: [a, b]`")
-            key, value = m.group(1), _yaml_value(m.group(2))
+            key, value = m.group(1), _yaml_value(render_template(m.group(2), namespace))
             if key.lower() == "endpoint":
                 if call.endpoint is not None:
                     raise MagicUsageError("endpoint is given twice")
                 call.endpoint = str(value)
             elif key.lower() in ("symbol", "symbols"):
-                call.symbols += [str(v).upper() for v in (value if isinstance(value, list) else str(value).split(","))]
+                items = value if isinstance(value, list) else str(value).split(",")
+                call.symbols += [_symbol(str(v).strip()) for v in items if str(v).strip()]
             elif key in call.params:
                 raise MagicUsageError(f"{key} is given twice")
             else:

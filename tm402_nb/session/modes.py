@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ def _sandbox_session(options: SessionOptions) -> SessionParts:
     if options.api_key:
         raise ConfigurationError("an API key was given in sandbox mode", hint="use mode='api-key'")
     net = get_network(options.network or "base-sepolia")
+    _sandbox_pays_only_itself(options)
     with ExitStack() as opened:
         ledger = _open_ledger(options, opened)
         sandbox = serve(x402_version=options.x402_version, network=net.v1_name, **(options.sandbox_options or {}))
@@ -165,11 +167,32 @@ def _sandbox_session(options: SessionOptions) -> SessionParts:
             wallet=options.wallet or sandbox.wallet,
             policy=policy,
             sandbox=sandbox,
-            base_url=_base_url(options) or sandbox.api_url,
-            rpc_url=_rpc_url(options) or sandbox.rpc_url,
+            base_url=sandbox.api_url,
+            rpc_url=sandbox.rpc_url,
         )
         parts.resources = opened.pop_all()  # the session owns them now
         return parts
+
+
+def _sandbox_pays_only_itself(options: SessionOptions) -> None:
+    """Sandbox mode pays its embedded sandbox and nothing else, whatever the environment says.
+
+    Its footer promises "no real money": a base URL (or RPC) pointing elsewhere would break
+    that promise silently. An argument saying so is refused; the environment variables, meant
+    for live sessions, are ignored with a warning naming them.
+    """
+    given = [name for name, value in (("base_url", options.base_url), ("rpc_url", options.rpc_url)) if value]
+    if given:
+        raise ConfigurationError(
+            f"sandbox mode pays only its embedded sandbox; {' and '.join(given)}= would send payments elsewhere",
+            hint="to pay another x402 server use mode='x402' with a network and a budget",
+        )
+    ignored = [f"${name}" for name in (ENV_BASE_URL, ENV_RPC_URL) if os.environ.get(name)]
+    if ignored:
+        warnings.warn(
+            f"{' and '.join(ignored)} ignored: sandbox mode pays only its embedded sandbox",
+            stacklevel=4,
+        )
 
 
 def _x402_session(options: SessionOptions) -> SessionParts:

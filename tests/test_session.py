@@ -102,7 +102,7 @@ def test_pay_with_setter_changes_the_session_default():
 
 def test_budget_setter_and_refusal():
     with tm.connect(mode="sandbox") as s:
-        assert s.budget is None
+        assert s.budget == Decimal("1.00")  # every session has one
         s.budget = "0.02"
         assert s.budget == Decimal("0.02")
         s.client.frame("tm-grade", symbol="BTC")
@@ -287,3 +287,15 @@ def test_sandbox_mode_ignores_the_live_urls_in_the_environment_and_says_so(monke
         assert s.client.base_url == s.sandbox.api_url
         assert df.attrs["tm402"]["paid"] == 1
         assert len(s.sandbox.settlements(payer=s.wallet.address)) == 1  # the sandbox was paid, nobody else
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "x402"])
+def test_every_session_has_a_budget_unless_turned_off_explicitly(mode, monkeypatch):
+    """1.00 USD by default, in every mode that pays (issue 12); budget=None turns it off."""
+    from tm402_nb.x402 import Wallet
+
+    wallet = Wallet.create() if mode == "x402" else None
+    with tm.connect(mode=mode, wallet=wallet) as s:
+        assert s.budget == Decimal("1.00") and "of 1.00 USDC budget" in s.budget_text()
+    with tm.connect(mode=mode, wallet=wallet, budget=None) as s:
+        assert s.budget is None and "no budget set" in s.budget_text()

@@ -63,7 +63,7 @@ class TMMagics(Magics, Configurable):
 
     max_per_call = Amount("0.10", config=True, help="Largest payment for one call, in USD (None: no cap).")
     max_per_cell = Amount(None, config=True, help="Largest total a single cell may pay, in USD (None: no cap).")
-    budget = Amount(None, config=True, help="Session budget in USD (None: no budget).")
+    budget = Amount(None, config=True, help="Session budget in USD (unset: the session's own, 1.00 by default).")
     pay_with = Enum(["usdc", "tmai"], "usdc", config=True, help="Asset to pay with when a server offers both.")
     cache_ttl = Int(
         None, allow_none=True, config=True, help="Seconds a cached answer stays fresh (None: the endpoint's own TTL)."

@@ -47,6 +47,8 @@ __all__ = [
 ENV_MODE = "TM402_MODE"
 ENV_API_KEY = "TM_API_KEY"
 ENV_RPC_URL = "TM402_RPC_URL"
+#: The session budget (USD) when ``connect()`` is not given one, sandbox included, so the habit forms.
+DEFAULT_BUDGET = "1.00"
 ENV_BASE_URL = "TM402_BASE_URL"
 
 #: In the sandbox, TMAI costs $0.01: these limits mirror the USD defaults.
@@ -87,7 +89,8 @@ class SessionOptions:
     network: str | None = None
     pay_with: str = "usdc"
     max_per_call: AmountLike | float | None = "0.10"
-    budget: AmountLike | float | None = None
+    #: Every session has a budget unless told otherwise: ``budget=None`` turns it off, explicitly.
+    budget: AmountLike | float | None = DEFAULT_BUDGET
     daily_cap: AmountLike | float | None = None
     tmai_limits: AssetLimit | dict[str, Any] | None = None
     base_url: str | None = None

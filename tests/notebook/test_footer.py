@@ -70,9 +70,15 @@ def test_max_per_cell_refuses_the_payment_that_would_exceed_it(ip, s, capsys):
     with pytest.raises(BudgetExceeded, match="cell cap") as info:
         ip.run_cell("a = %tm grade BTC\nb = %tm grade ETH")
     assert "TMMagics.max_per_cell" in str(info.value)
+    # The hint names a cap that holds the cell's spending so far plus this call (0.034), never
+    # one lower than the cap that just refused it.
+    assert "TMMagics.max_per_cell = 0.04`" in str(info.value)
     assert len(s.ledger.payments()) == 1
     ip.run_cell("b = %tm grade ETH")  # a new cell, a new allowance
     assert len(s.ledger.payments()) == 2
+    ip.run_line_magic("config", "TMMagics.max_per_cell = 0.04")  # the hint's cap lets the same cell through
+    ip.run_cell("c = %tm grade SOL\nd = %tm grade ADA")
+    assert len(s.ledger.payments()) == 4
 
 
 def test_show_footer_off_and_feedback_zero(ip, s, capsys):

@@ -226,7 +226,11 @@ class TMMagics(Magics, Configurable):
         if setting == "budget":
             return "`%tm budget AMOUNT` or `%config TMMagics.budget = AMOUNT` raises the session budget"
         if setting == "cell":
-            return f"`%config TMMagics.max_per_cell = {suggest}` (or None) raises the per-cell cap"
+            # The cap must hold what the cell already spent plus this request, not the request alone.
+            needed = exc.details.get("needed_atomic")
+            cap = Decimal(needed).scaleb(-6) if isinstance(needed, int) else need
+            cap = cap.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if cap > Decimal("0.01") else cap
+            return f"`%config TMMagics.max_per_cell = {cap}` (or None) raises the per-cell cap"
         return None
 
     # -- subcommands -------------------------------------------------------------------------

@@ -416,6 +416,8 @@ class SpendPolicy:
                     hint=f"raise the {scope.name} cap",
                     setting=scope.name,
                     limit_atomic=scope_left,
+                    # The cap that would let this payment through: what the scope spent, plus it.
+                    needed_atomic=(scope.cap or {}).get(key, 0) - scope_left + asked,
                     **common,
                 )
         return None
@@ -450,7 +452,7 @@ class SpendPolicy:
             for scope in self._scopes:
                 left = scope.remaining(key)
                 if left is not None:
-                    limits.append((f"{scope.name} cap", left, None, scope.name))
+                    limits.append((f"{scope.name} cap", left, (scope.cap or {}).get(key), scope.name))
             for label, left, whole, setting in limits:
                 if total > left:
                     of_whole = f" of the {fmt(whole)}" if whole is not None else ""
@@ -461,6 +463,7 @@ class SpendPolicy:
                         setting=setting,
                         asked_atomic=total,
                         limit_atomic=left,
+                        needed_atomic=None if whole is None else whole - left + total,
                         calls=calls,
                     )
 

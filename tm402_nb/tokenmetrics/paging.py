@@ -2,8 +2,10 @@
 
 The executors only send; :class:`Pages` decides, so the sync and async clients page
 alike. Paging stops at a short page, at ``max_pages``, after the latest page of a
-history asked without dates, or as soon as every requested token has its one row
-(asking for the next page would sign a payment for nothing).
+history asked without dates, as soon as every requested token has its one row
+(asking for the next page would sign a payment for nothing), or at a page that adds
+no row not seen before: a server that clamps ``page`` repeats its last page forever,
+and every repeat would be paid.
 """
 
 from __future__ import annotations
@@ -52,17 +54,28 @@ class Pages:
         self._page = int(planned.params.get("page", 1))
         self._pages = 0
         self._done = False
+        self._seen: set[tuple[Any, ...]] = set()
 
     def next(self) -> dict[str, str] | None:
         """The wire parameters of the next page to ask for, or None when paging is over."""
         return None if self._done else page_wire(self.planned, self._page)
 
     def add(self, data: list[dict[str, Any]]) -> None:
-        """Take a page's rows."""
-        self.fetched.rows.extend(data)
+        """Take a page's rows (each key once: de-duplicated while paging, not after)."""
+        fresh = [row for row in data if self._first_time(row)]
+        self.fetched.rows.extend(fresh)
         self._pages += 1
-        self._done = self._over(data)
+        self._done = self._over(data) or (bool(data) and not fresh)
         self._page += 1
+
+    def _first_time(self, row: dict[str, Any]) -> bool:
+        key = _row_key(self.planned.endpoint, row)
+        if key is None:
+            return True  # a row without its key columns cannot be told apart: keep it
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
     def not_found(self, reason: str) -> None:
         """The API found no data for this page: paging is over."""
@@ -91,10 +104,15 @@ def unique_rows(endpoint: Endpoint, fetched: Iterable[Fetched]) -> list[dict[str
     seen: set[tuple[Any, ...]] = set()
     for f in fetched:
         for row in f.rows:
-            key = tuple(row.get(k) for k in endpoint.key) if all(k in row for k in endpoint.key) else None
+            key = _row_key(endpoint, row)
             if key is not None:
                 if key in seen:
                     continue
                 seen.add(key)
             rows.append(row)
     return rows
+
+
+def _row_key(endpoint: Endpoint, row: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The row's ``endpoint.key`` values, or None when it lacks one of them."""
+    return tuple(row.get(k) for k in endpoint.key) if all(k in row for k in endpoint.key) else None

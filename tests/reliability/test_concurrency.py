@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,12 +74,10 @@ def test_two_processes_share_one_ledger_and_one_daily_cap(tmp_path):
                 p.stdin.flush()
             for p in procs:  # both set up (imports, ledger, client) before either pays
                 assert p.stdout.readline().strip() == "ready", p.stderr.read()
-            started = time.monotonic()
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
-            outputs = [p.communicate(timeout=150) for p in procs]
-            elapsed = time.monotonic() - started
+            outputs = [p.communicate(timeout=150) for p in procs]  # a hang guard, not a speed goal
         finally:
             for p in procs:
                 if p.poll() is None:
@@ -114,7 +111,6 @@ def test_two_processes_share_one_ledger_and_one_daily_cap(tmp_path):
     # Each process can make at most 100 of the 120 payments, so both paid (and both wrote rows).
     assert all(o.get("ok", 0) >= ALLOWED - CALLS_PER_PROCESS for o in outcomes)
     assert len(pids) == 2
-    assert elapsed < 120
 
 
 # -- in one process: identical requests in flight at the same time --------------------------------

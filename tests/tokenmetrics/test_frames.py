@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -1218,15 +1217,15 @@ def test_sandbox_rows_are_typed(sandbox, name: str) -> None:
     assert low.shape == df.shape
 
 
-def test_sandbox_large_ohlcv_page_is_fast(sandbox) -> None:
+def test_sandbox_ohlcv_pages_become_one_ordered_typed_frame(sandbox) -> None:
+    """Three full pages of three tokens become one frame: every row, oldest first, numeric prices.
+    (How fast ``to_frame`` is lives in ``python -m bench.frames``, not here.)"""
     rows = []
     for page in range(1, 4):
         specs, svc = sandbox
         spec = next(s for s in specs if s.name == "daily-ohlcv")
         rows += svc.daily_ohlcv(spec.query(token_id="3375,3306,3377", limit=100, page=page))
-    t0 = time.perf_counter()
     df = to_frame("daily-ohlcv", rows)
-    assert time.perf_counter() - t0 < 0.5
     assert len(df) == len(rows) == 300
     assert df["DATE"].is_monotonic_increasing
     assert np.isfinite(df["CLOSE"]).all()

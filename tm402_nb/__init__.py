@@ -14,9 +14,9 @@ that name to the subpackage (see :mod:`tm402_nb.session`).
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
+from ._lazy import lazy_exports
 from .errors import (
     BudgetExceeded,
     ConfigurationError,
@@ -39,26 +39,26 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily by __getattr__.
 _LAZY = {
-    "X402Auth": "tm402_nb.x402.auth",
-    "receipt": "tm402_nb.x402.auth",
-    "payment_of": "tm402_nb.x402.auth",
-    "Wallet": "tm402_nb.x402.wallet",
-    "SpendPolicy": "tm402_nb.x402.policy",
-    "AssetLimit": "tm402_nb.x402.policy",
-    "paying_client": "tm402_nb.x402.client",
-    "async_paying_client": "tm402_nb.x402.client",
-    "Ledger": "tm402_nb.ledger",
-    "Session": "tm402_nb.session.core",
-    "Client": "tm402_nb.tokenmetrics.client",
-    "AsyncClient": "tm402_nb.tokenmetrics.client",
-    "Quote": "tm402_nb.tokenmetrics.client",
-    "RetryPolicy": "tm402_nb.tokenmetrics.client",
-    "catalogue_frame": "tm402_nb.tokenmetrics.catalogue",
-    "APIError": "tm402_nb.tokenmetrics.errors",
-    "DataNotFound": "tm402_nb.tokenmetrics.errors",
-    "ParamError": "tm402_nb.tokenmetrics.errors",
-    "RateLimited": "tm402_nb.tokenmetrics.errors",
-    "UnknownSymbol": "tm402_nb.tokenmetrics.errors",
+    "X402Auth": "x402.auth",
+    "receipt": "x402.auth",
+    "payment_of": "x402.auth",
+    "Wallet": "x402.wallet",
+    "SpendPolicy": "x402.policy",
+    "AssetLimit": "x402.policy",
+    "paying_client": "x402.client",
+    "async_paying_client": "x402.client",
+    "Ledger": "ledger",
+    "Session": "session.core",
+    "Client": "tokenmetrics.client",
+    "AsyncClient": "tokenmetrics.client",
+    "Quote": "tokenmetrics.client",
+    "RetryPolicy": "tokenmetrics.client",
+    "catalogue_frame": "tokenmetrics.catalogue",
+    "APIError": "tokenmetrics.errors",
+    "DataNotFound": "tokenmetrics.errors",
+    "ParamError": "tokenmetrics.errors",
+    "RateLimited": "tokenmetrics.errors",
+    "UnknownSymbol": "tokenmetrics.errors",
 }
 
 __all__ = [
@@ -92,14 +92,4 @@ def unload_ipython_extension(ip: Any) -> None:
     unload(ip)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tm402_nb' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -47,9 +47,9 @@ __all__ = [
 ENV_MODE = "TM402_MODE"
 ENV_API_KEY = "TM_API_KEY"
 ENV_RPC_URL = "TM402_RPC_URL"
+ENV_BASE_URL = "TM402_BASE_URL"
 #: The session budget (USD) when ``connect()`` is not given one, sandbox included, so the habit forms.
 DEFAULT_BUDGET = "1.00"
-ENV_BASE_URL = "TM402_BASE_URL"
 
 #: In the sandbox, TMAI costs $0.01: these limits mirror the USD defaults.
 SANDBOX_TMAI_LIMITS = AssetLimit(max_per_call="20", budget="1000")

@@ -37,9 +37,8 @@ class ClampingServer:
         return self.handle(request)
 
 
-@pytest.mark.parametrize("last_page", [1, 2, 3])
-def test_a_server_that_repeats_its_last_page_is_asked_once_more_at_most(last_page):
-    server = ClampingServer(last_page)
+def frame_from(server: ClampingServer):
+    """``daily-ohlcv`` over RANGE, paged by the sync client against ``server``."""
     with Client(
         mode="api-key",
         api_key="k",
@@ -47,7 +46,13 @@ def test_a_server_that_repeats_its_last_page_is_asked_once_more_at_most(last_pag
         transport=httpx.MockTransport(server.handle),
         progress=False,
     ) as c:
-        df = c.frame("daily-ohlcv", **RANGE)
+        return c.frame("daily-ohlcv", **RANGE)
+
+
+@pytest.mark.parametrize("last_page", [1, 2, 3])
+def test_a_server_that_repeats_its_last_page_is_asked_once_more_at_most(last_page):
+    server = ClampingServer(last_page)
+    df = frame_from(server)
     # Each page holds 100 new days until the server clamps; then one repeated page ends it.
     assert len(df) == 100 * last_page and df["DATE"].is_unique
     assert server.requests == last_page + 1
@@ -74,12 +79,5 @@ def test_the_async_client_stops_alike():
 
 def test_an_honest_server_is_paged_to_its_short_page():
     server = ClampingServer(10)  # 350 days in pages of 100: the 4th page is short
-    with Client(
-        mode="api-key",
-        api_key="k",
-        base_url="https://tm.test/v2",
-        transport=httpx.MockTransport(server.handle),
-        progress=False,
-    ) as c:
-        df = c.frame("daily-ohlcv", **RANGE)
+    df = frame_from(server)
     assert len(df) == 350 and server.requests == 4

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["COUNTED", "EXPIRY_MARGIN_SECONDS", "FINAL", "PaymentStatus"]
+__all__ = ["COUNTED", "EXPIRY_MARGIN_SECONDS", "FINAL", "PaymentStatus", "may_settle_until"]
 
 
 class PaymentStatus(StrEnum):
@@ -37,3 +37,12 @@ FINAL = frozenset({PaymentStatus.SETTLED, PaymentStatus.FAILED})
 #: A refused payment's signature can still be settled by whoever holds it until its
 #: ``validBefore``; it stays counted (reserved) until then plus this margin for clock skew.
 EXPIRY_MARGIN_SECONDS = 30
+
+
+def may_settle_until(valid_before: float) -> float:
+    """Until when a signed authorization may still be settled by whoever holds it (epoch s).
+
+    >>> may_settle_until(1_000)
+    1030
+    """
+    return valid_before + EXPIRY_MARGIN_SECONDS

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import LedgerError
 from ..money import to_display
-from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus
+from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus, may_settle_until
 
 if TYPE_CHECKING:
     import pandas as pd  # loaded on first use: the ledger must stay cheap to import
@@ -687,9 +687,7 @@ class Ledger:
         now = time.time()
         for r in rows:
             # Refused, but its authorization can still settle: counted apart from what was spent.
-            r["reserved"] = (
-                r["status"] == PaymentStatus.FAILED and (r["valid_before"] or 0) + EXPIRY_MARGIN_SECONDS > now
-            )
+            r["reserved"] = r["status"] == PaymentStatus.FAILED and may_settle_until(r["valid_before"] or 0) > now
             r["amount_atomic"] = int(r["amount"])
             r["amount"] = float(to_display(int(r["amount"]), int(r["decimals"] or 0)))
         frame = pd.DataFrame(rows)[cols]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from ..ledger import CallRecord, Ledger
-from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus
+from ..status import COUNTED, PaymentStatus, may_settle_until
 from ..x402.auth import Payment, payment_of
 from .catalogue import Endpoint
 from .cost import CallCost, CostTracker, current_cell_id
@@ -101,4 +101,4 @@ def _reserved_until(payment: Payment | None) -> float | None:
     """When a refused payment stops counting: its authorization's expiry plus the skew margin."""
     if payment is None or payment.status != PaymentStatus.FAILED:
         return None
-    return float(payment.record.valid_before + EXPIRY_MARGIN_SECONDS)
+    return float(may_settle_until(payment.record.valid_before))

@@ -41,7 +41,7 @@ from ..errors import (
     X402ProtocolError,
     hint_for_reason,
 )
-from ..status import EXPIRY_MARGIN_SECONDS, FINAL, PaymentStatus
+from ..status import FINAL, PaymentStatus, may_settle_until
 from .chain import AuthorizationReader
 from .eip3009 import sign_authorization
 from .encoding import MAX_MESSAGE_BYTES
@@ -77,10 +77,9 @@ __all__ = [
 EXT_PAYMENT = "tm402_payment"
 EXT_RECEIPT = "tm402_receipt"
 
-#: A lost answer's payment is replayed only while this far from its validBefore (clock skew).
+#: A lost answer's payment is replayed only while this far from its validBefore (clock skew);
+#: a new payment for the same request waits until it can no longer settle (may_settle_until).
 REPLAY_MARGIN = 30
-#: ...and a new payment for the same request waits until this long after validBefore.
-EXPIRY_MARGIN = EXPIRY_MARGIN_SECONDS
 
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
@@ -428,7 +427,7 @@ class X402Auth(httpx.Auth):
         for key, pay in list(self._unresolved.items()):
             if len(self._unresolved) <= self._max_remembered:
                 return
-            if pay.record.valid_before + EXPIRY_MARGIN < now or pay.status in FINAL:
+            if may_settle_until(pay.record.valid_before) < now or pay.status in FINAL:
                 del self._unresolved[key]
 
     def _claim_replay(self, replay_key: str) -> Payment | None:
@@ -470,8 +469,8 @@ class X402Auth(httpx.Auth):
             if valid_before > now + REPLAY_MARGIN:
                 replay.in_flight = True
                 return replay
-            if now < valid_before + EXPIRY_MARGIN:
-                wait = int(valid_before + EXPIRY_MARGIN - now) + 1
+            if now < may_settle_until(valid_before):
+                wait = int(may_settle_until(valid_before) - now) + 1
                 raise _with_payment_attached(
                     replay,
                     PaymentOutcomeUnknown(
@@ -810,7 +809,7 @@ class X402Auth(httpx.Auth):
             payment.released = True
             # Refused is not void: whoever holds the signature can settle it until validBefore.
             # It stays counted (reserved) until then, with a margin for clock skew.
-            self.policy.release(payment.offer, payment.scopes, after=payment.record.valid_before + EXPIRY_MARGIN)
+            self.policy.release(payment.offer, payment.scopes, after=may_settle_until(payment.record.valid_before))
         if status != PaymentStatus.UNKNOWN:
             with self._lock:
                 for k, v in list(self._unresolved.items()):

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "tm402_nb"
 
 TOP = {PACKAGE, f"{PACKAGE}.cli", f"{PACKAGE}.demo", f"{PACKAGE}.__main__"}
-BOTTOM = {f"{PACKAGE}.errors", f"{PACKAGE}.status", f"{PACKAGE}.money", f"{PACKAGE}._lazy"}
+BOTTOM = {f"{PACKAGE}.cells", f"{PACKAGE}.errors", f"{PACKAGE}.status", f"{PACKAGE}.money", f"{PACKAGE}._lazy"}
 # Higher imports lower; equal ranks (x402 and ledger) do not import each other.
 RANK = {"x402": 0, "ledger": 0, "tokenmetrics": 1, "session": 2, "notebook": 3}
 SANDBOX_MAY_IMPORT = {

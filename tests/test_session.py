@@ -50,7 +50,7 @@ def test_sandbox_session_end_to_end():
         assert tm.session() is s and tm.current_session() is s
         df = s.client.frame("tm-grade", symbol=["BTC", "ETH"])
         assert df.attrs["tm402"]["paid"] == 1
-        assert s.spent == Decimal("0.017") and "0.017 USDC of 1.00 USDC" in s.budget_text()
+        assert s.spent == Decimal("0.017") and "0.017 USD of 1.00 USD" in s.budget_text()
         payments = s.ledger.payments()
         assert payments["status"].tolist() == ["settled"] and payments["session_id"].tolist() == [s.id]
         bal = s.balances()
@@ -262,9 +262,9 @@ def test_budget_text_shows_refused_payments_that_may_still_settle_apart():
         s.sandbox.set_faults(settle_failure=1)
         with pytest.raises(Exception, match="settlement failed"):
             s.client.frame("tm-grade", symbol="BTC")
-        assert "0.00 USDC + 0.017 USDC reserved of 1.00 USDC budget" in s.budget_text()
+        assert "0.00 USD + 0.017 USD reserved of 1.00 USD budget" in s.budget_text()
         s.client.frame("tm-grade", symbol="ETH")
-        assert "0.017 USDC + 0.017 USDC reserved of 1.00 USDC budget" in s.budget_text()
+        assert "0.017 USD + 0.017 USD reserved of 1.00 USD budget" in s.budget_text()
 
 
 # -- sandbox mode pays only the sandbox (issue 12) -----------------------------------------------------------
@@ -296,6 +296,6 @@ def test_every_session_has_a_budget_unless_turned_off_explicitly(mode, monkeypat
 
     wallet = Wallet.create() if mode == "x402" else None
     with tm.connect(mode=mode, wallet=wallet) as s:
-        assert s.budget == Decimal("1.00") and "of 1.00 USDC budget" in s.budget_text()
+        assert s.budget == Decimal("1.00") and "of 1.00 USD budget" in s.budget_text()
     with tm.connect(mode=mode, wallet=wallet, budget=None) as s:
         assert s.budget is None and "no budget set" in s.budget_text()

@@ -17,6 +17,7 @@ __all__ = [
     "BudgetExceeded",
     "ConfigurationError",
     "LedgerError",
+    "NotConfirmed",
     "PaymentFailed",
     "PaymentOutcomeUnknown",
     "PaymentRefused",
@@ -93,6 +94,10 @@ class PaymentRefused(TM402Error):
 
 class BudgetExceeded(PaymentRefused):
     """A cap (per call, per cell, session budget or daily cap) would be exceeded."""
+
+
+class NotConfirmed(PaymentRefused):
+    """A plan above ``confirm_above`` was declined, or could not be asked about (no stdin)."""
 
 
 class PaymentFailed(TM402Error):

@@ -30,7 +30,7 @@ def test_footer_once_under_a_paid_cell(ip, s, capsys):
     (line,) = footer_lines(out)
     assert out.rstrip().endswith(line)  # below the result
     assert "SANDBOX" in line and "(1 paid, 3 free) · 0.017 USDC" in line and "base-sepolia" in line
-    assert "tx 0x" in line and "session 0.017 USDC" in line
+    assert "tx 0x" in line and "session 0.017 USD" in line
 
 
 def test_footer_for_assignment_and_cached_calls(ip, s, capsys):
@@ -118,7 +118,7 @@ def test_html_and_text_forms():
         mode, network, policy = "sandbox", "base-sepolia", object()
 
         def budget_text(self):
-            return "0.017 USDC of 1.00 USDC budget"
+            return "0.017 USD of 1.00 USD budget"
 
     footer = CostFooter(cost, FakeSession())
     html = footer._repr_html_()

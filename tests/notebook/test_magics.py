@@ -217,8 +217,8 @@ def test_wallet(ip, s):
 
 
 def test_budget_show_and_set(ip, s):
-    assert "of 1.00 USDC budget" in repr(ip.run_line_magic("tm", "budget"))  # the default every session has
-    assert "of 2.50 USDC" in repr(ip.run_line_magic("tm", "budget 2.50"))
+    assert "of 1.00 USD budget" in repr(ip.run_line_magic("tm", "budget"))  # the default every session has
+    assert "of 2.50 USD budget" in repr(ip.run_line_magic("tm", "budget 2.50"))
     assert s.budget == Decimal("2.5")
 
 

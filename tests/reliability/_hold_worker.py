@@ -40,6 +40,9 @@ class _HaltingTx:
     def spent(self, *args: Any, **kw: Any) -> int:
         return self._tx.spent(*args, **kw)
 
+    def spent_usd(self, **kw: Any) -> int:
+        return self._tx.spent_usd(**kw)
+
     def insert_payment(self, record: Any) -> object:
         out = self._tx.insert_payment(record)
         with self._owner.lock:

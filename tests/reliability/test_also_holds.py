@@ -149,7 +149,8 @@ SERVER_CHANGES: dict[str, tuple[dict[str, Any], str]] = {
     "network": ({}, "refused"),
     "network-allowed": ({"networks": ["base-sepolia", "base"]}, "pays"),
     "asset": ({}, "refused"),
-    "asset-allowed": ({"pay_with": "tmai", "asset_limits": {"TMAI": {"max_per_call": "1", "budget": "5"}}}, "pays"),
+    # A challenge offering TMAI alone has no dollar price in it: the user's rate values it.
+    "asset-allowed": ({"pay_with": "tmai", "usd_rates": {"TMAI": "0.05"}}, "pays"),
 }
 CAP_CHANGES = ("max_per_call", "budget", "per-request-cap")
 

@@ -198,6 +198,10 @@ class Variant:
     assets: dict[tuple[int, str], tuple[int, int]]
     max_timeout: int = 86_400
     payees: frozenset[str] | None = None  # an explicit allow-list (then no pinning)
+    #: (per-call cap, budget) in micro-dollars: every asset counts against them at its USD value.
+    usd: tuple[int, int] = (100_000, 300_000)
+    #: Micro-dollars per whole TMAI (the policy's usd_rates), if any.
+    tmai_rate: int | None = None
 
     def policy(self) -> SpendPolicy:
         return SpendPolicy(**self.kwargs)
@@ -205,12 +209,15 @@ class Variant:
 
 USDC_SEP = (84532, USDC_BASE_SEPOLIA.address.lower())
 VARIANTS = [
-    Variant("default", dict(max_per_call="0.10", budget="0.25"), {USDC_SEP: (100_000, 250_000)}),
+    Variant(
+        "default", dict(max_per_call="0.10", budget="0.25"), {USDC_SEP: (100_000, 250_000)}, usd=(100_000, 250_000)
+    ),
     Variant(
         "payees",
         dict(max_per_call="0.05", budget="0.20", payees=[PAYEE_A, PAYEE_B]),
         {USDC_SEP: (50_000, 200_000)},
         payees=frozenset({PAYEE_A.lower(), PAYEE_B.lower()}),
+        usd=(50_000, 200_000),
     ),
     Variant(
         "mainnet",
@@ -225,8 +232,10 @@ VARIANTS = [
             pay_with="tmai",
             extra_assets=[SANDBOX_TMAI_BASE_SEPOLIA],
             asset_limits={"TMAI": {"max_per_call": "5", "budget": "12"}},
+            usd_rates={"TMAI": "0.02"},
         ),
         {USDC_SEP: (100_000, 300_000), (84532, TMAI_SANDBOX.lower()): (5 * 10**18, 12 * 10**18)},
+        tmai_rate=20_000,
     ),
     Variant(
         "short-timeout",
@@ -276,21 +285,53 @@ class SessionOracle:
     spent: dict[tuple[int, str], int] = field(default_factory=dict)
     pinned: str | None = None
 
-    def violation(self, v: Variant, req: PaymentRequirements) -> str | None:
+    spent_usd: int = 0
+
+    def violation(self, v: Variant, req: PaymentRequirements, required: PaymentRequired) -> str | None:
         why = static_violation(v, req)
         if why:
             return why
         key = (CHAINS[req.network.strip().lower()], req.asset.lower())
         if req.amount > v.assets[key][1] - self.spent.get(key, 0):
-            return "budget"
+            return "asset budget"
+        usd = usd_value(v, req, required)
+        if usd is None:
+            return "cannot be valued in USD"
+        per_call, budget = v.usd
+        if usd > per_call:
+            return "per-call cap (USD)"
+        if usd > budget - self.spent_usd:
+            return "budget (USD)"
         if v.payees is None and self.pinned is not None and req.pay_to.lower() != self.pinned:
             return "pinned payee"
         return None
 
-    def commit(self, req: PaymentRequirements) -> None:
+    def commit(self, v: Variant, req: PaymentRequirements, required: PaymentRequired) -> None:
         key = (CHAINS[req.network.strip().lower()], req.asset.lower())
         self.spent[key] = self.spent.get(key, 0) + req.amount
+        self.spent_usd += usd_value(v, req, required) or 0
         self.pinned = self.pinned or req.pay_to.lower()
+
+
+STABLE = {USDC_SEP, (8453, USDC_BASE.address.lower())}
+
+
+def usd_value(v: Variant, req: PaymentRequirements, required: PaymentRequired) -> int | None:
+    """Micro-dollars paying ``req`` counts as: a USDC amount at par; TMAI at the highest of the
+    challenge's USDC prices and the variant's own rate; None when neither exists."""
+    key = (CHAINS[req.network.strip().lower()], req.asset.lower())
+    if key in STABLE:
+        return req.amount
+    if req.amount == 0:
+        return 0
+    values = [
+        r.amount
+        for r in required.accepts
+        if (CHAINS.get(r.network.strip().lower()), r.asset.lower() if isinstance(r.asset, str) else None) in STABLE
+    ]
+    if v.tmai_rate is not None:
+        values.append(-(-req.amount * v.tmai_rate // 10**18))
+    return max(values) if values else None
 
 
 def _parse(ch: dict[str, Any]) -> PaymentRequired | None:
@@ -314,12 +355,16 @@ def test_policy_only_selects_what_it_allows(variant, session):
         except PaymentRefused:
             # Not over-strict either: a lone offer the oracle allows must be selectable.
             if len(required.accepts) == 1:
-                assert oracle.violation(variant, required.accepts[0]) is not None, "an allowed offer was refused"
+                assert oracle.violation(variant, required.accepts[0], required) is not None, (
+                    "an allowed offer was refused"
+                )
             continue
         assert any(offer.requirements is r for r in required.accepts), "selected an offer the server did not make"
-        assert oracle.violation(variant, offer.requirements) is None, oracle.violation(variant, offer.requirements)
+        assert oracle.violation(variant, offer.requirements, required) is None, oracle.violation(
+            variant, offer.requirements, required
+        )
         policy.commit(offer, ORIGIN)
-        oracle.commit(offer.requirements)
+        oracle.commit(variant, offer.requirements, required)
         event(f"selected ({variant.name})")
     for key, (_, budget) in variant.assets.items():
         assert oracle.spent.get(key, 0) <= budget

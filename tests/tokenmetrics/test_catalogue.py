@@ -20,7 +20,7 @@ from tm402_nb.tokenmetrics.catalogue import (
     chart_metrics,
 )
 from tm402_nb.tokenmetrics.frames import frame_columns, to_frame
-from tm402_nb.tokenmetrics.plan import plan_requests
+from tm402_nb.tokenmetrics.plan import plan_call
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tm402_nb" / "tokenmetrics"
 
@@ -71,7 +71,9 @@ def test_a_new_endpoint_frames_from_its_entry_alone():
 
 
 def test_a_new_endpoint_plans_its_own_windows():
-    plans = plan_requests(WHALES, {"token_id": [3375], "startDate": date(2025, 1, 1), "endDate": date(2025, 1, 21)})
+    plans = plan_call(
+        WHALES, {"token_id": [3375], "startDate": date(2025, 1, 1), "endDate": date(2025, 1, 21)}
+    ).requests
     assert [(p.params["startDate"], p.params["endDate"]) for p in plans] == [
         (date(2025, 1, 1), date(2025, 1, 7)),
         (date(2025, 1, 8), date(2025, 1, 14)),

@@ -74,11 +74,53 @@ def test_preferred_asset_wins_then_falls_back():
     assert p3.select(challenge(usdc)).asset.symbol == "USDC"
 
 
-def test_non_usd_asset_needs_its_own_limit():
-    tmai_offer = offer(amount=10**18, asset=SANDBOX_TMAI.address, extra={"name": "Token Metrics AI", "version": "1"})
+TMAI_EXTRA = {"name": "Token Metrics AI", "version": "1"}
+
+
+def test_a_non_usd_asset_that_cannot_be_valued_is_refused_naming_the_setting():
+    tmai_offer = offer(amount=10**18, asset=SANDBOX_TMAI.address, extra=TMAI_EXTRA)
     p = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI])
-    with pytest.raises(BudgetExceeded, match="no limit is configured for TMAI"):
+    with pytest.raises(BudgetExceeded, match="cannot be valued in USD") as info:
         p.select(challenge(tmai_offer))
+    assert "usd_rates" in info.value.hint and info.value.details["setting"] == "usd_rates"
+    assert p.spent_usd() == 0
+
+
+def test_tmai_counts_at_the_same_challenges_usdc_price_against_usd_caps():
+    """Regression: TMAI skipped the budget and per-call cap; four 1.53 TMAI payments went through 0.01 USDC."""
+    tmai_offer = offer(amount=153 * 10**16, asset=SANDBOX_TMAI.address, extra=TMAI_EXTRA)
+    both = challenge(offer(amount=17_000), tmai_offer)
+    p = SpendPolicy(budget="0.04", pay_with="tmai", extra_assets=[SANDBOX_TMAI])
+    chosen = p.select(both)
+    assert chosen.asset.symbol == "TMAI" and chosen.usd == 17_000  # the same call's dollar price
+    for _ in range(2):
+        p.authorize(p.select(both))
+        p.commit(p.select(both))
+    assert p.spent_usd() == 34_000
+    with pytest.raises(BudgetExceeded, match="session budget"):
+        p.select(both)  # a third would pass 0.04 USD, whatever asset it is paid in
+    tight = SpendPolicy(max_per_call="0.01", pay_with="tmai", extra_assets=[SANDBOX_TMAI])
+    with pytest.raises(BudgetExceeded, match="per-call cap"):
+        tight.select(both)
+
+
+def test_tmai_alone_is_valued_at_the_users_rate():
+    tmai_offer = offer(amount=2 * 10**17, asset=SANDBOX_TMAI.address, extra=TMAI_EXTRA)  # 0.2 TMAI
+    p = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI], usd_rates={"TMAI": "0.25"})
+    assert p.select(challenge(tmai_offer)).usd == 50_000  # 0.2 × 0.25 USD
+    with pytest.raises(ConfigurationError, match="usd_rates"):
+        SpendPolicy(usd_rates={"TMAI": "0"})
+
+
+def test_a_second_stablecoin_shares_the_one_usd_budget():
+    """Regression: each stablecoin had its own full budget."""
+    other = Asset("USDX", "0x" + "cd" * 20, "eip155:84532", 18, "USDX", "1", True, True)
+    p = SpendPolicy(budget="0.03", extra_assets=[other])
+    usdc = p.select(challenge(offer(amount=20_000)))
+    p.commit(usdc)
+    usdx = challenge(offer(amount=20 * 10**15, asset=other.address, extra={"name": "USDX", "version": "1"}))
+    with pytest.raises(BudgetExceeded, match="session budget"):
+        p.select(usdx)
 
 
 def test_mainnet_refused_on_testnet_session():
@@ -115,13 +157,13 @@ def test_unverified_tmai_address_needs_configuration():
     tm = offer(network="base", asset=TMAI_BASE.address, amount=10**17, extra={"name": "TMAI", "version": "1"})
     with pytest.raises(PaymentRefused, match="unverified"):
         SpendPolicy(network="base").select(challenge(tm))
-    ok = SpendPolicy(network="base", pay_with="tmai", asset_limits={"TMAI": AssetLimit(max_per_call="1")})
+    ok = SpendPolicy(network="base", pay_with="tmai", usd_rates={"TMAI": "0.05"})
     assert ok.select(challenge(tm)).asset == TMAI_BASE
 
 
 def test_limiting_an_unverified_asset_configures_it():
     tm = offer(network="base", asset=TMAI_BASE.address, amount=10**17, extra={"name": "TMAI", "version": "1"})
-    p = SpendPolicy(network="base", asset_limits={"TMAI": AssetLimit(max_per_call="1")})
+    p = SpendPolicy(network="base", asset_limits={"TMAI": AssetLimit(max_per_call="1")}, usd_rates={"TMAI": "0.05"})
     assert p.pay_with == "usdc" and p.select(challenge(tm)).asset == TMAI_BASE
 
 
@@ -210,7 +252,7 @@ def test_daily_cap_is_read_from_the_ledger(ledger):
         with ledger.transaction() as tx:
             p.authorize(o, tx)
             tx.insert_payment(PaymentRecord(20_000, o.asset.address, o.network.caip2, PAY_TO, "0x1", "0x2", 0))
-    with ledger.transaction() as tx, pytest.raises(BudgetExceeded, match="today's cap"):
+    with ledger.transaction() as tx, pytest.raises(BudgetExceeded, match="daily cap"):
         p.authorize(o, tx)
     # A fresh policy (another kernel) sees the same spending.
     with ledger.transaction() as tx, pytest.raises(BudgetExceeded):
@@ -277,6 +319,6 @@ def test_release_gives_back_to_the_scopes_the_payment_was_counted_in():
     p.commit(o)
     p.commit(o)
     p.release(o, scopes)  # the cell-1 payment is refused later
-    assert cell2.spent[(o.network.caip2, o.asset.address.lower())] == 40_000
+    assert cell2.spent == 40_000
     with pytest.raises(BudgetExceeded, match="cell cap"):
         p.authorize(o)

@@ -132,6 +132,11 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE payments ADD COLUMN discrepancy TEXT;
     """,
+    # v4: what a payment was worth in micro-dollars when signed (caps count every asset in USD).
+    # Older rows keep NULL: a 6-decimal row counts at par, as it did.
+    """
+    ALTER TABLE payments ADD COLUMN usd TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -315,6 +320,8 @@ class PaymentRow(Protocol):
     error: str | None
     session_id: str | None
     cell_id: str | None
+    #: Micro-dollars the payment was worth when signed (None: unknown).
+    usd: int | None
 
 
 @dataclass
@@ -348,6 +355,9 @@ class LedgerTransaction:
 
     def spent(self, asset: str, network: str, *, since: float | None = None, payer: str | None = None) -> int:
         return self._ledger._spent(self._conn, asset, network, since=since, payer=payer)
+
+    def spent_usd(self, *, since: float | None = None) -> int:
+        return self._ledger._spent_usd(self._conn, since=since)
 
     def insert_payment(self, record: PaymentRow) -> str:
         self._ledger._insert_payment(self._conn, record)
@@ -442,8 +452,8 @@ class Ledger:
         conn.execute(
             """INSERT INTO payments (id, created_at, updated_at, status, method, url, endpoint, x402_version,
                scheme, network, asset, asset_symbol, decimals, amount, pay_to, payer, nonce, valid_before, tx,
-               error, session_id, cell_id, pid, host, writer)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               error, session_id, cell_id, pid, host, writer, usd)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 r.id,
                 r.created_at,
@@ -470,6 +480,7 @@ class Ledger:
                 self._pid,
                 self._host,
                 self._writer.id if self._writer else None,
+                None if r.usd is None else str(int(r.usd)),
             ),
         )
 
@@ -513,6 +524,25 @@ class Ledger:
             sql += " AND payer = ?"
             args.append(payer)
         return sum(int(row[0]) for row in conn.execute(sql, args))
+
+    def _spent_usd(self, conn: sqlite3.Connection, *, since: float | None) -> int:
+        sql = f"SELECT usd, amount, decimals FROM payments WHERE {_COUNTED_SQL}"
+        args: list[Any] = _counted_args(time.time())
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(since)
+        total = 0
+        for usd, amount, decimals in conn.execute(sql, args):
+            if usd is not None:
+                total += int(usd)
+            elif decimals == 6:  # a row from before v4: a 6-decimal stablecoin, counted at par
+                total += int(amount)
+        return total
+
+    def spent_usd(self, *, since: float | None = None) -> int:
+        """Micro-dollars counted since ``since`` across assets (what a USD daily cap reads)."""
+        with self._lock:
+            return self._spent_usd(self._conn, since=since)
 
     def spent(self, asset: str, network: str, *, since: float | None = None, payer: str | None = None) -> int:
         """Atomic units of ``asset`` counted since ``since``: pending, settled or unknown, and

@@ -10,9 +10,11 @@ HTML for JupyterLab, plain text for nbconvert and logs.
 from __future__ import annotations
 
 import html
+import uuid
 from typing import Any
 
-from ..tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost, current_cell_id
+from ..cells import current_cell_id, current_cell_run
+from ..tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost
 from ..tokenmetrics.modes import Mode
 
 _BADGE = (
@@ -86,8 +88,7 @@ class CellTracker:
         self.magics = magics
         self.cost: Cost | None = None
         self._token: Any = None
-        self._spend_scope: Any = None
-        self._session: Any = None
+        self._run_token: Any = None
 
     def _on_call(self, call: CallCost) -> None:
         if self.cost is not None:
@@ -98,13 +99,9 @@ class CellTracker:
         if self._on_call not in GLOBAL_LISTENERS:
             GLOBAL_LISTENERS.append(self._on_call)
         self._token = current_cell_id.set(getattr(info, "cell_id", None))
-        from ..session import current_session
-
-        s = current_session()
-        cap = self.magics.max_per_cell if self.magics is not None else None
-        if s is not None and s.policy is not None and cap not in (None, ""):
-            self._session = s
-            self._spend_scope = s.policy.open_scope("cell", cap)
+        # A fresh run id: the per-cell cap (the session's policy counts by it) holds per run of a
+        # cell, including the run that opens the session.
+        self._run_token = current_cell_run.set(uuid.uuid4().hex)
 
     def post_run_cell(self, result: Any = None) -> None:
         if self._on_call in GLOBAL_LISTENERS:
@@ -115,9 +112,12 @@ class CellTracker:
             except ValueError:  # reset from another context: just clear it
                 current_cell_id.set(None)
             self._token = None
-        if self._spend_scope is not None:
-            self._session.policy.close_scope(self._spend_scope)
-            self._spend_scope = self._session = None
+        if self._run_token is not None:
+            try:
+                current_cell_run.reset(self._run_token)
+            except ValueError:
+                current_cell_run.set(None)
+            self._run_token = None
         cost, self.cost = self.cost, None
         if cost is None or not cost.n_calls:
             return  # no footer for cells that made no calls

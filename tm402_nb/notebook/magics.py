@@ -32,12 +32,14 @@ if TYPE_CHECKING:
     from ..session.core import Session
 
 HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
-    [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pay-with usdc|tmai]
+    [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
 %tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
-%config TMMagics.max_per_call = 0.05 (also max_per_cell, budget, pay_with, cache_ttl, show_footer,
-    feedback, short_errors)"""
+--max-cost X: the most this request may pay in all (USD); it is refused before paying when its quote is more
+--pages N: read up to N pages where the data's size is unknown (each page is a call)
+%config TMMagics.max_per_call = 0.05 (also max_per_cell, budget, confirm_above, pay_with, cache_ttl,
+    show_footer, feedback, short_errors)"""
 
 
 class Amount(TraitType):
@@ -64,6 +66,9 @@ class TMMagics(Magics, Configurable):
     max_per_call = Amount("0.10", config=True, help="Largest payment for one call, in USD (None: no cap).")
     max_per_cell = Amount(None, config=True, help="Largest total a single cell may pay, in USD (None: no cap).")
     budget = Amount(None, config=True, help="Session budget in USD (unset: the session's own, 1.00 by default).")
+    confirm_above = Amount(
+        None, config=True, help="Ask [y/N] before a request that may pay more than this, in USD (None: never ask)."
+    )
     pay_with = Enum(["usdc", "tmai"], "usdc", config=True, help="Asset to pay with when a server offers both.")
     cache_ttl = Int(
         None, allow_none=True, config=True, help="Seconds a cached answer stays fresh (None: the endpoint's own TTL)."
@@ -96,10 +101,22 @@ class TMMagics(Magics, Configurable):
         return value
 
     @observe(
-        "max_per_call", "max_per_cell", "budget", "pay_with", "cache_ttl", "show_footer", "feedback", "short_errors"
+        "max_per_call",
+        "max_per_cell",
+        "budget",
+        "confirm_above",
+        "pay_with",
+        "cache_ttl",
+        "show_footer",
+        "feedback",
+        "short_errors",
     )
     def _changed(self, change: Any) -> None:
         self._explicit.add(change["name"])
+        if change["name"] in ("max_per_cell", "confirm_above"):
+            from ..session import CONFIGURED
+
+            CONFIGURED[change["name"]] = change["new"]
         if change["name"] == "short_errors":
             errors.SHORT_ERRORS[0] = bool(change["new"])
         from ..session import current_session
@@ -120,6 +137,10 @@ class TMMagics(Magics, Configurable):
                 s.policy.set_max_per_call(self.max_per_call)
             elif name == "budget":
                 s.policy.set_budget(self.budget)
+            elif name == "max_per_cell":
+                s.policy.set_max_per_cell(self.max_per_cell)
+            elif name == "confirm_above":
+                s.confirm_above = self.confirm_above
             elif name == "pay_with":
                 s.pay_with = self.pay_with
 
@@ -148,6 +169,7 @@ class TMMagics(Magics, Configurable):
             call.dry_run = call.dry_run or options.dry_run
             call.refresh = call.refresh or options.refresh
             call.max_cost = call.max_cost or options.max_cost
+            call.max_pages = call.max_pages or options.max_pages
             call.pay_with = call.pay_with or options.pay_with
             results.append(self._run(call, store=False))
         result = results[0] if len(results) == 1 else results
@@ -192,13 +214,16 @@ class TMMagics(Magics, Configurable):
         # running concurrently, keep the session's asset and cap.
         try:
             if quote:
-                return s.client.quote(endpoint, pay_with=cmd.pay_with, **params)
+                return s.client.quote(endpoint, pay_with=cmd.pay_with, max_pages=cmd.max_pages, **params)
             frame = s.client.frame(
                 endpoint,
                 refresh=cmd.refresh,
                 ttl=self.cache_ttl if "cache_ttl" in self._explicit else None,
                 pay_with=cmd.pay_with,
+                # --max-cost X: this request may pay X in all, so no one payment of it is refused below X.
+                max_cost=cmd.max_cost,
                 max_per_call=cmd.max_cost,
+                max_pages=cmd.max_pages,
                 on_progress=StatusLine() if self.feedback >= 1 else None,
                 **params,
             )
@@ -213,24 +238,24 @@ class TMMagics(Magics, Configurable):
         return frame
 
     def _budget_hint(self, exc: BudgetExceeded, cmd: TMCommand) -> str | None:
+        """The refusal's fix as this user types it: the flag or ``%config`` line, with the amount."""
         setting = exc.details.get("setting")
-        asked = exc.details.get("asked_atomic")
-        if exc.details.get("asset") not in (None, "USDC") or not isinstance(asked, int):
+        needed = exc.details.get("needed_atomic")
+        if not isinstance(needed, int):
             return None
-        need = Decimal(asked).scaleb(-6)
-        suggest = need.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if need > Decimal("0.01") else need
+        amount = _typed_usd(needed)
         # The line as typed, minus any --max-cost it already had (the hint adds the right one).
         line = re.sub(r"\s--max-cost(?:=|\s+)\S+", "", " " + cmd.source.strip()).strip()
+        total = exc.details.get("asked_atomic")
+        flag = f"`%tm {line} --max-cost {_typed_usd(total if isinstance(total, int) else needed)}`"
         if setting == "max_per_call":
-            return f"`%tm {line} --max-cost {suggest}` or `%config TMMagics.max_per_call = {suggest}`"
+            return f"{flag} or `%config TMMagics.max_per_call = {amount}`; nothing was paid"
+        if setting == "max_cost":
+            return f"{flag}; nothing was paid"
         if setting == "budget":
-            return "`%tm budget AMOUNT` or `%config TMMagics.budget = AMOUNT` raises the session budget"
-        if setting == "cell":
-            # The cap must hold what the cell already spent plus this request, not the request alone.
-            needed = exc.details.get("needed_atomic")
-            cap = Decimal(needed).scaleb(-6) if isinstance(needed, int) else need
-            cap = cap.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if cap > Decimal("0.01") else cap
-            return f"`%config TMMagics.max_per_cell = {cap}` (or None) raises the per-cell cap"
+            return f"`%tm budget {amount}` (or `%config TMMagics.budget = {amount}`) raises the session budget; nothing was paid"
+        if setting == "max_per_cell":
+            return f"`%config TMMagics.max_per_cell = {amount}` (or None) raises the per-cell cap; nothing was paid"
         return None
 
     # -- subcommands -------------------------------------------------------------------------
@@ -289,6 +314,12 @@ class TMMagics(Magics, Configurable):
         self._apply(s)
         self._configured_session = s
         return s
+
+
+def _typed_usd(atomic: int) -> str:
+    """Micro-dollars as a user would type a cap that holds them: cents, rounded up (or the exact amount below a cent)."""
+    need = Decimal(atomic).scaleb(-6)
+    return str(need.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if need > Decimal("0.01") else need.normalize())
 
 
 class _Text:

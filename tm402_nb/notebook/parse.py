@@ -3,7 +3,7 @@
 Line grammar::
 
     %tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
-        [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pay-with usdc|tmai]
+        [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
     %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | help
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
@@ -38,6 +38,7 @@ FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--dry-run": ("dry_run", False, False),
     "--refresh": ("refresh", False, False),
     "--max-cost": ("max_cost", True, False),
+    "--pages": ("max_pages", True, False),
     "--pay-with": ("pay_with", True, False),
     "--csv": ("csv", False, False),
 }
@@ -65,6 +66,7 @@ class TMCommand:
     dry_run: bool = False
     refresh: bool = False
     max_cost: str | None = None
+    max_pages: int | None = None
     pay_with: str | None = None
     csv: bool = False
     args: list[str] = field(default_factory=list)  # subcommand arguments
@@ -257,6 +259,10 @@ def _apply(cmd: TMCommand, dest: str, flag: str, value: str, namespace: Mapping[
         if amount is None or not amount.is_finite() or amount < 0:
             raise MagicUsageError(f"--max-cost must be a number of USD, got {value!r}", hint="e.g. --max-cost 0.07")
         cmd.max_cost = value
+    elif dest == "max_pages":
+        if not value.strip().isdigit() or int(value) < 1:
+            raise MagicUsageError(f"--pages must be a whole number of pages ≥ 1, got {value!r}", hint="e.g. --pages 3")
+        cmd.max_pages = int(value)
     elif dest == "pay_with":
         if value.lower() not in ("usdc", "tmai"):
             raise MagicUsageError(f"--pay-with must be usdc or tmai, got {value!r}")

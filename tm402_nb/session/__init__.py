@@ -55,6 +55,11 @@ _LAZY = {
 _current: Session | None = None
 _lock = threading.Lock()
 
+#: Settings the notebook layer was configured with (``%config TMMagics.max_per_cell``): every
+#: session ``connect()`` opens starts with them unless its own arguments say otherwise, so a
+#: cap holds from the cell that opens the session on.
+CONFIGURED: dict[str, Any] = {}
+
 
 def connect(mode: Mode | str | None = None, **options: Any) -> Session:
     """Open a session and make it the current one (closing the previous one).
@@ -69,7 +74,7 @@ def connect(mode: Mode | str | None = None, **options: Any) -> Session:
     from .core import Session
 
     global _current
-    new = Session(mode, **options)
+    new = Session(mode, **{**CONFIGURED, **options})
     with _lock:
         old, _current = _current, new
     if old is not None and old is not new:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from ..money import AmountLike, format_amount, plain
+from ..money import AmountLike, format_amount, plain, to_atomic
 from ..tokenmetrics.client import AsyncClient
 from ..tokenmetrics.cost import Cost
 from .modes import SessionOptions, SessionParts, build, resolve_mode
@@ -68,8 +68,36 @@ class Session:
     def async_client(self) -> AsyncClient:
         """An AsyncClient sharing this session's wallet, policy, ledger and cost accounting."""
         if self._aclient is None:
-            self._aclient = AsyncClient(**{**self._client_options, "pay_with": self.pay_with})
+            self._aclient = AsyncClient(
+                **{**self._client_options, "pay_with": self.pay_with, "confirm_above": self.confirm_above}
+            )
         return self._aclient
+
+    @property
+    def confirm_above(self) -> Decimal | None:
+        """Plans that may pay more than this many USD ask [y/N] first (None: never ask)."""
+        above = self.client.confirm_above
+        return None if above is None else _plain(Decimal(above).scaleb(-6))
+
+    @confirm_above.setter
+    def confirm_above(self, value: AmountLike | float | None) -> None:
+        atomic = None if value is None else to_atomic(value, 6, what="confirm_above")
+        for client in (self.client, self._aclient):
+            if client is not None:
+                client.confirm_above = atomic
+
+    @property
+    def max_per_cell(self) -> Decimal | None:
+        """The most one notebook cell run may pay, in USD (None: no per-cell cap)."""
+        if self.policy is None or self.policy.max_per_cell is None:
+            return None
+        return _plain(Decimal(self.policy.max_per_cell).scaleb(-6))
+
+    @max_per_cell.setter
+    def max_per_cell(self, value: AmountLike | float | None) -> None:
+        if self.policy is None:
+            raise ConfigurationError("API-key mode pays nothing, so it has no per-cell cap")
+        self.policy.set_max_per_cell(value)
 
     # -- money ------------------------------------------------------------------------
     @property
@@ -105,19 +133,22 @@ class Session:
 
     @property
     def spent(self) -> Decimal:
-        """USD (stablecoins) signed for in this session, pending and unknown included."""
+        """USD signed for in this session across assets, pending and unknown included."""
         return _plain(Decimal(self.policy.spent_usd()).scaleb(-6)) if self.policy is not None else Decimal(0)
 
     def budget_text(self) -> str:
+        """What the session counted against its budget, in USD across the assets it paid in.
+
+        Refused authorizations that could still settle are counted, and shown apart as *reserved*.
+        """
         if self.policy is None:
-            return "0.00 USDC spent (no budget set)"
-        # What is counted includes refused authorizations that could still settle: say how much.
+            return "0.00 USD spent (no budget set)"
         reserved = self.policy.reserved_usd()
-        spent = format_amount(self.policy.spent_usd() - reserved, 6, "USDC")
-        held = f" + {format_amount(reserved, 6, 'USDC')} reserved" if reserved else ""
+        spent = format_amount(self.policy.spent_usd() - reserved, 6, "USD")
+        held = f" + {format_amount(reserved, 6, 'USD')} reserved" if reserved else ""
         if self.policy.budget is None:
             return f"{spent} spent{held} (no budget set)"
-        return f"{spent}{held} of {format_amount(self.policy.budget, 6, 'USDC')} budget"
+        return f"{spent}{held} of {format_amount(self.policy.budget, 6, 'USD')} budget"
 
     @contextmanager
     def scope(self, name: str = "scope", *, max_cost: AmountLike | float | None = None) -> Iterator[Cost]:

@@ -17,17 +17,19 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..cells import current_cell_id
 from ..errors import ConfigurationError
 from ..ledger import Ledger
 from ..money import AmountLike, to_atomic
 from ..tokenmetrics.client import DEFAULT_BASE_URL, Client, RetryPolicy
-from ..tokenmetrics.cost import CostTracker, current_cell_id
+from ..tokenmetrics.cost import CostTracker
 from ..tokenmetrics.modes import Mode
 from ..x402.auth import X402Auth
 from ..x402.chain import ChainReader
 from ..x402.networks import get_network
 from ..x402.policy import AssetLimit, SpendPolicy
 from ..x402.wallet import ENV_KEY, ENV_KEY_FILE, Wallet
+from .confirm import ask
 
 if TYPE_CHECKING:
     from ..sandbox import SandboxServer
@@ -92,6 +94,12 @@ class SessionOptions:
     #: Every session has a budget unless told otherwise: ``budget=None`` turns it off, explicitly.
     budget: AmountLike | float | None = DEFAULT_BUDGET
     daily_cap: AmountLike | float | None = None
+    #: The most one notebook cell run may pay, in USD (``%config TMMagics.max_per_cell`` sets it too).
+    max_per_cell: AmountLike | float | None = None
+    #: USD per token for assets that are not dollars (TMAI), when a challenge gives no dollar price.
+    usd_rates: dict[str, AmountLike | float] | None = None
+    #: Plans above this many USD ask before paying (``ask``: the notebook's or terminal's stdin).
+    confirm_above: AmountLike | float | None = None
     tmai_limits: AssetLimit | dict[str, Any] | None = None
     base_url: str | None = None
     api_key: str | None = None
@@ -258,7 +266,12 @@ def _open_ledger(options: SessionOptions, opened: ExitStack) -> Ledger:
 
 def _policy_options(options: SessionOptions, *, default_tmai: AssetLimit | None = None) -> dict[str, Any]:
     policy: dict[str, Any] = dict(
-        max_per_call=options.max_per_call, budget=options.budget, daily_cap=options.daily_cap, pay_with=options.pay_with
+        max_per_call=options.max_per_call,
+        budget=options.budget,
+        daily_cap=options.daily_cap,
+        max_per_cell=options.max_per_cell,
+        usd_rates=options.usd_rates,
+        pay_with=options.pay_with,
     )
     tmai = options.tmai_limits if options.tmai_limits is not None else default_tmai
     if tmai is not None:
@@ -317,6 +330,8 @@ def _assemble(
         progress=options.progress,
         session_id=session_id,
         on_empty=options.on_empty,
+        confirm_above=options.confirm_above,
+        confirm=ask,
     )
     client = Client(**client_options)
     opened.callback(client.close)

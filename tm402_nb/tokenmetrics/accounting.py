@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import httpx
 
+from ..cells import current_cell_id
 from ..ledger import CallRecord, Ledger
 from ..status import COUNTED, PaymentStatus, may_settle_until
 from ..x402.auth import Payment, payment_of
 from .catalogue import Endpoint
-from .cost import CallCost, CostTracker, current_cell_id
+from .cost import CallCost, CostTracker
 from .modes import Mode
 
 __all__ = ["CallAccounting", "payment_of_error"]

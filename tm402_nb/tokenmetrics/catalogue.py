@@ -150,6 +150,8 @@ class Endpoint:
     dated: bool = False
     #: A long date range is fetched in windows of at most this many days.
     window_days: int = WINDOW_DAYS_DAILY
+    #: Rows a token has per day of a dated range (24 for hourly series): how a plan counts pages.
+    rows_per_day: int = 1
     #: Rows form a time series per token: without a startDate only the latest page is
     #: fetched (paging through years of history would be dozens of paid calls).
     history: bool = False
@@ -402,6 +404,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ttl=15 * MINUTE,
         fields=(*TOKEN_IDENTIFIERS, "TIMESTAMP", *_OHLCV),
         window_days=WINDOW_DAYS_HOURLY,
+        rows_per_day=24,
         chart="ohlcv",
     ),
     _ep(

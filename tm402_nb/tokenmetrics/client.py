@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -32,32 +33,33 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ..errors import ConfigurationError, TM402Error, X402ProtocolError
+from ..errors import ConfigurationError, NotConfirmed, TM402Error
 from ..ledger import Ledger
-from ..money import AmountLike
+from ..money import AmountLike, to_atomic
 from ..x402.auth import X402Auth
 from ..x402.messages import PaymentRequired, parse_challenge
+from ..x402.policy import usd_text
 from ..x402.transport import AsyncPaymentReplayTransport, PaymentReplayTransport
 from .accounting import CallAccounting, payment_of_error
 from .answers import interpret
 from .cache import ResponseCache, cache_owner
 from .catalogue import Endpoint
 from .cost import Cost, CostTracker
-from .errors import DataNotFound
+from .errors import DataNotFound, PlanExceeded
 from .headers import request_headers, shared_headers
 from .modes import Mode
 from .options import CallOptions, ProgressHook, payment_token
 from .paging import Fetched, Pages, page_wire, unique_rows
-from .plan import PlannedRequest, ValidatedCall, plan_requests, to_wire, validate_and_split_symbols
+from .plan import Plan, PlannedRequest, ValidatedCall, plan_call, to_wire, validate_and_split_symbols
 from .progress import progress_for
 from .quote import Quote, quote_from
 from .retry import RetryPolicy, wait_after_network_error, wait_before_retry
-from .symbols import RANKING_PAGES, SymbolResolver
+from .symbols import SymbolResolver
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "Quote", "RetryPolicy"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "MoreRowsWarning", "Quote", "RetryPolicy"]
 
 DEFAULT_BASE_URL = "https://api.tokenmetrics.com/v2"
 DEFAULT_TIMEOUT = 30.0
@@ -65,6 +67,10 @@ DEFAULT_TIMEOUT = 30.0
 ON_EMPTY = ("raise", "empty")
 
 _T = TypeVar("_T")
+
+
+class MoreRowsWarning(UserWarning):
+    """A frame holds the first pages only (the plan's page limit); the API has more rows."""
 
 
 class _ClientCore:
@@ -92,6 +98,8 @@ class _ClientCore:
         on_empty: str = "raise",
         symbol_overrides: Mapping[str, int] | None = None,
         window_days: int | None = None,
+        confirm_above: AmountLike | Decimal | None = None,
+        confirm: Callable[[Quote], bool] | None = None,
     ) -> None:
         try:
             self.mode = Mode(mode)
@@ -122,6 +130,12 @@ class _ClientCore:
         self.session_id = session_id
         self.on_empty = on_empty
         self.window_days = window_days
+        #: Plans above this many micro-dollars are put to ``confirm`` before anything is paid.
+        self.confirm_above: int | None = (
+            None if confirm_above is None else to_atomic(confirm_above, 6, what="confirm_above")
+        )
+        #: Asked ``confirm(quote)`` about such a plan: True pays, False refuses. None: refuse.
+        self.confirm = confirm
         #: Client-wide default for ``on_progress(done, total, stage)``; a call's own ``on_progress=`` wins.
         self.on_progress: ProgressHook | None = None
         self._accounting = CallAccounting(self.cost, ledger, mode=self.mode, session_id=session_id)
@@ -210,23 +224,60 @@ class _ClientCore:
             self.auth.remember(self._build(self._http, "GET", url, options, params=wire), required)
         return required
 
-    def _batch_pays(self, endpoint: Endpoint, plans: list[PlannedRequest]) -> bool:
-        """Whether a batch should be priced before its first payment (a refusal then costs nothing)."""
-        return len(plans) > 1 and self.auth is not None and not endpoint.free
+    # -- the plan, its price and its reservation -----------------------------------------
+    def _plan(self, endpoint: Endpoint, params: dict[str, Any], options: CallOptions) -> Plan:
+        return plan_call(endpoint, params, window_days=self.window_days, max_pages=options.max_pages)
 
-    def _check_batch_against(
-        self, required: PaymentRequired | None, plans: list[PlannedRequest], options: CallOptions
-    ) -> None:
-        if required is not None and self.auth is not None:
-            policy = self.auth.policy
-            # The batch is priced in the call's own asset and against the call's own cap.
-            pay = options.payment(self.pay_with)
-            offer = policy.select(required, pay_with=pay.pay_with, max_per_call=pay.max_per_call)
-            policy.check_batch(offer, len(plans), max_per_call=pay.max_per_call)
+    def _first_request(self, plan: Plan, options: CallOptions) -> httpx.Request:
+        """The plan's first request as it will be sent (its challenge prices the plan)."""
+        url = self.url_for(plan.endpoint)
+        return self._build(self._http, "GET", url, options, params=page_wire(plan.requests[0]))
+
+    def _prices(self, plan: Plan, options: CallOptions) -> bool:
+        """Whether ``plan`` may pay, and so is priced and reserved before it runs."""
+        if self.auth is None or plan.endpoint.free or not plan.requests:
+            return False
+        if plan.calls == 1 and self.confirm_above is None:
+            # One payment at most: its own checks under the lock hold every cap (and max_cost)
+            # exactly as a reservation would, with no extra round trip.
+            return False
+        if options.refresh or not plan.exact:
+            return True
+        # Every request one page, each fresh in the cache: nothing will be paid.
+        return any(self._cache.get(plan.endpoint, page_wire(r)) is None for r in plan.requests)
+
+    def _hold(
+        self, plan: Plan, params: dict[str, Any], required: PaymentRequired | None, options: CallOptions
+    ) -> CallOptions:
+        """Reserve the whole plan against every cap (and ask, above ``confirm_above``); the
+        options its requests carry, so each payment draws on the reservation."""
+        if required is None or self.auth is None:
+            return options
+        reservation = self.auth.reserve(required, plan.calls, self._first_request(plan, options))
+        try:
+            if self.confirm_above is not None and reservation.total > self.confirm_above:
+                quote = self._quote(plan, params, required, options)
+                if self.confirm is None:
+                    raise NotConfirmed(
+                        f"{plan.endpoint.name} would pay up to {quote.total_text} for {plan.calls} call(s), above "
+                        f"confirm_above ({usd_text(self.confirm_above)}), and there is no one to ask",
+                        hint="raise confirm_above, or run it where it can ask (a notebook or terminal); nothing was paid",
+                        asked_atomic=reservation.total,
+                    )
+                if not self.confirm(quote):
+                    raise NotConfirmed(
+                        f"declined: {plan.endpoint.name}, {plan.calls} call(s), up to {quote.total_text}",
+                        hint="nothing was paid",
+                        asked_atomic=reservation.total,
+                    )
+        except BaseException:
+            reservation.close()
+            raise
+        return replace(options, reservation=reservation)
 
     def _frame(
         self,
-        endpoint: Endpoint,
+        plan: Plan,
         fetched: list[Fetched],
         params: dict[str, Any],
         cost: Cost,
@@ -236,37 +287,69 @@ class _ClientCore:
     ) -> pd.DataFrame:
         from .frames import to_frame  # pandas loads on the first frame, not on import
 
+        endpoint = plan.endpoint
         rows = unique_rows(endpoint, fetched)
-        if not rows and self.on_empty == "raise":
+        exceeded = [f for f in fetched if f.exceeded]
+        if not rows and not exceeded and self.on_empty == "raise":
             reason = next((f.empty_reason for f in fetched if f.empty_reason), "no rows")
-            raise DataNotFound(f"{endpoint.name}: {reason}", hint="pass on_empty='empty' to get an empty frame instead")
+            raise DataNotFound(
+                reason, hint="pass on_empty='empty' to get an empty frame instead", endpoint=endpoint.name
+            )
         frame = to_frame(endpoint, rows, lowercase=lowercase, tidy=tidy)
+        more = any(f.more for f in fetched)
         frame.attrs["tm402"] = {
             "endpoint": endpoint.name,
             "params": to_wire(params),
             "mode": str(self.mode),
+            "planned_calls": plan.calls,
+            "more": more,
             **cost.as_attrs(),
         }
+        if exceeded:
+            raise PlanExceeded(
+                f"{endpoint.name}: the server has more rows than the plan allows for "
+                f"({sum(len(f.rows) for f in exceeded)} rows in {sum(f.pages for f in exceeded)} page(s) where "
+                f"the catalogue expects at most {sum(r.rows or 0 for r in plan.requests if r.rows)}); "
+                "paging stopped at the plan's bound and nothing more was paid",
+                hint="the rows fetched are on the error's .partial; pass max_pages=N to allow more pages",
+                partial=frame,
+            )
+        if more:
+            warnings.warn(
+                f"{endpoint.name}: {len(rows)} rows from the first {plan.calls} page(s); more rows may exist "
+                "(max_pages=N, or --pages N in a notebook, fetches more: each page is a call)",
+                MoreRowsWarning,
+                stacklevel=4,
+            )
         return frame
 
     def _quote(
         self,
-        call: ValidatedCall,
+        plan: Plan,
         params: dict[str, Any],
-        calls: int,
         required: PaymentRequired | None,
         options: CallOptions,
+        *,
+        lookups: int = 0,
     ) -> Quote:
         policy = self.auth.policy if self.auth is not None else None
         return quote_from(
-            call.endpoint,
+            plan.endpoint,
             to_wire(params),
-            calls,
+            plan,
             required,
             mode=self.mode,
             policy=policy,
             pay_with=options.pay_with or self.pay_with,
+            lookups=lookups,
         )
+
+    def _lookups_needed(self, call: ValidatedCall) -> int:
+        """How many symbol lookups resolving ``call`` needs now (none once remembered)."""
+        if not call.symbols:
+            return 0
+        missing = self._symbols.missing(self._symbols.wanted(call.symbols))
+        return len(self._symbols.lookups(missing)) if missing else 0
 
 
 class Client(_ClientCore):
@@ -320,18 +403,22 @@ class Client(_ClientCore):
         max_pages: int | None = None,
         pay_with: str | None = None,
         max_per_call: AmountLike | Decimal | None = None,
+        max_cost: AmountLike | Decimal | None = None,
         on_progress: ProgressHook | None = None,
         **params: Any,
     ) -> pd.DataFrame:
-        """A typed DataFrame for ``endpoint`` (all pages, batches and windows).
+        """A typed DataFrame for ``endpoint`` (all pages, batches and windows of its plan).
 
-        ``df.attrs["tm402"]`` holds the endpoint, params, calls made, paid/cached counts,
-        amounts per asset and receipts. ``refresh``, ``ttl``, ``max_pages``, ``pay_with``,
-        ``max_per_call`` (USD) and ``on_progress(done, total, stage)`` apply to this call only.
+        The plan is priced and reserved against every cap before the first payment, and the
+        run never pays past it. ``df.attrs["tm402"]`` holds the endpoint, params, calls made,
+        paid/cached counts, amounts per asset and receipts. ``refresh``, ``ttl``, ``max_pages``,
+        ``pay_with``, ``max_per_call`` (USD per payment), ``max_cost`` (USD for the whole call)
+        and ``on_progress(done, total, stage)`` apply to this call only.
         """
         options = CallOptions(
             pay_with=pay_with,
             max_per_call=max_per_call,
+            max_cost=max_cost,
             refresh=refresh,
             ttl=ttl,
             max_pages=max_pages,
@@ -341,20 +428,26 @@ class Client(_ClientCore):
         ep = call.endpoint
         with self.cost.tally(ep.name) as cost:
             params = self._token_params(call, options)
-            plans = plan_requests(ep, params, window_days=self.window_days)
-            if self._batch_pays(ep, plans):
-                self._check_batch(ep, plans, options)
-            fetched = self._fetch_all(plans, options)
-            return self._frame(ep, fetched, params, cost, lowercase=lowercase, tidy=tidy)
+            plan = self._plan(ep, params, options)
+            run = self._reserve(plan, params, options)
+            try:
+                fetched = self._fetch_all(list(plan.requests), run)
+            finally:
+                if run.reservation is not None:
+                    run.reservation.close()  # what the plan did not use goes back
+            return self._frame(plan, fetched, params, cost, lowercase=lowercase, tidy=tidy)
 
-    def quote(self, endpoint: str | Endpoint, *, pay_with: str | None = None, **params: Any) -> Quote:
-        """What ``frame(endpoint, **params)`` would cost (at least; one call per page), paying nothing."""
-        options = CallOptions(pay_with=pay_with)
+    def quote(
+        self, endpoint: str | Endpoint, *, pay_with: str | None = None, max_pages: int | None = None, **params: Any
+    ) -> Quote:
+        """What ``frame(endpoint, **params)`` would pay at most (its plan, priced), paying nothing."""
+        options = CallOptions(pay_with=pay_with, max_pages=max_pages)
         call = validate_and_split_symbols(endpoint, params)
+        lookups = self._lookups_needed(call)
         params = self._token_params(call, options)
-        plans = plan_requests(call.endpoint, params, window_days=self.window_days)
-        required = self._challenge(call.endpoint, page_wire(plans[0]), options) if self.mode.pays else None
-        return self._quote(call, params, len(plans), required, options)
+        plan = self._plan(call.endpoint, params, options)
+        required = self._challenge(call.endpoint, page_wire(plan.requests[0]), options) if self.mode.pays else None
+        return self._quote(plan, params, required, options, lookups=lookups)
 
     def request(
         self,
@@ -424,7 +517,7 @@ class Client(_ClientCore):
 
     def _fetch(self, planned: PlannedRequest, options: CallOptions) -> Fetched:
         """Every page of one planned request."""
-        pages = Pages(planned, options.max_pages)
+        pages = Pages(planned)
         while (wire := pages.next()) is not None:
             try:
                 pages.add(self._get_page(planned.endpoint, wire, options)["data"])
@@ -464,7 +557,7 @@ class Client(_ClientCore):
             lookup = options.for_lookup()
             rows = [row for f in self._fetch_all(resolver.lookups(missing), lookup) for row in f.rows]
             if resolver.needs_ranking(rows, missing):
-                ranking = self._fetch(resolver.ranking(), replace(lookup, max_pages=RANKING_PAGES))
+                ranking = self._fetch(resolver.ranking(), lookup)
                 resolver.learn_ranking(ranking.rows)
             resolver.learn(missing, rows)
         return resolver.ids(wanted)
@@ -476,12 +569,18 @@ class Client(_ClientCore):
         response = self._bare.send(self._build(self._bare, "GET", url, options, params=wire))
         return self._challenge_answer(endpoint, url, wire, response, started, options)
 
-    def _check_batch(self, endpoint: Endpoint, plans: list[PlannedRequest], options: CallOptions) -> None:
-        try:
-            required = self._challenge(endpoint, page_wire(plans[0]), options)
-        except (DataNotFound, X402ProtocolError):
-            return
-        self._check_batch_against(required, plans, options)
+    def _reserve(self, plan: Plan, params: dict[str, Any], options: CallOptions) -> CallOptions:
+        """Price the plan (from a remembered challenge, else one unpaid probe whose challenge
+        the first payment then reuses) and reserve it; the options its requests carry."""
+        if self.auth is None or not self._prices(plan, options):
+            return options
+        required = self.auth.challenge_for(self._first_request(plan, options))
+        if required is None:
+            try:
+                required = self._challenge(plan.endpoint, page_wire(plan.requests[0]), options)
+            except DataNotFound:
+                required = None  # nothing there to price: its pages are refused unpaid, or capped one by one
+        return self._hold(plan, params, required, options)
 
 
 class AsyncClient(_ClientCore):
@@ -535,18 +634,22 @@ class AsyncClient(_ClientCore):
         max_pages: int | None = None,
         pay_with: str | None = None,
         max_per_call: AmountLike | Decimal | None = None,
+        max_cost: AmountLike | Decimal | None = None,
         on_progress: ProgressHook | None = None,
         **params: Any,
     ) -> pd.DataFrame:
-        """A typed DataFrame for ``endpoint`` (all pages, batches and windows).
+        """A typed DataFrame for ``endpoint`` (all pages, batches and windows of its plan).
 
-        ``df.attrs["tm402"]`` holds the endpoint, params, calls made, paid/cached counts,
-        amounts per asset and receipts. ``refresh``, ``ttl``, ``max_pages``, ``pay_with``,
-        ``max_per_call`` (USD) and ``on_progress(done, total, stage)`` apply to this call only.
+        The plan is priced and reserved against every cap before the first payment, and the
+        run never pays past it. ``df.attrs["tm402"]`` holds the endpoint, params, calls made,
+        paid/cached counts, amounts per asset and receipts. ``refresh``, ``ttl``, ``max_pages``,
+        ``pay_with``, ``max_per_call`` (USD per payment), ``max_cost`` (USD for the whole call)
+        and ``on_progress(done, total, stage)`` apply to this call only.
         """
         options = CallOptions(
             pay_with=pay_with,
             max_per_call=max_per_call,
+            max_cost=max_cost,
             refresh=refresh,
             ttl=ttl,
             max_pages=max_pages,
@@ -556,20 +659,28 @@ class AsyncClient(_ClientCore):
         ep = call.endpoint
         with self.cost.tally(ep.name) as cost:
             params = await self._token_params(call, options)
-            plans = plan_requests(ep, params, window_days=self.window_days)
-            if self._batch_pays(ep, plans):
-                await self._check_batch(ep, plans, options)
-            fetched = await self._fetch_all(plans, options)
-            return self._frame(ep, fetched, params, cost, lowercase=lowercase, tidy=tidy)
+            plan = self._plan(ep, params, options)
+            run = await self._reserve(plan, params, options)
+            try:
+                fetched = await self._fetch_all(list(plan.requests), run)
+            finally:
+                if run.reservation is not None:
+                    run.reservation.close()  # what the plan did not use goes back
+            return self._frame(plan, fetched, params, cost, lowercase=lowercase, tidy=tidy)
 
-    async def quote(self, endpoint: str | Endpoint, *, pay_with: str | None = None, **params: Any) -> Quote:
-        """What ``frame(endpoint, **params)`` would cost (at least; one call per page), paying nothing."""
-        options = CallOptions(pay_with=pay_with)
+    async def quote(
+        self, endpoint: str | Endpoint, *, pay_with: str | None = None, max_pages: int | None = None, **params: Any
+    ) -> Quote:
+        """What ``frame(endpoint, **params)`` would pay at most (its plan, priced), paying nothing."""
+        options = CallOptions(pay_with=pay_with, max_pages=max_pages)
         call = validate_and_split_symbols(endpoint, params)
+        lookups = self._lookups_needed(call)
         params = await self._token_params(call, options)
-        plans = plan_requests(call.endpoint, params, window_days=self.window_days)
-        required = await self._challenge(call.endpoint, page_wire(plans[0]), options) if self.mode.pays else None
-        return self._quote(call, params, len(plans), required, options)
+        plan = self._plan(call.endpoint, params, options)
+        required = (
+            await self._challenge(call.endpoint, page_wire(plan.requests[0]), options) if self.mode.pays else None
+        )
+        return self._quote(plan, params, required, options, lookups=lookups)
 
     async def request(
         self,
@@ -639,7 +750,7 @@ class AsyncClient(_ClientCore):
 
     async def _fetch(self, planned: PlannedRequest, options: CallOptions) -> Fetched:
         """Every page of one planned request."""
-        pages = Pages(planned, options.max_pages)
+        pages = Pages(planned)
         while (wire := pages.next()) is not None:
             try:
                 pages.add((await self._get_page(planned.endpoint, wire, options))["data"])
@@ -679,7 +790,7 @@ class AsyncClient(_ClientCore):
             lookup = options.for_lookup()
             rows = [row for f in await self._fetch_all(resolver.lookups(missing), lookup) for row in f.rows]
             if resolver.needs_ranking(rows, missing):
-                ranking = await self._fetch(resolver.ranking(), replace(lookup, max_pages=RANKING_PAGES))
+                ranking = await self._fetch(resolver.ranking(), lookup)
                 resolver.learn_ranking(ranking.rows)
             resolver.learn(missing, rows)
         return resolver.ids(wanted)
@@ -693,12 +804,18 @@ class AsyncClient(_ClientCore):
         response = await self._bare.send(self._build(self._bare, "GET", url, options, params=wire))
         return self._challenge_answer(endpoint, url, wire, response, started, options)
 
-    async def _check_batch(self, endpoint: Endpoint, plans: list[PlannedRequest], options: CallOptions) -> None:
-        try:
-            required = await self._challenge(endpoint, page_wire(plans[0]), options)
-        except (DataNotFound, X402ProtocolError):
-            return
-        self._check_batch_against(required, plans, options)
+    async def _reserve(self, plan: Plan, params: dict[str, Any], options: CallOptions) -> CallOptions:
+        """Price the plan (from a remembered challenge, else one unpaid probe whose challenge
+        the first payment then reuses) and reserve it; the options its requests carry."""
+        if self.auth is None or not self._prices(plan, options):
+            return options
+        required = self.auth.challenge_for(self._first_request(plan, options))
+        if required is None:
+            try:
+                required = await self._challenge(plan.endpoint, page_wire(plan.requests[0]), options)
+            except DataNotFound:
+                required = None  # nothing there to price: its pages are refused unpaid, or capped one by one
+        return self._hold(plan, params, required, options)
 
 
 def _in_this_context(fn: Callable[..., _T]) -> Callable[..., _T]:

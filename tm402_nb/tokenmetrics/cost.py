@@ -23,9 +23,6 @@ from typing import Any
 from ..money import format_amount, plain, to_display
 from ..status import PaymentStatus
 
-#: The notebook layer sets this to the running cell's id; ledger rows carry it.
-current_cell_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tm402_cell_id", default=None)
-
 #: Payment states a footer warns about: refused, or perhaps paid with no answer.
 _UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN})
 

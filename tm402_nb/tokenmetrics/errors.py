@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, TM402Error
 
-__all__ = ["APIError", "DataNotFound", "ParamError", "RateLimited", "UnknownSymbol"]
+__all__ = ["APIError", "DataNotFound", "ParamError", "PlanExceeded", "RateLimited", "UnknownSymbol"]
 
 
 class ParamError(ConfigurationError):
@@ -35,6 +35,18 @@ class APIError(TM402Error):
 
 class DataNotFound(APIError):
     """The API found no data for the request ("Data not found")."""
+
+
+class PlanExceeded(APIError):
+    """The server holds more rows than the plan (and so the quote) allows for.
+
+    Paging stopped at the plan's bound and nothing more was paid; ``partial`` is the
+    frame of what was fetched (already paid for).
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, hint: str | None = None, **kw: Any) -> None:
+        super().__init__(message, hint=hint, **kw)
+        self.partial = partial
 
 
 class RateLimited(APIError):

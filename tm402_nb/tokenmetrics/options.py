@@ -13,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
 from ..money import AmountLike, to_atomic
 from ..x402.options import PaymentOptions
+
+if TYPE_CHECKING:
+    from ..x402.policy import Reservation
 
 __all__ = ["PAYMENT_TOKENS", "CallOptions", "ProgressHook", "payment_token"]
 
@@ -45,8 +49,11 @@ class CallOptions:
 
     #: Asset to pay in ("usdc" or "tmai").
     pay_with: str | None = None
-    #: A per-call cap in USD for this call's payments only (the notebook's ``--max-cost``).
+    #: A per-call cap in USD for this call's payments only.
     max_per_call: AmountLike | Decimal | None = None
+    #: The most this whole call may pay, in USD (the notebook's ``--max-cost``): its plan is
+    #: refused before the first payment when its quote is above it.
+    max_cost: AmountLike | Decimal | None = None
     #: Ask the API again even when the cache holds a fresh answer.
     refresh: bool = False
     #: Seconds a fresh answer stays cached (None: the endpoint's default).
@@ -55,12 +62,16 @@ class CallOptions:
     max_pages: int | None = None
     #: Progress of multi-request work (None: the client's ``on_progress``, else a tqdm bar).
     on_progress: ProgressHook | None = None
+    #: What the call's plan reserved (set by the client once every cap agreed; not a user choice).
+    reservation: Reservation | None = None
 
     def __post_init__(self) -> None:
         if self.pay_with is not None:
             object.__setattr__(self, "pay_with", payment_token(self.pay_with))
         if self.max_per_call is not None:
             to_atomic(self.max_per_call, 6, what="max_per_call")  # refuse a bad cap before anything is sent
+        if self.max_cost is not None:
+            to_atomic(self.max_cost, 6, what="max_cost")
         if self.max_pages is not None and (isinstance(self.max_pages, bool) or self.max_pages < 1):
             raise ConfigurationError(f"max_pages must be a positive integer, got {self.max_pages!r}")
         if self.ttl is not None and self.ttl < 0:
@@ -68,8 +79,13 @@ class CallOptions:
 
     def payment(self, default_asset: str) -> PaymentOptions:
         """The payment choices every request of this call carries (the asset resolved against the client's)."""
-        return PaymentOptions(pay_with=self.pay_with or default_asset, max_per_call=self.max_per_call)
+        return PaymentOptions(
+            pay_with=self.pay_with or default_asset,
+            max_per_call=self.max_per_call,
+            max_cost=self.max_cost,
+            reservation=self.reservation,
+        )
 
     def for_lookup(self) -> CallOptions:
         """The same payment choices for the symbol lookups a call makes first: always fresh pages, all of them."""
-        return replace(self, refresh=False, ttl=None, max_pages=None)
+        return replace(self, refresh=False, ttl=None, max_pages=None, max_cost=None, reservation=None)

@@ -1,11 +1,13 @@
 """Paging one planned request: which page to ask for next, when to stop, and the rows collected.
 
 The executors only send; :class:`Pages` decides, so the sync and async clients page
-alike. Paging stops at a short page, at ``max_pages``, after the latest page of a
-history asked without dates, as soon as every requested token has its one row
-(asking for the next page would sign a payment for nothing), or at a page that adds
-no row not seen before: a server that clamps ``page`` repeats its last page forever,
-and every repeat would be paid.
+alike. Paging stops at a short page; at a page that adds no row not seen before (a
+server that clamps ``page`` repeats its last page forever, and every repeat
+would be paid); once every row the plan expects is in (asking on would sign a
+payment for nothing); and at the plan's page bound, which it never passes. A
+full page at that bound means more rows exist: by choice when the bound is a
+page limit (``more``), against the plan when the catalogue bounds the rows
+(``exceeded``; the caller stops the run with what was fetched).
 """
 
 from __future__ import annotations
@@ -22,10 +24,19 @@ __all__ = ["Fetched", "Pages", "page_wire", "unique_rows"]
 
 @dataclass
 class Fetched:
-    """What paging one planned request gave: its rows, and why it has none when the API found no data."""
+    """What paging one planned request gave: its rows, and what the last page said.
+
+    ``empty_reason``: the API found no data. ``more``: the plan's page limit was reached
+    on a full page, so more rows may exist (asked for by a larger ``max_pages``).
+    ``exceeded``: the server filled the last page the plan allows with more rows than
+    the catalogue says can exist; the run stops there rather than pay past its quote.
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     empty_reason: str | None = None
+    more: bool = False
+    exceeded: bool = False
+    pages: int = 0
 
 
 def page_wire(planned: PlannedRequest, page: int | None = None) -> dict[str, str]:
@@ -39,20 +50,18 @@ def page_wire(planned: PlannedRequest, page: int | None = None) -> dict[str, str
 
 
 class Pages:
-    """The pages of one planned request, one at a time::
+    """The pages of one planned request, one at a time, never more than it plans::
 
-    pages = Pages(planned, max_pages)
+    pages = Pages(planned)
     while (wire := pages.next()) is not None:
         pages.add(send(wire)["data"])        # or pages.not_found(reason)
     pages.fetched
     """
 
-    def __init__(self, planned: PlannedRequest, max_pages: int | None) -> None:
+    def __init__(self, planned: PlannedRequest) -> None:
         self.planned = planned
-        self.max_pages = max_pages
         self.fetched = Fetched()
         self._page = int(planned.params.get("page", 1))
-        self._pages = 0
         self._done = False
         self._seen: set[tuple[Any, ...]] = set()
 
@@ -64,9 +73,23 @@ class Pages:
         """Take a page's rows (each key once: de-duplicated while paging, not after)."""
         fresh = [row for row in data if self._first_time(row)]
         self.fetched.rows.extend(fresh)
-        self._pages += 1
-        self._done = self._over(data) or (bool(data) and not fresh)
+        self.fetched.pages += 1
         self._page += 1
+        planned, ep = self.planned, self.planned.endpoint
+        size = int(planned.params.get(ep.limit_param, ep.page_size))
+        expected = planned.rows
+        if not ep.paged or len(data) < size or (data and not fresh):
+            self._done = True  # a short page ends the data; a page of repeats means the server clamps
+        elif expected is not None and len(self.fetched.rows) >= expected:
+            # Every row the catalogue expects is here: asking on would sign a payment for nothing.
+            self._done = True
+            self.fetched.exceeded = len(self.fetched.rows) > expected
+        elif self.fetched.pages >= planned.pages:
+            self._done = True
+            if planned.open_ended:
+                self.fetched.more = True
+            else:
+                self.fetched.exceeded = True  # the plan's bound, with a full page: the server has more
 
     def _first_time(self, row: dict[str, Any]) -> bool:
         key = _row_key(self.planned.endpoint, row)
@@ -81,21 +104,6 @@ class Pages:
         """The API found no data for this page: paging is over."""
         self.fetched.empty_reason = reason
         self._done = True
-
-    def _over(self, data: list[dict[str, Any]]) -> bool:
-        planned, ep, max_pages = self.planned, self.planned.endpoint, self.max_pages
-        size = int(planned.params.get(ep.limit_param, ep.page_size))
-        # One row per token: once every requested id has its row the answer is complete,
-        # even when that filled the page.
-        expected = len(planned.params.get("token_id", [])) if ep.key == ("TOKEN_ID",) else 0
-        return bool(
-            planned.single_page
-            or (planned.latest_only and not max_pages)
-            or not ep.paged
-            or len(data) < size
-            or (max_pages and self._pages >= max_pages)
-            or (expected and len(self.fetched.rows) >= expected)
-        )
 
 
 def unique_rows(endpoint: Endpoint, fetched: Iterable[Fetched]) -> list[dict[str, Any]]:

@@ -2,10 +2,11 @@
 
 ``validate_params`` checks names, types, ranges and dates against the
 catalogue (nothing is sent for a bad request); ``validate_and_split_symbols``
-also sets the symbols apart, to be resolved to token ids. ``plan_requests`` turns one
-logical request into the fewest API calls: token ids in comma lists of at most
-the page size, long date ranges in non-overlapping windows. Pagination happens
-later, per planned request, until a short page.
+also sets the symbols apart, to be resolved to token ids. ``plan_call`` turns one
+logical request into its :class:`Plan`: the fewest API calls (token ids in comma
+lists of at most the page size, long date ranges in non-overlapping windows),
+each with the most pages it may take. The plan is what a quote prices and what
+a run may pay for, never more.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .catalogue import Endpoint, Param, get_endpoint
@@ -179,16 +180,60 @@ def to_wire(params: Mapping[str, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One API request of a plan: fixed parameters, paged until a short page unless ``single_page``."""
+    """One API request of a plan: fixed parameters, and the most pages it may take.
+
+    ``pages`` is a bound paging never passes (every page may be a paid call). ``rows``
+    is how many rows the catalogue expects at most (None: it cannot know); a server
+    that fills the last allowed page with more rows than that stops the run.
+    ``open_ended`` says the bound is a page limit, not the data's size: more rows may
+    exist past it.
+    """
 
     endpoint: Endpoint
     params: dict[str, Any]
-    single_page: bool
-    latest_only: bool = False
+    pages: int = 1
+    rows: int | None = None
+    open_ended: bool = False
 
     @property
     def wire(self) -> dict[str, str]:
         return to_wire(self.params)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every request one call makes, and so what it may cost: the plan is the quote.
+
+    >>> from tm402_nb.tokenmetrics.catalogue import get_endpoint
+    >>> p = plan_call(get_endpoint("daily-ohlcv"), {"token_id": [3375, 3306, 3988],
+    ...     "startDate": date(2026, 1, 1), "endDate": date(2026, 10, 31)})
+    >>> p.calls, p.exact
+    (10, False)
+    """
+
+    endpoint: Endpoint
+    requests: tuple[PlannedRequest, ...]
+
+    @property
+    def calls(self) -> int:
+        """Requests it may send at most (one per page)."""
+        return sum(r.pages for r in self.requests)
+
+    @property
+    def exact(self) -> bool:
+        """True when it sends exactly ``calls`` requests (each planned request is one page)."""
+        return all(r.pages == 1 for r in self.requests)
+
+    @property
+    def open_ended(self) -> bool:
+        """True when a page limit, not the data, bounds it: more rows may exist."""
+        return any(r.open_ended for r in self.requests)
+
+
+#: Where nothing bounds the rows, a paid endpoint reads its first page unless asked for more;
+#: one the catalogue lists as free reads up to this many (if it turns out to be paid, the
+#: plan's reservation and quote count every one of them).
+FREE_PAGES = 10
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -207,24 +252,68 @@ def date_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
     return out
 
 
-def plan_requests(
-    endpoint: Endpoint, params: dict[str, Any], *, window_days: int | None = None
-) -> list[PlannedRequest]:
-    """The calls that answer ``params`` (already validated, symbols already resolved to ids)."""
-    single_page = "page" in params or endpoint.limit_param in params
-    # History without a start date: the latest page only (a date range or max_pages asks for more).
-    latest_only = endpoint.history and not params.get("startDate")
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def plan_call(
+    endpoint: Endpoint,
+    params: dict[str, Any],
+    *,
+    window_days: int | None = None,
+    max_pages: int | None = None,
+    today: date | None = None,
+) -> Plan:
+    """The requests that answer ``params`` (validated, symbols resolved to ids), each with
+    its page bound: windows × id batches × pages. Pure: nothing is sent.
+
+    Pages come from what the catalogue knows: a row per token (per day, or per hour, for
+    dated endpoints), ``page_size`` rows a page. Where nothing bounds the rows (no token
+    filter on a paged endpoint, a history without dates) the first page is all a paid
+    endpoint asks for (``FREE_PAGES`` for a free one), unless ``max_pages`` asks for
+    more; the frame then says more rows may exist.
+    A start date without an end date runs to ``today`` (UTC).
+    """
+    size = int(params.get(endpoint.limit_param, endpoint.page_size))
+    if not endpoint.paged or "page" in params or endpoint.limit_param in params:
+        # One page exactly: the endpoint has no pages, or the caller chose the page (more may exist).
+        return Plan(endpoint, (PlannedRequest(endpoint, dict(params), open_ended=endpoint.paged),))
+    id_key = next((k for k in ("token_id", "token_name", "symbol") if k in params), None)
     id_batches: list[dict[str, Any]] = [{}]
-    for key in ("token_id", "token_name", "symbol"):
-        if key in params and len(params[key]) > endpoint.page_size:
-            id_batches = [{key: chunk} for chunk in _chunks(params[key], endpoint.page_size)]
+    if id_key is not None and len(params[id_key]) > endpoint.page_size:
+        id_batches = [{id_key: chunk} for chunk in _chunks(params[id_key], endpoint.page_size)]
     windows: list[dict[str, Any]] = [{}]
     start, end = params.get("startDate"), params.get("endDate")
-    if endpoint.dated and start and end and not single_page:
+    if endpoint.dated and start:
+        end = end or max(start, today or _today())
         days = window_days or endpoint.window_days
         windows = [{"startDate": a, "endDate": b} for a, b in date_windows(start, end, days)]
-    plans = []
+    requests = []
     for batch in id_batches:
         for window in windows:
-            plans.append(PlannedRequest(endpoint, {**params, **batch, **window}, single_page, latest_only))
-    return plans
+            request = {**params, **batch, **window}
+            rows = _rows_expected(endpoint, request, id_key)
+            if rows is None:
+                pages, open_ended = max_pages or (FREE_PAGES if endpoint.free else 1), True
+            else:
+                pages = max(1, -(-rows // size))
+                open_ended = max_pages is not None and max_pages < pages
+                pages = min(pages, max_pages or pages)
+            requests.append(PlannedRequest(endpoint, request, pages, rows, open_ended))
+    return Plan(endpoint, tuple(requests))
+
+
+def _rows_expected(endpoint: Endpoint, request: dict[str, Any], id_key: str | None) -> int | None:
+    """The most rows ``request`` can bring, from the catalogue; None when nothing bounds them."""
+    start, end = request.get("startDate"), request.get("endDate")
+    if endpoint.dated and start and end:
+        per_series = ((end - start).days + 1) * endpoint.rows_per_day
+    elif endpoint.history:
+        return None  # a history without dates: its length is the server's
+    else:
+        per_series = 1
+    if not endpoint.token_keyed:
+        return per_series if endpoint.dated and start and end else None
+    if id_key != "token_id":
+        return None  # every token, or symbols and names that may each match several: unbounded
+    return len(request[id_key]) * per_series

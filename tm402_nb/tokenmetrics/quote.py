@@ -1,26 +1,41 @@
-"""What a call would cost, read from the server's 402 challenge before anything is paid."""
+"""What a call would cost, read from the server's 402 challenge before anything is paid.
+
+A quote prices the call's :class:`~tm402_nb.tokenmetrics.plan.Plan`: ``calls`` is
+the most paid requests the call can make (one per page of every window and id
+batch), ``total`` what they cost at most, and a run never pays more than its
+quote (:meth:`~tm402_nb.x402.policy.SpendPolicy.reserve` holds it against every
+cap before the first payment). ``exact`` says the count is not only a bound.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from ..errors import PaymentRefused, X402ProtocolError
-from ..money import format_amount
+from ..money import format_amount, to_display
 from ..x402.messages import PaymentRequired
 from ..x402.networks import find_asset, get_network
-from ..x402.policy import SpendPolicy
+from ..x402.policy import SpendPolicy, usd_text
 from .catalogue import Endpoint
 from .modes import Mode
+from .plan import Plan
 
 __all__ = ["Quote", "quote_from"]
 
 
 @dataclass(frozen=True)
 class Quote:
-    """What a request would cost, read from the 402 challenge; nothing paid. Amounts are atomic units."""
+    """What a request would cost at most, from its plan and the 402 challenge; nothing paid.
+
+    Amounts are atomic units of ``asset`` (``per_call``, ``total``); ``*_text`` and
+    ``usd`` are for people.
+    """
 
     endpoint: str
     params: dict[str, str]
+    #: Paid calls at most (one per page of every planned request).
     calls: int
     per_call: int = 0
     asset: str | None = None
@@ -30,6 +45,16 @@ class Quote:
     offers: tuple[str, ...] = ()
     refused: str | None = None
     mode: str = Mode.X402
+    #: True when the call makes exactly ``calls`` requests (each planned request is one page).
+    exact: bool = True
+    #: True when a page limit bounds the call, not the data: more rows may exist past it.
+    open_ended: bool = False
+    #: Planned requests (windows × id batches); ``calls`` counts their pages.
+    requests: int = 1
+    #: The USD value of one call, in micro-dollars (None: free, or it cannot be valued).
+    usd_per_call: int | None = None
+    #: Symbol lookups this quote needed first (free by the catalogue; remembered after).
+    lookups: int = 0
 
     @property
     def free(self) -> bool:
@@ -37,39 +62,67 @@ class Quote:
 
     @property
     def total(self) -> int:
+        """Atomic units of ``asset`` the call pays at most."""
         return self.per_call * self.calls
 
     @property
     def total_text(self) -> str:
         return format_amount(self.total, self.decimals, self.asset or "USDC")
 
+    @property
+    def per_call_text(self) -> str:
+        return format_amount(self.per_call, self.decimals, self.asset or "USDC")
+
+    @property
+    def usd(self) -> Decimal | None:
+        """What the call costs at most in US dollars (None when it cannot be valued)."""
+        if self.free:
+            return Decimal(0)
+        if self.usd_per_call is None:
+            return None
+        return to_display(self.usd_per_call * self.calls, 6)
+
     def __repr__(self) -> str:
         if self.mode == Mode.API_KEY:
-            return f"<Quote {self.endpoint}: {self.calls} call(s), API-key mode: no payment>"
+            return f"<Quote {self.endpoint}: {self._calls_text()}, API-key mode: no payment>"
         if self.free:
-            return f"<Quote {self.endpoint}: {self.calls} call(s), free>"
-        each = format_amount(self.per_call, self.decimals, self.asset or "")
-        s = f"<Quote {self.endpoint}: {self.calls} call(s) × {each} = {self.total_text} on {self.network}"
+            return f"<Quote {self.endpoint}: {self._calls_text()}, free>"
+        s = f"<Quote {self.endpoint}: {self._calls_text()} × {self.per_call_text} = {self.total_text}"
+        if self.asset != "USDC" and self.usd_per_call is not None:
+            s += f" (≈ {usd_text(self.usd_per_call * self.calls)})"
+        s += f" on {self.network}"
+        if self.open_ended:
+            s += "; first page(s) only, more rows may exist (max_pages= asks for more)"
         if self.refused:
             s += f"; would be refused: {self.refused}"
         return s + ">"
+
+    def _calls_text(self) -> str:
+        bound = "" if self.exact else "at most "
+        return f"{bound}{self.calls} call{'s' if self.calls != 1 else ''}"
 
 
 def quote_from(
     endpoint: Endpoint,
     wire: dict[str, str],
-    calls: int,
+    plan: Plan,
     required: PaymentRequired | None,
     *,
     mode: Mode,
     policy: SpendPolicy | None,
     pay_with: str | None = None,
+    lookups: int = 0,
 ) -> Quote:
-    """The quote for ``calls`` requests like ``wire``, given the challenge (None: the answer was free)."""
-    if not mode.pays:
-        return Quote(endpoint.name, wire, calls, mode=mode)
-    if required is None or policy is None:
-        return Quote(endpoint.name, wire, calls, mode=mode)
+    """The quote for ``plan`` (whose first request is ``wire``), given the challenge (None: free)."""
+    shape: dict[str, Any] = {
+        "exact": plan.exact,
+        "open_ended": plan.open_ended,
+        "requests": len(plan.requests),
+        "lookups": lookups,
+        "mode": mode,
+    }
+    if not mode.pays or required is None or policy is None:
+        return Quote(endpoint.name, wire, plan.calls, **shape)
     offers = tuple(f"{r.amount} of {r.asset} on {r.network}" for r in required.accepts)
     try:
         offer = policy.select(required, pay_with=pay_with)
@@ -83,7 +136,7 @@ def quote_from(
         return Quote(
             endpoint.name,
             wire,
-            calls,
+            plan.calls,
             first.amount,
             known.symbol if known else first.asset[:10],
             known.decimals if known else 6,
@@ -91,17 +144,24 @@ def quote_from(
             first.pay_to,
             offers,
             refused=exc.message,
-            mode=mode,
+            **shape,
         )
+    refused = None
+    try:  # the whole plan against every cap, as a run would reserve it (nothing is held)
+        policy.check_batch(offer, plan.calls)
+    except PaymentRefused as exc:
+        refused = exc.message
     return Quote(
         endpoint.name,
         wire,
-        calls,
+        plan.calls,
         offer.amount,
         offer.asset.symbol,
         offer.asset.decimals,
         offer.network.v1_name,
         offer.requirements.pay_to,
         offers,
-        mode=mode,
+        refused=refused,
+        usd_per_call=offer.usd,
+        **shape,
     )

@@ -15,12 +15,14 @@ from typing import Any
 
 from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING
 from .errors import ParamError, UnknownSymbol
-from .plan import PlannedRequest, plan_requests
+from .plan import PlannedRequest, plan_call
 
 __all__ = ["RANKING_PAGES", "SymbolResolver"]
 
 #: Pages of the market-cap ranking read to break ties between tokens sharing a symbol.
 RANKING_PAGES = 2
+#: The most pages a symbol lookup reads (a symbol may name several tokens; 100 rows a page).
+LOOKUP_PAGES = 5
 
 
 class SymbolResolver:
@@ -49,12 +51,12 @@ class SymbolResolver:
     @staticmethod
     def lookups(missing: list[str]) -> list[PlannedRequest]:
         """The requests that look ``missing`` up."""
-        return plan_requests(SYMBOL_LOOKUP, {"symbol": missing})
+        return list(plan_call(SYMBOL_LOOKUP, {"symbol": missing}, max_pages=LOOKUP_PAGES).requests)
 
     @staticmethod
     def ranking() -> PlannedRequest:
         """The request for the market-cap ranking (read ``RANKING_PAGES`` pages of it)."""
-        return PlannedRequest(SYMBOL_RANKING, {}, single_page=False)
+        return PlannedRequest(SYMBOL_RANKING, {}, pages=RANKING_PAGES, open_ended=True)
 
     def needs_ranking(self, rows: list[dict[str, Any]], missing: list[str]) -> bool:
         """Whether the lookup's ``rows`` leave a tie only the ranking breaks (and it is not known yet)."""

@@ -58,7 +58,7 @@ from .messages import (
 )
 from .networks import get_network
 from .options import PaymentOptions
-from .policy import Offer, SpendPolicy
+from .policy import Offer, Reservation, SpendPolicy
 from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
 from .wallet import Wallet
@@ -564,6 +564,26 @@ class X402Auth(httpx.Auth):
             return
         self._remember(request, options, required, offer)
 
+    def challenge_for(self, request: httpx.Request) -> PaymentRequired | None:
+        """The remembered challenge ``request`` would be paid against (warm), if any: its price, no round trip."""
+        return self._remembered(request, PaymentOptions.of(request)) if self.warm else None
+
+    def reserve(self, required: PaymentRequired, calls: int, request: httpx.Request) -> Reservation:
+        """Hold ``calls`` payments of what ``request`` would pay for ``required`` against every cap.
+
+        The request's :class:`PaymentOptions` choose the asset and per-call cap as its payments
+        will; ``max_cost`` caps the plan's total. A daily cap reads the ledger in the same
+        transaction order as signing does. Raises BudgetExceeded; nothing is held then.
+        """
+        options = PaymentOptions.of(request)
+        policy = self.policy
+        with policy.lock:
+            offer = self._select(required, request, options)
+            needs = self.ledger is not None and policy.needs_ledger(offer)
+            ctx = self.ledger.transaction() if needs and self.ledger is not None else nullcontext(None)
+            with ctx as tx:
+                return policy.reserve(offer, calls, max_per_call=options.max_per_call, max_cost=options.max_cost, tx=tx)
+
     def pending_for(self, request: httpx.Request) -> Payment | None:
         """The signed payment whose answer was lost for this exact request, if any."""
         with self._lock:
@@ -585,7 +605,13 @@ class X402Auth(httpx.Auth):
             offer = self._select(required, request, options)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             with ctx as tx:
-                policy.authorize(offer, tx, max_per_call=options.max_per_call)
+                policy.authorize(
+                    offer,
+                    tx,
+                    max_per_call=options.max_per_call,
+                    max_cost=options.max_cost,
+                    reservation=options.reservation,
+                )
                 auth, signature = sign_authorization(
                     self.wallet,
                     offer.requirements,
@@ -609,10 +635,11 @@ class X402Auth(httpx.Auth):
                     x402_version=required.x402_version,
                     session_id=self.session_id,
                     cell_id=self._cell_id() if self._cell_id else None,
+                    usd=offer.usd,
                 )
                 if tx is not None:
                     tx.insert_payment(record)
-            scopes = policy.commit(offer, origin)
+            scopes = policy.commit(offer, origin, reservation=options.reservation)
         self.stats["signed"] += 1
         if warm:
             self.stats["warm_hits"] += 1

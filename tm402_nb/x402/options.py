@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..money import AmountLike
+
+if TYPE_CHECKING:
+    from .policy import Reservation
 
 __all__ = ["EXTENSION", "PaymentOptions"]
 
@@ -31,13 +34,17 @@ class PaymentOptions:
     """What this one request may pay: overrides of the policy's defaults, nothing else.
 
     >>> PaymentOptions.of(httpx.Request("GET", "https://example.test"))
-    PaymentOptions(pay_with=None, max_per_call=None)
+    PaymentOptions(pay_with=None, max_per_call=None, max_cost=None, reservation=None)
     """
 
     #: The asset symbol to prefer (``"usdc"``, ``"tmai"``); None keeps the policy's choice.
     pay_with: str | None = None
     #: A per-call cap in USD that replaces the policy's for this request only; None keeps it.
     max_per_call: AmountLike | Decimal | None = None
+    #: The most the plan this request belongs to may pay in all, in USD (checked when it is reserved).
+    max_cost: AmountLike | Decimal | None = None
+    #: The plan this request belongs to: its payment draws on what the plan reserved.
+    reservation: Reservation | None = None
 
     def extensions(self) -> dict[str, Any]:
         """The ``extensions=`` mapping that carries these options on a request."""

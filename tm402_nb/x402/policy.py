@@ -3,13 +3,20 @@
 Every refusal happens *before signing* and says what was asked, what the
 limit is, and which setting changes it. Money is integer atomic units.
 
-Caps given in dollars (``max_per_call``, ``budget``, ``daily_cap``) apply to USD
-stablecoins. Other assets have no dollar price we can trust, so they are
-payable only with an explicit per-asset limit in their own units. Naming an
-asset, as ``pay_with`` or in ``asset_limits``, configures it even when its
-address is unverified::
+**Caps are in US dollars, across assets.** ``max_per_call``, ``max_per_cell``,
+``budget``, ``daily_cap``, a scope's cap and a request's ``max_cost`` count every
+payment at its USD value, whatever it was paid in: a stablecoin at par; another
+asset (TMAI) at the price the same challenge asks in a USD stablecoin (an upper
+bound: TMAI is documented as 10% cheaper), else at a rate the user gives
+(``usd_rates={"TMAI": "0.05"}``, USD per token). A payment that cannot be valued
+is refused before signing, naming the setting that would value it.
+``asset_limits`` adds limits in an asset's own units on top.
 
-    SpendPolicy(pay_with="tmai", asset_limits={"TMAI": {"max_per_call": "5", "budget": "100"}})
+**Reserve, then pay.** A request that needs several payments reserves their sum
+(:meth:`SpendPolicy.reserve`) against every cap before the first one is signed;
+its payments then draw on the :class:`Reservation`, which never lets more calls
+or more dollars through than it holds, and gives back what was not used when
+it closes. A cap that cannot hold the plan refuses it whole: nothing is paid.
 
 One request may prefer another asset or carry its own per-call cap: both are
 arguments of :meth:`SpendPolicy.select` (and of the cap checks), never changes
@@ -20,13 +27,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ..cells import current_cell_run
 from ..errors import BudgetExceeded, ConfigurationError, PaymentRefused, X402ProtocolError
 from ..money import AmountLike, format_amount, to_atomic
 from .messages import PaymentRequired, PaymentRequirements
@@ -45,7 +56,7 @@ from .networks import (
 if TYPE_CHECKING:
     from .recorder import SpendCounter
 
-__all__ = ["AssetLimit", "Offer", "SpendPolicy", "SpendScope"]
+__all__ = ["AssetLimit", "Offer", "Reservation", "SpendPolicy", "SpendScope"]
 
 #: A challenge asking for more than a day to settle is not a real payment window.
 MAX_SANE_TIMEOUT = 86_400
@@ -53,11 +64,28 @@ DEFAULT_MAX_PER_CALL = "0.10"
 #: The longest an authorization we sign stays valid, whatever the server allows. A refused
 #: payment counts against the caps until it expires, so a short window frees it soon.
 DEFAULT_AUTHORIZATION_SECONDS = 300
+#: Dollar amounts are counted in micro-dollars (6 decimals, as USDC).
+USD_DECIMALS = 6
+#: How many cell runs the per-cell cap remembers (old runs cannot pay any more).
+_CELLS_KEPT = 256
+
+
+def usd_text(atomic: int) -> str:
+    """``usd_text(50_000) == "0.05 USD"``."""
+    return format_amount(atomic, USD_DECIMALS, "USD")
+
+
+def _usd_hint(atomic: int) -> str:
+    """A cap a user can type that holds ``atomic`` micro-dollars: cents, rounded up, unless smaller."""
+    if atomic <= 10_000:
+        return format_amount(atomic, USD_DECIMALS).split()[0]
+    cents = math.ceil(atomic / 10_000)
+    return f"{cents // 100}.{cents % 100:02d}"
 
 
 @dataclass(frozen=True)
 class AssetLimit:
-    """Limits for one non-USD asset, in that asset's display units."""
+    """Limits for one asset in its own display units, on top of the USD caps."""
 
     max_per_call: AmountLike | None = None
     budget: AmountLike | None = None
@@ -71,6 +99,10 @@ class Offer:
     requirements: PaymentRequirements
     network: Network
     asset: Asset
+    #: What paying it is worth in micro-dollars (None: it cannot be valued, so it is not paid).
+    usd: int | None = None
+    #: Where ``usd`` comes from, for messages.
+    usd_source: str = ""
 
     @property
     def amount(self) -> int:
@@ -80,21 +112,84 @@ class Offer:
     def display(self) -> str:
         return f"{format_amount(self.amount, self.asset.decimals, self.asset.symbol)} on {self.network.v1_name}"
 
+    @property
+    def price_text(self) -> str:
+        """The amount with its asset, and its dollar value when the asset is not a dollar."""
+        text = format_amount(self.amount, self.asset.decimals, self.asset.symbol)
+        if not self.asset.usd_stable and self.usd is not None:
+            text += f" (≈ {usd_text(self.usd)})"
+        return text
 
-@dataclass
+
+@dataclass(eq=False)
 class SpendScope:
-    """A window of spending with its own optional cap (a notebook cell, a `with` block)."""
+    """A window of spending with its own optional cap in USD (a `with session.scope()` block)."""
 
     name: str
-    cap: dict[tuple[str, str], int] | None = None  # (network, asset) -> atomic cap
-    cap_text: str = ""
-    spent: dict[tuple[str, str], int] = field(default_factory=dict)
+    cap: int | None = None  # micro-dollars
+    spent: int = 0  # micro-dollars counted in this scope
     payments: int = 0
 
-    def remaining(self, key: tuple[str, str]) -> int | None:
-        if self.cap is None or key not in self.cap:
-            return None
-        return self.cap[key] - self.spent.get(key, 0)
+    @property
+    def cap_text(self) -> str:
+        return usd_text(self.cap) if self.cap is not None else "no cap"
+
+
+class Reservation:
+    """Dollars set aside for one planned request before its first payment.
+
+    Opened by :meth:`SpendPolicy.reserve` once every cap has agreed to the whole plan;
+    the plan's payments draw on it (:class:`~tm402_nb.x402.options.PaymentOptions`
+    carries it to each request), and it refuses a payment that would take more calls
+    or more dollars than it holds. ``close()`` (or leaving the ``with`` block) gives
+    back what was not used.
+    """
+
+    def __init__(
+        self, policy: SpendPolicy, offer: Offer, calls: int, cell: str | None, scopes: tuple[SpendScope, ...]
+    ) -> None:
+        self.policy = policy
+        self.offer = offer
+        self.calls = calls
+        #: Micro-dollars the plan may pay in all.
+        self.total = (offer.usd or 0) * calls
+        #: What it may still pay.
+        self.remaining = self.total
+        #: Payments drawn on it so far.
+        self.payments = 0
+        self.cell = cell
+        self.scopes = scopes
+        self.closed = False
+
+    @property
+    def total_text(self) -> str:
+        return usd_text(self.total)
+
+    def close(self) -> None:
+        """Give back what the plan did not use. Idempotent."""
+        self.policy._end(self)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Reservation {self.payments}/{self.calls} calls, {usd_text(self.remaining)} left of "
+            f"{self.total_text}{' (closed)' if self.closed else ''}>"
+        )
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """One cap as it stands for a payment or a plan: what is left of how much, and its setting."""
+
+    label: str
+    left: int
+    whole: int
+    setting: str
 
 
 class SpendPolicy:
@@ -113,6 +208,7 @@ class SpendPolicy:
         budget: AmountLike | float | None = None,
         daily_cap: AmountLike | float | None = None,
         *,
+        max_per_cell: AmountLike | float | None = None,
         network: str | None = None,
         networks: Iterable[str] | None = None,
         allow_mainnet: bool = False,
@@ -122,15 +218,16 @@ class SpendPolicy:
         pin_payee: bool = True,
         pay_with: str = "usdc",
         asset_limits: Mapping[str, AssetLimit | Mapping[str, Any]] | None = None,
+        usd_rates: Mapping[str, AmountLike | float] | None = None,
         max_timeout_seconds: int = MAX_SANE_TIMEOUT,
         authorization_seconds: int = DEFAULT_AUTHORIZATION_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.lock = threading.RLock()
-        self._usd_decimals = 6
         self.max_per_call = self._usd(max_per_call, "max_per_call")
         self.budget = self._usd(budget, "budget")
         self.daily_cap = self._usd(daily_cap, "daily_cap")
+        self.max_per_cell = self._usd(max_per_cell, "max_per_cell")
 
         # Networks: testnet only unless the user names mainnet.
         if networks is None:
@@ -173,19 +270,32 @@ class SpendPolicy:
             raise ConfigurationError("authorization_seconds must be between 10 s and 1 day")
         self.authorization_seconds = authorization_seconds
         self._clock = clock
-        # Session accounting, keyed by (network, asset address lower): every signed payment
-        # that settled or still may. A refused one stays here until its authorization expires.
+        self.usd_rates: dict[str, Decimal] = {}
+        for sym, rate in (usd_rates or {}).items():
+            value = Decimal(to_atomic(rate, 18, what=f"usd_rates[{sym!r}]")).scaleb(-18)
+            if value <= 0:
+                raise ConfigurationError(f"usd_rates[{sym!r}] must be a positive USD price per token")
+            self.usd_rates[sym.upper()] = value
+        # Session accounting. Every signed payment that settled or still may counts, in
+        # micro-dollars (caps) and in its own atomic units per (network, asset) (asset limits,
+        # display). A refused one stays counted until its authorization expires.
+        self._spent_usd = 0
         self._spent: dict[tuple[str, str], int] = {}
-        # Refused payments whose signed authorization is still valid: (release at, tie, offer, scopes).
-        self._reserved: list[tuple[float, int, Offer, tuple[SpendScope, ...]]] = []
+        # Refused payments whose signed authorization is still valid: (release at, tie, offer, cell, scopes).
+        self._reserved: list[tuple[float, int, Offer, str | None, tuple[SpendScope, ...]]] = []
         self._tie = itertools.count()
         self._scopes: list[SpendScope] = []
+        # Micro-dollars counted per cell run (the per-cell cap), the most recent runs only.
+        self._cells: OrderedDict[str, SpendScope] = OrderedDict()
+        # Plans reserved and not yet closed: their unused dollars are held against every cap.
+        self._holds: list[Reservation] = []
 
     # -- configuration helpers ---------------------------------------------------
-    def _usd(self, value: AmountLike | float | None, name: str) -> int | None:
+    @staticmethod
+    def _usd(value: AmountLike | float | None, name: str) -> int | None:
         if value is None:
             return None
-        return to_atomic(value, self._usd_decimals, what=name)
+        return to_atomic(value, USD_DECIMALS, what=name)
 
     def _usd_per_call(self, override: AmountLike | float | None) -> int | None:
         """The USD per-call cap for one request: the one it brings, else the policy's."""
@@ -228,7 +338,7 @@ class SpendPolicy:
     def max_per_call_text(self) -> str:
         if self.max_per_call is None:
             return "no cap"
-        return format_amount(self.max_per_call, self._usd_decimals, "USD")
+        return usd_text(self.max_per_call)
 
     def set_max_per_call(self, value: AmountLike | float | None) -> None:
         with self.lock:
@@ -237,6 +347,11 @@ class SpendPolicy:
     def set_budget(self, value: AmountLike | float | None) -> None:
         with self.lock:
             self.budget = self._usd(value, "budget")
+
+    def set_max_per_cell(self, value: AmountLike | float | None) -> None:
+        """The most one notebook cell run may pay, in USD (None: no per-cell cap)."""
+        with self.lock:
+            self.max_per_cell = self._usd(value, "max_per_cell")
 
     # -- offer screening ---------------------------------------------------------------
     def screen(self, req: PaymentRequirements, *, origin: str | None = None) -> Offer | str:
@@ -327,179 +442,324 @@ class SpendPolicy:
             # The preferred asset when it is offered; another asset only when it is not.
             # Never switch assets to get around a cap: a budget that says stop, stops.
             preferred = [o for o in offers if o.asset.symbol.lower() == preference]
-            offers = preferred or offers
+            offers = [self._valued(o, required) for o in (preferred or offers)]
             affordable: list[Offer] = []
             cap_errors: list[BudgetExceeded] = []
             for offer in offers:
-                err = self._cap_error(offer, usd_per_call)
+                err = self._refusal(offer, 1, usd_per_call=usd_per_call)
                 if err is None:
                     affordable.append(offer)
                 else:
                     cap_errors.append(err)
             if not affordable:
-                cheapest = min(cap_errors, key=lambda e: e.details.get("asked_atomic", 0))
-                raise cheapest
-            return min(affordable, key=lambda o: o.amount)
+                raise min(cap_errors, key=lambda e: e.details.get("asked_usd") or 0)
+            return min(affordable, key=lambda o: (o.usd or 0, o.amount))
+
+    # -- dollar values -----------------------------------------------------------------
+    def _valued(self, offer: Offer, required: PaymentRequired) -> Offer:
+        """``offer`` with its dollar value: at par for a stablecoin, else from the same
+        challenge's stablecoin price, else from ``usd_rates``; unvalued when none applies."""
+        asset = offer.asset
+        if asset.usd_stable:
+            return replace(offer, usd=_to_usd(offer.amount, asset.decimals), usd_source="stablecoin")
+        if offer.amount == 0:
+            return replace(offer, usd=0, usd_source="free")
+        values: list[tuple[int, str]] = []
+        for req in required.accepts:
+            try:
+                known = find_asset(get_network(req.network), req.asset, self.extra_assets)
+            except X402ProtocolError:
+                continue
+            if known is not None and known.usd_stable and known.verified:
+                # The same call's dollar price: an upper bound of what the other asset is worth.
+                values.append((_to_usd(req.amount, known.decimals), "the same call's USDC price"))
+        rate = self.usd_rates.get(asset.symbol.upper())
+        if rate is not None:
+            # The user's own rate bounds it too: a server cannot make a token look cheap by
+            # naming a low dollar price beside it.
+            value = Decimal(offer.amount).scaleb(-asset.decimals) * rate
+            values.append((math.ceil(value.scaleb(USD_DECIMALS)), f"usd_rates['{asset.symbol}']"))
+        if not values:
+            return offer
+        usd, source = max(values)
+        return replace(offer, usd=usd, usd_source=source)
 
     # -- caps ---------------------------------------------------------------------------
-    def _limits_for(self, asset: Asset, usd_per_call: int | None) -> tuple[int | None, int | None, int | None, str]:
-        """(per-call, budget, daily) in atomic units of ``asset``, and the setting prefix.
-
-        ``usd_per_call`` is the USD per-call cap in force for this request.
-        """
-        if asset.usd_stable and asset.decimals == self._usd_decimals:
-            return usd_per_call, self.budget, self.daily_cap, ""
-        if asset.usd_stable:
-            conv = lambda v: None if v is None else v * 10 ** (asset.decimals - self._usd_decimals)  # noqa: E731
-            return conv(usd_per_call), conv(self.budget), conv(self.daily_cap), ""
+    def _asset_limits(self, asset: Asset) -> tuple[int | None, int | None, int | None]:
+        """``asset_limits`` for ``asset`` in its atomic units: (per call, budget, daily)."""
         lim = self.asset_limits.get(asset.symbol.upper())
         if lim is None:
-            return None, None, None, "missing"
-        conv2 = lambda v, n: None if v is None else to_atomic(v, asset.decimals, what=n)  # noqa: E731
+            return None, None, None
+        conv = lambda v, n: None if v is None else to_atomic(v, asset.decimals, what=n)  # noqa: E731
         return (
-            conv2(lim.max_per_call, "max_per_call"),
-            conv2(lim.budget, "budget"),
-            conv2(lim.daily_cap, "daily_cap"),
-            f"asset_limits['{asset.symbol}']",
+            conv(lim.max_per_call, "max_per_call"),
+            conv(lim.budget, "budget"),
+            conv(lim.daily_cap, "daily_cap"),
         )
 
-    def _cap_error(
-        self, offer: Offer, usd_per_call: int | None, *, spent_today: int | None = None
+    def _cell_scope(self) -> SpendScope | None:
+        """The running notebook cell's spending (None outside a cell), created on first use."""
+        run = current_cell_run.get()
+        if run is None:
+            return None
+        scope = self._cells.get(run)
+        if scope is None:
+            scope = self._cells[run] = SpendScope("cell")
+            while len(self._cells) > _CELLS_KEPT:
+                self._cells.popitem(last=False)
+        return scope
+
+    def _held(self, scope: SpendScope | None = None, *, exclude: Reservation | None = None) -> int:
+        """Micro-dollars open plans still hold (in ``scope`` only, when given)."""
+        return sum(r.remaining for r in self._holds if r is not exclude and (scope is None or scope in r.scopes))
+
+    def _limits(self, cell: SpendScope | None, spent_today: int | None, exclude: Reservation | None) -> list[_Limit]:
+        """Every dollar cap as it stands now, less what open plans (but ``exclude``) hold."""
+        held = self._held(exclude=exclude)
+        out = []
+        if self.budget is not None:
+            out.append(_Limit("session budget", self.budget - self._spent_usd - held, self.budget, "budget"))
+        if self.max_per_cell is not None and cell is not None:
+            left = self.max_per_cell - cell.spent - self._held(cell, exclude=exclude)
+            out.append(_Limit("per-cell cap", left, self.max_per_cell, "max_per_cell"))
+        for scope in self._scopes:
+            if scope.cap is not None:
+                left = scope.cap - scope.spent - self._held(scope, exclude=exclude)
+                out.append(_Limit(f"{scope.name} cap", left, scope.cap, scope.name))
+        if self.daily_cap is not None and spent_today is not None:
+            out.append(_Limit("daily cap", self.daily_cap - spent_today - held, self.daily_cap, "daily_cap"))
+        return out
+
+    def _refusal(
+        self,
+        offer: Offer,
+        calls: int,
+        *,
+        usd_per_call: int | None,
+        max_cost: int | None = None,
+        reservation: Reservation | None = None,
+        spent_today: int | None = None,
+        spent_today_asset: int | None = None,
     ) -> BudgetExceeded | None:
+        """Why ``calls`` payments of ``offer`` may not be signed now, or None. Lock held."""
         self._release_expired()
         asset = offer.asset
-        per_call, budget, daily, prefix = self._limits_for(asset, usd_per_call)
-        fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
-        asked = offer.amount
-        common = {"asked_atomic": asked, "asset": asset.symbol, "network": offer.network.v1_name}
-        if prefix == "missing":
+        common: dict[str, Any] = {"asset": asset.symbol, "network": offer.network.v1_name, "calls": calls}
+        if offer.usd is None:
             return BudgetExceeded(
-                f"server asks {offer.display}, and no limit is configured for {asset.symbol}",
-                hint=f"set SpendPolicy(asset_limits={{'{asset.symbol}': {{'max_per_call': '…'}}}}) or pay with USDC",
-                setting="asset_limits",
+                f"server asks {offer.display}, and {asset.symbol} cannot be valued in USD "
+                "(the challenge offers no USD stablecoin price for this call)",
+                hint=f"set usd_rates={{'{asset.symbol}': '<USD per {asset.symbol}>'}} "
+                f"(connect(usd_rates=...)) or pay with USDC; nothing was signed",
+                setting="usd_rates",
                 **common,
             )
-        name = (lambda n: f"{prefix}['{n}']") if prefix else (lambda n: n)
-        if per_call is not None and asked > per_call:
+        each, total = offer.usd, offer.usd * calls
+        price = offer.price_text
+        whole = format_amount(offer.amount * calls, asset.decimals, asset.symbol)
+        if not asset.usd_stable:
+            whole += f" (≈ {usd_text(total)})"
+        asked = (
+            f"this request needs {calls} paid calls × {price} = {whole}"
+            if calls > 1
+            else f"server asks {offer.display}{'' if asset.usd_stable else f' (≈ {usd_text(each)})'}"
+        )
+        money = {"asked_usd": total, "asked_atomic": total, **common}
+        if usd_per_call is not None and each > usd_per_call:
             return BudgetExceeded(
-                f"server asks {offer.display}; the per-call cap is {fmt(per_call)}",
-                hint=f"raise it: {name('max_per_call')}={format_amount(asked, asset.decimals).split()[0]}",
+                f"{asked}; the per-call cap is {usd_text(usd_per_call)}",
+                hint=f"raise it: max_per_call={_usd_hint(each)}; nothing was signed",
                 setting="max_per_call",
-                limit_atomic=per_call,
-                **common,
+                limit_atomic=usd_per_call,
+                needed_atomic=each,
+                **money,
             )
+        a_per_call, a_budget, a_daily = self._asset_limits(asset)
+        fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
+        name = f"asset_limits['{asset.symbol}']"
         key = (offer.network.caip2, asset.address.lower())
-        if budget is not None:
-            left = budget - self._spent.get(key, 0)
-            if asked > left:
-                return BudgetExceeded(
-                    f"server asks {offer.display}; {fmt(max(left, 0))} is left of the session budget {fmt(budget)}",
-                    hint=f"raise it: {name('budget')}=…",
-                    setting="budget",
-                    limit_atomic=left,
-                    **common,
-                )
-        if daily is not None and spent_today is not None and asked > daily - spent_today:
+        if a_per_call is not None and offer.amount > a_per_call:
             return BudgetExceeded(
-                f"server asks {offer.display}; {fmt(max(daily - spent_today, 0))} is left of today's cap {fmt(daily)}",
-                hint=f"raise it: {name('daily_cap')}=…, or wait until 00:00 UTC",
-                setting="daily_cap",
-                limit_atomic=daily - spent_today,
-                **common,
+                f"{asked}; the {asset.symbol} per-call cap is {fmt(a_per_call)}",
+                hint=f"raise it: {name}['max_per_call']; nothing was signed",
+                setting="asset_limits",
+                **money,
             )
-        for scope in self._scopes:
-            scope_left = scope.remaining(key)
-            if scope_left is not None and asked > scope_left:
+        whole_asset = offer.amount * calls
+        for label, limit, used in (
+            ("budget", a_budget, self._spent.get(key, 0)),
+            ("daily_cap", a_daily, spent_today_asset),
+        ):
+            if limit is not None and used is not None and whole_asset > limit - used:
                 return BudgetExceeded(
-                    f"server asks {offer.display}; {fmt(max(scope_left, 0))} is left of the {scope.name} cap "
-                    f"{scope.cap_text}",
-                    hint=f"raise the {scope.name} cap",
-                    setting=scope.name,
-                    limit_atomic=scope_left,
-                    # The cap that would let this payment through: what the scope spent, plus it.
-                    needed_atomic=(scope.cap or {}).get(key, 0) - scope_left + asked,
-                    **common,
+                    f"{asked}; {fmt(max(limit - used, 0))} is left of the {asset.symbol} {label} {fmt(limit)}",
+                    hint=f"raise it: {name}['{label}']; nothing was signed",
+                    setting="asset_limits",
+                    **money,
+                )
+        if reservation is not None:
+            if reservation.closed or reservation.payments >= reservation.calls or each > reservation.remaining:
+                return BudgetExceeded(
+                    f"{asked}, past what its plan reserved ({reservation.payments} of {reservation.calls} calls "
+                    f"paid, {usd_text(reservation.remaining)} left of {reservation.total_text})",
+                    hint="the server asks more than it quoted; nothing more was signed (quote it again)",
+                    setting="plan",
+                    limit_atomic=reservation.remaining,
+                    **money,
+                )
+        elif max_cost is not None and total > max_cost:
+            return BudgetExceeded(
+                f"{asked}; this request's max_cost is {usd_text(max_cost)}",
+                hint=f"raise it: max_cost={_usd_hint(total)}, or ask for fewer tokens or a shorter date range; "
+                "nothing was signed",
+                setting="max_cost",
+                limit_atomic=max_cost,
+                needed_atomic=total,
+                **money,
+            )
+        cell = reservation.scopes[-1] if reservation is not None and reservation.cell else self._cell_scope()
+        # A payment a plan reserved is already held: it needs only its own share of each cap.
+        need = each if reservation is not None else total
+        for lim in self._limits(cell, spent_today, reservation):
+            if need > lim.left:
+                needed = lim.whole - lim.left + need
+                return BudgetExceeded(
+                    f"{asked}; {usd_text(max(lim.left, 0))} is left of the {lim.label} {usd_text(lim.whole)}",
+                    hint=f"raise it: {lim.setting}={_usd_hint(needed)}"
+                    + (", or ask for fewer tokens or a shorter date range" if calls > 1 else "")
+                    + ("; or wait until 00:00 UTC" if lim.setting == "daily_cap" else "")
+                    + "; nothing was signed",
+                    setting=lim.setting,
+                    limit_atomic=lim.left,
+                    needed_atomic=needed,
+                    **money,
                 )
         return None
 
-    def check_batch(self, offer: Offer, calls: int, *, max_per_call: AmountLike | float | None = None) -> None:
-        """Refuse a whole batch up front when ``calls`` payments of ``offer`` cannot all fit.
+    def needs_ledger(self, offer: Offer) -> bool:
+        """Whether paying ``offer`` reads today's spending from the ledger (a daily cap)."""
+        return self.daily_cap is not None or self._asset_limits(offer.asset)[2] is not None
 
-        Checked before the first payment, so a batch never stops half paid.
-        ``max_per_call`` (USD) replaces the policy's per-call cap for this batch.
+    def _today(self, offer: Offer, tx: SpendCounter | None) -> tuple[int | None, int | None]:
+        """Today's spending (UTC) in micro-dollars and in ``offer``'s asset, from the ledger."""
+        if not self.needs_ledger(offer):
+            return None, None
+        if tx is None:
+            raise ConfigurationError("a daily cap needs a ledger to count today's spending")
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        usd = tx.spent_usd(since=midnight) if self.daily_cap is not None else None
+        asset = (
+            tx.spent(offer.asset.address, offer.network.caip2, since=midnight)
+            if self._asset_limits(offer.asset)[2] is not None
+            else None
+        )
+        return usd, asset
+
+    def reserve(
+        self,
+        offer: Offer,
+        calls: int,
+        *,
+        max_per_call: AmountLike | float | None = None,
+        max_cost: AmountLike | float | None = None,
+        tx: SpendCounter | None = None,
+    ) -> Reservation:
+        """Hold ``calls`` payments of ``offer`` against every cap before the first is signed.
+
+        Raises BudgetExceeded naming the plan (calls × price), the cap, and the setting
+        that would allow it; nothing is held then. ``max_per_call`` (USD) replaces the
+        policy's per-call cap and ``max_cost`` (USD) caps this plan's total. A daily cap
+        reads today's spending through ``tx`` (a ledger transaction).
         """
+        if calls < 1:
+            raise ConfigurationError(f"a plan reserves at least one call, got {calls}")
         with self.lock:
-            self._release_expired()
-            usd_per_call = self._usd_per_call(max_per_call)
-            err = self._cap_error(offer, usd_per_call)
+            spent_today, spent_today_asset = self._today(offer, tx)
+            err = self._refusal(
+                offer,
+                calls,
+                usd_per_call=self._usd_per_call(max_per_call),
+                max_cost=self._usd(max_cost, "max_cost"),
+                spent_today=spent_today,
+                spent_today_asset=spent_today_asset,
+            )
             if err is not None:
                 raise err
-            asset = offer.asset
-            total = offer.amount * calls
-            fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
-            _, budget, _, prefix = self._limits_for(asset, usd_per_call)
-            key = (offer.network.caip2, asset.address.lower())
-            limits: list[tuple[str, int, int | None, str]] = []  # (label, left, whole, setting)
-            if budget is not None:
-                limits.append(
-                    (
-                        "session budget",
-                        budget - self._spent.get(key, 0),
-                        budget,
-                        f"{prefix}['budget']" if prefix else "budget",
-                    )
-                )
-            for scope in self._scopes:
-                left = scope.remaining(key)
-                if left is not None:
-                    limits.append((f"{scope.name} cap", left, (scope.cap or {}).get(key), scope.name))
-            for label, left, whole, setting in limits:
-                if total > left:
-                    of_whole = f" of the {fmt(whole)}" if whole is not None else ""
-                    raise BudgetExceeded(
-                        f"this request needs {calls} paid calls × {fmt(offer.amount)} = {fmt(total)}; "
-                        f"{fmt(max(left, 0))} is left{of_whole} {label}",
-                        hint=f"raise {setting}, or ask for fewer tokens or a shorter date range; nothing was paid",
-                        setting=setting,
-                        asked_atomic=total,
-                        limit_atomic=left,
-                        needed_atomic=None if whole is None else whole - left + total,
-                        calls=calls,
-                    )
+            cell = self._cell_scope()
+            scopes = (*self._scopes, cell) if cell is not None else tuple(self._scopes)
+            reservation = Reservation(self, offer, calls, current_cell_run.get() if cell else None, scopes)
+            self._holds.append(reservation)
+            return reservation
 
-    def needs_ledger(self, offer: Offer) -> bool:
-        return self._limits_for(offer.asset, self.max_per_call)[2] is not None
+    def _end(self, reservation: Reservation) -> None:
+        with self.lock:
+            if not reservation.closed:
+                reservation.closed = True
+                self._holds.remove(reservation)
+
+    def held_usd(self) -> int:
+        """Micro-dollars that plans in progress hold and have not paid yet."""
+        with self.lock:
+            return self._held()
+
+    def check_batch(self, offer: Offer, calls: int, *, max_per_call: AmountLike | float | None = None) -> None:
+        """Whether ``calls`` payments of ``offer`` would fit every cap now; BudgetExceeded if not.
+
+        A check only: :meth:`reserve` holds the money as well.
+        """
+        self.reserve(offer, calls, max_per_call=max_per_call).close()
 
     def authorize(
-        self, offer: Offer, tx: SpendCounter | None = None, *, max_per_call: AmountLike | float | None = None
+        self,
+        offer: Offer,
+        tx: SpendCounter | None = None,
+        *,
+        max_per_call: AmountLike | float | None = None,
+        max_cost: AmountLike | float | None = None,
+        reservation: Reservation | None = None,
     ) -> None:
         """Final check under the lock (and inside the ledger transaction, for the daily cap).
 
-        ``max_per_call`` (USD) replaces the policy's per-call cap for this payment only.
-        Raises BudgetExceeded. Call with ``self.lock`` held, then sign, record, and :meth:`commit`.
+        ``max_per_call`` (USD) replaces the policy's per-call cap for this payment only and
+        ``max_cost`` (USD) caps it as a request's total; a payment of a reserved plan draws on
+        ``reservation`` instead. Raises BudgetExceeded. Call
+        with ``self.lock`` held, then sign, record, and :meth:`commit`.
         """
-        usd_per_call = self._usd_per_call(max_per_call)
-        spent_today = None
-        if self.needs_ledger(offer):
-            if tx is None:
-                raise ConfigurationError("a daily cap needs a ledger to count today's spending")
-            midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-            spent_today = tx.spent(offer.asset.address, offer.network.caip2, since=midnight)
-        err = self._cap_error(offer, usd_per_call, spent_today=spent_today)
+        spent_today, spent_today_asset = self._today(offer, tx)
+        err = self._refusal(
+            offer,
+            1,
+            usd_per_call=self._usd_per_call(max_per_call),
+            max_cost=self._usd(max_cost, "max_cost"),
+            reservation=reservation,
+            spent_today=spent_today,
+            spent_today_asset=spent_today_asset,
+        )
         if err is not None:
             raise err
 
-    def commit(self, offer: Offer, origin: str | None = None) -> tuple[SpendScope, ...]:
-        """Count a signed payment against the session and open scopes; pin the payee.
+    def commit(
+        self, offer: Offer, origin: str | None = None, *, reservation: Reservation | None = None
+    ) -> tuple[SpendScope, ...]:
+        """Count a signed payment against the session, its cell and the open scopes; pin the payee.
 
-        Returns the scopes it was counted in, so a refusal can give it back to exactly those.
+        A payment of a reserved plan moves from the plan's hold to spent. Returns the
+        scopes it was counted in, so a refusal can give it back to exactly those.
         """
         key = (offer.network.caip2, offer.asset.address.lower())
+        usd = offer.usd or 0
         with self.lock:
+            self._spent_usd += usd
             self._spent[key] = self._spent.get(key, 0) + offer.amount
-            scopes = tuple(self._scopes)
+            if reservation is not None:
+                reservation.remaining = max(0, reservation.remaining - usd)
+                reservation.payments += 1
+                scopes = reservation.scopes
+            else:
+                cell = self._cell_scope()
+                scopes = (*self._scopes, cell) if cell is not None else tuple(self._scopes)
             for scope in scopes:
-                scope.spent[key] = scope.spent.get(key, 0) + offer.amount
+                scope.spent += usd
                 scope.payments += 1
             if self.pin_payee and origin is not None:
                 self._pinned.setdefault(origin, offer.requirements.pay_to.lower())
@@ -515,22 +775,23 @@ class SpendPolicy:
         """
         with self.lock:
             if after is not None and after > self._clock():
-                heapq.heappush(self._reserved, (after, next(self._tie), offer, scopes))
+                heapq.heappush(self._reserved, (after, next(self._tie), offer, None, scopes))
                 return
             self._give_back(offer, scopes)
 
     def _give_back(self, offer: Offer, scopes: tuple[SpendScope, ...]) -> None:
         key = (offer.network.caip2, offer.asset.address.lower())
+        usd = offer.usd or 0
+        self._spent_usd = max(0, self._spent_usd - usd)
         self._spent[key] = max(0, self._spent.get(key, 0) - offer.amount)
         for scope in scopes:
-            if key in scope.spent:
-                scope.spent[key] = max(0, scope.spent[key] - offer.amount)
+            scope.spent = max(0, scope.spent - usd)
 
     def _release_expired(self) -> None:
         """Give back the reservations whose authorizations can no longer settle. Lock held."""
         now = self._clock()
         while self._reserved and self._reserved[0][0] <= now:
-            _, _, offer, scopes = heapq.heappop(self._reserved)
+            _, _, offer, _, scopes = heapq.heappop(self._reserved)
             self._give_back(offer, scopes)
 
     def spent(self) -> dict[tuple[str, str], int]:
@@ -544,39 +805,26 @@ class SpendPolicy:
         with self.lock:
             self._release_expired()
             out: dict[tuple[str, str], int] = {}
-            for _, _, offer, _ in self._reserved:
+            for _, _, offer, _, _ in self._reserved:
                 key = (offer.network.caip2, offer.asset.address.lower())
                 out[key] = out.get(key, 0) + offer.amount
             return out
 
     def reserved_usd(self) -> int:
-        """:meth:`reserved` in atomic USD (6 decimals) across USD stablecoins."""
-        return self._usd_total(self.reserved())
+        """:meth:`reserved` in micro-dollars."""
+        with self.lock:
+            self._release_expired()
+            return sum(offer.usd or 0 for _, _, offer, _, _ in self._reserved)
 
     def spent_usd(self) -> int:
-        """Atomic USD (6 decimals) counted this session across USD stablecoins (reserved included)."""
-        return self._usd_total(self.spent())
-
-    def _usd_total(self, amounts: Mapping[tuple[str, str], int]) -> int:
-        total = 0
-        for (net, addr), amount in amounts.items():
-            asset = find_asset(net, addr, self.extra_assets)
-            if asset is not None and asset.usd_stable:
-                total += amount // 10 ** (asset.decimals - self._usd_decimals) if asset.decimals >= 6 else amount
-        return total
+        """Micro-dollars counted this session across assets (refused-but-still-valid included)."""
+        with self.lock:
+            self._release_expired()
+            return self._spent_usd
 
     # -- scopes --------------------------------------------------------------------------------
     def open_scope(self, name: str, cap_usd: AmountLike | float | None = None) -> SpendScope:
-        cap = None
-        cap_text = ""
-        if cap_usd is not None:
-            atomic = to_atomic(cap_usd, self._usd_decimals, what=f"{name} cap")
-            cap = {}
-            for a in self._allowed_assets:
-                if a.usd_stable:
-                    cap[(a.network, a.address.lower())] = atomic * 10 ** (a.decimals - self._usd_decimals)
-            cap_text = format_amount(atomic, self._usd_decimals, "USD")
-        scope = SpendScope(name, cap, cap_text)
+        scope = SpendScope(name, self._usd(cap_usd, f"{name} cap"))
         with self.lock:
             self._scopes.append(scope)
         return scope
@@ -588,10 +836,19 @@ class SpendPolicy:
 
     def __repr__(self) -> str:
         parts = [f"max_per_call={self.max_per_call_text}"]
+        if self.max_per_cell is not None:
+            parts.append(f"max_per_cell={usd_text(self.max_per_cell)}")
         if self.budget is not None:
-            parts.append(f"budget={format_amount(self.budget, 6, 'USD')}")
+            parts.append(f"budget={usd_text(self.budget)}")
         if self.daily_cap is not None:
-            parts.append(f"daily_cap={format_amount(self.daily_cap, 6, 'USD')}")
+            parts.append(f"daily_cap={usd_text(self.daily_cap)}")
         parts.append("networks=" + ",".join(get_network(n).v1_name for n in self.networks))
         parts.append(f"pay_with={self.pay_with}")
         return f"SpendPolicy({', '.join(parts)})"
+
+
+def _to_usd(amount: int, decimals: int) -> int:
+    """A stablecoin amount in micro-dollars (rounded up: a cap never undercounts)."""
+    if decimals >= USD_DECIMALS:
+        return -(-amount // 10 ** (decimals - USD_DECIMALS))
+    return amount * 10 ** (USD_DECIMALS - decimals)

@@ -49,14 +49,20 @@ class PaymentRecord:
     error: str | None = None
     session_id: str | None = None
     cell_id: str | None = None
+    #: What the payment is worth in micro-dollars (the daily cap counts it across assets).
+    usd: int | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
 
 
 class SpendCounter(Protocol):
-    """What a cross-process daily cap reads: the atomic units counted since a time."""
+    """What a cross-process daily cap reads: what was counted since a time, per asset and in dollars."""
 
     def spent(self, asset: str, network: str, *, since: float | None = None) -> int: ...
+
+    def spent_usd(self, *, since: float | None = None) -> int:
+        """Micro-dollars counted since ``since``, across assets."""
+        ...
 
 
 class PaymentTransaction(SpendCounter, Protocol):

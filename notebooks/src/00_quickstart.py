@@ -7,8 +7,8 @@
 #
 # **What it costs.** Here: nothing. The notebook runs against the *sandbox*, a local copy of the
 # Token Metrics API with synthetic data and a throwaway wallet funded with test USDC. Against the
-# real API the paid calls below add up to about **0.07 USDC** (TM Grade 0.017, trading signals
-# 0.017 per page).
+# real API the paid calls below add up to at most **0.051 USDC** (TM Grade 0.017, four months of
+# trading signals in two pages of 0.017), and each request is quoted before it pays.
 #
 # **Going live** changes one line: set `TM402_PRIVATE_KEY` (a Base Sepolia wallet to start) and run
 # `tm.connect(mode="x402")` instead of `mode="sandbox"`.
@@ -22,7 +22,7 @@ s
 
 # %% [markdown]
 # `connect()` started the sandbox on `127.0.0.1` and gave this session a wallet, a spend policy
-# (0.10 USDC per call at most, a 1.00 USDC budget, testnet only) and a ledger.
+# (0.10 USD per call at most, a 1.00 USD budget, testnet only) and a ledger.
 #
 # ## One line for data
 #
@@ -49,6 +49,16 @@ s
 # `df = %tm ...` stores the frame. Every frame knows where it came from (`df.attrs["tm402"]`), so
 # `df.tm.plot()` picks the chart that fits: here, the AI trading signals for Bitcoin over four months,
 # strategy against holding, with the buy and sell points marked.
+#
+# Four months of daily rows are more than one page (100 rows), so first ask what it would cost:
+# `--dry-run` quotes the whole request (every page it can take) and pays nothing.
+
+# %%
+%tm signals BTC --start 2026-07-01 --end 2026-10-31 --dry-run
+
+# %% [markdown]
+# At most two calls. The real run reserves that much against your budget before its first payment
+# and never pays more than its quote.
 
 # %%
 signals = %tm signals BTC --start 2026-07-01 --end 2026-10-31

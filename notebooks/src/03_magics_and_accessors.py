@@ -120,8 +120,34 @@ corr = %tm correlation BTC --max-cost 0.07
 %tm budget
 
 # %% [markdown]
-# `max_per_cell` caps what one cell may spend in total; `%tm budget 1.50` changes the session
-# budget. Both are checked before each payment.
+# `max_per_cell` caps what one run of a cell may spend in total; `%tm budget 1.50` changes the
+# session budget. Both hold the whole request before its first payment.
+#
+# ### A quote is the whole request
+#
+# Ten months of daily candles for three tokens is 912 rows: ten pages of 100, so ten paid calls.
+# The quote counts every call a request can make (date windows × batches of 100 tokens × pages),
+# and a run reserves its whole quote against every cap before it signs anything.
+
+# %%
+%config TMMagics.max_per_cell = None
+q = %tm ohlcv BTC ETH SOL --start 2026-01-01 --end 2026-10-31 --dry-run
+q
+
+# %% [markdown]
+# `--max-cost X` is the most one request may pay in all. Below the quote, the request is refused
+# whole, before the first payment, with the flag that would allow it:
+
+# %% tags=["raises-exception"]
+%tm ohlcv BTC ETH SOL --start 2026-01-01 --end 2026-10-31 --max-cost 0.05
+
+# %% [markdown]
+# Nothing was paid. Where nothing bounds the rows (no symbols: the whole universe), a request reads
+# its first page only and says more exist; `--pages N` reads up to N pages, each a paid call, and
+# the quote counts them.
+
+# %%
+%tm grade --pages 2 --dry-run
 
 # %%
 %config TMMagics.max_per_cell = None

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import PaymentRefused, X402ProtocolError
-from ..money import format_amount, to_display
+from ..money import format_amount, plain, to_display
 from ..x402.messages import PaymentRequired
 from ..x402.networks import find_asset, get_network
 from ..x402.policy import SpendPolicy, usd_text
@@ -80,7 +80,7 @@ class Quote:
             return Decimal(0)
         if self.usd_per_call is None:
             return None
-        return to_display(self.usd_per_call * self.calls, 6)
+        return Decimal(plain(to_display(self.usd_per_call * self.calls, 6)))
 
     def __repr__(self) -> str:
         if self.mode == Mode.API_KEY:

@@ -49,8 +49,6 @@ def _connect(args: argparse.Namespace) -> Session:
     from .session.core import Session
 
     kw: dict[str, object] = {"progress": False}
-    if args.max_cost is not None:
-        kw["max_per_call"] = args.max_cost
     if getattr(args, "budget", None) is not None:
         kw["budget"] = args.budget
     if args.network:
@@ -62,7 +60,15 @@ def _connect(args: argparse.Namespace) -> Session:
 
 def _cmd_get(args: argparse.Namespace) -> int:
     with _connect(args) as s:
-        frame = s.client.frame(args.endpoint, refresh=args.refresh, **_endpoint_params(args))
+        frame = s.client.frame(
+            args.endpoint,
+            refresh=args.refresh,
+            # --max-cost X: the most this request may pay in all, so no one payment of it is refused below X.
+            max_cost=args.max_cost,
+            max_per_call=args.max_cost,
+            max_pages=args.pages,
+            **_endpoint_params(args),
+        )
         if args.json:
             sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
         elif args.csv:
@@ -84,7 +90,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
 
 def _cmd_quote(args: argparse.Namespace) -> int:
     with _connect(args) as s:
-        print(repr(s.client.quote(args.endpoint, **_endpoint_params(args))))
+        print(repr(s.client.quote(args.endpoint, max_pages=args.pages, **_endpoint_params(args))))
     return 0
 
 
@@ -116,7 +122,10 @@ def _add_call_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=modes, help="default: from the environment")
     p.add_argument("--network", choices=("base-sepolia", "base"))
     p.add_argument("--pay-with", dest="pay_with", choices=("usdc", "tmai"))
-    p.add_argument("--max-cost", dest="max_cost", help="per-call cap in USD (default 0.10)")
+    p.add_argument(
+        "--max-cost", dest="max_cost", help="the most this request may pay in all, USD (refused whole before paying)"
+    )
+    p.add_argument("--pages", type=int, help="read up to N pages where the data's size is unknown (each a call)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,15 +37,20 @@ class ClampingServer:
         return self.handle(request)
 
 
-def frame_from(server: ClampingServer):
-    """``daily-ohlcv`` over RANGE, paged by the sync client against ``server``."""
-    with Client(
+def mock_client(handle) -> Client:
+    """An API-key client (nothing to pay) whose every request ``handle`` answers in-process."""
+    return Client(
         mode="api-key",
         api_key="k",
         base_url="https://tm.test/v2",
-        transport=httpx.MockTransport(server.handle),
+        transport=httpx.MockTransport(handle),
         progress=False,
-    ) as c:
+    )
+
+
+def frame_from(server: ClampingServer):
+    """``daily-ohlcv`` over RANGE, paged by the sync client against ``server``."""
+    with mock_client(server.handle) as c:
         return c.frame("daily-ohlcv", **RANGE)
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tokenmetrics.test_paging import mock_client
 from tm402_nb.tokenmetrics.catalogue import get_endpoint
 from tm402_nb.tokenmetrics.client import Client, MoreRowsWarning
 from tm402_nb.tokenmetrics.errors import PlanExceeded
@@ -128,13 +129,7 @@ class OverfullServer:
 
 
 def _client(server: OverfullServer) -> Client:
-    return Client(
-        mode="api-key",
-        api_key="k",
-        base_url="https://tm.test/v2",
-        transport=httpx.MockTransport(server.handle),
-        progress=False,
-    )
+    return mock_client(server.handle)
 
 
 def test_a_server_with_more_rows_than_the_plan_stops_at_its_bound_with_what_was_fetched():

@@ -9,6 +9,8 @@ with a one-line rendering, so a failing cell fails nbmake and papermill too.
 from __future__ import annotations
 
 import re
+import sys
+import warnings
 from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +205,7 @@ class TMMagics(Magics, Configurable):
 
     def _call(self, cmd: TMCommand, *, quote: bool) -> Any:
         from ..tokenmetrics.catalogue import get_endpoint
+        from ..tokenmetrics.client import MoreRowsWarning
         from .feed import StatusLine
 
         if cmd.endpoint is None:  # pragma: no cover - parse_line always names one
@@ -215,23 +218,33 @@ class TMMagics(Magics, Configurable):
         try:
             if quote:
                 return s.client.quote(endpoint, pay_with=cmd.pay_with, max_pages=cmd.max_pages, **params)
-            frame = s.client.frame(
-                endpoint,
-                refresh=cmd.refresh,
-                ttl=self.cache_ttl if "cache_ttl" in self._explicit else None,
-                pay_with=cmd.pay_with,
-                # --max-cost X: this request may pay X in all, so no one payment of it is refused below X.
-                max_cost=cmd.max_cost,
-                max_per_call=cmd.max_cost,
-                max_pages=cmd.max_pages,
-                on_progress=StatusLine() if self.feedback >= 1 else None,
-                **params,
-            )
+            with warnings.catch_warnings():
+                # Said below in the magic's own terms (--pages), not as a Python warning.
+                warnings.simplefilter("ignore", MoreRowsWarning)
+                frame = s.client.frame(
+                    endpoint,
+                    refresh=cmd.refresh,
+                    ttl=self.cache_ttl if "cache_ttl" in self._explicit else None,
+                    pay_with=cmd.pay_with,
+                    # --max-cost X: this request may pay X in all, so no one payment of it is refused below X.
+                    max_cost=cmd.max_cost,
+                    max_per_call=cmd.max_cost,
+                    max_pages=cmd.max_pages,
+                    on_progress=StatusLine() if self.feedback >= 1 else None,
+                    **params,
+                )
         except BudgetExceeded as exc:
             exc.hint = self._budget_hint(exc, cmd) or exc.hint
             raise
+        meta = frame.attrs.get("tm402", {})
+        if meta.get("more") and self.feedback >= 1:
+            pages = meta.get("planned_calls", 1)
+            print(
+                f"tm402: {endpoint.name}: {len(frame)} rows from the first {pages} page(s); more rows may exist "
+                f"(--pages {pages + 1} or more reads further, each page a paid call)",
+                file=sys.stderr,
+            )
         if self.feedback >= 2:
-            meta = frame.attrs.get("tm402", {})
             print(
                 f"tm402: {endpoint.name} → {len(frame)} rows, {meta.get('paid', 0)} paid, {meta.get('cached', 0)} cached"
             )

@@ -78,8 +78,10 @@ class Pages:
         planned, ep = self.planned, self.planned.endpoint
         size = int(planned.params.get(ep.limit_param, ep.page_size))
         expected = planned.rows
-        if not ep.paged or len(data) < size or (data and not fresh):
-            self._done = True  # a short page ends the data; a page of repeats means the server clamps
+        chosen = "page" in planned.params or ep.limit_param in planned.params
+        if not ep.paged or chosen or len(data) < size or (data and not fresh):
+            # The page the caller chose; a short page ends the data; a page of repeats means the server clamps.
+            self._done = True
         elif expected is not None and len(self.fetched.rows) >= expected:
             # Every row the catalogue expects is here: asking on would sign a payment for nothing.
             self._done = True

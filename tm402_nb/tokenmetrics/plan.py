@@ -276,8 +276,8 @@ def plan_call(
     """
     size = int(params.get(endpoint.limit_param, endpoint.page_size))
     if not endpoint.paged or "page" in params or endpoint.limit_param in params:
-        # One page exactly: the endpoint has no pages, or the caller chose the page (more may exist).
-        return Plan(endpoint, (PlannedRequest(endpoint, dict(params), open_ended=endpoint.paged),))
+        # One page exactly: the endpoint has no pages, or the caller chose the page.
+        return Plan(endpoint, (PlannedRequest(endpoint, dict(params)),))
     id_key = next((k for k in ("token_id", "token_name", "symbol") if k in params), None)
     id_batches: list[dict[str, Any]] = [{}]
     if id_key is not None and len(params[id_key]) > endpoint.page_size:

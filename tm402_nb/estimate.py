@@ -7,7 +7,7 @@ paid is read back from that ledger afterwards, so the figures are what was recor
 
 Which cell made a call. A ledger row names its cell when the notebook extension was loaded
 before the cell ran: its ``pre_run_cell`` hook sets
-:data:`~tm402_nb.tokenmetrics.cost.current_cell_id` from ``ExecutionInfo.cell_id``, the id the
+:data:`~tm402_nb.cells.current_cell_id` from ``ExecutionInfo.cell_id``, the id the
 frontend sent with the cell (``execute_in_sandbox`` sends it as JupyterLab does; nbclient alone
 does not). Rows without one (the cell that runs ``%load_ext tm402_nb``, or a notebook that only
 imports the package) are matched by execution order: just before each cell is sent to the

@@ -1,6 +1,6 @@
 """The package's layering holds in its import graph.
 
-    top: tm402_nb/__init__.py, cli.py, demo.py, __main__.py      (may import anything)
+    top: tm402_nb/__init__.py, cli.py, demo.py, estimate.py, __main__.py   (may import anything)
     notebook  >  session  >  tokenmetrics  >  {x402, ledger}      (each imports only layers below)
     sandbox: only the x402 protocol modules (messages, encoding, networks, money, eip3009, wallet);
              started by the session (sandbox mode), the notebook layer or the top, never by the client
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "tm402_nb"
 
-TOP = {PACKAGE, f"{PACKAGE}.cli", f"{PACKAGE}.demo", f"{PACKAGE}.__main__"}
+TOP = {PACKAGE, f"{PACKAGE}.cli", f"{PACKAGE}.demo", f"{PACKAGE}.estimate", f"{PACKAGE}.__main__"}
 BOTTOM = {f"{PACKAGE}.cells", f"{PACKAGE}.errors", f"{PACKAGE}.status", f"{PACKAGE}.money", f"{PACKAGE}._lazy"}
 # Higher imports lower; equal ranks (x402 and ledger) do not import each other.
 RANK = {"x402": 0, "ledger": 0, "tokenmetrics": 1, "session": 2, "notebook": 3}

@@ -1,4 +1,4 @@
-"""``tm402-nb`` command line: sandbox, demo, ledger."""
+"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, endpoints, ledger."""
 
 from __future__ import annotations
 
@@ -94,6 +94,37 @@ def _cmd_quote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from .estimate import Estimate, EstimateFailed, estimate_notebook, format_text
+
+    def show(estimate: Estimate) -> None:
+        if args.json:
+            import json
+
+            print(json.dumps(estimate.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            print(format_text(estimate))
+
+    try:
+        estimate = estimate_notebook(
+            args.notebook,
+            live=args.live,
+            live_url=args.live_url,
+            timeout=args.timeout,
+            probe_timeout=args.probe_timeout,
+        )
+    except EstimateFailed as exc:
+        show(exc.estimate)  # what the cells before the failing one paid
+        failure = exc.estimate.failure
+        sys.stdout.flush()
+        print(f"error: {failure.text if failure else exc}", file=sys.stderr)
+        if failure is not None and failure.traceback:
+            print(failure.traceback, file=sys.stderr)
+        return 2
+    show(estimate)
+    return 0
+
+
 def _cmd_endpoints(args: argparse.Namespace) -> int:
     from .tokenmetrics.catalogue import catalogue_frame
 
@@ -158,6 +189,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_quote = sub.add_parser("quote", help="what a request would cost; pays nothing")
     _add_call_args(p_quote)
     p_quote.set_defaults(func=_cmd_quote)
+
+    p_est = sub.add_parser(
+        "estimate",
+        help="what Run All would pay, per cell: runs the notebook in the sandbox (nothing real paid)",
+        description="Run every cell of a notebook against the sandbox in a throwaway home and print, per cell,"
+        " the paid calls and their cost, and the total. The notebook file is not written. The sandbox's row"
+        " counts (and so its page counts) are an estimate of the real API's.",
+    )
+    p_est.add_argument("notebook", help="path to the .ipynb file")
+    p_est.add_argument(
+        "--live",
+        action="store_true",
+        help="also price the same paid calls at the real API's current prices (one unpaid 402 probe per endpoint;"
+        " nothing signed or paid)",
+    )
+    p_est.add_argument(
+        "--live-url",
+        dest="live_url",
+        metavar="URL",
+        help="API root the --live probes go to (default: $TM402_BASE_URL, else the real Token Metrics API);"
+        " implies --live",
+    )
+    p_est.add_argument("--json", action="store_true", help="print the result as JSON (cells, totals, notes)")
+    p_est.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds each cell may run (120)")
+    p_est.add_argument(
+        "--probe-timeout", dest="probe_timeout", type=float, default=5.0, metavar="S", help="seconds per live probe (5)"
+    )
+    p_est.set_defaults(func=_cmd_estimate)
 
     p_eps = sub.add_parser("endpoints", help="the endpoint catalogue with prices")
     p_eps.add_argument("--csv", action="store_true")

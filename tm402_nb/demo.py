@@ -32,15 +32,23 @@ def _steps(s: Any) -> list[tuple[str, Callable[[], Any]]]:
 SECRETS = ("TM402_PRIVATE_KEY", "TM402_KEY_FILE", "TM_API_KEY")
 
 
-def execute_in_sandbox(nb: Any, *, cwd: Path, timeout: int = 120, home: str | None = None) -> None:
+def execute_in_sandbox(
+    nb: Any,
+    *,
+    cwd: Path,
+    timeout: int = 120,
+    home: str | None = None,
+    on_cell_execute: Callable[..., Any] | None = None,
+) -> None:
     """Run every cell of ``nb`` in a kernel in sandbox mode: a throwaway home, no key in sight.
 
-    Raises nbclient's CellExecutionError at the first failing cell. ``make demo`` and the
-    tutorials' builder (``make notebooks``) both run notebooks this way.
+    Raises nbclient's CellExecutionError at the first failing cell. ``make demo``, the
+    tutorials' builder (``make notebooks``) and ``tm402-nb estimate`` run notebooks this way.
+    Each cell's id reaches the kernel as it does from JupyterLab, so ledger rows name their
+    cell. ``on_cell_execute(cell=, cell_index=)`` is called just before each code cell is sent.
     """
     import os
 
-    from nbclient import NotebookClient
     from traitlets.config import Config
 
     from .tokenmetrics.modes import Mode
@@ -57,12 +65,13 @@ def execute_in_sandbox(nb: Any, *, cwd: Path, timeout: int = 120, home: str | No
     sockets = tempfile.TemporaryDirectory(prefix="tm402-kernel-")
     ipc = {"transport": "ipc", "ip": os.path.join(sockets.name, "kernel")} if os.name == "posix" else {}
     try:
-        NotebookClient(
+        _client_class()(
             nb,
             timeout=timeout,
             kernel_name="python3",
             resources={"metadata": {"path": str(cwd)}},
             config=Config({"KernelManager": ipc}),
+            on_cell_execute=on_cell_execute,
         ).execute()
     finally:
         sockets.cleanup()
@@ -71,6 +80,45 @@ def execute_in_sandbox(nb: Any, *, cwd: Path, timeout: int = 120, home: str | No
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _client_class() -> type:
+    """nbclient's NotebookClient, telling the kernel which cell it runs as JupyterLab does.
+
+    JupyterLab sends each cell's id in the ``execute_request``'s metadata (``cellId``);
+    ipykernel hands it to IPython, whose ``pre_run_cell`` hooks see it as
+    ``ExecutionInfo.cell_id``, and the notebook extension stamps every ledger row with it.
+    nbclient (0.10, 0.11) sends no metadata, so a headless run would leave every row
+    without its cell. The id is added to the request's metadata only, never to the notebook.
+    """
+    from nbclient import NotebookClient
+
+    class SandboxNotebookClient(NotebookClient):
+        _running_cell_id: str | None = None
+
+        async def async_execute_cell(self, cell: Any, cell_index: int, *args: Any, **kw: Any) -> Any:
+            cell_id = cell.get("id")
+            self._running_cell_id = cell_id if isinstance(cell_id, str) and cell_id else None
+            try:
+                return await super().async_execute_cell(cell, cell_index, *args, **kw)
+            finally:
+                self._running_cell_id = None
+
+        async def async_start_new_kernel_client(self) -> Any:
+            kc = await super().async_start_new_kernel_client()
+            build = kc.session.msg
+
+            def msg(
+                msg_type: str, content: Any = None, parent: Any = None, header: Any = None, metadata: Any = None
+            ) -> Any:
+                if msg_type == "execute_request" and self._running_cell_id:
+                    metadata = {**(metadata or {}), "cellId": self._running_cell_id}
+                return build(msg_type, content, parent, header, metadata)
+
+            kc.session.msg = msg
+            return kc
+
+    return SandboxNotebookClient
 
 
 def run_notebook(path: Path, out_dir: Path) -> int:

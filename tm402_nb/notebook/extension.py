@@ -7,6 +7,7 @@ import difflib
 import os
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from traitlets import TraitError
@@ -70,6 +71,20 @@ def load(ip: Any, state: dict[str, Any]) -> None:
     ip.events.register("pre_run_cell", tracker.pre_run_cell)
     ip.events.register("post_run_cell", tracker.post_run_cell)
     state.update(shell=ip, magics=magics, tracker=tracker)
+    # The cell running %load_ext started before these hooks existed: track it from here, so its
+    # own %tm calls get a footer, a cell id in the ledger and the per-cell cap.
+    tracker.pre_run_cell(SimpleNamespace(cell_id=_running_cell_id(ip)))
+
+
+def _running_cell_id(ip: Any) -> str | None:
+    """The id of the cell the kernel is running now (JupyterLab sends it), else None."""
+    kernel = getattr(ip, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:  # an older kernel without get_parent(): no id, tracking still starts
+        return None
+    cell_id = (parent or {}).get("metadata", {}).get("cellId")
+    return cell_id if isinstance(cell_id, str) else None
 
 
 def unload(ip: Any, state: dict[str, Any]) -> None:

@@ -231,17 +231,19 @@ def test_confirm_above_asks_and_only_yes_pays(ip, s, monkeypatch, answer, pays):
 # -- 5. --pages bounds what the data's size cannot --------------------------------------------------------
 
 
-def test_an_unbounded_request_reads_one_page_and_warns(ip, s):
-    with pytest.warns(MoreRowsWarning, match="more rows may exist"):
-        df = ip.run_line_magic("tm", "grade")
-    assert len(df) == 100 and len(paid_rows(s)) == 1
-
-
-def test_pages_asks_for_more(ip, s):
+def test_an_unbounded_request_reads_one_page_and_says_more_rows_exist(ip, s, capsys):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MoreRowsWarning)
-        df = ip.run_line_magic("tm", "grade --pages 2")
+        warnings.simplefilter("error", MoreRowsWarning)  # said in the magic's terms, not as a warning
+        df = ip.run_line_magic("tm", "grade")
+    assert len(df) == 100 and len(paid_rows(s)) == 1 and df.attrs["tm402"]["more"]
+    said = capsys.readouterr().err
+    assert "100 rows from the first 1 page(s); more rows may exist (--pages 2 or more reads further" in said
+
+
+def test_pages_asks_for_more(ip, s, capsys):
+    df = ip.run_line_magic("tm", "grade --pages 2")
     assert len(df) == 200 and len(paid_rows(s)) == 2
+    assert "--pages 3 or more" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["0", "x", "-1", "1.5"])
@@ -265,9 +267,7 @@ def test_quote_is_what_the_run_pays_at_most(ip, s, capsys, line, exact):
     assert isinstance(q, Quote) and q.exact is exact
     assert f"{q.calls} call" in shown and q.total_text in shown  # what the cell showed
     assert s.ledger.payments().empty
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MoreRowsWarning)
-        df = ip.run_line_magic("tm", line)
+    df = ip.run_line_magic("tm", line)
     paid = paid_rows(s)
     assert df.attrs["tm402"]["planned_calls"] == q.calls
     assert 1 <= len(paid) <= q.calls and paid_total(s) <= Decimal(q.total).scaleb(-q.decimals)

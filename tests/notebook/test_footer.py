@@ -148,7 +148,9 @@ def test_footer_flags_a_payment_that_did_not_settle(ip, s, capsys):
         ip.run_cell("%tm grade ADA")
     (line,) = footer_lines(capsys.readouterr().out)
     # Refused, so nothing was spent; but the signature is valid until it expires: reserved, apart.
-    assert "nothing paid" in line and "0.017 USDC reserved until" in line and "may still settle" in line
+    assert "1 refused" in line and "nothing paid" in line
+    assert "0.017 USDC refused, not spent: reserved until" in line and "may still settle" in line
+    assert "not settled" not in line and "see %tm ledger" not in line  # only for unknown outcomes
 
 
 def test_footer_flags_a_receipt_that_disagrees_with_what_was_signed():
@@ -196,3 +198,128 @@ def test_footer_counts_a_payment_whose_answer_was_lost(ip, s, capsys):
         s.sandbox.set_faults()
     (line,) = footer_lines(capsys.readouterr().out)
     assert "1 paid" in line and "0.017 USDC" in line and "1 payment(s) not settled" in line
+
+
+# -- a 404 to a paid request is not a lost payment (issue 12) ---------------------------------------------
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """The footers the cells display, as objects (for their HTML form)."""
+    import IPython.display
+
+    seen: list[CostFooter] = []
+    display = IPython.display.display
+
+    def capture(*objs, **kw):
+        seen.extend(o for o in objs if isinstance(o, CostFooter))
+        return display(*objs, **kw)
+
+    monkeypatch.setattr(IPython.display, "display", capture)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "%tm grade --param token_id=999999",  # a token with no data
+        "%tm ohlcv BTC --start 2018-01-01 --end 2018-01-05",  # dates before the data starts
+    ],
+)
+def test_a_404_to_a_paid_request_is_reserved_then_released_not_lost(ip, s, capsys, shown, line):
+    import time
+
+    from tm402_nb.status import may_settle_until
+    from tm402_nb.tokenmetrics.errors import DataNotFound
+
+    with pytest.raises(DataNotFound, match="Data not found"):
+        ip.run_cell(line)
+    (text,) = footer_lines(capsys.readouterr().out)
+    (row,) = s.ledger.payments().itertuples()
+    assert row.status == "failed" and row.amount == 0.017 and row.reserved  # the ledger's failed · 0.017 row
+    until = time.strftime("%H:%M UTC", time.gmtime(may_settle_until(row.valid_before)))
+    # Nothing spent for it; the signed authorization reserved until it expires, then released.
+    assert "1 refused" in text and "nothing paid" in text and "paid," not in text
+    assert f"0.017 USDC refused (HTTP 404), not spent: reserved until {until} (may still settle until then), " in text
+    assert "then released" in text
+    assert "session 0.00 USD + 0.017 USD reserved of 1.00 USD budget" in text
+    # Not the words for a payment whose outcome is unknown.
+    assert "not settled" not in text and "see %tm ledger" not in text and "unknown" not in text
+    (footer,) = shown
+    html = footer._repr_html_()
+    assert f"0.017 USDC refused (HTTP 404), not spent: reserved until {until}" in html
+    assert "not settled" not in html and 'title="The server refused this payment (nothing was spent)' in html
+
+
+def _refused(amount=17_000, *, until, status=404, asset="USDC", decimals=6):
+    return CallCost(
+        "tm-grade",
+        "u",
+        None,
+        status,
+        amount=amount,
+        asset=asset,
+        decimals=decimals,
+        network="base-sepolia",
+        payment_status="failed",
+        reserved_until=until,
+    )
+
+
+def test_spent_reserved_and_released_are_told_apart():
+    import time
+
+    now = time.time()
+    settled = CallCost(
+        "tm-grade", "u", None, 200, paid=True, amount=17_000, asset="USDC", tx="0xabc", payment_status="settled"
+    )
+    lost = CallCost("tm-grade", "u", None, None, paid=True, amount=34_000, asset="USDC", payment_status="unknown")
+    cost = Cost(
+        "cell",
+        [
+            settled,
+            lost,
+            _refused(until=now + 600),
+            _refused(68_000, until=now + 300),
+            _refused(until=now - 60),  # its authorization expired: released
+            _refused(until=now - 120, status=None),  # a refused settlement (no answer body)
+        ],
+    )
+    assert (cost.n_paid, cost.n_refused, cost.n_free) == (2, 4, 0)
+    footer = CostFooter(cost)
+    text = repr(footer)
+    assert "6 calls (2 paid, 4 refused) · 0.051 USDC" in text  # spent: settled + perhaps settled
+    assert "1 payment(s) not settled, outcome unknown — see %tm ledger" in text  # only the unknown one
+    until = time.strftime("%H:%M UTC", time.gmtime(now + 600))
+    assert f"0.085 USDC refused (HTTP 404), not spent: reserved until {until} (may still settle" in text
+    expired = time.strftime("%H:%M UTC", time.gmtime(now - 60))
+    assert f"0.034 USDC refused (HTTP 404), not spent: released (expired {expired})" in text
+    html = footer._repr_html_()
+    assert 'title="The server refused this payment and its authorization has expired' in html
+    # The same cost, seen once every authorization has expired: all released, none reserved.
+    later = cost.reserved_text(now + 3600), cost.released_text(now + 3600)
+    assert later[0] is None and later[1] is not None and later[1].startswith("0.119 USDC refused (HTTP 404)")
+
+
+def test_a_footer_shown_after_the_authorization_expired_says_released(monkeypatch):
+    import time
+
+    from tm402_nb.notebook import footer as footer_module
+
+    now = time.time()
+    cost = Cost("cell", [_refused(until=now + 330)])
+    assert "reserved until" in repr(CostFooter(cost)) and "released (expired" not in repr(CostFooter(cost))
+    monkeypatch.setattr(footer_module, "_now", lambda: now + 331)  # a cell that ran past the expiry
+    text = repr(CostFooter(cost))
+    assert "0.017 USDC refused (HTTP 404), not spent: released (expired" in text and "reserved until" not in text
+
+
+def test_released_payments_are_summed_not_kept_one_by_one():
+    import time
+
+    now = time.time()
+    cost = Cost("session", keep=10)
+    for i in range(500):
+        cost.add(_refused(until=now - 1 - i))
+    assert len(cost._reserved) == 0 and cost.n_refused == 500
+    assert cost.released_text().startswith("8.50 USDC refused (HTTP 404), not spent: released")

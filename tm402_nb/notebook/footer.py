@@ -5,11 +5,18 @@ and listens to every call of every session (magics, ``df.tm``, plain client
 code alike); ``post_run_cell`` shows the footer *below* the cell's result (or
 under ``df = %tm ...``, which has no result) and nothing for cells without calls.
 HTML for JupyterLab, plain text for nbconvert and logs.
+
+Money is told apart three ways: *spent* (settled, or perhaps settled with no answer
+saying so: "not settled, outcome unknown"), *reserved* (a payment the server refused,
+e.g. a paid request answered 404 "Data not found": nothing spent, but its signed
+authorization could still be settled until it expires, so it stays counted until then)
+and *released* (such an authorization once expired: never spent, no longer counted).
 """
 
 from __future__ import annotations
 
 import html
+import time
 import uuid
 from typing import Any
 
@@ -27,6 +34,19 @@ _BOX = (
 )
 
 
+#: What the reserved and released parts mean (the HTML form shows it on hover).
+_RESERVED_TITLE = (
+    "The server refused this payment (nothing was spent), but the signed authorization could still "
+    "be settled by whoever holds it until it expires: it counts against your caps until then, and is "
+    "released after."
+)
+_RELEASED_TITLE = "The server refused this payment and its authorization has expired: never spent, no longer counted."
+
+
+def _now() -> float:
+    return time.time()
+
+
 def _short(tx: str) -> str:
     return tx[:10] + "…" + tx[-4:] if len(tx) > 16 else tx
 
@@ -40,27 +60,37 @@ class CostFooter:
         self.network = getattr(session, "network", None) or (cost.networks[0] if cost.networks else None)
         self.budget = session.budget_text() if session is not None and getattr(session, "policy", None) else None
         self.unknown = cost.unknown
-        self.reserved = cost.reserved_text()
+        # As the cell ends, like the budget: a refused payment whose authorization expired while
+        # a long cell ran is released, one that may still settle is reserved.
+        now = _now()
+        self.reserved = cost.reserved_text(now)
+        self.released = cost.released_text(now)
         self.discrepancies = cost.discrepancies
 
     @property
     def sandbox(self) -> bool:
         return self.mode == Mode.SANDBOX
 
-    def _parts(self) -> list[str]:
-        parts = [self.cost.summary()]
+    def _titled_parts(self) -> list[tuple[str, str | None]]:
+        """Each part of the footer, with what it means where that needs saying."""
+        parts: list[tuple[str, str | None]] = [(self.cost.summary(), None)]
         if self.unknown:
-            parts.append(f"{len(self.unknown)} payment(s) not settled, outcome unknown — see %tm ledger")
+            parts.append((f"{len(self.unknown)} payment(s) not settled, outcome unknown — see %tm ledger", None))
         if self.reserved:
-            parts.append(self.reserved)
+            parts.append((self.reserved, _RESERVED_TITLE))
+        if self.released:
+            parts.append((self.released, _RELEASED_TITLE))
         if self.discrepancies:
             n = len(self.discrepancies)
-            parts.append(f"⚠ {n} receipt(s) disagree with what was signed — see %tm ledger")
+            parts.append((f"⚠ {n} receipt(s) disagree with what was signed — see %tm ledger", None))
         if self.budget:
-            parts.append(f"session {self.budget}")
+            parts.append((f"session {self.budget}", None))
         if self.network:
-            parts.append(self.network)
+            parts.append((self.network, None))
         return parts
+
+    def _parts(self) -> list[str]:
+        return [text for text, _ in self._titled_parts()]
 
     def __repr__(self) -> str:
         parts = self._parts()
@@ -72,7 +102,10 @@ class CostFooter:
 
     def _repr_html_(self) -> str:
         badge = f'<span style="{_BADGE}" title="synthetic data, no real money">SANDBOX</span>' if self.sandbox else ""
-        bits = [html.escape(p) for p in self._parts()]
+        bits = [
+            f'<span title="{html.escape(title)}">{html.escape(text)}</span>' if title else html.escape(text)
+            for text, title in self._titled_parts()
+        ]
         receipts = self.cost.receipts
         if receipts:
             txs = ", ".join(f'<code title="{html.escape(t)}">{html.escape(_short(t))}</code>' for t in receipts[:3])

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -77,8 +77,13 @@ class Cost:
         self._receipts: deque[str] = deque(maxlen=keep)
         self._networks: set[str] = set()
         self._unsettled: list[CallCost] = []
-        self._reserved: dict[tuple[str, int], int] = {}
-        self._reserved_until = 0.0
+        self._refused = 0
+        #: Refused payments whose authorization may still settle: (asset, decimals, until, HTTP status) → atomic.
+        self._reserved: dict[tuple[str, int, float, int | None], int] = {}
+        #: Refused payments whose authorization has expired: (asset, decimals) → atomic, and their HTTP statuses.
+        self._released: dict[tuple[str, int], int] = {}
+        self._released_status: set[int | None] = set()
+        self._released_until = 0.0
         self._discrepancies: list[CallCost] = []
         for call in calls or ():
             self.add(call)
@@ -99,10 +104,12 @@ class Cost:
             self._networks.add(call.network)
         if call.payment_status in _UNSETTLED and len(self._unsettled) < 1000:
             self._unsettled.append(call)
+        if call.payment_status == PaymentStatus.FAILED and not call.paid and not call.cached:
+            self._refused += 1
         if call.reserved_until is not None and call.asset:
-            key = (call.asset, call.decimals)
-            self._reserved[key] = self._reserved.get(key, 0) + call.amount
-            self._reserved_until = max(self._reserved_until, call.reserved_until)
+            held = (call.asset, call.decimals, call.reserved_until, call.status)
+            self._reserved[held] = self._reserved.get(held, 0) + call.amount
+            self._expire(time.time())
         if call.discrepancy and len(self._discrepancies) < 1000:
             self._discrepancies.append(call)
 
@@ -119,21 +126,51 @@ class Cost:
         return self._cached
 
     @property
+    def n_refused(self) -> int:
+        """Calls whose payment the server refused (a 404 answer, a failed settlement): nothing spent."""
+        return self._refused
+
+    @property
     def n_free(self) -> int:
-        return self._n - self._paid - self._cached
+        return self._n - self._paid - self._cached - self._refused
 
     @property
     def unknown(self) -> list[CallCost]:
         """Calls whose payment may have settled, with no answer saying so: counted as paid."""
         return [c for c in self._unsettled if c.payment_status == PaymentStatus.UNKNOWN]
 
-    def reserved_text(self) -> str | None:
-        """Refused payments that could still settle until they expire (counted, not spent), or None."""
-        if not self._reserved:
+    def _expire(self, now: float) -> None:
+        """Fold refused payments that can no longer settle into the released sums (keeps memory bounded)."""
+        for held in [h for h in self._reserved if h[2] <= now]:
+            sym, dec, until, status = held
+            self._released[(sym, dec)] = self._released.get((sym, dec), 0) + self._reserved.pop(held)
+            self._released_status.add(status)
+            self._released_until = max(self._released_until, until)
+
+    def _refusals(self, now: float | None) -> tuple[_Refusals, _Refusals]:
+        """Refused payments as of ``now`` (default: the clock): still reserved, and released."""
+        now = time.time() if now is None else now
+        reserved, released = _Refusals(), _Refusals(dict(self._released), set(self._released_status))
+        released.until = self._released_until
+        for (sym, dec, until, status), v in list(self._reserved.items()):  # a snapshot: add() may run meanwhile
+            (reserved if until > now else released).add(sym, dec, v, until, status)
+        return reserved, released
+
+    def reserved_text(self, now: float | None = None) -> str | None:
+        """Refused payments whose signed authorization could still settle (counted against the caps
+        until it expires, but not spent), or None: ``0.017 USDC refused (HTTP 404), not spent:
+        reserved until 14:05 UTC (may still settle until then), then released``."""
+        held = self._refusals(now)[0]
+        if not held.amounts:
             return None
-        parts = " + ".join(format_amount(v, dec, sym) for (sym, dec), v in sorted(self._reserved.items()))
-        until = time.strftime("%H:%M UTC", time.gmtime(self._reserved_until))
-        return f"{parts} reserved until {until} (refused, may still settle)"
+        return f"{held.text()}, not spent: reserved until {_clock(held.until)} (may still settle until then), then released"
+
+    def released_text(self, now: float | None = None) -> str | None:
+        """Refused payments whose authorization has expired: no longer counted, never spent; or None."""
+        gone = self._refusals(now)[1]
+        if not gone.amounts:
+            return None
+        return f"{gone.text()}, not spent: released (expired {_clock(gone.until)})"
 
     @property
     def discrepancies(self) -> list[CallCost]:
@@ -146,8 +183,7 @@ class Cost:
         return {sym: Decimal(plain(to_display(v, dec))) for (sym, dec), v in self._atomic.items()}
 
     def amount_text(self) -> str:
-        parts = [format_amount(v, dec, sym) for (sym, dec), v in sorted(self._atomic.items())]
-        return " + ".join(parts) if parts else "nothing paid"
+        return _amounts_text(self._atomic) or "nothing paid"
 
     @property
     def receipts(self) -> list[str]:
@@ -164,6 +200,8 @@ class Cost:
             bits.append(f"{self.n_paid} paid")
         if self.n_cached:
             bits.append(f"{self.n_cached} cached")
+        if self.n_refused:
+            bits.append(f"{self.n_refused} refused")
         if self.n_free:
             bits.append(f"{self.n_free} free")
         word = "call" if self.n_calls == 1 else "calls"
@@ -182,6 +220,35 @@ class Cost:
 
     def __repr__(self) -> str:
         return f"<Cost {self.name}: {self.summary()}>"
+
+
+@dataclass
+class _Refusals:
+    """Refused payments summed per asset, with when the last one expires and the HTTP statuses seen."""
+
+    amounts: dict[tuple[str, int], int] = field(default_factory=dict)
+    statuses: set[int | None] = field(default_factory=set)
+    until: float = 0.0
+
+    def add(self, sym: str, dec: int, amount: int, until: float, status: int | None) -> None:
+        self.amounts[(sym, dec)] = self.amounts.get((sym, dec), 0) + amount
+        self.statuses.add(status)
+        self.until = max(self.until, until)
+
+    def text(self) -> str:
+        """``0.017 USDC refused (HTTP 404)``."""
+        codes = sorted(s for s in self.statuses if s is not None and s >= 400 and s != 402)
+        why = f" (HTTP {', '.join(map(str, codes))})" if codes else ""
+        return f"{_amounts_text(self.amounts)} refused{why}"
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M UTC", time.gmtime(epoch))
+
+
+def _amounts_text(amounts: dict[tuple[str, int], int]) -> str:
+    """``1.53 TMAI + 0.051 USDC`` (empty when there is nothing)."""
+    return " + ".join(format_amount(v, dec, sym) for (sym, dec), v in sorted(amounts.items()))
 
 
 def _amount_text(amount: Decimal) -> str:

@@ -29,6 +29,7 @@ SETTINGS = (
     "max_per_call",
     "max_per_cell",
     "budget",
+    "confirm_above",
     "pay_with",
     "cache_ttl",
     "show_footer",
@@ -45,3 +46,6 @@ def reset_magics(shell: TestingShell) -> None:
         for name in SETTINGS:
             magics.set_trait(name, magics.trait_defaults(name))
         magics._explicit.clear()
+    from tm402_nb.session import CONFIGURED
+
+    CONFIGURED.clear()  # what %config handed to connect() for the next session

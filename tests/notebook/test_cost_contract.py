@@ -107,12 +107,6 @@ def test_a_budget_that_cannot_hold_the_plan_refuses_it_before_paying(ip, s):
 #: free is reserved, then refused at its first payment ("server asks 0.017 USDC on base-sepolia;
 #: 0.003 USD is left of the session budget 0.19 USD"). authorize() passes the reservation; select()
 #: does not. Nothing is paid, but the hint's amount does not let the request through.
-PLAN_REFUSED_BY_ITS_OWN_RESERVATION = (
-    "x402/policy.py SpendPolicy.select counts the plan's own reservation against each of its payments"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=BudgetExceeded, reason=PLAN_REFUSED_BY_ITS_OWN_RESERVATION)
 @pytest.mark.parametrize("spent_before", [False, True], ids=["fresh", "after-one-payment"])
 def test_the_budget_hint_lets_the_plan_through(ip, s, spent_before):
     if spent_before:

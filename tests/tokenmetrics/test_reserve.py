@@ -45,6 +45,10 @@ def test_a_budget_that_cannot_hold_the_plan_refuses_it_before_anything_is_signed
     assert "budget=0.17" in info.value.hint and "nothing was signed" in info.value.hint
     assert n_paid(ledger) == 0 and sandbox.settlements(payer=funded.address) == []
     assert c.auth.policy.spent_usd() == 0 and c.auth.policy.held_usd() == 0
+    # The amount the hint names is enough: the plan's payments draw on its own reservation.
+    c.auth.policy.set_budget("0.17")
+    c.frame("daily-ohlcv", **THREE)
+    assert 1 <= n_paid(ledger) <= 10
 
 
 def test_max_cost_is_the_whole_calls_limit(sandbox, funded, ledger):

@@ -592,7 +592,11 @@ class X402Auth(httpx.Auth):
 
     def _select(self, required: PaymentRequired, request: httpx.Request, options: PaymentOptions) -> Offer:
         return self.policy.select(
-            required, origin=_origin(request.url), pay_with=options.pay_with, max_per_call=options.max_per_call
+            required,
+            origin=_origin(request.url),
+            pay_with=options.pay_with,
+            max_per_call=options.max_per_call,
+            reservation=options.reservation,
         )
 
     def _sign_payment(

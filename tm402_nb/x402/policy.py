@@ -412,12 +412,15 @@ class SpendPolicy:
         origin: str | None = None,
         pay_with: str | None = None,
         max_per_call: AmountLike | float | None = None,
+        reservation: Reservation | None = None,
     ) -> Offer:
         """Pick the offer to pay: cheapest allowed in the preferred asset, then the others.
 
         ``pay_with`` (an asset symbol) and ``max_per_call`` (USD) apply to this one
         choice instead of the policy's own; None keeps the policy's. They choose
-        among the assets the policy allows and never widen them.
+        among the assets the policy allows and never widen them. A payment of a
+        reserved plan is checked against its ``reservation`` (what the plan holds is
+        already counted against the caps).
 
         Raises PaymentRefused (or BudgetExceeded when only caps stand in the way)
         naming what was asked and what limit blocked it.
@@ -446,7 +449,7 @@ class SpendPolicy:
             affordable: list[Offer] = []
             cap_errors: list[BudgetExceeded] = []
             for offer in offers:
-                err = self._refusal(offer, 1, usd_per_call=usd_per_call)
+                err = self._refusal(offer, 1, usd_per_call=usd_per_call, reservation=reservation)
                 if err is None:
                     affordable.append(offer)
                 else:

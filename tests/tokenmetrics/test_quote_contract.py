@@ -11,8 +11,7 @@ refuses the call before anything is signed.
 "Paid" is read from both sides: the sandbox's settlements for the example's own wallet (what
 moved) and the ledger's payment rows that settled or still may (what the client signed).
 The clamping server is the module's sandbox behind a transport that rewrites ``page``:
-nothing leaves 127.0.0.1. More than 100 ids with ``limit=`` is not drawn: the plan does not
-batch them today (the xfail at the end says where).
+nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from tm402_nb.sandbox.market import DEFAULT_ANCHOR
 from tm402_nb.sandbox.universe import build_universe
 from tm402_nb.tokenmetrics.catalogue import ENDPOINTS
 from tm402_nb.tokenmetrics.client import MoreRowsWarning
-from tm402_nb.tokenmetrics.errors import DataNotFound, ParamError, PlanExceeded
+from tm402_nb.tokenmetrics.errors import DataNotFound, PlanExceeded
 from tm402_nb.tokenmetrics.quote import Quote
 from tm402_nb.x402 import SpendPolicy, Wallet
 
@@ -187,8 +186,7 @@ def requests(draw: st.DrawFn, kind: str) -> Request:
     if endpoint == "indices-holdings":  # not paged: one answer
         return Request(endpoint, params, pay_with=pay_with)
     limit = pick(draw, [None] * 8 + [1, 7, 50, 100])  # the caller's page size: one page, more may exist
-    # Not with more than 100 ids: the plan then forgets to batch them (see the xfail below).
-    if limit is not None and len(params.get("token_id", ())) <= 100:
+    if limit is not None:
         params["limit"] = limit
     return Request(
         endpoint,
@@ -408,13 +406,6 @@ def test_a_window_the_api_has_no_data_for_is_quoted_and_not_paid(sandbox, folder
         run.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ParamError,
-    reason="plan.py:278 plans one request, all ids in one list, when the endpoint is not paged or the "
-    "caller gives page= or limit=: the id batches of 100 are skipped (they were not before bf98b6d), "
-    "so the API refuses the list (400) and the quote counts one call where the run needs two",
-)
 @pytest.mark.parametrize(
     "endpoint, extra",
     [

@@ -275,13 +275,13 @@ def plan_call(
     A start date without an end date runs to ``today`` (UTC).
     """
     size = int(params.get(endpoint.limit_param, endpoint.page_size))
-    if not endpoint.paged or "page" in params or endpoint.limit_param in params:
-        # One page exactly: the endpoint has no pages, or the caller chose the page.
-        return Plan(endpoint, (PlannedRequest(endpoint, dict(params)),))
     id_key = next((k for k in ("token_id", "token_name", "symbol") if k in params), None)
     id_batches: list[dict[str, Any]] = [{}]
     if id_key is not None and len(params[id_key]) > endpoint.page_size:
         id_batches = [{id_key: chunk} for chunk in _chunks(params[id_key], endpoint.page_size)]
+    if not endpoint.paged or "page" in params or endpoint.limit_param in params:
+        # One page a batch: the endpoint has no pages, or the caller chose the page.
+        return Plan(endpoint, tuple(PlannedRequest(endpoint, {**params, **batch}) for batch in id_batches))
     windows: list[dict[str, Any]] = [{}]
     start, end = params.get("startDate"), params.get("endDate")
     if endpoint.dated and start:

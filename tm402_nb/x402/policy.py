@@ -117,7 +117,7 @@ class Offer:
         """The amount with its asset, and its dollar value when the asset is not a dollar."""
         text = format_amount(self.amount, self.asset.decimals, self.asset.symbol)
         if not self.asset.usd_stable and self.usd is not None:
-            text += f" (≈ {usd_text(self.usd)})"
+            text += f" (≈ {usd_text(self.usd)} at {self.usd_source})"
         return text
 
 

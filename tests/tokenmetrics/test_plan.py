@@ -4,6 +4,7 @@ and a run never pages past them (issue 12)."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from datetime import date, timedelta
 
 import httpx
@@ -140,11 +141,16 @@ def test_a_server_with_more_rows_than_the_plan_stops_at_its_bound_with_what_was_
     assert len(info.value.partial) == 200 and "partial" in info.value.hint
 
 
-def test_a_page_limit_returns_the_pages_and_warns_that_more_exist():
+def test_a_page_limit_returns_the_pages_and_says_more_exist():
     server = OverfullServer()
-    with _client(server) as c, pytest.warns(MoreRowsWarning, match="more rows may exist"):
-        df = c.frame("daily-ohlcv", token_id=3375, start="2026-01-01", end="2026-10-31", max_pages=2)
-    assert server.requests == 2 and len(df) == 200 and df.attrs["tm402"]["more"] is True
+    with _client(server) as c:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", MoreRowsWarning)  # the caller chose the limit: no warning
+            df = c.frame("daily-ohlcv", token_id=3375, start="2026-01-01", end="2026-10-31", max_pages=2)
+        assert server.requests == 2 and len(df) == 200 and df.attrs["tm402"]["more"] is True
+        with pytest.warns(MoreRowsWarning, match="more rows may exist") as caught:
+            latest = c.frame("daily-ohlcv", token_id=3375)  # a history without dates: its latest page
+    assert len(latest) == 100 and caught[0].filename == __file__  # points at the caller's line
 
 
 def test_pages_stop_once_every_expected_row_is_in():

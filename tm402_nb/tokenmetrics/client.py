@@ -284,7 +284,10 @@ class _ClientCore:
         *,
         lowercase: bool,
         tidy: bool,
+        warn_more: bool = True,
     ) -> pd.DataFrame:
+        """The call's frame; ``warn_more``: say (MoreRowsWarning) when the plan's default page
+        limit left rows behind (a page limit the caller chose is not warned about)."""
         from .frames import to_frame  # pandas loads on the first frame, not on import
 
         endpoint = plan.endpoint
@@ -314,12 +317,12 @@ class _ClientCore:
                 hint="the rows fetched are on the error's .partial; pass max_pages=N to allow more pages",
                 partial=frame,
             )
-        if more:
+        if more and warn_more:
             warnings.warn(
                 f"{endpoint.name}: {len(rows)} rows from the first {plan.calls} page(s); more rows may exist "
                 "(max_pages=N, or --pages N in a notebook, fetches more: each page is a call)",
                 MoreRowsWarning,
-                stacklevel=4,
+                stacklevel=3,  # the line that called frame()
             )
         return frame
 
@@ -435,7 +438,9 @@ class Client(_ClientCore):
             finally:
                 if run.reservation is not None:
                     run.reservation.close()  # what the plan did not use goes back
-            return self._frame(plan, fetched, params, cost, lowercase=lowercase, tidy=tidy)
+            return self._frame(
+                plan, fetched, params, cost, lowercase=lowercase, tidy=tidy, warn_more=options.max_pages is None
+            )
 
     def quote(
         self, endpoint: str | Endpoint, *, pay_with: str | None = None, max_pages: int | None = None, **params: Any
@@ -666,7 +671,9 @@ class AsyncClient(_ClientCore):
             finally:
                 if run.reservation is not None:
                     run.reservation.close()  # what the plan did not use goes back
-            return self._frame(plan, fetched, params, cost, lowercase=lowercase, tidy=tidy)
+            return self._frame(
+                plan, fetched, params, cost, lowercase=lowercase, tidy=tidy, warn_more=options.max_pages is None
+            )
 
     async def quote(
         self, endpoint: str | Endpoint, *, pay_with: str | None = None, max_pages: int | None = None, **params: Any

@@ -43,8 +43,14 @@ CELL_TIMEOUT = 60  # seconds per cell: a hung kernel fails the module, it does n
 
 WORKS = [
     nbformat.v4.new_markdown_cell("# What does this notebook cost?"),  # cell 1: markdown counts in the numbering
-    nbformat.v4.new_code_cell("%load_ext tm402_nb\n%tm grade BTC"),  # cell 2: paid, before the extension's hook
-    nbformat.v4.new_code_cell("%tm grade BTC"),  # cell 3: the same request again, from the cache
+    nbformat.v4.new_code_cell("%load_ext tm402_nb\n%tm grade BTC"),  # cell 2: paid, as the extension loads
+    # cell 3: the same request again, from the cache, in a thread the user started: a fresh context,
+    # so its ledger row names no cell
+    nbformat.v4.new_code_cell(
+        "import threading\nimport tm402_nb as tm\n"
+        "t = threading.Thread(target=lambda: tm.session().client.frame('tm-grade', symbol='BTC'))\n"
+        "t.start()\nt.join()"
+    ),
     nbformat.v4.new_code_cell("x = 1 + 1"),  # cell 4: no calls
     nbformat.v4.new_code_cell("df = %tm quant ETH"),  # cell 5: paid, another tier
 ]
@@ -196,10 +202,11 @@ def test_one_row_per_cell_that_made_calls_numbered_as_the_notebook_shows(run):
 
 
 @pytest.mark.slow
-def test_cells_after_the_extension_are_named_by_the_cell_id_the_kernel_received(run):
-    """nbclient sends no cell id; execute_in_sandbox sends it as JupyterLab does, so the rows carry it."""
+def test_cells_are_named_by_the_cell_id_the_kernel_received(run):
+    """nbclient sends no cell id; execute_in_sandbox sends it as JupyterLab does, so the rows carry it,
+    the cell that loads the extension included (it is tracked from the moment it loads)."""
     cells = by_number(run.estimate)
-    for number in (3, 5):
+    for number in (2, 5):
         rows = ledger_cell(run, number)
         assert rows, f"no ledger row names cell {number}"
         assert cells[number].calls == len(rows)
@@ -207,19 +214,19 @@ def test_cells_after_the_extension_are_named_by_the_cell_id_the_kernel_received(
         assert cells[number].paid == sum(1 for r in rows if r["paid"])
         assert cells[number].cached == sum(1 for r in rows if r["cache_hit"])
         assert sum(a.atomic for a in cells[number].amounts) == paid_atomic(run, rows)
-    assert cells[3].paid == 0 and cells[3].cached == 1 and cells[3].amount_text == "nothing paid"
+    assert cells[2].paid == 1 and [a.text for a in cells[2].amounts] == ["0.017 USDC"]
     assert [a.text for a in cells[5].amounts] == ["0.068 USDC"]
 
 
 @pytest.mark.slow
-def test_the_cell_that_loads_the_extension_is_matched_by_execution_order_and_says_so(run):
-    """Its calls ran before the extension's pre_run_cell hook existed: no cell id in the ledger."""
+def test_a_call_without_a_cell_id_is_matched_by_execution_order_and_says_so(run):
+    """A thread the user starts has a fresh context: its row names no cell, so it goes to the cell
+    that was running when it was written, and the estimate says so."""
     unnamed = [c for c in run.calls if c["cell_id"] is None]
-    cell = by_number(run.estimate)[2]
+    cell = by_number(run.estimate)[3]
     assert unnamed and cell.by_order == cell.calls == len(unnamed)
-    assert cell.paid == 1 and [a.text for a in cell.amounts] == ["0.017 USDC"]
-    assert sum(a.atomic for a in cell.amounts) == paid_atomic(run, unnamed)
-    assert any("matched to their cell by execution order" in n and "cell 2" in n for n in run.estimate.notes)
+    assert cell.paid == 0 and cell.cached == 1 and cell.amount_text == "nothing paid"
+    assert any("matched to their cell by execution order" in n and "cell 3" in n for n in run.estimate.notes)
 
 
 @pytest.mark.slow

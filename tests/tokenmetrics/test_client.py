@@ -48,8 +48,9 @@ def test_every_endpoint_gives_a_typed_frame(client, sandbox, funded, ledger, ep)
 
 
 def test_pagination_has_no_duplicates_or_gaps(client, sandbox, funded, ledger):
-    start, end = date(2024, 1, 1), date(2024, 10, 31)  # 305 days: 4 pages of 100
-    df = client.frame("daily-ohlcv", token_id=3375, startDate=start, endDate=end)
+    start, end = date(2024, 1, 1), date(2024, 10, 31)  # 305 days in one window: 4 pages of 100
+    c = make_client(sandbox, funded, ledger, window_days=365)
+    df = c.frame("daily-ohlcv", token_id=3375, startDate=start, endDate=end)
     days = pd.to_datetime(df["DATE"]).dt.date.tolist()
     assert days == [start + timedelta(days=i) for i in range((end - start).days + 1)]
     assert df.attrs["tm402"]["paid"] == 4

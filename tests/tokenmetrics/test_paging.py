@@ -37,14 +37,20 @@ class ClampingServer:
         return self.handle(request)
 
 
-def mock_client(handle) -> Client:
-    """An API-key client (nothing to pay) whose every request ``handle`` answers in-process."""
+def mock_client(handle, **kw) -> Client:
+    """An API-key client (nothing to pay) whose every request ``handle`` answers in-process.
+
+    Its date windows are 365 days, so a long range is one request paged in hundreds: paging is
+    what these servers test (the default 29-day windows have their own tests, test_variants.py).
+    """
+    kw.setdefault("window_days", 365)
     return Client(
         mode="api-key",
         api_key="k",
         base_url="https://tm.test/v2",
         transport=httpx.MockTransport(handle),
         progress=False,
+        **kw,
     )
 
 
@@ -75,6 +81,7 @@ def test_the_async_client_stops_alike():
             base_url="https://tm.test/v2",
             transport=httpx.MockTransport(server.ahandle),
             progress=False,
+            window_days=365,
         ) as c:
             return await c.frame("daily-ohlcv", **RANGE)
 

@@ -27,22 +27,26 @@ TODAY = date(2026, 11, 30)
 
 
 def test_three_tokens_over_ten_months_is_ten_pages():
-    """The issue's example: quoted 1 call, paid 10. The plan now says 10 before anything is paid."""
-    plan = plan_call(
-        OHLCV, {"token_id": [3375, 3306, 3988], "startDate": date(2026, 1, 1), "endDate": date(2026, 10, 31)}
-    )
+    """The issue's example: quoted 1 call, paid 10. The plan now says 10 before anything is paid
+    (in one 365-day window, as asked here; the default 29-day windows are below)."""
+    params = {"token_id": [3375, 3306, 3988], "startDate": date(2026, 1, 1), "endDate": date(2026, 10, 31)}
+    plan = plan_call(OHLCV, params, window_days=365)
     assert plan.calls == 10 and not plan.exact and not plan.open_ended
     assert [r.rows for r in plan.requests] == [3 * 304]
+    # Issue 13: windows of 29 days by default (the official SDKs' limit): 11 windows of 87 rows, a page each.
+    default = plan_call(OHLCV, params)
+    assert default.calls == len(default.requests) == 11 and default.exact
 
 
 def test_a_start_without_an_end_runs_to_today_in_windows():
     """The issue's example: `signals BTC --start 2025-01-01` quoted 1 call and paid 7."""
     plan = plan_call(SIGNALS, {"token_id": [3375], "startDate": date(2025, 1, 1)}, today=TODAY)
-    assert [(r.params["startDate"], r.params["endDate"]) for r in plan.requests] == [
-        (date(2025, 1, 1), date(2025, 12, 31)),
-        (date(2026, 1, 1), TODAY),
-    ]
-    assert plan.calls == 4 + 4  # 365 and 334 daily rows, 100 a page
+    spans = [(r.params["startDate"], r.params["endDate"]) for r in plan.requests]
+    # 699 days in windows of 29 (the default since issue 13; it was 365 + 334 days in 4 + 4 pages).
+    assert spans[0] == (date(2025, 1, 1), date(2025, 1, 29)) and spans[-1] == (date(2026, 11, 28), TODAY)
+    assert plan.calls == len(spans) == 25 and plan.exact
+    wide = plan_call(SIGNALS, {"token_id": [3375], "startDate": date(2025, 1, 1)}, today=TODAY, window_days=365)
+    assert wide.calls == 4 + 4  # 365 and 334 daily rows, 100 a page
 
 
 def test_latest_values_are_one_page_per_hundred_tokens():
@@ -68,7 +72,10 @@ def test_no_token_filter_reads_one_page_of_a_paid_endpoint_and_says_more_may_exi
 
 def test_a_page_limit_below_the_data_bounds_the_plan_and_marks_it_open_ended():
     plan = plan_call(
-        OHLCV, {"token_id": [3375], "startDate": date(2026, 1, 1), "endDate": date(2026, 10, 31)}, max_pages=2
+        OHLCV,
+        {"token_id": [3375], "startDate": date(2026, 1, 1), "endDate": date(2026, 10, 31)},
+        max_pages=2,
+        window_days=365,  # one window of 304 rows: 4 pages, 2 allowed
     )
     assert plan.calls == 2 and plan.open_ended
 

@@ -60,7 +60,7 @@ IDS = [t.token_id for t in UNIVERSE]
 #: Every paid endpoint, by the shape of its plan: each kind is a parametrized case of the
 #: properties, so every kind gets its share of examples.
 KINDS: dict[str, tuple[str, ...]] = {
-    # A row per token per day, windows of 365 days: many pages, the bound's home ground.
+    # A row per token per day, windows of 29 days (or the 30 or 7 a request asks for): many windows.
     "daily": (
         "daily-ohlcv",
         "trading-signals",
@@ -68,7 +68,7 @@ KINDS: dict[str, tuple[str, ...]] = {
         "technology-grade-history",
         "fundamental-grade-history",
     ),
-    # 24 rows a day, windows of 31 days: short ranges only.
+    # 24 rows a day, windows of 29 days: short ranges only.
     "hourly": ("hourly-ohlcv",),
     # A row a day, no token filter.
     "unkeyed-daily": ("market-metrics", "indices-performance"),
@@ -103,7 +103,7 @@ class Request:
     pay_with: str = "usdc"
     #: The server answers pages past this one with this one again (None: an honest server).
     clamp: int | None = None
-    #: The client's date windows, in days (None: the endpoint's own, 365 or 31).
+    #: The client's date windows, in days (None: the endpoint's own, 29).
     window_days: int | None = None
 
 
@@ -157,8 +157,9 @@ def dates(draw: st.DrawFn, lengths: list[int], *, start_only: bool = True) -> di
     return {}
 
 
-#: Range lengths: two windows of 365 days and one, at their edges; hourly ones stay short (24
-#: rows a day, windows of 31 days: 32 days is two windows).
+#: Range lengths: many windows of 29 days, and one or two of 365 days at their edges (a request asking
+#: for windows of 365 days pages within them); hourly ones stay short (24 rows a day: 32 days is two
+#: windows of 29 days).
 DAILY_DAYS = [400, 366, 365, 200, 100, 3, 1]
 HOURLY_DAYS = [5, 4, 32, 2, 1]
 
@@ -371,12 +372,14 @@ def test_any_cap_below_the_quote_refuses_the_call_with_nothing_signed(sandbox, f
 
 
 def test_a_clamping_server_is_paid_for_one_repeat_at_most(sandbox, folder):
-    """One fixed case of the property, spelt out: 3 tokens × 425 days plan 13 pages; a server
-    that clamps at page 2 is paid for pages 1, 2 and the repeat that ends it, per window."""
+    """One fixed case of the property, spelt out: 3 tokens × 425 days in windows of 365 days (asked
+    for: the default 29-day windows are one page each) plan 13 pages; a server that clamps at page 2
+    is paid for pages 1, 2 and the repeat that ends it, per window."""
     req = Request(
         "daily-ohlcv",
         {"symbol": ["BTC", "ETH", "SOL"], "start": "2025-01-01", "end": "2026-03-01"},
         clamp=2,
+        window_days=365,
     )
     run = Run(sandbox, folder, req)
     try:

@@ -49,9 +49,12 @@ TIER_USD = {0: Decimal("0"), 1: Decimal("0.017"), 2: Decimal("0.034"), 3: Decima
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 
-#: Daily endpoints are fetched in windows of at most this many days, hourly ones in shorter windows.
-WINDOW_DAYS_DAILY = 365
-WINDOW_DAYS_HOURLY = 31
+#: Dated endpoints (daily and hourly) are fetched in windows of at most this many days. Both
+#: official SDKs cut every dated request at 29 days ("the API's 29-day limit"); whether the
+#: server refuses or silently truncates a longer range is not documented, so the client never
+#: asks for one unless told to (``window_days=`` on ``connect()``/``Client``), and a window
+#: that comes back shorter than asked is reported (:class:`~tm402_nb.tokenmetrics.gaps.GapWarning`).
+WINDOW_DAYS = 29
 
 
 class UnknownEndpoint(ConfigurationError):
@@ -149,7 +152,7 @@ class Endpoint:
     #: Accepts startDate/endDate.
     dated: bool = False
     #: A long date range is fetched in windows of at most this many days.
-    window_days: int = WINDOW_DAYS_DAILY
+    window_days: int = WINDOW_DAYS
     #: Rows a token has per day of a dated range (24 for hourly series): how a plan counts pages.
     rows_per_day: int = 1
     #: Rows form a time series per token: without a startDate only the latest page is
@@ -403,7 +406,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         numeric=_OHLCV,
         ttl=15 * MINUTE,
         fields=(*TOKEN_IDENTIFIERS, "TIMESTAMP", *_OHLCV),
-        window_days=WINDOW_DAYS_HOURLY,
         rows_per_day=24,
         chart="ohlcv",
     ),

@@ -208,7 +208,7 @@ class Plan:
     >>> p = plan_call(get_endpoint("daily-ohlcv"), {"token_id": [3375, 3306, 3988],
     ...     "startDate": date(2026, 1, 1), "endDate": date(2026, 10, 31)})
     >>> p.calls, p.exact
-    (10, False)
+    (11, True)
     """
 
     endpoint: Endpoint

@@ -23,10 +23,11 @@ from tm402_nb.notebook.parse import MagicUsageError
 from tm402_nb.session import CONFIGURED, current_session
 from tm402_nb.tokenmetrics.client import MoreRowsWarning, Quote
 
-#: Three tokens × ten months of daily candles: windows × pages make it ten calls at most.
+#: Three tokens × ten months of daily candles: 11 windows of 29 days (the default since issue 13), a page
+#: each (it was one 365-day window of 10 pages).
 OHLCV = "ohlcv BTC ETH SOL --start 2026-01-01 --end 2026-10-31"
-#: Its quote: at most 10 calls × 0.017 USDC (a history's tier).
-OHLCV_CALLS, PRICE = 10, Decimal("0.017")
+#: Its quote: 11 calls × 0.017 USDC (a history's tier).
+OHLCV_CALLS, PRICE = 11, Decimal("0.017")
 #: Settings a test here may change, put back after it (confirm_above is not in shell.SETTINGS).
 EXTRA_SETTINGS = ("confirm_above",)
 
@@ -92,13 +93,13 @@ def test_a_budget_that_cannot_hold_the_plan_refuses_it_before_paying(ip, s):
         ip.run_cell(f"df = %tm {OHLCV}")
     message = str(info.value)
     # The plan (calls × price) and the cap it does not fit.
-    assert f"{OHLCV_CALLS} paid calls × 0.017 USDC = 0.17 USDC" in message
+    assert f"{OHLCV_CALLS} paid calls × 0.017 USDC = 0.187 USDC" in message
     assert "0.083 USD is left of the session budget 0.10 USD" in message
     # Refused before the first payment: nothing signed, nothing counted, nothing held.
     assert len(s.ledger.payments()) == payments and s.budget_text() == spent
     assert s.policy.held_usd() == 0 and "df" not in ip.user_ns
     # The hint is the %tm budget line, with an amount that holds what was spent plus the plan.
-    assert hint_line(info.value) == "%tm budget 0.19"  # 0.017 spent + 0.17 planned, up to the cent
+    assert hint_line(info.value) == "%tm budget 0.21"  # 0.017 spent + 0.187 planned, up to the cent
 
 
 #: x402/policy.py: SpendPolicy.select() screens each payment against the caps with
@@ -128,13 +129,13 @@ def test_the_budget_hint_lets_the_plan_through(ip, s, spent_before):
 def test_max_cost_below_the_quote_refuses_with_the_flag_that_allows_it(ip, s):
     with pytest.raises(BudgetExceeded) as info:
         ip.run_line_magic("tm", f"{OHLCV} --max-cost 0.05")
-    assert "max_cost is 0.05 USD" in str(info.value) and "0.17 USDC" in str(info.value)
+    assert "max_cost is 0.05 USD" in str(info.value) and "0.187 USDC" in str(info.value)
     assert s.ledger.payments().empty
     line = hint_line(info.value)
-    assert line == f"%tm {OHLCV} --max-cost 0.17" and str(info.value).count("--max-cost") == 1
+    assert line == f"%tm {OHLCV} --max-cost 0.19" and str(info.value).count("--max-cost") == 1
     df = ip.run_line_magic(*line[1:].split(" ", 1))
     assert len(df) == 3 * 304
-    assert 1 <= len(paid_rows(s)) <= OHLCV_CALLS and paid_total(s) <= Decimal("0.17")
+    assert 1 <= len(paid_rows(s)) <= OHLCV_CALLS and paid_total(s) <= Decimal("0.187")
 
 
 def test_max_cost_above_the_quote_pays_no_more_than_it(ip, s):
@@ -192,7 +193,7 @@ def test_confirm_above_refuses_where_no_one_can_answer(ip, s):
         mp.setattr("sys.stdin", io.StringIO())  # piped, not a terminal, even under `pytest -s`
         with pytest.raises(NotConfirmed) as info:
             ip.run_line_magic("tm", OHLCV)
-    assert "0.17 USDC" in str(info.value) and f"{OHLCV_CALLS} call(s)" in str(info.value)
+    assert "0.187 USDC" in str(info.value) and f"{OHLCV_CALLS} call(s)" in str(info.value)
     assert s.ledger.payments().empty and s.policy.held_usd() == 0
     ip.run_line_magic("tm", "grade BTC")  # under the threshold: runs unasked
     assert len(paid_rows(s)) == 1
@@ -219,7 +220,7 @@ def test_confirm_above_asks_and_only_yes_pays(ip, s, monkeypatch, answer, pays):
             ip.run_line_magic("tm", OHLCV)
         assert s.ledger.payments().empty and s.policy.held_usd() == 0
     (prompt,) = prompts
-    assert "0.17 USDC" in prompt and f"{OHLCV_CALLS} call(s)" in prompt and "daily-ohlcv" in prompt
+    assert "0.187 USDC" in prompt and f"{OHLCV_CALLS} call(s)" in prompt and "daily-ohlcv" in prompt
 
 
 # -- 5. --pages bounds what the data's size cannot --------------------------------------------------------
@@ -252,7 +253,7 @@ def test_a_bad_page_count_is_a_clear_error_and_pays_nothing(ip, s, bad):
 
 @pytest.mark.parametrize(
     "line, exact",
-    [(OHLCV, False), ("grade BTC ETH", True), ("grade --pages 2", False)],
+    [(OHLCV, True), ("grade BTC ETH", True), ("grade --pages 2", False)],  # OHLCV: a page per window
 )
 def test_quote_is_what_the_run_pays_at_most(ip, s, capsys, line, exact):
     ip.run_cell(f"%tm quote {line}")

@@ -85,7 +85,8 @@ def test_a_new_endpoint_plans_its_own_windows():
 def test_every_endpoint_states_its_own_facts(ep):
     nested_numeric = ep.nested_shape.numeric if ep.nested_shape else ()
     assert ep.fields, "the row fields as served"
-    assert set(ep.numeric) <= set(ep.fields), "numeric columns are fields"
+    assert set(ep.numeric) <= set(ep.fields) | set(ep.variant_fields), "numeric columns are fields"
+    assert not set(ep.variant_fields) & set(ep.fields), "a variant's fields are the ones it adds"
     assert set(ep.list_fields) <= set(ep.fields) | set(ep.nested_shape.head_columns if ep.nested_shape else ())
     assert set(ep.metrics) <= set(ep.numeric) | set(nested_numeric), "a chart's value is a number"
     assert set(ep.key) <= set(frame_columns(ep, tidy=False))

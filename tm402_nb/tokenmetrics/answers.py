@@ -8,11 +8,12 @@ that request), :class:`ParamError` (the API refused the parameters),
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import httpx
 
-from .catalogue import Endpoint
+from .catalogue import WINDOW_DAYS, Endpoint
 from .errors import APIError, DataNotFound, ParamError, RateLimited
 from .modes import Mode
 
@@ -32,13 +33,28 @@ def interpret(endpoint: Endpoint, response: httpx.Response, *, mode: Mode, retri
             if message and "not found" in message.lower():
                 raise DataNotFound(f"{endpoint.name}: {message}", status=status, body=body)
             raise APIError(f"{endpoint.name}: {message or 'the API reported failure'}", status=status, body=body)
-        if not isinstance(body.get("data"), list):
+        data = body.get("data")
+        if not isinstance(data, list):
             raise APIError(f"{endpoint.name}: the answer has no data list", status=status, body=body)
+        odd = next((row for row in data if not isinstance(row, dict)), None)
+        if odd is not None:
+            raise APIError(
+                f"{endpoint.name}: the answer's data holds {type(odd).__name__} values, not rows",
+                status=status,
+                body=body,
+            )
         return body
     if status == 404 and message and "not found" in message.lower() and "endpoint" not in message.lower():
         raise DataNotFound(f"{endpoint.name}: {message}", status=status, body=body)
     if status == 400:
-        raise ParamError(f"{endpoint.name}: the API refused the request: {message or response.text[:200]}")
+        days = _range_days(response)
+        hint = (
+            f"the range asked for is {days} days and the API's documented limit is {WINDOW_DAYS}: keep "
+            f"window_days ≤ {WINDOW_DAYS} (the default), the client then splits long ranges for you"
+            if days is not None and days > WINDOW_DAYS
+            else None
+        )
+        raise ParamError(f"{endpoint.name}: the API refused the request: {message or response.text[:200]}", hint=hint)
     if status == 401:
         hint = (
             "x402 calls must send x-coinbase-402: true (the client does)"
@@ -63,3 +79,15 @@ def interpret(endpoint: Endpoint, response: httpx.Response, *, mode: Mode, retri
             hint="wait a minute, or lower max_concurrency",
         )
     raise APIError(f"{endpoint.name}: HTTP {status}: {message or response.reason_phrase}", status=status, body=body)
+
+
+def _range_days(response: httpx.Response) -> int | None:
+    """Days between the request's startDate and endDate (both included), when it had both."""
+    try:
+        params = response.request.url.params
+        start, end = params.get("startDate"), params.get("endDate")
+        if not start or not end:
+            return None
+        return (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days + 1
+    except (RuntimeError, ValueError):  # no request attached, or not dates
+        return None

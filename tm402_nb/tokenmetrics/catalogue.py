@@ -87,7 +87,8 @@ DATES = (
 )
 PAGING = (
     Param("limit", int, minimum=1, maximum=100, doc="rows per page (≤ 100)"),
-    Param("page", int, minimum=1, doc="page number, from 1"),
+    # The API serves page 0 as its first page (the official Python SDK sends 0, the TS SDK 1).
+    Param("page", int, minimum=0, doc="page number, from 1 (0 is also the first page)"),
 )
 MARKET = (
     Param("category", str, list=True, doc="category slugs, e.g. layer-1,defi"),
@@ -162,6 +163,10 @@ class Endpoint:
     token_keyed: bool = True
     #: Row fields as the v2 API serves them, in frame order (nested columns not exploded).
     fields: tuple[str, ...] = ()
+    #: Fields a documented variant of the API serves besides or instead of some of ``fields`` (the
+    #: 2026 trading-signals docs: ``tm_grade``, ``token_signal_str``, ...): ordered after ``fields``
+    #: when present, never expected (an empty frame has ``fields`` only).
+    variant_fields: tuple[str, ...] = ()
     #: Nested column exploded into a tidy frame (resistance levels, correlations, scenarios).
     nested: str | None = None
     #: How ``nested`` explodes; None explodes it generically (``<NESTED>_<KEY>`` columns).
@@ -221,6 +226,10 @@ _SIGNAL_NUM = (
     "TM_TRADER_GRADE",
     "TM_INVESTOR_GRADE",
 )
+#: Trading-signals fields as the 2026 docs list them (lower case there): the grades they carry now
+#: (investor grades were removed in August 2025) and the signal and trend as words.
+_SIGNAL_NUM_2026 = ("TM_GRADE", "FUNDAMENTAL_GRADE")
+_SIGNAL_TEXT_2026 = ("TOKEN_SIGNAL_STR", "TOKEN_TREND_STR", "SLUG", "APP_LINK")
 _GRADE_NUM = ("TM_GRADE", "FUNDAMENTAL_GRADE", "TM_GRADE_24h_PCT_CHANGE", "TM_TRADER_GRADE_24H_CHANGE", "QUANT_GRADE")
 _GRADE = (
     "FUNDAMENTAL_GRADE",
@@ -368,7 +377,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep(
         "top-market-cap-tokens",
         "Top tokens by market cap",
-        (Param("top_k", int, minimum=1, maximum=100), Param("page", int, minimum=1)),
+        (Param("top_k", int, minimum=1, maximum=100), Param("page", int, minimum=0)),
         0,
         aliases=("top", "top-tokens", "top-market-cap"),
         limit_param="top_k",
@@ -417,12 +426,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         history=True,
         aliases=("signals", "signal"),
         dated=True,
-        numeric=_SIGNAL_NUM,
+        numeric=(*_SIGNAL_NUM, *_SIGNAL_NUM_2026),
         ttl=6 * HOUR,
         fields=(*TOKEN_IDENTIFIERS, "DATE", *_SIGNAL_NUM, "TM_LINK"),
+        variant_fields=(*_SIGNAL_NUM_2026, *_SIGNAL_TEXT_2026),
         chart="signals",
         also_charts=("grades",),
-        metrics=("TM_TRADER_GRADE", "TM_INVESTOR_GRADE"),
+        metrics=("TM_TRADER_GRADE", "TM_INVESTOR_GRADE", "TM_GRADE", "FUNDAMENTAL_GRADE"),
     ),
     _ep(
         "tm-grade",

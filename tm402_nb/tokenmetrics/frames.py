@@ -103,7 +103,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -112,6 +112,7 @@ import pandas as pd
 from pandas.api import types as pdt
 
 from .catalogue import DATE_COLUMNS, ENDPOINTS, TOKEN_IDENTIFIERS, Endpoint, NestedShape, get_endpoint
+from .fields import _normalize, _upper
 
 __all__ = ["frame_columns", "lower_name", "normalize_rows", "to_frame"]
 
@@ -120,12 +121,6 @@ __all__ = ["frame_columns", "lower_name", "normalize_rows", "to_frame"]
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _DATE_SUFFIXES = ("_DATE", "_AT", "_TIME", "_TIMESTAMP", "_DATETIME")
-#: Field-name variants seen across API versions → the v2 spelling.
-_KEY_ALIASES = {
-    "SYMBOL": "TOKEN_SYMBOL",
-    "TM_GRADE_24H_PCT_CHANGE": "TM_GRADE_24h_PCT_CHANGE",
-    "TM_TRADER_GRADE_24_H_CHANGE": "TM_TRADER_GRADE_24H_CHANGE",
-}
 _ID_COLUMNS = frozenset({"TOKEN_ID", "ID"})
 #: Numeric in rows of older API versions, though no endpoint of the catalogue lists it.
 _NUMERIC_ELSEWHERE = frozenset({"TA_GRADE"})
@@ -293,105 +288,6 @@ def _explode(endpoint: Endpoint, rows: list[dict[str, Any]]) -> list[dict[str, A
 # normalize_rows
 
 
-def _upper(key: Any) -> Any:
-    return key.upper() if isinstance(key, str) else key
-
-
-def _claim_rank(key: Any, target: Any) -> tuple[bool, bool, bool, str]:
-    """Which of several keys mapping to ``target`` gets the name (lowest wins): the key already spelled
-    that way, then an upper-case one, then the plain upper-casing of the target (not an alias), then by
-    name. The others keep their names."""
-    upper = _upper(key)
-    return (key != target, upper != key, _KEY_ALIASES.get(upper, upper) != target and upper != target, str(key))
-
-
-def _renames(endpoint: Endpoint, keys: Iterable[Any]) -> dict[Any, Any]:
-    """Renames for one key set: {source key: canonical key}, only for keys that change."""
-    keys = list(keys)
-    shape = endpoint.nested_shape
-    target: dict[Any, Any] = {}
-    for k in keys:
-        u = _upper(k)
-        u = _KEY_ALIASES.get(u, u)
-        if shape is not None and u in shape.old_names:
-            u = endpoint.nested
-        target[k] = u
-    dc = endpoint.date_column
-    if dc in DATE_COLUMNS and dc not in target.values():
-        alt = next((a for a in DATE_COLUMNS if a != dc and a in target.values()), None)
-        if alt is not None:
-            for k, t in target.items():
-                if t == alt:
-                    target[k] = dc
-    by_target: dict[Any, list[Any]] = {}
-    for k, t in target.items():
-        by_target.setdefault(t, []).append(k)
-    final: dict[Any, Any] = {}
-    for t, sources in by_target.items():
-        if len(sources) == 1:
-            final[sources[0]] = t
-            continue
-
-        winner = min(sources, key=functools.partial(_claim_rank, target=t))
-        for k in sources:
-            final[k] = t if k is winner else k
-    names = list(final.values())
-    if len(set(names)) != len(names):  # pathological key sets: rename nothing that would collide
-        seen: set[Any] = set()
-        for k in keys:
-            if final[k] in seen:
-                final[k] = k
-            seen.add(final[k])
-    return {k: t for k, t in final.items() if k != t}
-
-
-def _current_list_key(value: Any, list_keys: tuple[str, ...]) -> Any:
-    """An older spelling of the item list's key → the current one, ``list_keys[0]`` (a new dict; the
-    input is untouched): price-prediction's ``scenario_prediction`` → ``price_prediction``."""
-    if not isinstance(value, Mapping):
-        return value
-    lower = {str(k).lower(): k for k in value}
-    if list_keys[0] in lower:
-        return value
-    old = next((lower[k] for k in list_keys[1:] if k in lower), None)
-    if old is None:
-        return value
-    return {(list_keys[0] if k == old else k): v for k, v in value.items()}
-
-
-def _normalize(endpoint: Endpoint, rows: Iterable[Mapping[str, Any]], *, copy: bool) -> list[dict[str, Any]]:
-    renames_by_keys: dict[tuple[Any, ...], dict[Any, Any]] = {}
-    out: list[dict[str, Any]] = []
-    append = out.append
-    col = endpoint.nested
-    list_keys = endpoint.nested_shape.list_keys if endpoint.nested_shape else ()
-    renames_list_key = col is not None and len(list_keys) > 1
-    last_keys: tuple[Any, ...] | None = None
-    renames: dict[Any, Any] = {}
-    for row in rows:
-        if not isinstance(row, Mapping):
-            raise TypeError(f"{endpoint.name}: rows must be dicts, got {type(row).__name__}")
-        keys = tuple(row)
-        if keys != last_keys:
-            known = renames_by_keys.get(keys)
-            renames = known if known is not None else renames_by_keys.setdefault(keys, _renames(endpoint, keys))
-            last_keys = keys
-        new: dict[str, Any]
-        if renames:
-            new = {renames.get(k, k): v for k, v in row.items()}
-        elif copy or not isinstance(row, dict):
-            new = dict(row)
-        else:
-            new = row
-        if renames_list_key and col in new:
-            fixed = _current_list_key(new[col], list_keys)
-            if fixed is not new[col]:
-                new = dict(new) if new is row else new
-                new[col] = fixed
-        append(new)
-    return out
-
-
 def normalize_rows(endpoint: Endpoint | str, rows: list[dict]) -> list[dict]:
     """Rows with the API's field-name variants mapped to the catalogue's v2 spelling (see the module doc).
 
@@ -430,7 +326,7 @@ def frame_columns(endpoint: Endpoint | str, *, tidy: bool = True) -> tuple[str, 
         pos = max((fields.index(c) + 1 for c in TOKEN_IDENTIFIERS if c in fields), default=0)
         fields.insert(pos, ep.date_column)
     for c in ep.numeric:
-        if c not in fields:
+        if c not in fields and c not in ep.variant_fields:
             fields.append(c)
     fields = list(dict.fromkeys(fields))
     if ep.nested and tidy:
@@ -770,7 +666,7 @@ def to_frame(endpoint: Endpoint | str, rows: list[dict], *, lowercase: bool = Fa
         df = _empty_frame(ep, tidy)  # every expected column stays a column (no index on an empty frame)
     else:
         df = _type_frame(pd.DataFrame(norm), ep)
-        df = _order(df, frame_columns(ep, tidy=tidy))
+        df = _order(df, (*frame_columns(ep, tidy=tidy), *ep.variant_fields))
         df = _sort(df, ep)
         df = _index(df, ep)
     if lowercase:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalogue import Endpoint
+from .fields import canonical_rows
 from .plan import PlannedRequest, to_wire
 
 __all__ = ["Fetched", "Pages", "page_wire", "unique_rows"]
@@ -70,8 +71,9 @@ class Pages:
         return None if self._done else page_wire(self.planned, self._page)
 
     def add(self, data: list[dict[str, Any]]) -> None:
-        """Take a page's rows (each key once: de-duplicated while paging, not after)."""
-        fresh = [row for row in data if self._first_time(row)]
+        """Take a page's rows, their keys in the catalogue's spelling whatever case the server used
+        (each row key once: de-duplicated while paging, not after)."""
+        fresh = [row for row in canonical_rows(self.planned.endpoint, data) if self._first_time(row)]
         self.fetched.rows.extend(fresh)
         self.fetched.pages += 1
         self._page += 1
@@ -124,5 +126,6 @@ def unique_rows(endpoint: Endpoint, fetched: Iterable[Fetched]) -> list[dict[str
 
 
 def _row_key(endpoint: Endpoint, row: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The row's ``endpoint.key`` values, or None when it lacks one of them."""
+    """The row's ``endpoint.key`` values, or None when it lacks one of them (rows reach paging
+    with the catalogue's key names: :class:`Pages` makes them so)."""
     return tuple(row.get(k) for k in endpoint.key) if all(k in row for k in endpoint.key) else None

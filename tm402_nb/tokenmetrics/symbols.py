@@ -1,7 +1,9 @@
 """Symbols → token ids, deterministically, remembered for the client's lifetime.
 
 A symbol is resolved by the user's override when there is one, else by what the
-tokens endpoint said. Several tokens may share a symbol: the highest market cap
+tokens endpoint said (its rows reach the resolver with the catalogue's field names,
+``TOKEN_ID``/``TOKEN_SYMBOL``/``MARKET_CAP``, whatever case the server used:
+paging makes them so). Several tokens may share a symbol: the highest market cap
 wins, then the better rank among the top tokens by market cap (fetched once,
 only when the lookup gave no market cap), then the lowest id. The resolver holds
 no connection: the client fetches the pages it asks for and hands them back.
@@ -65,12 +67,16 @@ class SymbolResolver:
                 return False
         counts: dict[str, int] = {}
         for row in rows:
-            symbol = str(row.get("TOKEN_SYMBOL") or row.get("SYMBOL") or "").upper()
+            symbol = str(row.get("TOKEN_SYMBOL") or "").upper()
             counts[symbol] = counts.get(symbol, 0) + 1
         return any(counts.get(s, 0) > 1 for s in missing) and not any("MARKET_CAP" in r for r in rows)
 
     def learn_ranking(self, rows: list[dict[str, Any]]) -> None:
-        rank = {int(r["TOKEN_ID"]): i for i, r in enumerate(rows) if r.get("TOKEN_ID") is not None}
+        rank: dict[int, int] = {}
+        for i, r in enumerate(rows):
+            tid = _token_id(r)
+            if tid is not None:
+                rank.setdefault(tid, i)
         with self._lock:
             self._rank = rank
 
@@ -78,8 +84,8 @@ class SymbolResolver:
         """Remember the token each of ``missing`` names, from the lookup's ``rows``."""
         by_symbol: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            symbol = row.get("TOKEN_SYMBOL") or row.get("SYMBOL") or row.get("token_symbol")
-            if isinstance(symbol, str) and row.get("TOKEN_ID") is not None:
+            symbol = row.get("TOKEN_SYMBOL")
+            if isinstance(symbol, str) and _token_id(row) is not None:
                 by_symbol.setdefault(symbol.upper(), []).append(row)
         with self._lock:
             for symbol in missing:
@@ -110,14 +116,20 @@ class SymbolResolver:
     def _pick(self, candidates: list[dict[str, Any]]) -> int:
         """Among tokens sharing a symbol: highest market cap, then rank, then lowest id. Holds the lock."""
         rank = self._rank or {}
-        best = min(candidates, key=lambda r: (-_market_cap(r), rank.get(int(r["TOKEN_ID"]), 10**9), int(r["TOKEN_ID"])))
-        return int(best["TOKEN_ID"])
+        ranked = [(-_market_cap(r), rank.get(t, 10**9), t) for r in candidates if (t := _token_id(r)) is not None]
+        return min(ranked)[2]
+
+
+def _token_id(row: dict[str, Any]) -> int | None:
+    """The row's token id as an int (the API may send it as a number or a numeric string)."""
+    try:
+        return int(row["TOKEN_ID"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _market_cap(row: dict[str, Any]) -> float:
-    for k in ("MARKET_CAP", "market_cap", "MARKETCAP"):
-        try:
-            return float(row[k])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return -1.0
+    try:
+        return float(row["MARKET_CAP"])
+    except (KeyError, TypeError, ValueError):
+        return -1.0

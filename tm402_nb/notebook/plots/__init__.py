@@ -23,6 +23,8 @@ each takes (every kind also takes ``figsize`` when no ``ax`` is given):
     token): a horizontal bar per token, coloured red → green by grade. The grade is
     the first of ``TM_GRADE``, ``TECHNOLOGY_GRADE``, ``FUNDAMENTAL_GRADE``,
     ``TM_TRADER_GRADE``, ``TM_INVESTOR_GRADE`` present; ``metric=`` picks another.
+    Trading signals carry grades too: mid-2025 rows ``TM_TRADER_GRADE``/``TM_INVESTOR_GRADE``,
+    rows as the 2026 docs list them ``TM_GRADE``/``FUNDAMENTAL_GRADE`` (any case): either set plots.
 ``"ohlcv"`` — daily-ohlcv, hourly-ohlcv
     One token and at most :data:`MAX_CANDLES` bars: candlesticks (a ``Rectangle``
     body per bar, wicks in one ``LineCollection``; no mplfinance). More bars, or
@@ -56,7 +58,8 @@ Price lines of several tokens an order of magnitude apart (BTC next to ETH) get 
 log y-axis so each stays readable. Every chart gets axis labels, a title
 (default: endpoint and symbols), a legend when it has several series, and a
 small "SANDBOX data" label above the axes when the frame came from the sandbox. A frame no kind fits, an unknown kind or
-option, and an empty frame raise :class:`~tm402_nb.errors.ConfigurationError`.
+option, and an empty frame raise :class:`~tm402_nb.errors.ConfigurationError`; a frame without the
+columns its chart needs says which columns those are.
 The input frame is never modified. Only the object-oriented matplotlib API is
 used: a figure is created (``plt.subplots``) only when no ``ax`` is given, nothing
 is shown, and the Axes is returned.
@@ -152,7 +155,8 @@ def _kind_for(d: pd.DataFrame, endpoint: str | None) -> str:
         if CHARTS[kind].fits(d):
             return kind
     if endpoint is not None and endpoint in ENDPOINT_KINDS:
-        why = f"this {endpoint} frame no longer has the columns a {ENDPOINT_KINDS[endpoint]!r} chart needs"
+        kind = ENDPOINT_KINDS[endpoint]
+        why = f"this {endpoint} frame does not have the columns a {kind!r} chart needs ({CHARTS[kind].needs})"
     elif endpoint is not None:
         why = f"no chart for {endpoint} frames"
     else:
@@ -237,7 +241,7 @@ def plot_frame(
     chart = CHARTS[wanted]
     if kind is not None and not chart.fits(d):
         raise ConfigurationError(
-            f"this frame does not have the columns a {wanted!r} chart needs; kinds: {_kinds_text()}",
+            f"this frame does not have the columns a {wanted!r} chart needs ({chart.needs}); kinds: {_kinds_text()}",
             hint=f"kind_for(df) would choose {_suggest(d, endpoint)}",
         )
     allowed = chart.options + COMMON_OPTIONS

@@ -54,6 +54,8 @@ class Chart:
     subject: Callable[[pd.DataFrame, dict[str, Any]], str] = tokens_subject
     #: False when the chart builds its own legend (across twin axes).
     legend: bool = True
+    #: The columns it needs, for the message when a frame does not have them.
+    needs: str = ""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -50,4 +50,5 @@ CHART = Chart(
     fits,
     draw,
     figsize=figsize,
+    needs="CORRELATION and CORRELATED_TOKEN",
 )

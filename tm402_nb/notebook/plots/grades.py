@@ -86,4 +86,5 @@ CHART = Chart(
     draw,
     options=("metric",),
     figsize=figsize,
+    needs="a numeric grade column (" + ", ".join(GRADE_METRICS) + ")",
 )

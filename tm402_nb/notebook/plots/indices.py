@@ -59,4 +59,5 @@ CHART = Chart(
     fits,
     draw,
     subject=subject,
+    needs="a date column and INDEX_CUMULATIVE_ROI",
 )

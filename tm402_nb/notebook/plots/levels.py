@@ -133,4 +133,5 @@ CHART = Chart(
     fits,
     draw,
     options=("close",),
+    needs="a numeric LEVEL column",
 )

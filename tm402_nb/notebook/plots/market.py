@@ -62,4 +62,5 @@ CHART = Chart(
     fits,
     draw,
     legend=False,  # its legend spans its twin axes
+    needs="a date column and TOTAL_CRYPTO_MCAP or TM_GRADE_PERC_HIGH_COINS",
 )

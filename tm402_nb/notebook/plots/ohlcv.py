@@ -145,4 +145,5 @@ CHART = Chart(
     fits,
     draw,
     options=("volume", "candles"),
+    needs="a date column and a numeric CLOSE",
 )

@@ -57,4 +57,5 @@ CHART = Chart(
     draw,
     options=("metric",),
     subject=subject,
+    needs="a numeric quant metric (" + ", ".join(QUANT_METRICS[:4]) + ", ...)",
 )

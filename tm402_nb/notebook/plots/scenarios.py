@@ -142,4 +142,5 @@ CHART = Chart(
     fits,
     draw,
     options=("style", "value"),
+    needs="PRICE_BEAR, PRICE_BASE or PRICE_MOON",
 )

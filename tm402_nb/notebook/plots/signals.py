@@ -120,4 +120,5 @@ CHART = Chart(
     "cumulative strategy vs holding returns (or close) with buy ▲ / sell ▼ markers",
     fits,
     draw,
+    needs="a date column, TRADING_SIGNAL (or SIGNAL) and CLOSE or TRADING_SIGNALS_RETURNS/HOLDING_RETURNS",
 )

@@ -56,6 +56,7 @@ _LAZY = {
     "catalogue_frame": "tokenmetrics.catalogue",
     "APIError": "tokenmetrics.errors",
     "DataNotFound": "tokenmetrics.errors",
+    "GapWarning": "tokenmetrics.gaps",
     "ParamError": "tokenmetrics.errors",
     "RateLimited": "tokenmetrics.errors",
     "UnknownSymbol": "tokenmetrics.errors",

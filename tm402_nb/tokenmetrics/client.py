@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +47,7 @@ from .cache import ResponseCache, cache_owner
 from .catalogue import Endpoint
 from .cost import Cost, CostTracker
 from .errors import DataNotFound, PlanExceeded
+from .gaps import GapWarning, find_gaps, gap_message
 from .headers import request_headers, shared_headers
 from .modes import Mode
 from .options import CallOptions, ProgressHook, payment_token
@@ -59,7 +61,7 @@ from .symbols import SymbolResolver
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "MoreRowsWarning", "Quote", "RetryPolicy"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncClient", "Client", "GapWarning", "MoreRowsWarning", "Quote", "RetryPolicy"]
 
 DEFAULT_BASE_URL = "https://api.tokenmetrics.com/v2"
 DEFAULT_TIMEOUT = 30.0
@@ -116,6 +118,7 @@ class _ClientCore:
             raise ConfigurationError("API-key mode needs an API key", hint="set $TM_API_KEY or pass api_key=")
         if on_empty not in ON_EMPTY:
             raise ConfigurationError("on_empty must be 'raise' or 'empty'")
+        _refuse_v3(base_url)
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self._api_key = api_key
@@ -300,14 +303,19 @@ class _ClientCore:
             )
         frame = to_frame(endpoint, rows, lowercase=lowercase, tidy=tidy)
         more = any(f.more for f in fetched)
+        gaps = find_gaps(plan.requests, fetched)
         frame.attrs["tm402"] = {
             "endpoint": endpoint.name,
             "params": to_wire(params),
             "mode": str(self.mode),
             "planned_calls": plan.calls,
             "more": more,
+            "gaps": [g.as_dict() for g in gaps],
             **cost.as_attrs(),
         }
+        if gaps:
+            window = self.window_days or endpoint.window_days
+            warnings.warn(gap_message(endpoint.name, gaps, window_days=window), GapWarning, stacklevel=3)
         if exceeded:
             raise PlanExceeded(
                 f"{endpoint.name}: the server has more rows than the plan allows for "
@@ -823,6 +831,24 @@ class AsyncClient(_ClientCore):
             except DataNotFound:
                 required = None  # nothing there to price: its pages are refused unpaid, or capped one by one
         return self._hold(plan, params, required, options)
+
+
+_V3 = re.compile(r"(^|/)v3(/|$)", re.IGNORECASE)
+
+
+def _refuse_v3(base_url: str) -> None:
+    """A ``/v3`` root is refused: v3 takes other parameter names, and v2 ones sent there would be
+    ignored or misread without an error (a silently wrong answer is worse than none)."""
+    try:
+        path = httpx.URL(base_url).path
+    except httpx.InvalidURL:
+        raise ConfigurationError(f"base_url is not a URL: {base_url!r}") from None
+    if _V3.search(path):
+        raise ConfigurationError(
+            f"base_url {base_url!r} is the Token Metrics v3 API, which this client does not speak: v3 takes "
+            "snake_case parameters (start_date, end_date, ...) and serves other fields",
+            hint=f"use the v2 API, base_url={DEFAULT_BASE_URL!r} (the default); nothing was sent",
+        )
 
 
 def _in_this_context(fn: Callable[..., _T]) -> Callable[..., _T]:

@@ -1,0 +1,264 @@
+"""The client under the real API's documented variants (issue 13, ``live-api-2026.md``).
+
+Each test puts the client in front of an in-process server (``variant_server.py``, through
+``httpx.MockTransport``: nothing leaves the process) that plays one reading of the API, and
+checks the client gives the same typed frames and honest costs, or a clear error or warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from datetime import date, timedelta
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.tokenmetrics.variant_server import BASE_URL, DATA_END, Variant, VariantServer, transport
+from tm402_nb.errors import ConfigurationError
+from tm402_nb.tokenmetrics.catalogue import WINDOW_DAYS
+from tm402_nb.tokenmetrics.client import AsyncClient, Client
+from tm402_nb.tokenmetrics.errors import ParamError
+from tm402_nb.tokenmetrics.gaps import GapWarning
+
+START = DATA_END - timedelta(days=119)  # 120 days of data, all before DATA_END
+
+
+def client(server: VariantServer, **kw) -> Client:
+    """An API-key client (nothing to pay) in front of ``server``."""
+    return Client(mode="api-key", api_key="k", base_url=BASE_URL, transport=transport(server), progress=False, **kw)
+
+
+def frame(variant: Variant, endpoint: str, **params) -> tuple[pd.DataFrame, VariantServer]:
+    server = VariantServer(variant)
+    with client(server) as c:
+        return c.frame(endpoint, **params), server
+
+
+# -- field case: the same typed frames, whatever case the server uses -------------------------------
+CASES = [
+    pytest.param("daily-ohlcv", dict(symbol=["BTC", "ETH"], start=START, end=DATA_END), id="dated"),
+    pytest.param("trading-signals", dict(symbol="SOL", start=START, end=DATA_END), id="signals"),
+    pytest.param("tm-grade", dict(symbol=["BTC", "ETH", "SOL", "NEW"]), id="latest"),
+    pytest.param("tm-grade-history", dict(token_id=[3375, 9002], start="2025-03-01", end="2025-04-15"), id="history"),
+    pytest.param("tokens", dict(symbol=["ETH", "BTC"]), id="tokens"),
+]
+
+
+@pytest.mark.parametrize("endpoint, params", CASES)
+def test_lowercase_rows_give_the_same_typed_frames(endpoint, params):
+    upper, _ = frame(Variant(case="upper"), endpoint, **params)
+    lower, lower_server = frame(Variant(case="lower"), endpoint, **params)
+    assert lower_server.requests("tokens") or "symbol" not in params  # the lookup itself read lowercase rows
+    pd.testing.assert_frame_equal(lower, upper)
+    assert len(upper) > 0 and "TOKEN_ID" in {*upper.columns, upper.index.name}
+
+
+def test_symbols_resolve_from_lowercase_token_rows_by_market_cap():
+    """Two tokens answer to ETH: the larger market cap wins, read from ``market_cap``."""
+    server = VariantServer(Variant(case="lower"))
+    with client(server) as c:
+        assert c.resolve_symbols(["eth", "BTC"]) == {"ETH": 3306, "BTC": 3375}
+
+
+def test_without_a_market_cap_the_lowercase_ranking_breaks_the_tie():
+    server = VariantServer(Variant(case="lower", market_cap_in_tokens=False))
+    with client(server) as c:
+        assert c.resolve_symbols("ETH") == {"ETH": 3306}
+    assert server.requests("top-market-cap-tokens")  # the ranking was read, in lower case too
+
+
+def test_paging_deduplicates_lowercase_rows():
+    """A server that ignores ``page`` repeats its first page: the repeat adds nothing new (its
+    lowercase keys are the same rows), so paging stops there."""
+    server = VariantServer(Variant(case="lower", ignore_page=True))
+    with client(server, window_days=365) as c:
+        df = c.frame("daily-ohlcv", token_id=3375, start=START, end=DATA_END, limit=None)
+    assert len(server.requests("daily-ohlcv")) == 2 and len(df) == 100 and df["DATE"].is_unique
+
+
+def test_grades_sent_as_text_are_numbers():
+    df, _ = frame(Variant(case="lower", grades_as_text=True), "tm-grade", token_id=[3375, 3306])
+    assert pd.api.types.is_float_dtype(df["TM_GRADE"]) and pd.api.types.is_float_dtype(df["FUNDAMENTAL_GRADE"])
+
+
+def test_the_2026_trading_signals_fields_are_typed_and_plot():
+    """The current docs' fields (lower case, ``tm_grade`` instead of trader/investor grades)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df, _ = frame(Variant(signals_2026=True), "trading-signals", token_id=[3375, 3306], start=START, end=DATA_END)
+    for col in ("TRADING_SIGNAL", "TM_GRADE", "FUNDAMENTAL_GRADE", "HOLDING_RETURNS"):
+        assert pd.api.types.is_numeric_dtype(df[col]), col
+    assert df["TOKEN_SIGNAL_STR"].isin(["bullish", "bearish", "neutral"]).all()
+    assert list(df.columns[:4]) == ["TOKEN_ID", "TOKEN_NAME", "TOKEN_SYMBOL", "DATE"]
+    try:
+        assert df.tm.plot().get_title().startswith("trading-signals")
+        ax = df.tm.plot(kind="grades")
+        assert ax.get_ylabel() == "TM grade"  # the grade the 2026 rows carry
+        # Without any grade column the grades chart says which columns it looks for.
+        with pytest.raises(ConfigurationError, match="TM_TRADER_GRADE") as info:
+            df.drop(columns=["TM_GRADE", "FUNDAMENTAL_GRADE"]).tm.plot(kind="grades")
+        assert "a 'grades' chart needs" in str(info.value)
+        # A signals frame without returns or signal degrades to the chart its columns fit.
+        bare = df[["TOKEN_ID", "TOKEN_SYMBOL", "DATE", "TM_GRADE"]].copy()
+        bare.attrs = df.attrs
+        assert bare.tm.plot().get_ylabel() == "TM grade"
+        nothing = df[["TOKEN_ID", "TOKEN_SYMBOL", "DATE"]].copy()
+        nothing.attrs = df.attrs
+        with pytest.raises(ConfigurationError, match=r"a 'signals' chart needs .*TRADING_SIGNAL"):
+            nothing.tm.plot()
+    finally:
+        plt.close("all")
+
+
+def test_mid_2025_signals_still_plot_their_trader_grade():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df, _ = frame(Variant(case="lower"), "trading-signals", token_id=3375, start=START, end=DATA_END)
+    try:
+        assert df.tm.plot(kind="grades").get_ylabel() == "TM trader grade"
+    finally:
+        plt.close("all")
+
+
+# -- 29-day windows, and a window that comes back short ------------------------------------------------
+def test_dated_requests_ask_for_29_days_at_most_and_the_quote_counts_them():
+    server = VariantServer()
+    with client(server) as c:
+        q = c.quote("daily-ohlcv", token_id=[3375, 3306], start=START, end=DATA_END)
+        df = c.frame("daily-ohlcv", token_id=[3375, 3306], start=START, end=DATA_END)
+    asked = server.requests("daily-ohlcv")
+    spans = [(date.fromisoformat(s.params["startDate"]), date.fromisoformat(s.params["endDate"])) for s in asked]
+    assert all((b - a).days + 1 <= WINDOW_DAYS for a, b in spans)
+    assert q.calls == len(asked) == 5 and q.requests == 5  # 120 days: 4 windows of 29 and one of 4
+    assert len(df) == 240 and not df.duplicated(["TOKEN_ID", "DATE"]).any()
+
+
+@pytest.mark.parametrize("mode", ["truncate", "error"])
+def test_a_server_with_a_29_day_limit_serves_the_default_windows_whole(mode):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GapWarning)
+        df, _ = frame(Variant(range_limit=mode), "daily-ohlcv", token_id=3375, start=START, end=DATA_END)
+    assert len(df) == 120 and df.attrs["tm402"]["gaps"] == []
+
+
+def test_a_long_window_cut_short_by_the_server_is_a_gap_warning():
+    """Windows of 365 days asked for (``window_days=``): the server silently keeps the first 29 days."""
+    server = VariantServer(Variant(range_limit="truncate"))
+    with client(server, window_days=365) as c, pytest.warns(GapWarning) as caught:
+        df = c.frame("daily-ohlcv", token_id=[3375, 3306], start=START, end=DATA_END)
+    assert len(df) == 2 * 29
+    message = str(caught[0].message)
+    first_missing = START + timedelta(days=29)
+    assert message.startswith("daily-ohlcv: 182 day(s) of rows are missing")
+    assert f"BTC (3375): {first_missing}..{DATA_END} (91 days)" in message and "ETH (3306)" in message
+    assert "window_days=29" in message and "nothing was paid beyond the quote" in message.lower()
+    assert caught[0].filename == __file__  # points at the line that called frame()
+    gaps = df.attrs["tm402"]["gaps"]
+    assert {g["token_id"] for g in gaps} == {3375, 3306}
+    assert all(g["missing"] == [first_missing.isoformat(), DATA_END.isoformat()] for g in gaps)
+    assert len(server.requests("daily-ohlcv")) == 1  # nothing refetched: nothing paid past the quote
+
+
+def test_windows_cut_short_between_windows_with_data_are_gaps_too():
+    """Windows of 60 days over 180: each kept its first 29 days, and the data goes on after each."""
+    server = VariantServer(Variant(range_limit="truncate"))
+    start = DATA_END - timedelta(days=179)
+    with client(server, window_days=60) as c, pytest.warns(GapWarning) as caught:
+        df = c.frame("daily-ohlcv", token_id=3375, start=start, end=DATA_END)
+    assert len(df) == 3 * 29
+    assert [g["missing"][0] for g in df.attrs["tm402"]["gaps"]] == [
+        (start + timedelta(days=29 + 60 * i)).isoformat() for i in range(3)
+    ]
+    assert "(31 days)" in str(caught[0].message)
+
+
+def test_the_async_client_warns_alike():
+    server = VariantServer(Variant(range_limit="truncate"))
+
+    async def main():
+        async with AsyncClient(
+            mode="api-key",
+            api_key="k",
+            base_url=BASE_URL,
+            transport=httpx.MockTransport(server.ahandle),
+            progress=False,
+            window_days=365,
+        ) as c:
+            return await c.frame("daily-ohlcv", token_id=3375, start=START, end=DATA_END)
+
+    with pytest.warns(GapWarning, match="daily-ohlcv"):
+        df = asyncio.run(main())
+    assert len(df.attrs["tm402"]["gaps"]) == 1
+
+
+def test_a_server_that_refuses_long_ranges_says_how_to_ask():
+    server = VariantServer(Variant(range_limit="error"))
+    with client(server, window_days=365) as c, pytest.raises(ParamError, match="cannot exceed 29 days") as info:
+        c.frame("daily-ohlcv", token_id=3375, start=START, end=DATA_END)
+    assert "window_days ≤ 29 (the default)" in info.value.hint and "120 days" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param(
+            dict(token_id=[3375], start=DATA_END - timedelta(days=40), end=DATA_END + timedelta(days=50)),
+            id="past-the-data",
+        ),
+        pytest.param(dict(token_id=[9002], start=date(2025, 1, 1), end=date(2025, 4, 30)), id="before-the-token"),
+        pytest.param(dict(token_id=[3375, 9002], start=date(2025, 2, 1), end=date(2025, 3, 31)), id="two-tokens"),
+    ],
+)
+@pytest.mark.parametrize("window", [None, 365])
+def test_data_that_ends_or_begins_inside_the_range_is_no_gap(params, window):
+    """No rows past the data's last day, or before a token existed: those are edges, not gaps."""
+    server = VariantServer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GapWarning)
+        with client(server, window_days=window) as c:
+            df = c.frame("daily-ohlcv", **params)
+    assert len(df) > 0 and df.attrs["tm402"]["gaps"] == []
+
+
+def test_a_chosen_page_is_not_judged():
+    """A page the caller chose is one request over the whole range: some of it, by choice."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GapWarning)
+        df, server = frame(
+            Variant(range_limit="truncate"), "daily-ohlcv", token_id=3375, start=START, end=DATA_END, limit=10
+        )
+    assert len(df) == 10 and len(server.requests("daily-ohlcv")) == 1
+
+
+# -- lenient paging ------------------------------------------------------------------------------------------
+def test_page_zero_is_a_page_the_client_may_ask_for():
+    """The official Python SDK sends page=0 (the API serves it as the first page)."""
+    zero, server = frame(Variant(), "tm-grade", token_id=[3375, 3306], page=0)
+    assert server.requests("tm-grade")[0].params["page"] == "0" and len(zero) == 2
+    with pytest.raises(ParamError, match="page must be ≥ 0"):
+        frame(Variant(), "tm-grade", token_id=3375, page=-1)
+
+
+def test_a_server_that_ignores_page_is_asked_once_more_at_most():
+    server = VariantServer(Variant(ignore_page=True))
+    with client(server, window_days=365) as c:
+        df = c.frame("daily-ohlcv", token_id=3375, start=START, end=DATA_END)
+    assert len(server.requests("daily-ohlcv")) == 2 and len(df) == 100
+
+
+# -- a /v3 base URL ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url", ["https://api.tokenmetrics.com/v3", "https://api.tokenmetrics.com/v3/", "http://x.test/api/V3"]
+)
+def test_a_v3_base_url_is_refused_naming_v2(url):
+    with pytest.raises(ConfigurationError, match="v3") as info:
+        Client(mode="api-key", api_key="k", base_url=url)
+    assert "https://api.tokenmetrics.com/v2" in str(info.value) and "snake_case" in str(info.value)

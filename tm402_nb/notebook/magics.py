@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..session.core import Session
 
 HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
-    [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
+    [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai] [--empty ok]
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
 %tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
@@ -173,6 +173,7 @@ class TMMagics(Magics, Configurable):
             call.max_cost = call.max_cost or options.max_cost
             call.max_pages = call.max_pages or options.max_pages
             call.pay_with = call.pay_with or options.pay_with
+            call.on_empty = call.on_empty or options.on_empty
             results.append(self._run(call, store=False))
         result = results[0] if len(results) == 1 else results
         if options.save:
@@ -206,6 +207,7 @@ class TMMagics(Magics, Configurable):
     def _call(self, cmd: TMCommand, *, quote: bool) -> Any:
         from ..tokenmetrics.catalogue import get_endpoint
         from ..tokenmetrics.client import MoreRowsWarning
+        from ..tokenmetrics.errors import DataNotFound
         from .feed import StatusLine
 
         if cmd.endpoint is None:  # pragma: no cover - parse_line always names one
@@ -231,10 +233,14 @@ class TMMagics(Magics, Configurable):
                     max_per_call=cmd.max_cost,
                     max_pages=cmd.max_pages,
                     on_progress=StatusLine() if self.feedback >= 1 else None,
+                    on_empty=cmd.on_empty,
                     **params,
                 )
         except BudgetExceeded as exc:
             exc.hint = self._budget_hint(exc, cmd) or exc.hint
+            raise
+        except DataNotFound as exc:
+            exc.hint = exc.details.get("magic_hint") or exc.hint  # the fix in %tm terms (--empty ok)
             raise
         meta = frame.attrs.get("tm402", {})
         if meta.get("more") and self.feedback >= 1:

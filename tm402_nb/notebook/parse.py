@@ -3,7 +3,7 @@
 Line grammar::
 
     %tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
-        [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
+        [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai] [--empty ok]
     %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | help
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
@@ -41,6 +41,7 @@ FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--pages": ("max_pages", True, False),
     "--pay-with": ("pay_with", True, False),
     "--csv": ("csv", False, False),
+    "--empty": ("on_empty", True, False),
 }
 SHORT = {"-s": "--save", "-n": "--dry-run", "-r": "--refresh"}
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -68,6 +69,8 @@ class TMCommand:
     max_cost: str | None = None
     max_pages: int | None = None
     pay_with: str | None = None
+    #: ``--empty ok``: no rows is an empty frame, not DataNotFound ("empty"); ``--empty raise``: the error.
+    on_empty: str | None = None
     csv: bool = False
     args: list[str] = field(default_factory=list)  # subcommand arguments
     source: str = ""
@@ -263,6 +266,13 @@ def _apply(cmd: TMCommand, dest: str, flag: str, value: str, namespace: Mapping[
         if not value.strip().isdigit() or int(value) < 1:
             raise MagicUsageError(f"--pages must be a whole number of pages ≥ 1, got {value!r}", hint="e.g. --pages 3")
         cmd.max_pages = int(value)
+    elif dest == "on_empty":
+        choice = {"ok": "empty", "empty": "empty", "raise": "raise", "error": "raise"}.get(value.strip().lower())
+        if choice is None:
+            raise MagicUsageError(
+                f"--empty must be ok or raise, got {value!r}", hint="--empty ok: no rows, an empty frame"
+            )
+        cmd.on_empty = choice
     elif dest == "pay_with":
         if value.lower() not in ("usdc", "tmai"):
             raise MagicUsageError(f"--pay-with must be usdc or tmai, got {value!r}")

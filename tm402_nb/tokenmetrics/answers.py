@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from .catalogue import WINDOW_DAYS, Endpoint
-from .errors import APIError, DataNotFound, ParamError, RateLimited
+from .errors import APIError, ParamError, RateLimited, data_not_found
 from .modes import Mode
 
 __all__ = ["interpret"]
@@ -31,7 +31,7 @@ def interpret(endpoint: Endpoint, response: httpx.Response, *, mode: Mode, retri
     if status == 200 and isinstance(body, dict):
         if body.get("success") is False:
             if message and "not found" in message.lower():
-                raise DataNotFound(f"{endpoint.name}: {message}", status=status, body=body)
+                raise data_not_found(endpoint.name, message, status=status, body=body)
             raise APIError(f"{endpoint.name}: {message or 'the API reported failure'}", status=status, body=body)
         data = body.get("data")
         if not isinstance(data, list):
@@ -45,7 +45,7 @@ def interpret(endpoint: Endpoint, response: httpx.Response, *, mode: Mode, retri
             )
         return body
     if status == 404 and message and "not found" in message.lower() and "endpoint" not in message.lower():
-        raise DataNotFound(f"{endpoint.name}: {message}", status=status, body=body)
+        raise data_not_found(endpoint.name, message, status=status, body=body)
     if status == 400:
         days = _range_days(response)
         hint = (

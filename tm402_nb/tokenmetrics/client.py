@@ -46,7 +46,7 @@ from .answers import interpret
 from .cache import ResponseCache, cache_owner
 from .catalogue import Endpoint
 from .cost import Cost, CostTracker
-from .errors import DataNotFound, PlanExceeded
+from .errors import DataNotFound, PlanExceeded, data_not_found
 from .gaps import GapWarning, find_gaps, gap_message
 from .headers import request_headers, shared_headers
 from .modes import Mode
@@ -288,19 +288,18 @@ class _ClientCore:
         lowercase: bool,
         tidy: bool,
         warn_more: bool = True,
+        on_empty: str | None = None,
     ) -> pd.DataFrame:
         """The call's frame; ``warn_more``: say (MoreRowsWarning) when the plan's default page
-        limit left rows behind (a page limit the caller chose is not warned about)."""
+        limit left rows behind (a page limit the caller chose is not warned about); ``on_empty``:
+        this call's choice when there are no rows (None: the client's)."""
         from .frames import to_frame  # pandas loads on the first frame, not on import
 
         endpoint = plan.endpoint
         rows = unique_rows(endpoint, fetched)
         exceeded = [f for f in fetched if f.exceeded]
-        if not rows and not exceeded and self.on_empty == "raise":
-            reason = next((f.empty_reason for f in fetched if f.empty_reason), "no rows")
-            raise DataNotFound(
-                reason, hint="pass on_empty='empty' to get an empty frame instead", endpoint=endpoint.name
-            )
+        if not rows and not exceeded and (on_empty or self.on_empty) == "raise":
+            raise data_not_found(endpoint.name, next((f.empty_reason for f in fetched if f.empty_reason), "no rows"))
         frame = to_frame(endpoint, rows, lowercase=lowercase, tidy=tidy)
         more = any(f.more for f in fetched)
         gaps = find_gaps(plan.requests, fetched)
@@ -416,6 +415,7 @@ class Client(_ClientCore):
         max_per_call: AmountLike | Decimal | None = None,
         max_cost: AmountLike | Decimal | None = None,
         on_progress: ProgressHook | None = None,
+        on_empty: str | None = None,
         **params: Any,
     ) -> pd.DataFrame:
         """A typed DataFrame for ``endpoint`` (all pages, batches and windows of its plan).
@@ -423,8 +423,9 @@ class Client(_ClientCore):
         The plan is priced and reserved against every cap before the first payment, and the
         run never pays past it. ``df.attrs["tm402"]`` holds the endpoint, params, calls made,
         paid/cached counts, amounts per asset and receipts. ``refresh``, ``ttl``, ``max_pages``,
-        ``pay_with``, ``max_per_call`` (USD per payment), ``max_cost`` (USD for the whole call)
-        and ``on_progress(done, total, stage)`` apply to this call only.
+        ``pay_with``, ``max_per_call`` (USD per payment), ``max_cost`` (USD for the whole call),
+        ``on_progress(done, total, stage)`` and ``on_empty`` ("raise" DataNotFound or return an
+        "empty" frame when there are no rows) apply to this call only.
         """
         options = CallOptions(
             pay_with=pay_with,
@@ -435,6 +436,8 @@ class Client(_ClientCore):
             max_pages=max_pages,
             on_progress=on_progress,
         )
+        if on_empty is not None and on_empty not in ON_EMPTY:
+            raise ConfigurationError("on_empty must be 'raise' or 'empty'")
         call = validate_and_split_symbols(endpoint, params)
         ep = call.endpoint
         with self.cost.tally(ep.name) as cost:
@@ -447,7 +450,14 @@ class Client(_ClientCore):
                 if run.reservation is not None:
                     run.reservation.close()  # what the plan did not use goes back
             return self._frame(
-                plan, fetched, params, cost, lowercase=lowercase, tidy=tidy, warn_more=options.max_pages is None
+                plan,
+                fetched,
+                params,
+                cost,
+                lowercase=lowercase,
+                tidy=tidy,
+                warn_more=options.max_pages is None,
+                on_empty=on_empty,
             )
 
     def quote(
@@ -535,7 +545,7 @@ class Client(_ClientCore):
             try:
                 pages.add(self._get_page(planned.endpoint, wire, options)["data"])
             except DataNotFound as exc:
-                pages.not_found(exc.message)
+                pages.not_found(exc.details.get("reason") or exc.message)
         return pages.fetched
 
     def _fetch_all(self, plans: list[PlannedRequest], options: CallOptions) -> list[Fetched]:
@@ -649,6 +659,7 @@ class AsyncClient(_ClientCore):
         max_per_call: AmountLike | Decimal | None = None,
         max_cost: AmountLike | Decimal | None = None,
         on_progress: ProgressHook | None = None,
+        on_empty: str | None = None,
         **params: Any,
     ) -> pd.DataFrame:
         """A typed DataFrame for ``endpoint`` (all pages, batches and windows of its plan).
@@ -656,8 +667,9 @@ class AsyncClient(_ClientCore):
         The plan is priced and reserved against every cap before the first payment, and the
         run never pays past it. ``df.attrs["tm402"]`` holds the endpoint, params, calls made,
         paid/cached counts, amounts per asset and receipts. ``refresh``, ``ttl``, ``max_pages``,
-        ``pay_with``, ``max_per_call`` (USD per payment), ``max_cost`` (USD for the whole call)
-        and ``on_progress(done, total, stage)`` apply to this call only.
+        ``pay_with``, ``max_per_call`` (USD per payment), ``max_cost`` (USD for the whole call),
+        ``on_progress(done, total, stage)`` and ``on_empty`` ("raise" DataNotFound or return an
+        "empty" frame when there are no rows) apply to this call only.
         """
         options = CallOptions(
             pay_with=pay_with,
@@ -668,6 +680,8 @@ class AsyncClient(_ClientCore):
             max_pages=max_pages,
             on_progress=on_progress,
         )
+        if on_empty is not None and on_empty not in ON_EMPTY:
+            raise ConfigurationError("on_empty must be 'raise' or 'empty'")
         call = validate_and_split_symbols(endpoint, params)
         ep = call.endpoint
         with self.cost.tally(ep.name) as cost:
@@ -680,7 +694,14 @@ class AsyncClient(_ClientCore):
                 if run.reservation is not None:
                     run.reservation.close()  # what the plan did not use goes back
             return self._frame(
-                plan, fetched, params, cost, lowercase=lowercase, tidy=tidy, warn_more=options.max_pages is None
+                plan,
+                fetched,
+                params,
+                cost,
+                lowercase=lowercase,
+                tidy=tidy,
+                warn_more=options.max_pages is None,
+                on_empty=on_empty,
             )
 
     async def quote(
@@ -770,7 +791,7 @@ class AsyncClient(_ClientCore):
             try:
                 pages.add((await self._get_page(planned.endpoint, wire, options))["data"])
             except DataNotFound as exc:
-                pages.not_found(exc.message)
+                pages.not_found(exc.details.get("reason") or exc.message)
         return pages.fetched
 
     async def _fetch_all(self, plans: list[PlannedRequest], options: CallOptions) -> list[Fetched]:

@@ -11,7 +11,15 @@ from typing import Any
 
 from ..errors import ConfigurationError, TM402Error
 
-__all__ = ["APIError", "DataNotFound", "ParamError", "PlanExceeded", "RateLimited", "UnknownSymbol"]
+__all__ = [
+    "APIError",
+    "DataNotFound",
+    "ParamError",
+    "PlanExceeded",
+    "RateLimited",
+    "UnknownSymbol",
+    "data_not_found",
+]
 
 
 class ParamError(ConfigurationError):
@@ -34,7 +42,34 @@ class APIError(TM402Error):
 
 
 class DataNotFound(APIError):
-    """The API found no data for the request ("Data not found")."""
+    """The API found no data for the request ("Data not found").
+
+    ``details["endpoint"]`` names the endpoint, ``details["reason"]`` is the server's own words;
+    the hint is for Python (``on_empty='empty'``), ``details["magic_hint"]`` says the same in
+    ``%tm`` terms (``--empty ok``). Build one with :func:`data_not_found`: its message names the
+    endpoint once.
+    """
+
+
+#: What to do about no data, in Python and in a ``%tm`` line.
+EMPTY_HINT = "no rows for those tokens or dates (the data may end before them): {how} to get an empty frame instead"
+
+
+def data_not_found(endpoint: str, reason: str | None, **kw: Any) -> DataNotFound:
+    """The DataNotFound for ``endpoint``: ``"<endpoint>: <reason>"``, the endpoint named once
+    even when ``reason`` already starts with it."""
+    reason = (reason or "Data not found").strip()
+    prefix = f"{endpoint}:"
+    while reason.startswith(prefix):
+        reason = reason[len(prefix) :].strip()
+    return DataNotFound(
+        f"{endpoint}: {reason or 'Data not found'}",
+        hint=EMPTY_HINT.format(how="pass on_empty='empty'"),
+        endpoint=endpoint,
+        reason=reason,
+        magic_hint=EMPTY_HINT.format(how="add --empty ok"),
+        **kw,
+    )
 
 
 class PlanExceeded(APIError):

@@ -121,7 +121,7 @@ def test_low_balance_warns():
 
 def test_x402_mode_needs_a_wallet():
     with pytest.raises(WalletError, match="no wallet configured"):
-        tm.connect(mode="x402")
+        tm.connect(mode="x402", network="base")
 
 
 def test_x402_mode_with_api_key_is_refused(monkeypatch):
@@ -130,9 +130,11 @@ def test_x402_mode_with_api_key_is_refused(monkeypatch):
         tm.connect(mode="x402", api_key="tm-123")
 
 
-def test_x402_mode_defaults_to_testnet_and_the_real_api(monkeypatch):
+def test_x402_mode_on_a_named_testnet_and_the_real_api(monkeypatch):
+    """x402 mode has no default network (issue 13: tests/test_going_live.py); base-sepolia stays
+    available for other x402 servers."""
     monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
-    with tm.connect(mode="x402") as s:  # nothing is contacted until a call is made
+    with tm.connect(mode="x402", network="base-sepolia") as s:  # nothing is contacted until a call is made
         assert s.network == "base-sepolia" and s.base_url == "https://api.tokenmetrics.com/v2"
         assert s.policy.networks == ("eip155:84532",) and s.wallet.address.startswith("0x")
         assert s.client.headers["x-coinbase-402"] == "true" and "x-api-key" not in s.client.headers
@@ -295,7 +297,8 @@ def test_every_session_has_a_budget_unless_turned_off_explicitly(mode, monkeypat
     from tm402_nb.x402 import Wallet
 
     wallet = Wallet.create() if mode == "x402" else None
-    with tm.connect(mode=mode, wallet=wallet) as s:
+    net = {"network": "base"} if mode == "x402" else {}  # x402 names its network (issue 13): the live one
+    with tm.connect(mode=mode, wallet=wallet, **net) as s:
         assert s.budget == Decimal("1.00") and "of 1.00 USD budget" in s.budget_text()
-    with tm.connect(mode=mode, wallet=wallet, budget=None) as s:
+    with tm.connect(mode=mode, wallet=wallet, budget=None, **net) as s:
         assert s.budget is None and "no budget set" in s.budget_text()

@@ -127,7 +127,7 @@ CELLS = [
         "    try:\n        tm.Wallet.from_key(b)\n    except tm.TM402Error as exc:\n"
         "        print(type(exc).__name__, exc, repr(exc), ''.join(exc._render_traceback_()))\n"
         "    os.environ['TM402_PRIVATE_KEY'] = b\n"
-        "    try:\n        tm.Session(mode='x402', base_url=s.sandbox.api_url, progress=False).close()\n"
+        "    try:\n        tm.Session(mode='x402', network='base-sepolia', base_url=s.sandbox.api_url, progress=False).close()\n"
         "    except tm.TM402Error as exc:\n        print('connect:', type(exc).__name__, exc)\n"
         "os.environ['TM402_PRIVATE_KEY'] = good",
     ),

@@ -3,6 +3,7 @@
 Mode comes from the arguments, else the environment::
 
     TM402_MODE          sandbox | x402 | api-key   (explicit choice, e.g. on Binder)
+    TM402_NETWORK       base | base-sepolia        (x402 mode's network: never a default)
     TM402_PRIVATE_KEY   (or TM402_KEY_FILE) → x402: pay per call from this wallet
     TM_API_KEY          → api-key: your Token Metrics plan, no payments
     (nothing)           → sandbox: the embedded local API with a funded throwaway wallet
@@ -34,6 +35,7 @@ __all__ = [
     "ENV_API_KEY",
     "ENV_BASE_URL",
     "ENV_MODE",
+    "ENV_NETWORK",
     "ENV_RPC_URL",
     "Session",
     "SessionOptions",
@@ -49,6 +51,7 @@ _LAZY = {
     "ENV_API_KEY": "modes",
     "ENV_BASE_URL": "modes",
     "ENV_MODE": "modes",
+    "ENV_NETWORK": "modes",
     "ENV_RPC_URL": "modes",
 }
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..cells import current_cell_id
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, X402ProtocolError
 from ..ledger import Ledger
 from ..money import AmountLike, to_atomic
 from ..tokenmetrics.client import DEFAULT_BASE_URL, Client, RetryPolicy
@@ -26,7 +26,7 @@ from ..tokenmetrics.cost import CostTracker
 from ..tokenmetrics.modes import Mode
 from ..x402.auth import X402Auth
 from ..x402.chain import ChainReader
-from ..x402.networks import get_network
+from ..x402.networks import Network, get_network
 from ..x402.policy import AssetLimit, SpendPolicy
 from ..x402.wallet import ENV_KEY, ENV_KEY_FILE, Wallet
 from .confirm import ask
@@ -38,6 +38,7 @@ __all__ = [
     "ENV_API_KEY",
     "ENV_BASE_URL",
     "ENV_MODE",
+    "ENV_NETWORK",
     "ENV_RPC_URL",
     "SessionOptions",
     "SessionParts",
@@ -50,6 +51,10 @@ ENV_MODE = "TM402_MODE"
 ENV_API_KEY = "TM_API_KEY"
 ENV_RPC_URL = "TM402_RPC_URL"
 ENV_BASE_URL = "TM402_BASE_URL"
+#: The network x402 mode pays on (``base`` for Token Metrics), when ``connect()`` names none.
+ENV_NETWORK = "TM402_NETWORK"
+#: The line that chooses Token Metrics' network, with a cap: every "which network?" refusal shows it.
+MAINNET_LINE = 'tm.connect(mode="x402", network="base", budget="1.00")'
 #: The session budget (USD) when ``connect()`` is not given one, sandbox included, so the habit forms.
 DEFAULT_BUDGET = "1.00"
 
@@ -114,6 +119,10 @@ class SessionOptions:
     max_concurrency: int = 4
     progress: bool = True
     on_empty: str = "raise"
+    #: Days per date window of dated endpoints (None: the catalogue's 29, the API's documented limit).
+    window_days: int | None = None
+    #: Symbol → token id, used before any lookup (``s.client.symbol_overrides`` edits them later).
+    symbol_overrides: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         _ = self.low_balance_atomic  # a bad amount fails here, before anything is opened
@@ -212,7 +221,7 @@ def _x402_session(options: SessionOptions) -> SessionParts:
             "an API key was given in x402 mode",
             hint="x402 pays per call and must not send x-api-key; use mode='api-key' for a key",
         )
-    net = get_network(options.network or "base-sepolia")
+    net = _x402_network(options)
     with ExitStack() as opened:
         ledger = _open_ledger(options, opened)
         parts = _assemble(
@@ -221,13 +230,53 @@ def _x402_session(options: SessionOptions) -> SessionParts:
             opened,
             ledger=ledger,
             network=net.v1_name,
-            wallet=options.wallet or Wallet.load(network=net.v1_name),
+            wallet=_wallet_for(options.wallet, net) if options.wallet else Wallet.load(network=net.v1_name),
             policy=SpendPolicy(network=net.v1_name, **_policy_options(options)),
             base_url=_base_url(options) or DEFAULT_BASE_URL,
             rpc_url=_rpc_url(options),
         )
         parts.resources = opened.pop_all()
         return parts
+
+
+def _x402_network(options: SessionOptions) -> Network:
+    """The network x402 mode pays on: named by ``network=`` or ``$TM402_NETWORK``, never a default.
+
+    Token Metrics takes x402 payments on Base mainnet only, and a testnet default would make
+    every paid call against it fail ("Base mainnet is not allowed"), while a mainnet default
+    would spend real money unasked. So the user names it; the refusal shows the line.
+    """
+    name = options.network or os.environ.get(ENV_NETWORK, "").strip()
+    if not name:
+        raise ConfigurationError(
+            "x402 mode needs a network: Token Metrics takes x402 payments on Base mainnet (real USDC), "
+            "and a session never picks mainnet for you",
+            hint=f"name it, with a cap: {MAINNET_LINE} (or set ${ENV_NETWORK}=base); "
+            'network="base-sepolia" pays other x402 servers on testnet. Nothing was opened or signed',
+        )
+    try:
+        return get_network(name)
+    except X402ProtocolError:
+        raise ConfigurationError(
+            f"unknown network {name!r}", hint=f"base (Token Metrics: {MAINNET_LINE}) or base-sepolia (testnet)"
+        ) from None
+
+
+def _wallet_for(wallet: Wallet, net: Network) -> Wallet:
+    """``wallet``, unless it was loaded for another network than the session's (the key would
+    sign authorizations for a chain the server does not settle on)."""
+    if wallet.network:
+        try:
+            same = get_network(wallet.network) == net
+        except X402ProtocolError:
+            same = False
+        if not same:
+            raise ConfigurationError(
+                f"the wallet was loaded for {wallet.network} but this session pays on {net.v1_name}",
+                hint=f"load it for {net.v1_name} (Wallet.from_env(network={net.v1_name!r})) or connect with "
+                f"network={wallet.network!r}; nothing was signed",
+            )
+    return wallet
 
 
 def _api_key_session(options: SessionOptions) -> SessionParts:
@@ -330,6 +379,8 @@ def _assemble(
         progress=options.progress,
         session_id=session_id,
         on_empty=options.on_empty,
+        window_days=options.window_days,
+        symbol_overrides=options.symbol_overrides,
         confirm_above=options.confirm_above,
         confirm=ask,
     )

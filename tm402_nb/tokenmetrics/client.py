@@ -119,6 +119,10 @@ class _ClientCore:
         if on_empty not in ON_EMPTY:
             raise ConfigurationError("on_empty must be 'raise' or 'empty'")
         _refuse_v3(base_url)
+        if window_days is not None and (
+            isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 1
+        ):
+            raise ConfigurationError(f"window_days must be a whole number of days ≥ 1, got {window_days!r}")
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self._api_key = api_key

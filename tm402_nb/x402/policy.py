@@ -370,7 +370,11 @@ class SpendPolicy:
                     f"{network.label} mainnet is not allowed (this session is on testnet: "
                     "use network='base' or allow_mainnet=True to pay real money)"
                 )
-            return f"network {network.v1_name} is not allowed (allowed: {', '.join(self.networks)})"
+            allowed = ", ".join(get_network(n).v1_name for n in self.networks)
+            return (
+                f"network {network.v1_name} is not allowed (this session pays on {allowed}: a payment signed "
+                f"for one network is worthless on another; connect with network='{network.v1_name}' to pay there)"
+            )
         if not is_address(req.asset):
             return f"asset {req.asset[:42]!r} is not a token address"
         if not is_address(req.pay_to):

@@ -16,11 +16,14 @@ import pandas as pd
 import pytest
 
 from tests.tokenmetrics.variant_server import BASE_URL, DATA_END, Variant, VariantServer, transport
-from tm402_nb.errors import ConfigurationError
+from tm402_nb.errors import ConfigurationError, PaymentRefused
+from tm402_nb.ledger import Ledger
+from tm402_nb.sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
 from tm402_nb.tokenmetrics.catalogue import WINDOW_DAYS
 from tm402_nb.tokenmetrics.client import AsyncClient, Client
 from tm402_nb.tokenmetrics.errors import ParamError
 from tm402_nb.tokenmetrics.gaps import GapWarning
+from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
 
 START = DATA_END - timedelta(days=119)  # 120 days of data, all before DATA_END
 
@@ -262,3 +265,62 @@ def test_a_v3_base_url_is_refused_naming_v2(url):
     with pytest.raises(ConfigurationError, match="v3") as info:
         Client(mode="api-key", api_key="k", base_url=url)
     assert "https://api.tokenmetrics.com/v2" in str(info.value) and "snake_case" in str(info.value)
+
+
+# -- challenges: one asset or both, resource with or without its query, v1 or v2, either network ------------------
+def paying(server: VariantServer, ledger, *, pay_with: str = "usdc", **policy) -> Client:
+    """An x402 client paying ``server`` from a fresh wallet, on the server's network."""
+    net = server.variant.network
+    policy.setdefault("budget", "1.00")
+    spend = SpendPolicy(network=net, pay_with=pay_with, extra_assets=[SANDBOX_TMAI_BASE_SEPOLIA], **policy)
+    auth = X402Auth(Wallet.create(), spend, ledger=ledger)
+    return Client(
+        mode="x402",
+        base_url=BASE_URL,
+        auth=auth,
+        ledger=ledger,
+        transport=transport(server),
+        progress=False,
+        pay_with=pay_with,
+    )
+
+
+@pytest.mark.parametrize("network", ["base-sepolia", "base"])
+@pytest.mark.parametrize("resource_query", [True, False], ids=["resource-with-query", "resource-without-query"])
+@pytest.mark.parametrize("offers", ["both", "requested"])
+@pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2"])
+def test_a_paid_call_under_every_challenge_shape(tmp_path, version, offers, resource_query, network):
+    server = VariantServer(Variant(version=version, offers=offers, resource_query=resource_query, network=network))
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger) as c:
+        q = c.quote("tm-grade", token_id=[3375, 3306])
+        assert (q.per_call, q.asset, q.network, q.refused) == (17_000, "USDC", network, None)
+        assert len(q.offers) == (2 if offers == "both" else 1)
+        df = c.frame("tm-grade", token_id=[3375, 3306])
+        again = c.frame("tm-grade", token_id=[3988])  # warm: signed against the remembered challenge
+        payments = ledger.payments()
+    assert len(df) == 2 and len(again) == 1 and df.attrs["tm402"]["paid"] == again.attrs["tm402"]["paid"] == 1
+    assert server.settled == [17_000, 17_000]
+    assert payments["status"].tolist() == ["settled", "settled"]
+    # The quote's unpaid probe, whose challenge is remembered: then each call is one paid round trip.
+    assert [r.paid for r in server.requests("tm-grade")] == [False, True, True]
+
+
+@pytest.mark.parametrize("offers", ["both", "requested"])
+def test_tmai_is_paid_whether_the_challenge_lists_usdc_beside_it_or_not(tmp_path, offers):
+    server = VariantServer(Variant(offers=offers))
+    # Listed alone, TMAI has no USDC price beside it to value it by: a rate is given.
+    rates = {"usd_rates": {"TMAI": "0.01"}} if offers == "requested" else {}
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger, pay_with="tmai", **rates) as c:
+        df = c.frame("tm-grade", token_id=3375)
+        (row,) = ledger.payments().itertuples()
+    assert df.attrs["tm402"]["paid"] == 1 and row.asset_symbol == "TMAI" and row.status == "settled"
+    assert server.settled == [15_300 * 10**14]  # 1.53 TMAI, 10% below the USDC price
+
+
+def test_tmai_listed_alone_without_a_rate_is_refused_before_signing(tmp_path):
+    server = VariantServer(Variant(offers="requested"))
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger, pay_with="tmai") as c:
+        with pytest.raises(PaymentRefused) as info:
+            c.frame("tm-grade", token_id=3375)
+        assert ledger.payments().empty
+    assert "usd_rates" in str(info.value) and server.settled == []

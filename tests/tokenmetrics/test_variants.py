@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import warnings
 from datetime import date, timedelta
+from decimal import Decimal
 
 import httpx
 import pandas as pd
 import pytest
 
 from tests.tokenmetrics.variant_server import BASE_URL, DATA_END, Variant, VariantServer, transport
-from tm402_nb.errors import ConfigurationError, PaymentRefused
+from tm402_nb.errors import BudgetExceeded, ConfigurationError, PaymentRefused
 from tm402_nb.ledger import Ledger
 from tm402_nb.sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
 from tm402_nb.tokenmetrics.catalogue import WINDOW_DAYS
@@ -324,3 +325,131 @@ def test_tmai_listed_alone_without_a_rate_is_refused_before_signing(tmp_path):
             c.frame("tm-grade", token_id=3375)
         assert ledger.payments().empty
     assert "usd_rates" in str(info.value) and server.settled == []
+
+
+# -- symbol lookups: remembered across sessions, priced and reserved when the server charges ------------------------
+def test_symbols_are_remembered_across_sessions_in_the_ledger(tmp_path):
+    server = VariantServer()
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        with client(server, ledger=ledger) as first:
+            assert first.resolve_symbols(["BTC", "ETH"]) == {"BTC": 3375, "ETH": 3306}
+        assert len(server.requests("tokens")) == 1
+        with client(server, ledger=ledger) as second:  # a new session, the same ledger
+            q = second.quote("tm-grade", symbol=["BTC", "ETH"])
+            df = second.frame("tm-grade", symbol=["ETH", "BTC"])
+        assert q.lookups == 0 and len(df) == 2
+        assert len(server.requests("tokens")) == 1  # looked up once, in the first session
+        # Overrides still win; another server is asked again.
+        with client(server, ledger=ledger, symbol_overrides={"ETH": 9001}) as third:
+            assert third.resolve_symbols("ETH") == {"ETH": 9001}
+        other = VariantServer()
+        with Client(
+            mode="api-key",
+            api_key="k",
+            base_url="https://other.test/v2",
+            transport=transport(other),
+            ledger=ledger,
+            progress=False,
+        ) as elsewhere:
+            elsewhere.resolve_symbols("BTC")
+        assert len(other.requests("tokens")) == 1
+
+
+def test_a_remembered_symbol_is_asked_again_once_it_is_a_week_old(tmp_path):
+    import time
+
+    server = VariantServer()
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        ledger.symbols_put(BASE_URL, {"BTC": 1, "ETH": 3306}, now=time.time() - 8 * 86400)  # stale
+        ledger.symbols_put(BASE_URL, {"SOL": 3988}, now=time.time() - 6 * 86400)  # still fresh
+        with client(server, ledger=ledger) as c:
+            assert c.quote("tm-grade", symbol=["SOL"]).lookups == 0
+            assert c.resolve_symbols(["BTC", "SOL"]) == {"BTC": 3375, "SOL": 3988}
+        assert server.requests("tokens")[0].params["symbol"] == "BTC"
+        with client(server, ledger=ledger, symbol_max_age=None) as forgetful:  # no memory across sessions
+            forgetful.resolve_symbols("SOL")
+        assert len(server.requests("tokens")) == 2
+
+
+def test_free_lookups_in_x402_mode_cost_one_request_and_nothing(tmp_path):
+    server = VariantServer()
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger) as c:
+        q = c.quote("tm-grade", symbol=["BTC", "SOL"])
+        assert (q.lookups, q.lookup_calls, q.total) == (1, 0, 17_000)
+        c.frame("tm-grade", symbol=["BTC", "SOL"])
+    assert [r.paid for r in server.requests("tokens")] == [False]  # the quote's lookup, remembered after
+    assert server.settled == [17_000]
+
+
+def test_paid_lookups_are_quoted_without_paying(tmp_path):
+    server = VariantServer(Variant(paid_free=True))
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger) as c:
+        q = c.quote("tm-grade", symbol=["BTC", "ETH"])
+        assert ledger.payments().empty and server.settled == []
+    # 1 lookup request of up to 5 pages, and the 2-page market-cap ranking a tie may need: 7 calls at most.
+    assert (q.lookups, q.lookup_calls, q.lookup_cost) == (1, 7, 7 * 17_000)
+    assert q.calls == 1 and q.total == 8 * 17_000 and not q.exact and q.usd == Decimal("0.136")
+    assert q.params["symbol"] == "BTC,ETH" and "-" not in q.params.get("token_id", "")
+    assert "+ at most 7 symbol lookup call(s) = 0.119 USDC = 0.136 USDC" in repr(q)
+    assert [r.paid for r in server.requests("tokens")] == [False]  # one unpaid probe
+
+
+def test_paid_lookups_are_reserved_then_paid_and_counted(tmp_path):
+    server = VariantServer(Variant(paid_free=True))
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger) as c:
+        q = c.quote("tm-grade", symbol=["BTC", "ETH"])
+        df = c.frame("tm-grade", symbol=["BTC", "ETH"])
+        again = c.frame("tm-grade", symbol=["ETH"], refresh=True)  # the symbols are known now
+        assert c.auth.policy.held_usd() == 0  # every reservation closed
+        paid = ledger.payments()
+    meta = df.attrs["tm402"]
+    assert meta["paid"] == 2 and meta["amount"] == {"USDC": "0.034"}  # the lookup and the data, in the footer's tally
+    assert server.settled == [17_000, 17_000, 17_000] and sum(server.settled[:2]) <= q.total
+    assert [e.rsplit("/", 1)[-1] for e in paid["endpoint"]] == ["tokens", "tm-grade", "tm-grade"]
+    assert again.attrs["tm402"]["paid"] == 1 and server.paid("tokens") == 1
+
+
+@pytest.mark.parametrize("cap", ["budget", "max_cost"])
+def test_a_cap_that_cannot_hold_the_paid_lookups_refuses_them_before_signing(tmp_path, cap):
+    """The lookups' plan (5 pages at most, 0.085 USD) is reserved like any other before it pays."""
+    server = VariantServer(Variant(paid_free=True))
+    policy = {"budget": "0.05"} if cap == "budget" else {}
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger, **policy) as c:
+        with pytest.raises(BudgetExceeded) as info:
+            c.frame("tm-grade", symbol="BTC", **({"max_cost": "0.05"} if cap == "max_cost" else {}))
+        assert ledger.payments().empty and server.settled == [] and c.auth.policy.held_usd() == 0
+    assert "tokens" in str(info.value) and "5 paid calls" in str(info.value)
+
+
+def test_max_cost_counts_what_the_lookups_paid(tmp_path):
+    """max_cost is the whole call's: the lookups reserve 0.085 (5 pages) and pay 0.017, so 0.073 of
+    0.09 is left, and five windows of candles (0.085) no longer fit, though alone they would."""
+    server = VariantServer(Variant(paid_free=True))
+    with Ledger(tmp_path / "l.sqlite3") as ledger, paying(server, ledger) as c:
+        with pytest.raises(BudgetExceeded, match=r"max_cost is 0\.073 USD"):
+            c.frame("daily-ohlcv", symbol=["SOL", "NEW"], start=START, end=DATA_END, max_cost="0.09")
+        assert server.paid("tokens") == 1 and server.paid("daily-ohlcv") == 0
+        df = c.frame("daily-ohlcv", symbol=["SOL", "NEW"], start=START, end=DATA_END, max_cost="0.09")
+    assert df.attrs["tm402"]["paid"] == 5  # the symbols are known now: the whole cap is the data's
+
+
+def test_the_async_client_prices_and_pays_lookups_alike(tmp_path):
+    server = VariantServer(Variant(paid_free=True))
+
+    async def main(ledger):
+        policy = SpendPolicy(network="base-sepolia", budget="1.00")
+        async with AsyncClient(
+            mode="x402",
+            base_url=BASE_URL,
+            auth=X402Auth(Wallet.create(), policy, ledger=ledger),
+            ledger=ledger,
+            transport=httpx.MockTransport(server.ahandle),
+            progress=False,
+        ) as c:
+            q = await c.quote("tm-grade", symbol="BTC")
+            assert server.settled == []
+            return q, await c.frame("tm-grade", symbol="BTC")
+
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        q, df = asyncio.run(main(ledger))
+    assert q.lookup_calls == 7 and df.attrs["tm402"]["paid"] == 2 and server.settled == [17_000, 17_000]

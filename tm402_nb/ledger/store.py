@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +136,17 @@ _MIGRATIONS: list[str] = [
     # Older rows keep NULL: a 6-decimal row counts at par, as it did.
     """
     ALTER TABLE payments ADD COLUMN usd TEXT;
+    """,
+    # v5: symbol → token id as a server said it, and when, so a symbol is looked up (and, where
+    # the server charges for lookups, paid for) once a week at most, not once per session.
+    """
+    CREATE TABLE symbols (
+        scope TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        token_id INTEGER NOT NULL,
+        learned_at REAL NOT NULL,
+        PRIMARY KEY (scope, symbol)
+    );
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -654,6 +665,38 @@ class Ledger:
                 """INSERT OR REPLACE INTO cache (key, scope, endpoint, created_at, expires_at, status_code, body, meta)
                    VALUES (?,?,?,?,?,?,?,?)""",
                 (key, scope, endpoint, now, now + ttl, status_code, body, json.dumps(meta or {})),
+            )
+
+    # -- symbols ------------------------------------------------------------------------------
+    def symbols_get(
+        self, scope: str, symbols: Sequence[str], *, max_age: float, now: float | None = None
+    ) -> dict[str, int]:
+        """Symbol → token id for those of ``symbols`` learned in ``scope`` less than ``max_age`` seconds ago."""
+        if not symbols:
+            return {}
+        since = (time.time() if now is None else now) - max_age
+        found: dict[str, int] = {}
+        wanted = list(dict.fromkeys(symbols))
+        with self._lock:
+            for i in range(0, len(wanted), 500):  # SQLite's bound on host parameters
+                chunk = wanted[i : i + 500]
+                rows = self._conn.execute(
+                    f"SELECT symbol, token_id FROM symbols WHERE scope=? AND learned_at > ? "
+                    f"AND symbol IN ({','.join('?' * len(chunk))})",
+                    (scope, since, *chunk),
+                ).fetchall()
+                found.update({str(sym): int(tid) for sym, tid in rows})
+        return found
+
+    def symbols_put(self, scope: str, ids: Mapping[str, int], *, now: float | None = None) -> None:
+        """Remember ``ids`` (symbol → token id) as learned in ``scope`` now."""
+        if not ids:
+            return
+        learned = time.time() if now is None else now
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO symbols (scope, symbol, token_id, learned_at) VALUES (?,?,?,?)",
+                [(scope, sym, int(tid), learned) for sym, tid in ids.items()],
             )
 
     # -- reading ------------------------------------------------------------------------------

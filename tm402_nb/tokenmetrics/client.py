@@ -22,6 +22,7 @@ unresolved payment surfaces as :class:`PaymentOutcomeUnknown`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import re
 import time
@@ -44,7 +45,7 @@ from ..x402.transport import AsyncPaymentReplayTransport, PaymentReplayTransport
 from .accounting import CallAccounting, payment_of_error
 from .answers import interpret
 from .cache import ResponseCache, cache_owner
-from .catalogue import Endpoint
+from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING, Endpoint
 from .cost import Cost, CostTracker
 from .errors import DataNotFound, PlanExceeded, data_not_found
 from .gaps import GapWarning, find_gaps, gap_message
@@ -56,7 +57,7 @@ from .plan import Plan, PlannedRequest, ValidatedCall, plan_call, to_wire, valid
 from .progress import progress_for
 from .quote import Quote, quote_from
 from .retry import RetryPolicy, wait_after_network_error, wait_before_retry
-from .symbols import SymbolResolver
+from .symbols import SYMBOL_MAX_AGE, LedgerSymbols, SymbolResolver
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -102,6 +103,7 @@ class _ClientCore:
         window_days: int | None = None,
         confirm_above: AmountLike | Decimal | None = None,
         confirm: Callable[[Quote], bool] | None = None,
+        symbol_max_age: float | None = SYMBOL_MAX_AGE,
     ) -> None:
         try:
             self.mode = Mode(mode)
@@ -149,7 +151,10 @@ class _ClientCore:
         self._cache = ResponseCache(
             ledger if cache else None, self.base_url, cache_owner(self.mode, self.base_url, auth, api_key)
         )
-        self._symbols = SymbolResolver(symbol_overrides)
+        # Resolved symbols outlive the session in the ledger (per server, for ``symbol_max_age``
+        # seconds), unless there is no ledger, caching is off, or the age is None/0.
+        store = LedgerSymbols(ledger, self.base_url, symbol_max_age) if ledger and cache and symbol_max_age else None
+        self._symbols = SymbolResolver(symbol_overrides, store=store)
 
     # -- configuration ------------------------------------------------------------------
     @property
@@ -211,7 +216,7 @@ class _ClientCore:
         elapsed = time.perf_counter() - started
         self._accounting.record(endpoint, url, wire, None, elapsed, error=str(exc), payment=payment_of_error(exc))
 
-    def _challenge_answer(
+    def _probe_answer(
         self,
         endpoint: Endpoint,
         url: str,
@@ -219,17 +224,19 @@ class _ClientCore:
         response: httpx.Response,
         started: float,
         options: CallOptions,
-    ) -> PaymentRequired | None:
-        """The challenge in an unpaid answer (remembered, so the next paid call is warm); None if free."""
+    ) -> tuple[PaymentRequired | None, dict[str, Any] | None]:
+        """An unpaid answer: its challenge (remembered, so the next paid call is warm), or, when
+        the endpoint answered unpaid, its envelope (cached: it is data, and it was not paid for)."""
         self._accounting.record(endpoint, url, wire, response, time.perf_counter() - started)
         if response.status_code != 402:
-            interpret(endpoint, response, mode=self.mode, retries=self.retry.attempts)
-            return None
+            envelope = interpret(endpoint, response, mode=self.mode, retries=self.retry.attempts)
+            self._cache.put(endpoint, wire, response.content, options.ttl)
+            return None, envelope
         required = parse_challenge(response.headers, response.content)
         if self.auth is not None:
             # The very request the call will send, so the payment layer finds this challenge for it.
             self.auth.remember(self._build(self._http, "GET", url, options, params=wire), required)
-        return required
+        return required, None
 
     # -- the plan, its price and its reservation -----------------------------------------
     def _plan(self, endpoint: Endpoint, params: dict[str, Any], options: CallOptions) -> Plan:
@@ -241,8 +248,10 @@ class _ClientCore:
         return self._build(self._http, "GET", url, options, params=page_wire(plan.requests[0]))
 
     def _prices(self, plan: Plan, options: CallOptions) -> bool:
-        """Whether ``plan`` may pay, and so is priced and reserved before it runs."""
-        if self.auth is None or plan.endpoint.free or not plan.requests:
+        """Whether ``plan`` may pay, and so is priced and reserved before it runs. An endpoint the
+        catalogue lists as free is priced too: the server may charge for it (its unpaid probe is
+        then its first page, and costs no extra request)."""
+        if self.auth is None or not plan.requests:
             return False
         if plan.calls == 1 and self.confirm_above is None:
             # One payment at most: its own checks under the lock hold every cap (and max_cost)
@@ -345,6 +354,7 @@ class _ClientCore:
         options: CallOptions,
         *,
         lookups: int = 0,
+        lookup_prices: tuple[tuple[PaymentRequired, int], ...] = (),
     ) -> Quote:
         policy = self.auth.policy if self.auth is not None else None
         return quote_from(
@@ -356,7 +366,23 @@ class _ClientCore:
             policy=policy,
             pay_with=options.pay_with or self.pay_with,
             lookups=lookups,
+            lookup_prices=lookup_prices,
         )
+
+    def _stand_in_quote_params(self, call: ValidatedCall) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+        """For a quote whose symbol lookups would be paid: the call's parameters with a stand-in id per
+        unresolved symbol (its plan has as many ids as the real one at most), the parameters as the
+        quote shows them (with the symbols), and symbol → id (stand-ins negative)."""
+        stand_ins = self._symbols.placeholders(self._symbols.wanted(call.symbols))
+        params = call.with_token_ids(stand_ins.values())
+        shown = {**call.params, "symbol": list(stand_ins)}
+        return params, shown, stand_ins
+
+    def _lookup_plan(self, missing: list[str]) -> Plan:
+        return Plan(SYMBOL_LOOKUP, tuple(self._symbols.lookups(missing)))
+
+    def _ranking_plan(self) -> Plan:
+        return Plan(SYMBOL_RANKING, (self._symbols.ranking(),))
 
     def _lookups_needed(self, call: ValidatedCall) -> int:
         """How many symbol lookups resolving ``call`` needs now (none once remembered)."""
@@ -404,7 +430,8 @@ class Client(_ClientCore):
         """
         options = CallOptions(pay_with=pay_with, max_per_call=max_per_call, refresh=refresh)
         call = validate_and_split_symbols(endpoint, params)
-        return self._get_page(call.endpoint, to_wire(self._token_params(call, options)), options)
+        params, _ = self._token_params(call, options)
+        return self._get_page(call.endpoint, to_wire(params), options)
 
     def frame(
         self,
@@ -445,9 +472,10 @@ class Client(_ClientCore):
         call = validate_and_split_symbols(endpoint, params)
         ep = call.endpoint
         with self.cost.tally(ep.name) as cost:
-            params = self._token_params(call, options)
-            plan = self._plan(ep, params, options)
-            run = self._reserve(plan, params, options)
+            params, spent = self._token_params(call, options)
+            run = options.after_spending(spent)  # what the symbol lookups paid comes off max_cost
+            plan = self._plan(ep, params, run)
+            run = self._reserve(plan, params, run)
             try:
                 fetched = self._fetch_all(list(plan.requests), run)
             finally:
@@ -471,10 +499,19 @@ class Client(_ClientCore):
         options = CallOptions(pay_with=pay_with, max_pages=max_pages)
         call = validate_and_split_symbols(endpoint, params)
         lookups = self._lookups_needed(call)
-        params = self._token_params(call, options)
+        lookup_prices: tuple[tuple[PaymentRequired, int], ...] = ()
+        stand_ins: dict[str, int] = {}
+        try:
+            params, _ = self._token_params(call, options, quoting=True)
+            shown = params
+        except _PaidLookups as paid:  # resolving the symbols would pay: priced, not paid
+            params, shown, stand_ins = self._stand_in_quote_params(call)
+            lookup_prices = ((paid.required, paid.plan.calls), *self._ranking_price(paid.plan, options))
         plan = self._plan(call.endpoint, params, options)
-        required = self._challenge(call.endpoint, page_wire(plan.requests[0]), options) if self.mode.pays else None
-        return self._quote(plan, params, required, options, lookups=lookups)
+        required = None
+        if self.mode.pays:
+            required = self._challenge(call.endpoint, _probe_wire(page_wire(plan.requests[0]), stand_ins), options)
+        return self._quote(plan, shown, required, options, lookups=lookups, lookup_prices=lookup_prices)
 
     def request(
         self,
@@ -494,7 +531,7 @@ class Client(_ClientCore):
 
     def resolve_symbols(self, symbols: Iterable[str] | str) -> dict[str, int]:
         """Symbols → token ids (highest market cap among same-symbol tokens, overridable); remembered."""
-        return self._resolve(symbols, CallOptions())
+        return self._resolve(symbols, CallOptions())[0]
 
     def close(self) -> None:
         """Close the connections."""
@@ -511,18 +548,20 @@ class Client(_ClientCore):
         return f"Client(mode={self.mode}, base_url={self.base_url})"
 
     # -- I/O ---------------------------------------------------------------------------------
-    def _send(self, method: str, url: str, options: CallOptions, **kw: Any) -> httpx.Response:
-        """One request with bounded retries (decided in :mod:`.retry`)."""
+    def _send(self, method: str, url: str, options: CallOptions, *, unpaid: bool = False, **kw: Any) -> httpx.Response:
+        """One request with bounded retries (decided in :mod:`.retry`); ``unpaid``: on the client
+        that never pays (a probe), so no retry can concern a payment."""
+        http, auth = (self._bare, None) if unpaid else (self._http, self.auth)
         for attempt in range(self.retry.attempts + 1):
             # A fresh request each attempt: nothing from a previous attempt (a payment
             # header, a consumed stream) can leak into the next.
-            request = self._build(self._http, method, url, options, **kw)
+            request = self._build(http, method, url, options, **kw)
             try:
-                response = self._http.send(request)
+                response = http.send(request)
             except httpx.TransportError as exc:
-                time.sleep(wait_after_network_error(self.retry, self.auth, request, exc, attempt))
+                time.sleep(wait_after_network_error(self.retry, auth, request, exc, attempt))
                 continue
-            wait = wait_before_retry(self.retry, self.auth, response, attempt)
+            wait = wait_before_retry(self.retry, auth, response, attempt)
             if wait is None:
                 return response
             response.close()
@@ -530,6 +569,9 @@ class Client(_ClientCore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_page(self, endpoint: Endpoint, wire: dict[str, str], options: CallOptions) -> dict[str, Any]:
+        answer = options.answer_for(endpoint.name, wire)  # the probe that priced the plan found it free
+        if answer is not None:
+            return answer
         cached = self._cached_page(endpoint, wire, options)
         if cached is not None:
             return cached
@@ -570,43 +612,95 @@ class Client(_ClientCore):
             if bar is not None:
                 bar.close()
 
-    def _token_params(self, call: ValidatedCall, options: CallOptions) -> dict[str, Any]:
-        """The call's parameters with its symbols resolved to token ids."""
+    def _token_params(
+        self, call: ValidatedCall, options: CallOptions, *, quoting: bool = False
+    ) -> tuple[dict[str, Any], int]:
+        """The call's parameters with its symbols resolved to token ids, and the micro-dollars
+        the lookups paid (``quoting``: nothing is paid; _PaidLookups when it would be)."""
         if not call.symbols:
-            return call.params
-        return call.with_token_ids(self._resolve(call.symbols, options).values())
+            return call.params, 0
+        ids, spent = self._resolve(call.symbols, options, quoting=quoting)
+        return call.with_token_ids(ids.values()), spent
 
-    def _resolve(self, symbols: Iterable[str] | str, options: CallOptions) -> dict[str, int]:
+    def _resolve(
+        self, symbols: Iterable[str] | str, options: CallOptions, *, quoting: bool = False
+    ) -> tuple[dict[str, int], int]:
         resolver = self._symbols
         wanted = resolver.wanted(symbols)
         missing = resolver.missing(wanted)
+        spent = 0
         if missing:
             lookup = options.for_lookup()
-            rows = [row for f in self._fetch_all(resolver.lookups(missing), lookup) for row in f.rows]
+            fetched, paid = self._fetch_plan(self._lookup_plan(missing), lookup, quoting=quoting)
+            spent += paid
+            rows = [row for f in fetched for row in f.rows]
             if resolver.needs_ranking(rows, missing):
-                ranking = self._fetch(resolver.ranking(), lookup)
-                resolver.learn_ranking(ranking.rows)
+                ranking, paid = self._fetch_plan(self._ranking_plan(), lookup.after_spending(spent), quoting=quoting)
+                spent += paid
+                resolver.learn_ranking(ranking[0].rows)
             resolver.learn(missing, rows)
-        return resolver.ids(wanted)
+        return resolver.ids(wanted), spent
+
+    def _fetch_plan(self, plan: Plan, options: CallOptions, *, quoting: bool = False) -> tuple[list[Fetched], int]:
+        """Every request of a symbol-lookup ``plan``, reserved first if the server charges for it,
+        and the micro-dollars it paid. ``quoting``: pays nothing, raises _PaidLookups if it would."""
+        if quoting and self.auth is not None:
+            required = self.auth.challenge_for(self._first_request(plan, options))
+            wire = page_wire(plan.requests[0])
+            envelope = None
+            if required is None:
+                with contextlib.suppress(DataNotFound):
+                    required, envelope = self._probe(plan.endpoint, wire, options)
+            if required is not None:
+                raise _PaidLookups(plan, required)
+            options = _never_pays(options, plan, wire, envelope)
+            return self._fetch_all(list(plan.requests), options), 0
+        run = self._reserve(plan, {}, options)
+        try:
+            return self._fetch_all(list(plan.requests), run), _used(run)
+        finally:
+            if run.reservation is not None:
+                run.reservation.close()
+
+    def _ranking_price(self, paid: Plan, options: CallOptions) -> tuple[tuple[PaymentRequired, int], ...]:
+        """For a quote whose lookups are paid: the market-cap ranking's price too, when it may be needed."""
+        if paid.endpoint is not SYMBOL_LOOKUP or self._symbols.ranked or self.auth is None:
+            return ()
+        ranking = self._ranking_plan()
+        required = self.auth.challenge_for(self._first_request(ranking, options))
+        if required is None:
+            with contextlib.suppress(DataNotFound):
+                required = self._challenge(ranking.endpoint, page_wire(ranking.requests[0]), options)
+        return ((required, ranking.calls),) if required is not None else ()
+
+    def _probe(
+        self, endpoint: Endpoint, wire: dict[str, str], options: CallOptions
+    ) -> tuple[PaymentRequired | None, dict[str, Any] | None]:
+        """One unpaid request: its 402 challenge, or its answer when the endpoint answered unpaid."""
+        url = self.url_for(endpoint)
+        started = time.perf_counter()
+        response = self._send("GET", url, options, unpaid=True, params=wire)
+        return self._probe_answer(endpoint, url, wire, response, started, options)
 
     def _challenge(self, endpoint: Endpoint, wire: dict[str, str], options: CallOptions) -> PaymentRequired | None:
         """The 402 challenge for a request, fetched unpaid; None for a free answer."""
-        url = self.url_for(endpoint)
-        started = time.perf_counter()
-        response = self._bare.send(self._build(self._bare, "GET", url, options, params=wire))
-        return self._challenge_answer(endpoint, url, wire, response, started, options)
+        return self._probe(endpoint, wire, options)[0]
 
     def _reserve(self, plan: Plan, params: dict[str, Any], options: CallOptions) -> CallOptions:
         """Price the plan (from a remembered challenge, else one unpaid probe whose challenge
-        the first payment then reuses) and reserve it; the options its requests carry."""
+        the first payment then reuses, or whose free answer is the plan's first page) and
+        reserve it; the options its requests carry."""
         if self.auth is None or not self._prices(plan, options):
             return options
         required = self.auth.challenge_for(self._first_request(plan, options))
         if required is None:
+            wire = page_wire(plan.requests[0])
             try:
-                required = self._challenge(plan.endpoint, page_wire(plan.requests[0]), options)
+                required, envelope = self._probe(plan.endpoint, wire, options)
             except DataNotFound:
-                required = None  # nothing there to price: its pages are refused unpaid, or capped one by one
+                required = envelope = None  # nothing there to price: its pages are refused unpaid, or capped one by one
+            if envelope is not None:
+                return options.with_answer(plan.endpoint.name, wire, envelope)
         return self._hold(plan, params, required, options)
 
 
@@ -648,7 +742,8 @@ class AsyncClient(_ClientCore):
         """
         options = CallOptions(pay_with=pay_with, max_per_call=max_per_call, refresh=refresh)
         call = validate_and_split_symbols(endpoint, params)
-        return await self._get_page(call.endpoint, to_wire(await self._token_params(call, options)), options)
+        params, _ = await self._token_params(call, options)
+        return await self._get_page(call.endpoint, to_wire(params), options)
 
     async def frame(
         self,
@@ -689,9 +784,10 @@ class AsyncClient(_ClientCore):
         call = validate_and_split_symbols(endpoint, params)
         ep = call.endpoint
         with self.cost.tally(ep.name) as cost:
-            params = await self._token_params(call, options)
-            plan = self._plan(ep, params, options)
-            run = await self._reserve(plan, params, options)
+            params, spent = await self._token_params(call, options)
+            run = options.after_spending(spent)  # what the symbol lookups paid comes off max_cost
+            plan = self._plan(ep, params, run)
+            run = await self._reserve(plan, params, run)
             try:
                 fetched = await self._fetch_all(list(plan.requests), run)
             finally:
@@ -715,12 +811,20 @@ class AsyncClient(_ClientCore):
         options = CallOptions(pay_with=pay_with, max_pages=max_pages)
         call = validate_and_split_symbols(endpoint, params)
         lookups = self._lookups_needed(call)
-        params = await self._token_params(call, options)
+        lookup_prices: tuple[tuple[PaymentRequired, int], ...] = ()
+        stand_ins: dict[str, int] = {}
+        try:
+            params, _ = await self._token_params(call, options, quoting=True)
+            shown = params
+        except _PaidLookups as paid:  # resolving the symbols would pay: priced, not paid
+            params, shown, stand_ins = self._stand_in_quote_params(call)
+            lookup_prices = ((paid.required, paid.plan.calls), *await self._ranking_price(paid.plan, options))
         plan = self._plan(call.endpoint, params, options)
-        required = (
-            await self._challenge(call.endpoint, page_wire(plan.requests[0]), options) if self.mode.pays else None
-        )
-        return self._quote(plan, params, required, options, lookups=lookups)
+        required = None
+        if self.mode.pays:
+            wire = _probe_wire(page_wire(plan.requests[0]), stand_ins)
+            required = await self._challenge(call.endpoint, wire, options)
+        return self._quote(plan, shown, required, options, lookups=lookups, lookup_prices=lookup_prices)
 
     async def request(
         self,
@@ -740,7 +844,7 @@ class AsyncClient(_ClientCore):
 
     async def resolve_symbols(self, symbols: Iterable[str] | str) -> dict[str, int]:
         """Symbols → token ids (highest market cap among same-symbol tokens, overridable); remembered."""
-        return await self._resolve(symbols, CallOptions())
+        return (await self._resolve(symbols, CallOptions()))[0]
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -757,18 +861,22 @@ class AsyncClient(_ClientCore):
         return f"AsyncClient(mode={self.mode}, base_url={self.base_url})"
 
     # -- I/O ---------------------------------------------------------------------------------
-    async def _send(self, method: str, url: str, options: CallOptions, **kw: Any) -> httpx.Response:
-        """One request with bounded retries (decided in :mod:`.retry`)."""
+    async def _send(
+        self, method: str, url: str, options: CallOptions, *, unpaid: bool = False, **kw: Any
+    ) -> httpx.Response:
+        """One request with bounded retries (decided in :mod:`.retry`); ``unpaid``: on the client
+        that never pays (a probe), so no retry can concern a payment."""
+        http, auth = (self._bare, None) if unpaid else (self._http, self.auth)
         for attempt in range(self.retry.attempts + 1):
             # A fresh request each attempt: nothing from a previous attempt (a payment
             # header, a consumed stream) can leak into the next.
-            request = self._build(self._http, method, url, options, **kw)
+            request = self._build(http, method, url, options, **kw)
             try:
-                response = await self._http.send(request)
+                response = await http.send(request)
             except httpx.TransportError as exc:
-                await asyncio.sleep(wait_after_network_error(self.retry, self.auth, request, exc, attempt))
+                await asyncio.sleep(wait_after_network_error(self.retry, auth, request, exc, attempt))
                 continue
-            wait = wait_before_retry(self.retry, self.auth, response, attempt)
+            wait = wait_before_retry(self.retry, auth, response, attempt)
             if wait is None:
                 return response
             await response.aclose()
@@ -776,6 +884,9 @@ class AsyncClient(_ClientCore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_page(self, endpoint: Endpoint, wire: dict[str, str], options: CallOptions) -> dict[str, Any]:
+        answer = options.answer_for(endpoint.name, wire)  # the probe that priced the plan found it free
+        if answer is not None:
+            return answer
         cached = self._cached_page(endpoint, wire, options)
         if cached is not None:
             return cached
@@ -816,46 +927,138 @@ class AsyncClient(_ClientCore):
             if bar is not None:
                 bar.close()
 
-    async def _token_params(self, call: ValidatedCall, options: CallOptions) -> dict[str, Any]:
-        """The call's parameters with its symbols resolved to token ids."""
+    async def _token_params(
+        self, call: ValidatedCall, options: CallOptions, *, quoting: bool = False
+    ) -> tuple[dict[str, Any], int]:
+        """The call's parameters with its symbols resolved to token ids, and the micro-dollars
+        the lookups paid (``quoting``: nothing is paid; _PaidLookups when it would be)."""
         if not call.symbols:
-            return call.params
-        return call.with_token_ids((await self._resolve(call.symbols, options)).values())
+            return call.params, 0
+        ids, spent = await self._resolve(call.symbols, options, quoting=quoting)
+        return call.with_token_ids(ids.values()), spent
 
-    async def _resolve(self, symbols: Iterable[str] | str, options: CallOptions) -> dict[str, int]:
+    async def _resolve(
+        self, symbols: Iterable[str] | str, options: CallOptions, *, quoting: bool = False
+    ) -> tuple[dict[str, int], int]:
         resolver = self._symbols
         wanted = resolver.wanted(symbols)
         missing = resolver.missing(wanted)
+        spent = 0
         if missing:
             lookup = options.for_lookup()
-            rows = [row for f in await self._fetch_all(resolver.lookups(missing), lookup) for row in f.rows]
+            fetched, paid = await self._fetch_plan(self._lookup_plan(missing), lookup, quoting=quoting)
+            spent += paid
+            rows = [row for f in fetched for row in f.rows]
             if resolver.needs_ranking(rows, missing):
-                ranking = await self._fetch(resolver.ranking(), lookup)
-                resolver.learn_ranking(ranking.rows)
+                ranking, paid = await self._fetch_plan(
+                    self._ranking_plan(), lookup.after_spending(spent), quoting=quoting
+                )
+                spent += paid
+                resolver.learn_ranking(ranking[0].rows)
             resolver.learn(missing, rows)
-        return resolver.ids(wanted)
+        return resolver.ids(wanted), spent
+
+    async def _fetch_plan(
+        self, plan: Plan, options: CallOptions, *, quoting: bool = False
+    ) -> tuple[list[Fetched], int]:
+        """Every request of a symbol-lookup ``plan``, reserved first if the server charges for it,
+        and the micro-dollars it paid. ``quoting``: pays nothing, raises _PaidLookups if it would."""
+        if quoting and self.auth is not None:
+            required = self.auth.challenge_for(self._first_request(plan, options))
+            wire = page_wire(plan.requests[0])
+            envelope = None
+            if required is None:
+                with contextlib.suppress(DataNotFound):
+                    required, envelope = await self._probe(plan.endpoint, wire, options)
+            if required is not None:
+                raise _PaidLookups(plan, required)
+            options = _never_pays(options, plan, wire, envelope)
+            return await self._fetch_all(list(plan.requests), options), 0
+        run = await self._reserve(plan, {}, options)
+        try:
+            return await self._fetch_all(list(plan.requests), run), _used(run)
+        finally:
+            if run.reservation is not None:
+                run.reservation.close()
+
+    async def _ranking_price(self, paid: Plan, options: CallOptions) -> tuple[tuple[PaymentRequired, int], ...]:
+        """For a quote whose lookups are paid: the market-cap ranking's price too, when it may be needed."""
+        if paid.endpoint is not SYMBOL_LOOKUP or self._symbols.ranked or self.auth is None:
+            return ()
+        ranking = self._ranking_plan()
+        required = self.auth.challenge_for(self._first_request(ranking, options))
+        if required is None:
+            with contextlib.suppress(DataNotFound):
+                required = await self._challenge(ranking.endpoint, page_wire(ranking.requests[0]), options)
+        return ((required, ranking.calls),) if required is not None else ()
+
+    async def _probe(
+        self, endpoint: Endpoint, wire: dict[str, str], options: CallOptions
+    ) -> tuple[PaymentRequired | None, dict[str, Any] | None]:
+        """One unpaid request: its 402 challenge, or its answer when the endpoint answered unpaid."""
+        url = self.url_for(endpoint)
+        started = time.perf_counter()
+        response = await self._send("GET", url, options, unpaid=True, params=wire)
+        return self._probe_answer(endpoint, url, wire, response, started, options)
 
     async def _challenge(
         self, endpoint: Endpoint, wire: dict[str, str], options: CallOptions
     ) -> PaymentRequired | None:
         """The 402 challenge for a request, fetched unpaid; None for a free answer."""
-        url = self.url_for(endpoint)
-        started = time.perf_counter()
-        response = await self._bare.send(self._build(self._bare, "GET", url, options, params=wire))
-        return self._challenge_answer(endpoint, url, wire, response, started, options)
+        return (await self._probe(endpoint, wire, options))[0]
 
     async def _reserve(self, plan: Plan, params: dict[str, Any], options: CallOptions) -> CallOptions:
         """Price the plan (from a remembered challenge, else one unpaid probe whose challenge
-        the first payment then reuses) and reserve it; the options its requests carry."""
+        the first payment then reuses, or whose free answer is the plan's first page) and
+        reserve it; the options its requests carry."""
         if self.auth is None or not self._prices(plan, options):
             return options
         required = self.auth.challenge_for(self._first_request(plan, options))
         if required is None:
+            wire = page_wire(plan.requests[0])
             try:
-                required = await self._challenge(plan.endpoint, page_wire(plan.requests[0]), options)
+                required, envelope = await self._probe(plan.endpoint, wire, options)
             except DataNotFound:
-                required = None  # nothing there to price: its pages are refused unpaid, or capped one by one
+                required = envelope = None  # nothing there to price: its pages are refused unpaid, or capped one by one
+            if envelope is not None:
+                return options.with_answer(plan.endpoint.name, wire, envelope)
         return self._hold(plan, params, required, options)
+
+
+class _PaidLookups(Exception):
+    """A quote's symbol lookups would pay: ``required`` prices ``plan``."""
+
+    def __init__(self, plan: Plan, required: PaymentRequired) -> None:
+        super().__init__(plan.endpoint.name)
+        self.plan = plan
+        self.required = required
+
+
+def _never_pays(options: CallOptions, plan: Plan, wire: dict[str, str], envelope: dict[str, Any] | None) -> CallOptions:
+    """A quote's options for a lookup the server answered unpaid: its first answer in hand, and a
+    per-call cap of zero, so a page that unexpectedly asks for payment is refused, never paid."""
+    options = replace(options, max_per_call=0, max_cost=None)
+    return options.with_answer(plan.endpoint.name, wire, envelope) if envelope is not None else options
+
+
+def _used(options: CallOptions) -> int:
+    """Micro-dollars the plan run with ``options`` drew on its reservation."""
+    r = options.reservation
+    return 0 if r is None else r.total - r.remaining
+
+
+def _probe_wire(wire: dict[str, str], stand_ins: dict[str, int]) -> dict[str, str]:
+    """``wire`` with the stand-in ids of a quote (negative) sent as the symbols they stand for."""
+    standing = {str(i): symbol for symbol, i in stand_ins.items() if i < 0}
+    if not standing or "token_id" not in wire:
+        return wire
+    ids = wire["token_id"].split(",")
+    out = {k: v for k, v in wire.items() if k != "token_id"}
+    real = [i for i in ids if i not in standing]
+    if real:
+        out["token_id"] = ",".join(real)
+    out["symbol"] = ",".join(standing[i] for i in ids if i in standing)
+    return out
 
 
 _V3 = re.compile(r"(^|/)v3(/|$)", re.IGNORECASE)

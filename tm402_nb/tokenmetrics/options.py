@@ -10,10 +10,10 @@ call's choices travel with it as one immutable :class:`CallOptions`, from
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ..money import AmountLike, to_atomic
@@ -64,6 +64,9 @@ class CallOptions:
     on_progress: ProgressHook | None = None
     #: What the call's plan reserved (set by the client once every cap agreed; not a user choice).
     reservation: Reservation | None = None
+    #: Answers already in hand, by (endpoint, wire parameters): the unpaid probe that priced a plan
+    #: found the endpoint free, and its answer is the plan's first page (set by the client).
+    answers: tuple[tuple[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.pay_with is not None:
@@ -87,5 +90,26 @@ class CallOptions:
         )
 
     def for_lookup(self) -> CallOptions:
-        """The same payment choices for the symbol lookups a call makes first: always fresh pages, all of them."""
-        return replace(self, refresh=False, ttl=None, max_pages=None, max_cost=None, reservation=None)
+        """The same payment choices for the symbol lookups a call makes first: cached pages welcome, all of
+        them; within the call's ``max_cost`` (lookups that answer 402 are paid and count against it)."""
+        return replace(self, refresh=False, ttl=None, max_pages=None, reservation=None, answers=())
+
+    def after_spending(self, usd: int) -> CallOptions:
+        """These options once ``usd`` micro-dollars of the call's ``max_cost`` went on its symbol lookups."""
+        if not usd or self.max_cost is None:
+            return self
+        left = max(Decimal(0), Decimal(to_atomic(self.max_cost, 6, what="max_cost") - usd).scaleb(-6))
+        return replace(self, max_cost=left)
+
+    def with_answer(self, endpoint: str, wire: Mapping[str, str], envelope: dict[str, Any]) -> CallOptions:
+        """These options, ``envelope`` in hand as the answer to ``endpoint`` with ``wire``."""
+        return replace(self, answers=(*self.answers, (_answer_key(endpoint, wire), envelope)))
+
+    def answer_for(self, endpoint: str, wire: Mapping[str, str]) -> dict[str, Any] | None:
+        """The answer in hand for ``endpoint`` with ``wire``, if any."""
+        key = _answer_key(endpoint, wire)
+        return next((envelope for k, envelope in self.answers if k == key), None)
+
+
+def _answer_key(endpoint: str, wire: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return endpoint, tuple(sorted(wire.items()))

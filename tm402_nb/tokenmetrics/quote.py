@@ -5,10 +5,15 @@ the most paid requests the call can make (one per page of every window and id
 batch), ``total`` what they cost at most, and a run never pays more than its
 quote (:meth:`~tm402_nb.x402.policy.SpendPolicy.reserve` holds it against every
 cap before the first payment). ``exact`` says the count is not only a bound.
+
+Symbol lookups come first. They are free in the catalogue, but the server decides: when
+``/tokens`` answers 402, a quote prices the lookups from that challenge without paying
+(``lookup_calls`` and ``lookup_cost``, in ``total``), and a run reserves them before paying.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,7 +22,7 @@ from ..errors import PaymentRefused, X402ProtocolError
 from ..money import format_amount, plain, to_display
 from ..x402.messages import PaymentRequired
 from ..x402.networks import find_asset, get_network
-from ..x402.policy import SpendPolicy, usd_text
+from ..x402.policy import Offer, SpendPolicy, usd_text
 from .catalogue import Endpoint
 from .modes import Mode
 from .plan import Plan
@@ -53,17 +58,24 @@ class Quote:
     requests: int = 1
     #: The USD value of one call, in micro-dollars (None: free, or it cannot be valued).
     usd_per_call: int | None = None
-    #: Symbol lookups this quote needed first (free by the catalogue; remembered after).
+    #: Symbol lookup requests the call needs first (none once the symbols are known: they are
+    #: remembered in the ledger for a week).
     lookups: int = 0
+    #: Paid calls those lookups may make at most (0 when the server answers them unpaid).
+    lookup_calls: int = 0
+    #: What they cost at most, in atomic units of ``asset``.
+    lookup_cost: int = 0
+    #: ... and in micro-dollars (None: cannot be valued).
+    lookup_usd: int | None = 0
 
     @property
     def free(self) -> bool:
-        return self.per_call == 0
+        return self.total == 0
 
     @property
     def total(self) -> int:
-        """Atomic units of ``asset`` the call pays at most."""
-        return self.per_call * self.calls
+        """Atomic units of ``asset`` the call pays at most (its symbol lookups included)."""
+        return self.per_call * self.calls + self.lookup_cost
 
     @property
     def total_text(self) -> str:
@@ -78,18 +90,22 @@ class Quote:
         """What the call costs at most in US dollars (None when it cannot be valued)."""
         if self.free:
             return Decimal(0)
-        if self.usd_per_call is None:
+        if self.usd_per_call is None or self.lookup_usd is None:
             return None
-        return Decimal(plain(to_display(self.usd_per_call * self.calls, 6)))
+        return Decimal(plain(to_display(self.usd_per_call * self.calls + self.lookup_usd, 6)))
 
     def __repr__(self) -> str:
         if self.mode == Mode.API_KEY:
             return f"<Quote {self.endpoint}: {self._calls_text()}, API-key mode: no payment>"
         if self.free:
             return f"<Quote {self.endpoint}: {self._calls_text()}, free>"
-        s = f"<Quote {self.endpoint}: {self._calls_text()} × {self.per_call_text} = {self.total_text}"
-        if self.asset != "USDC" and self.usd_per_call is not None:
-            s += f" (≈ {usd_text(self.usd_per_call * self.calls)})"
+        s = f"<Quote {self.endpoint}: {self._calls_text()} × {self.per_call_text}"
+        if self.lookup_calls:
+            lookups = format_amount(self.lookup_cost, self.decimals, self.asset or "USDC")
+            s += f" + at most {self.lookup_calls} symbol lookup call(s) = {lookups}"
+        s += f" = {self.total_text}"
+        if self.asset != "USDC" and self.usd is not None:
+            s += f" (≈ {usd_text(int(self.usd.scaleb(6)))})"
         s += f" on {self.network}"
         if self.open_ended:
             s += "; first page(s) only, more rows may exist (max_pages= asks for more)"
@@ -112,17 +128,37 @@ def quote_from(
     policy: SpendPolicy | None,
     pay_with: str | None = None,
     lookups: int = 0,
+    lookup_prices: Sequence[tuple[PaymentRequired, int]] = (),
 ) -> Quote:
-    """The quote for ``plan`` (whose first request is ``wire``), given the challenge (None: free)."""
+    """The quote for ``plan`` (whose first request is ``wire``), given the challenge (None: free),
+    and ``lookup_prices``: (challenge, calls at most) of the symbol lookups the server charges for."""
     shape: dict[str, Any] = {
-        "exact": plan.exact,
+        "exact": plan.exact and not lookup_prices,
         "open_ended": plan.open_ended,
         "requests": len(plan.requests),
         "lookups": lookups,
         "mode": mode,
     }
-    if not mode.pays or required is None or policy is None:
+    if not mode.pays or policy is None or (required is None and not lookup_prices):
         return Quote(endpoint.name, wire, plan.calls, **shape)
+    lookup, lookup_refused = _lookup_cost(lookup_prices, policy, pay_with)
+    if lookup is not None:
+        shape.update(lookup_calls=lookup[0], lookup_cost=lookup[1], lookup_usd=lookup[2])
+    if required is None:  # the endpoint answers unpaid: only its symbol lookups cost
+        asset = lookup[3] if lookup is not None else None
+        return Quote(
+            endpoint.name,
+            wire,
+            plan.calls,
+            0,
+            asset.asset.symbol if asset else None,
+            asset.asset.decimals if asset else 6,
+            asset.network.v1_name if asset else None,
+            asset.requirements.pay_to if asset else None,
+            refused=lookup_refused,
+            usd_per_call=0,
+            **shape,
+        )
     offers = tuple(f"{r.amount} of {r.asset} on {r.network}" for r in required.accepts)
     try:
         offer = policy.select(required, pay_with=pay_with)
@@ -146,11 +182,16 @@ def quote_from(
             refused=exc.message,
             **shape,
         )
-    refused = None
+    refused = lookup_refused
+    if lookup is not None and lookup[3].asset.symbol != offer.asset.symbol:
+        refused = (
+            f"the symbol lookups are priced in {lookup[3].asset.symbol} and the data in {offer.asset.symbol}: "
+            "pass token_id=... to quote without lookups"
+        )
     try:  # the whole plan against every cap, as a run would reserve it (nothing is held)
         policy.check_batch(offer, plan.calls)
     except PaymentRefused as exc:
-        refused = exc.message
+        refused = refused or exc.message
     return Quote(
         endpoint.name,
         wire,
@@ -165,3 +206,28 @@ def quote_from(
         usd_per_call=offer.usd,
         **shape,
     )
+
+
+def _lookup_cost(
+    prices: Sequence[tuple[PaymentRequired, int]], policy: SpendPolicy, pay_with: str | None
+) -> tuple[tuple[int, int, int | None, Offer] | None, str | None]:
+    """(calls, atomic cost, micro-dollars, the offer) of the paid symbol lookups, and why they would
+    be refused (None: they would not)."""
+    calls = cost = usd = 0
+    priced: Offer | None = None
+    valued = True
+    for required, n in prices:
+        try:
+            offer = policy.select(required, pay_with=pay_with)
+        except PaymentRefused as exc:
+            return None, f"symbol lookups: {exc.message}"
+        if priced is not None and offer.asset.symbol != priced.asset.symbol:
+            return None, "symbol lookups are priced in several assets: pass token_id=... to quote without lookups"
+        priced = offer
+        calls += n
+        cost += offer.amount * n
+        valued = valued and offer.usd is not None
+        usd += (offer.usd or 0) * n
+    if priced is None:
+        return None, None
+    return (calls, cost, usd if valued else None, priced), None

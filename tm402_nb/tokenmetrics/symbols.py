@@ -1,4 +1,5 @@
-"""Symbols → token ids, deterministically, remembered for the client's lifetime.
+"""Symbols → token ids, deterministically, remembered for the client's lifetime and, in the
+ledger, across sessions (:class:`LedgerSymbols`, a week by default).
 
 A symbol is resolved by the user's override when there is one, else by what the
 tokens endpoint said (its rows reach the resolver with the catalogue's field names,
@@ -7,19 +8,30 @@ paging makes them so). Several tokens may share a symbol: the highest market cap
 wins, then the better rank among the top tokens by market cap (fetched once,
 only when the lookup gave no market cap), then the lowest id. The resolver holds
 no connection: the client fetches the pages it asks for and hands them back.
+
+Looking symbols up may cost money (the official blog says every public endpoint is priced, so
+``/tokens`` may answer 402), so a resolved symbol is kept in the ledger database with the time
+it was learned, per server, and used again until it is ``max_age`` old: a notebook re-run on
+another day looks nothing up. The user's overrides always win.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING
+from .catalogue import DAY, SYMBOL_LOOKUP, SYMBOL_RANKING
 from .errors import ParamError, UnknownSymbol
 from .plan import PlannedRequest, plan_call
 
-__all__ = ["RANKING_PAGES", "SymbolResolver"]
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+
+__all__ = ["RANKING_PAGES", "SYMBOL_MAX_AGE", "LedgerSymbols", "SymbolResolver", "SymbolStore"]
+
+#: How long a symbol learned from a server is used again without asking (seconds).
+SYMBOL_MAX_AGE = 7 * DAY
 
 #: Pages of the market-cap ranking read to break ties between tokens sharing a symbol.
 RANKING_PAGES = 2
@@ -27,12 +39,37 @@ RANKING_PAGES = 2
 LOOKUP_PAGES = 5
 
 
-class SymbolResolver:
-    """Thread-safe memory of symbol → token id, with the user's overrides first."""
+class SymbolStore(Protocol):
+    """Where resolved symbols outlive the session."""
 
-    def __init__(self, overrides: Mapping[str, int] | None = None) -> None:
+    def get(self, symbols: list[str]) -> dict[str, int]: ...
+
+    def put(self, ids: Mapping[str, int]) -> None: ...
+
+
+class LedgerSymbols:
+    """Symbols kept in the ledger database for one server (``scope``), for ``max_age`` seconds."""
+
+    def __init__(self, ledger: Ledger, scope: str, max_age: float = SYMBOL_MAX_AGE) -> None:
+        self.ledger = ledger
+        self.scope = scope
+        self.max_age = max_age
+
+    def get(self, symbols: list[str]) -> dict[str, int]:
+        return self.ledger.symbols_get(self.scope, symbols, max_age=self.max_age)
+
+    def put(self, ids: Mapping[str, int]) -> None:
+        self.ledger.symbols_put(self.scope, ids)
+
+
+class SymbolResolver:
+    """Thread-safe memory of symbol → token id, with the user's overrides first, then what this
+    client learned, then what ``store`` kept from earlier sessions."""
+
+    def __init__(self, overrides: Mapping[str, int] | None = None, *, store: SymbolStore | None = None) -> None:
         #: Upper-case symbol → token id, used before anything learnt (the user may edit it).
         self.overrides: dict[str, int] = {k.upper(): int(v) for k, v in (overrides or {}).items()}
+        self.store = store
         self._known: dict[str, int] = {}
         self._rank: dict[int, int] | None = None
         self._lock = threading.Lock()
@@ -46,9 +83,30 @@ class SymbolResolver:
         return wanted
 
     def missing(self, wanted: list[str]) -> list[str]:
-        """Those of ``wanted`` not resolved yet, once each."""
+        """Those of ``wanted`` not resolved yet (by an override, this client, or the store), once each."""
         resolved = self._resolved(wanted)
-        return list(dict.fromkeys(s for s in wanted if s not in resolved))
+        missing = list(dict.fromkeys(s for s in wanted if s not in resolved))
+        if missing and self.store is not None:
+            kept = self.store.get(missing)
+            if kept:
+                with self._lock:
+                    self._known.update(kept)
+                missing = [s for s in missing if s not in kept]
+        return missing
+
+    def placeholders(self, wanted: list[str]) -> dict[str, int]:
+        """Symbol → token id for every one of ``wanted``: the known id, or a stand-in (a negative
+        number, one per unresolved symbol) where a lookup has not been made. A plan made with
+        them has as many ids as the real one at most: what a quote needs, never sent."""
+        resolved = self._resolved(wanted)
+        stand_ins = iter(range(-1, -len(wanted) - 1, -1))
+        return {s: resolved[s] if s in resolved else next(stand_ins) for s in dict.fromkeys(wanted)}
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the market-cap ranking is known (no tie will need it fetched)."""
+        with self._lock:
+            return self._rank is not None
 
     @staticmethod
     def lookups(missing: list[str]) -> list[PlannedRequest]:
@@ -87,10 +145,13 @@ class SymbolResolver:
             symbol = row.get("TOKEN_SYMBOL")
             if isinstance(symbol, str) and _token_id(row) is not None:
                 by_symbol.setdefault(symbol.upper(), []).append(row)
+        learned: dict[str, int] = {}
         with self._lock:
             for symbol in missing:
                 if by_symbol.get(symbol):
-                    self._known[symbol] = self._pick(by_symbol[symbol])
+                    learned[symbol] = self._known[symbol] = self._pick(by_symbol[symbol])
+        if learned and self.store is not None:
+            self.store.put(learned)
 
     def ids(self, wanted: list[str]) -> dict[str, int]:
         """Symbol → token id for every one of ``wanted``; UnknownSymbol naming those that match no token."""

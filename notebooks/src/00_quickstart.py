@@ -7,11 +7,12 @@
 #
 # **What it costs.** Here: nothing. The notebook runs against the *sandbox*, a local copy of the
 # Token Metrics API with synthetic data and a throwaway wallet funded with test USDC. Against the
-# real API the paid calls below add up to at most **0.051 USDC** (TM Grade 0.017, four months of
-# trading signals in two pages of 0.017), and each request is quoted before it pays.
+# real API the paid calls below add up to at most **0.102 USDC** (TM Grade 0.017, four months of
+# trading signals in five 29-day windows of 0.017), and each request is quoted before it pays.
 #
-# **Going live** changes one line: set `TM402_PRIVATE_KEY` (a Base Sepolia wallet to start) and run
-# `tm.connect(mode="x402")` instead of `mode="sandbox"`.
+# **Going live** (Token Metrics is paid on Base mainnet) changes one line: set `TM402_PRIVATE_KEY` (a
+# Base wallet holding a few USDC) and run `tm.connect(mode="x402", network="base", budget="1.00")`
+# instead of `mode="sandbox"`; the README's "Going live" has the steps.
 
 # %%
 %load_ext tm402_nb
@@ -50,15 +51,16 @@ s
 # `df.tm.plot()` picks the chart that fits: here, the AI trading signals for Bitcoin over four months,
 # strategy against holding, with the buy and sell points marked.
 #
-# Four months of daily rows are more than one page (100 rows), so first ask what it would cost:
-# `--dry-run` quotes the whole request (every page it can take) and pays nothing.
+# Four months of daily rows take several requests (dated ranges are asked for in windows of at most
+# 29 days, the API's limit), so first ask what it would cost: `--dry-run` quotes the whole request
+# (every window and page it can take) and pays nothing.
 
 # %%
 %tm signals BTC --start 2026-07-01 --end 2026-10-31 --dry-run
 
 # %% [markdown]
-# At most two calls. The real run reserves that much against your budget before its first payment
-# and never pays more than its quote.
+# Five calls, one per window. The real run reserves that much against your budget before its first
+# payment and never pays more than its quote.
 
 # %%
 signals = %tm signals BTC --start 2026-07-01 --end 2026-10-31

@@ -23,7 +23,7 @@
 # a funded throwaway wallet. To run the same steps against `api.tokenmetrics.com`, set
 # `TM402_MODE=x402` and `TM402_PRIVATE_KEY` (a testnet key) before starting Jupyter; cells that peek
 # inside the sandbox (its counters, its simulated chain, its v2 twin) skip themselves then.
-# (With the high-level API the switch is `tm.connect(mode="x402")` instead of `mode="sandbox"`.)
+# (With the high-level API the switch is `tm.connect(mode="x402", network="base", budget="1.00")` instead of `mode="sandbox"`.)
 
 # %% [markdown]
 # ## The map

@@ -19,7 +19,7 @@
 # **Sandbox by default; the real API with one change.** The first code cell uses the embedded sandbox
 # unless a key is configured: set `TM402_PRIVATE_KEY` (a testnet key) and `TM402_MODE=x402` before
 # starting Jupyter, and the same cells call `api.tokenmetrics.com`. (With the high-level API the
-# switch is `tm.connect(mode="x402")`.)
+# switch is `tm.connect(mode="x402", network="base", budget="1.00")`.)
 
 # %% [markdown]
 # ## 1 · The wallet comes from the environment

@@ -143,7 +143,7 @@ except tm.BudgetExceeded as exc:
 
 # %%
 with s.scope("morning-screen", max_cost="0.05") as task:
-    signals = s.client.frame("trading-signals", symbol="BTC", start="2026-09-01", end="2026-10-31")
+    signals = s.client.frame("trading-signals", symbol="BTC", start="2026-10-03", end="2026-10-31")
     try:
         levels = s.client.frame("resistance-support", symbol="BTC")
     except tm.BudgetExceeded as exc:
@@ -337,7 +337,7 @@ if s.sandbox:
     s.sandbox.reset_stats()
     s.sandbox.set_faults(burst_429=2, retry_after_s=0)
 
-signals = s.client.frame("trading-signals", symbol="BTC", start="2026-09-01", end="2026-10-31")
+signals = s.client.frame("trading-signals", symbol="BTC", start="2026-10-03", end="2026-10-31")
 print("rows:", len(signals), "·", signals.attrs["tm402"]["paid"], "paid call,", signals.attrs["tm402"]["amount"])
 
 # %% [markdown]

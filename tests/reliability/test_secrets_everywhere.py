@@ -232,7 +232,7 @@ def test_the_cli_with_the_env_key_leaks_nothing(tmp_path):
     with serve(fund=False, rate_limit=10_000, rate_burst=10_000) as sb:
         sb.fund(ADDRESS, "usdc", "5")
         # x402 mode, with the env key, against the local sandbox (no network): a real payment.
-        x402 = {**base, "TM402_MODE": "x402", "TM402_BASE_URL": sb.api_url}
+        x402 = {**base, "TM402_MODE": "x402", "TM402_NETWORK": "base-sepolia", "TM402_BASE_URL": sb.api_url}
         got = _cli(["get", "grade", "--symbol", "BTC"], x402)
         assert "1 paid" in got.stderr
         _cli(["get", "grade", "--symbol", "BTC,ETH", "--csv", "--refresh"], x402)

@@ -18,6 +18,7 @@ _LAZY = {
     "DEFAULT_BASE_URL": "client",
     "AsyncClient": "client",
     "Client": "client",
+    "GapWarning": "gaps",
     "Quote": "client",
     "RetryPolicy": "client",
     "CallCost": "cost",

@@ -8,10 +8,17 @@ same policy and ledger.
 The twins are thin I/O executors: they send, sleep and gather. Every decision is
 made once, in the modules they share: :mod:`.plan` (which requests answer a
 call), :mod:`.paging`, :mod:`.retry`, :mod:`.answers` (answers → errors),
-:mod:`.cache`, :mod:`.accounting`, :mod:`.symbols`, :mod:`.quote` and
-:mod:`.frames`. A call's own choices (asset, per-call cap, refresh, page limit,
-progress hook) travel down it as one immutable :class:`CallOptions`; nothing on
-the shared client changes for one call, so one client serves concurrent calls.
+:mod:`.fields` (any key case → the catalogue's names, as each page arrives),
+:mod:`.gaps` (a date window that came back short), :mod:`.cache`,
+:mod:`.accounting`, :mod:`.symbols`, :mod:`.quote` and :mod:`.frames`. A call's
+own choices (asset, per-call cap, refresh, page limit, progress hook) travel down
+it as one immutable :class:`CallOptions`; nothing on the shared client changes for
+one call, so one client serves concurrent calls.
+
+The server decides what is paid, not the catalogue: an endpoint listed as free is
+priced by the same unpaid probe as any multi-call plan (when it answers unpaid,
+that answer is the plan's first page), so symbol lookups the server charges for
+are quoted and reserved like everything else. A ``/v3`` base URL is refused.
 
 Retries: 429 honours ``Retry-After`` (else exponential backoff with jitter),
 bounded; 5xx and network errors are retried only when no payment went out. A

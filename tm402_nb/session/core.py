@@ -19,6 +19,7 @@ from .wallet_view import WalletView
 
 if TYPE_CHECKING:
     from ..tokenmetrics.modes import Mode
+    from .doctor import DoctorReport
 
 __all__ = ["Session"]
 
@@ -179,6 +180,16 @@ class Session:
     @property
     def rpc_url(self) -> str | None:
         return self._rpc_url
+
+    def doctor(self, *, probe: str | None = None, timeout: float = 10.0) -> DoctorReport:
+        """Preflight that pays nothing: key, network, clock, RPC, balances, one unpaid 402 probe, ledger.
+
+        ``probe``: the paid request to send unpaid (a catalogue endpoint, default ``tm-grade``, or any
+        x402 URL). See :mod:`tm402_nb.session.doctor`.
+        """
+        from .doctor import diagnose
+
+        return diagnose(self, probe=probe, timeout=timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, endpoints, ledger."""
+"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, doctor, endpoints, ledger."""
 
 from __future__ import annotations
 
@@ -125,6 +125,21 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 when every check passed (warnings allowed), 1 when one failed."""
+    from .session.doctor import run_doctor
+
+    options = {k: v for k, v in (("network", args.network), ("base_url", args.base_url)) if v}
+    report = run_doctor(args.mode, probe=args.probe, timeout=args.timeout, **options)
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.text())
+    return 0 if report.ok else 1
+
+
 def _cmd_endpoints(args: argparse.Namespace) -> int:
     from .tokenmetrics.catalogue import catalogue_frame
 
@@ -217,6 +232,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--probe-timeout", dest="probe_timeout", type=float, default=5.0, metavar="S", help="seconds per live probe (5)"
     )
     p_est.set_defaults(func=_cmd_estimate)
+
+    p_doc = sub.add_parser(
+        "doctor",
+        help="preflight: wallet, clock, RPC, balances, one unpaid 402 probe; pays nothing",
+        description="Check everything a paid call depends on, paying nothing: mode, network and wallet address;"
+        " the clock against the server's Date header; the RPC's chain id; balances against the budget; one"
+        " unpaid 402 probe, decoded, with the spend policy's verdict; the ledger's unknown and reserved"
+        " payments; the server's variant. Exit status 0 when no check failed, 1 when one did.",
+    )
+    p_doc.add_argument("--mode", choices=("sandbox", "x402", "api-key"), help="default: from the environment")
+    p_doc.add_argument("--network", choices=("base-sepolia", "base"))
+    p_doc.add_argument(
+        "--base-url",
+        dest="base_url",
+        metavar="URL",
+        help="API root, or any x402 URL, to check (x402 and api-key modes)",
+    )
+    p_doc.add_argument(
+        "--probe", metavar="ENDPOINT|URL", help="the paid request to send unpaid (default: tm-grade?token_id=3375)"
+    )
+    p_doc.add_argument("--json", action="store_true", help="print the report as JSON")
+    p_doc.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per request (10)")
+    p_doc.set_defaults(func=_cmd_doctor)
 
     p_eps = sub.add_parser("endpoints", help="the endpoint catalogue with prices")
     p_eps.add_argument("--csv", action="store_true")

@@ -37,6 +37,7 @@ HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param 
     [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
 %tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
+%tm doctor [ENDPOINT|URL]            preflight: wallet, clock, RPC, balance, one unpaid 402 probe; pays nothing
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
 --max-cost X: the most this request may pay in all (USD); it is refused before paying when its quote is more
 --pages N: read up to N pages where the data's size is unknown (each page is a call)
@@ -319,6 +320,19 @@ class TMMagics(Magics, Configurable):
 
         PaymentFeed(self._session()).show()
         return None
+
+    def _cmd_doctor(self, cmd: TMCommand) -> Any:
+        from ..session.doctor import unavailable
+
+        if len(cmd.args) > 1:
+            raise MagicUsageError(
+                "%tm doctor takes at most one endpoint or URL to probe", hint="e.g. %tm doctor tm-grade"
+            )
+        try:
+            s = self._session()
+        except TM402Error as exc:  # no session to check: that is the finding (a missing key, ...)
+            return unavailable(None, None, exc)
+        return s.doctor(probe=cmd.args[0] if cmd.args else None)
 
     def _cmd_connect(self, cmd: TMCommand) -> Any:
         from ..session import connect

@@ -4,7 +4,7 @@ Line grammar::
 
     %tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
         [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
-    %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | help
+    %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | doctor | help
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
 inserts a notebook variable explicitly and ``--params $dict`` passes a dict of
@@ -143,7 +143,7 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
     if not tokens:
         return TMCommand("help", source=source)
     head = tokens[0].lower()
-    if head in ("endpoints", "ledger", "wallet", "feed", "help", "budget", "connect"):
+    if head in ("endpoints", "ledger", "wallet", "feed", "help", "budget", "connect", "doctor"):
         cmd = TMCommand(head, args=tokens[1:], source=source)
         for tok in cmd.args:
             if tok.startswith("--") and tok not in ("--csv",):

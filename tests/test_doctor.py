@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from tests.toyserver import PAY_TO, ToyConfig, ToyX402
 from tm402_nb.cli import main
-from tm402_nb.errors import PaymentFailed, TM402Error
+from tm402_nb.errors import PaymentRefused, TM402Error
 from tm402_nb.sandbox import serve
 from tm402_nb.session.core import Session
 from tm402_nb.session.doctor import WIDTH, DoctorReport, Status
@@ -349,20 +349,23 @@ def test_a_small_skew_warns_and_a_synced_clock_passes() -> None:
         assert s.doctor(probe=url + "/data")["clock"].status is Status.OK
 
 
+@pytest.mark.parametrize(("seconds", "relation"), [(600, "behind the server's"), (-900, "ahead of the server's")])
 def test_what_the_doctor_says_about_the_clock_is_what_payments_meet(
-    no_signing: list[bytes], monkeypatch: pytest.MonkeyPatch
+    no_signing: list[bytes], monkeypatch: pytest.MonkeyPatch, seconds: int, relation: str
 ) -> None:
-    """The server's clock ten minutes ahead: the doctor fails the clock, and a real payment is refused."""
-    toy = ToyX402(ToyConfig(clock_skew=600))
-    with serving(skewed(toy.app, 600), date_header=False) as url:
+    """The server's clock ten minutes ahead (or fifteen behind): the doctor fails the clock, and a payment
+    is refused before signing (the client reads the same Date header): nothing reaches the server."""
+    toy = ToyX402(ToyConfig(clock_skew=seconds))
+    with serving(skewed(toy.app, seconds), date_header=False) as url:
         with x402_session(url) as s:
             assert s.doctor(probe=url + "/data")["clock"].status is Status.FAIL
         assert no_signing == []
-        monkeypatch.setattr(Wallet, "sign_digest", REAL_SIGN)  # a real signer for this one payment
+        monkeypatch.setattr(Wallet, "sign_digest", REAL_SIGN)  # a real signer, were anything signed
         auth = X402Auth(Wallet.create(), SpendPolicy())
-        with httpx.Client(auth=auth) as http, pytest.raises(PaymentFailed, match="valid_before"):
+        with httpx.Client(auth=auth) as http, pytest.raises(PaymentRefused, match=relation) as info:
             http.get(url + "/data")
-    assert toy.counts["rejected"] == 1 and toy.settlements == []
+        assert "sync this machine's clock" in info.value.hint and auth.stats["signed"] == 0
+    assert toy.counts["rejected"] == 0 and toy.settlements == []
 
 
 # -- the RPC: wrong chain, or nobody there ----------------------------------------------------------------------------

@@ -18,14 +18,14 @@ from .catalogue import ENDPOINTS
 from .cli import cli_main, main
 from .config import SandboxConfig
 from .faults import Faults
-from .market import DEFAULT_ANCHOR
+from .market import FIXED_ANCHOR, default_anchor
 from .pricing import ENDPOINT_TIER, TIER_USD, TMAI_USD_RATE
 from .server import SandboxServer, serve
 
 __all__ = [
-    "DEFAULT_ANCHOR",
     "ENDPOINTS",
     "ENDPOINT_TIER",
+    "FIXED_ANCHOR",
     "SANDBOX_TMAI_BASE_SEPOLIA",
     "SANDBOX_TMAI_BASE_SEPOLIA_ADDRESS",
     "TIER_USD",
@@ -35,6 +35,7 @@ __all__ = [
     "SandboxServer",
     "cli_main",
     "create_app",
+    "default_anchor",
     "main",
     "serve",
 ]

@@ -10,7 +10,6 @@ from eth_hash.auto import keccak
 from ..x402.networks import Network, get_network
 from ..x402.wallet import Wallet
 from .faults import Faults
-from .market import DEFAULT_ANCHOR
 
 DEFAULT_SEED = 402
 DEFAULT_PORT = 8402
@@ -31,7 +30,8 @@ class SandboxConfig:
     seed: int = DEFAULT_SEED
     api_key: str | None = None
     db_path: str | None = None
-    anchor: date = DEFAULT_ANCHOR
+    #: The newest day of data; None: yesterday (UTC) when the server starts.
+    anchor: date | None = None
     rate_limit: float = 20.0
     rate_burst: int = 40
     max_timeout_seconds: int = 60

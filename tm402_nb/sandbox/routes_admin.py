@@ -52,7 +52,7 @@ async def info(request: Request) -> dict[str, Any]:
         "chain_id": st.network.chain_id,
         "x402_version": cfg.x402_version,
         "seed": cfg.seed,
-        "anchor_date": cfg.anchor.isoformat(),
+        "anchor_date": st.market.calendar.anchor.isoformat(),
         "api_key": cfg.api_key,
         "pay_to": st.pay_to,
         "assets": {

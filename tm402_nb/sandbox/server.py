@@ -16,7 +16,6 @@ from ..x402.wallet import Wallet
 from .app import create_app
 from .config import DEFAULT_SEED, SandboxConfig
 from .faults import Faults
-from .market import DEFAULT_ANCHOR
 
 #: What the throwaway wallet gets at start (display units).
 DEFAULT_FUNDING = {"usdc": "100", "tmai": "10000"}
@@ -203,7 +202,7 @@ def serve(
     api_key: str | None = None,
     rate_limit: float = 20.0,
     rate_burst: int = 40,
-    anchor: date = DEFAULT_ANCHOR,
+    anchor: date | None = None,
     max_timeout_seconds: int = 60,
     config: SandboxConfig | None = None,
     log_level: str = "warning",
@@ -212,7 +211,8 @@ def serve(
 
     Returns once it accepts connections. ``fund=True`` gives the throwaway
     wallet 100 USDC and 10,000 TMAI; pass a dict (``{"usdc": "5"}``) to choose,
-    or ``False`` for none. ``config`` overrides every other setting.
+    or ``False`` for none. ``anchor`` pins the newest day of data (default:
+    yesterday, UTC). ``config`` overrides every other setting.
     """
     if config is None:
         config = SandboxConfig(

@@ -35,7 +35,7 @@ class SandboxState:
         self.network = config.net
         self.assets: dict[str, PayAsset] = pay_assets(self.network)
         self.pay_to = payee_address(config.seed)
-        self.market = Market(seed=config.seed, anchor=config.anchor)
+        self.market = Market(seed=config.seed, anchor=config.anchor)  # None: yesterday (UTC)
         self.data = DataService(self.market)
         self._owned_db: str | None = None
         db_path = config.db_path

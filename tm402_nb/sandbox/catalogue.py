@@ -1,4 +1,4 @@
-"""The sandbox's endpoint catalogue: path, parameters, builder and price tier of each.
+"""The sandbox's endpoint catalogue: path, parameters and builder of each (prices: :mod:`.pricing`).
 
 Every active v2 endpoint of the reference catalogue (§4) is here, under the
 same path. Removed endpoints (trader-grades, investor-grades, sentiments,
@@ -8,10 +8,9 @@ scenario-analysis, the old index endpoints) are not served, as on the real API.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from . import params as P
-from .pricing import ENDPOINT_TIER, TIER_USD
+from .pricing import ENDPOINT_TIER
 
 
 @dataclass(frozen=True)
@@ -24,18 +23,6 @@ class EndpointSpec:
     @property
     def path(self) -> str:
         return f"/v2/{self.name}"
-
-    @property
-    def tier(self) -> int:
-        return ENDPOINT_TIER[self.name]
-
-    @property
-    def usd(self) -> Decimal:
-        return TIER_USD[self.tier]
-
-    @property
-    def free(self) -> bool:
-        return self.tier == 0
 
 
 ENDPOINTS: tuple[EndpointSpec, ...] = (

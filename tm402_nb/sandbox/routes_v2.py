@@ -16,6 +16,9 @@ from . import envelope
 from .catalogue import ENDPOINTS, EndpointSpec
 from .datasets import InvalidQuery
 from .envelope import Envelope, ErrorEnvelope
+from .params import RangeTooLong, lenient, limit_range
+from .pricing import PriceList
+from .profiles import DATE_RANGE_MAX_DAYS, SandboxProfile
 from .state import SandboxState
 
 MISSING_AUTH = (
@@ -123,6 +126,12 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
             "missing_parameter",
             param="token_id",
         )
+    profile = st.profile
+    try:
+        q = limit_range(q, profile.date_range, st.market.calendar.anchor, DATE_RANGE_MAX_DAYS)
+    except RangeTooLong as exc:
+        return envelope.error(400, exc.message, "invalid_parameter", param="startDate")
+    lowercase = spec.name in profile.lowercase_endpoints
 
     async def produce() -> Response:
         if faults.take_5xx():
@@ -134,9 +143,9 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
             return envelope.error(400, exc.message, "invalid_parameter", param=exc.param)
         if not rows:
             return envelope.not_found()
-        return envelope.ok(rows)
+        return envelope.ok(rows, lowercase=lowercase)
 
-    if mode == "x402" and not spec.free:
+    if mode == "x402" and not st.prices.free(spec.name):
         return await st.paywall.charge(request, spec, token, _client(request), produce)
     return await produce()
 
@@ -152,8 +161,8 @@ def _payer_hint(request: Request, st: SandboxState) -> str | None:
     return payload.authorization.from_.lower() if payload else None
 
 
-def _make_handler(spec: EndpointSpec) -> Callable[..., Awaitable[Response]]:
-    model = spec.query
+def _make_handler(spec: EndpointSpec, profile: SandboxProfile) -> Callable[..., Awaitable[Response]]:
+    model = spec.query if profile.paging == "strict" else lenient(spec.query)
 
     async def handler(
         request: Request,
@@ -166,13 +175,14 @@ def _make_handler(spec: EndpointSpec) -> Callable[..., Awaitable[Response]]:
     return handler
 
 
-def _price_note(spec: EndpointSpec) -> str:
-    if spec.free:
+def _price_note(spec: EndpointSpec, prices: PriceList) -> str:
+    if prices.free(spec.name):
         return "Free (no payment in x402 mode)."
-    return f"x402 price: tier {spec.tier}, ${spec.usd} in USDC (TMAI 10% cheaper)."
+    return f"x402 price: tier {prices.tier(spec.name)}, ${prices.usd(spec.name)} in USDC (TMAI 10% cheaper)."
 
 
-def build_router() -> APIRouter:
+def build_router(profile: SandboxProfile, prices: PriceList) -> APIRouter:
+    """The /v2 routes as ``profile`` plays them (its paging decides the query models)."""
     router = APIRouter(prefix="/v2", tags=["Token Metrics v2 (sandbox data)"])
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorEnvelope, "description": "Bad parameter or header (the message names it)"},
@@ -184,10 +194,10 @@ def build_router() -> APIRouter:
     for spec in ENDPOINTS:
         router.add_api_route(
             f"/{spec.name}",
-            _make_handler(spec),
+            _make_handler(spec, profile),
             methods=["GET"],
             summary=spec.summary,
-            description=f"{spec.summary}\n\n{_price_note(spec)}",
+            description=f"{spec.summary}\n\n{_price_note(spec, prices)}",
             response_model=None,
             responses={200: {"model": Envelope, "description": "Data fetched successfully"}, **errors},
         )

@@ -163,6 +163,9 @@ def test_the_docs_2026_preset_reports_itself(docs: SandboxServer) -> None:
     assert info["profile"]["switches"] == PROFILES["docs-2026"].switches()
     assert info["network"] == "base" and info["chain_id"] == 8453
     assert {e["path"]: e["tier"] for e in info["endpoints"]}["/v2/tokens"] == 1
+    openapi = httpx.get(docs.url + "/openapi.json").json()  # the /docs page, with the lenient query models
+    assert "tier 1" in openapi["paths"]["/v2/tokens"]["get"]["description"]
+    assert {p["name"] for p in openapi["paths"]["/v2/tm-grade"]["get"]["parameters"]} >= {"limit", "page", "symbol"}
 
 
 def test_a_preset_with_switches_flipped(start: Start) -> None:
@@ -498,6 +501,7 @@ def test_data_dates_fixed(start: Start) -> None:
         ("paging", "loose"),
         ("empty_answer", "refunded"),
         ("data_dates", "today"),
+        ("offers", ["both"]),
     ],
 )
 def test_a_bad_switch_value_names_the_valid_ones(switch: str, bad: Any) -> None:

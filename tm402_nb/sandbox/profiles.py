@@ -177,7 +177,7 @@ class SandboxProfile:
             if value not in switch.values:
                 if name == "field_case":
                     value = _endpoint_list(value)
-                elif value in switch.unavailable:
+                elif isinstance(value, str) and value in switch.unavailable:
                     raise ConfigurationError(
                         f"sandbox switch {name}={value!r} is not available: {switch.unavailable[value]}",
                         hint=f"valid values: {switch.choices()}",

@@ -1105,17 +1105,21 @@ def _status_fix(status: int | None, base_url: str | None) -> str:
     return "check the base URL and the probe's endpoint"
 
 
-#: What each sandbox profile plays (DESIGN.md, reference/live-api-2026.md), for "closest profile".
-_PROFILES: dict[str, dict[str, Any]] = {
-    "classic": {"x402_version": 1, "several": True, "field_case": "UPPER", "free_endpoints": "free", "mainnet": False},
-    "docs-2026": {
-        "x402_version": 1,
-        "several": False,
-        "field_case": "lower",
-        "free_endpoints": "paid",
-        "mainnet": True,
-    },
-}
+def _profile_facts() -> dict[str, dict[str, Any]]:
+    """What each sandbox preset plays, in the terms the doctor observes (for "closest profile")."""
+    from ..sandbox.profiles import PROFILES
+
+    return {
+        name: {
+            "x402_version": p.x402_version,
+            "several": p.offers == "both",
+            # What /tokens shows: the docs preset lowercases it, as "lower" does every endpoint.
+            "field_case": "UPPER" if p.field_case == "upper" else "lower",
+            "free_endpoints": p.free_endpoints,
+            "mainnet": p.network == "base",
+        }
+        for name, p in PROFILES.items()
+    }
 
 
 def _closest_profile(v: Mapping[str, Any]) -> str | None:
@@ -1129,7 +1133,7 @@ def _closest_profile(v: Mapping[str, Any]) -> str | None:
             seen[key] = v[key]
     if "free_endpoints" not in seen or "x402_version" not in seen:
         return None  # a Token Metrics API, probed and its free endpoint asked: else no profile fits
-    scores = {name: sum(seen.get(k) == want for k, want in facts.items()) for name, facts in _PROFILES.items()}
+    scores = {name: sum(seen.get(k) == want for k, want in facts.items()) for name, facts in _profile_facts().items()}
     return max(scores, key=lambda name: scores[name])
 
 

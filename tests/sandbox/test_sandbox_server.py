@@ -23,6 +23,7 @@ from tm402_nb.sandbox import (
     create_app,
     serve,
 )
+from tm402_nb.sandbox.catalogue import TMAI
 from tm402_nb.sandbox.pricing import PriceList
 from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE
 
@@ -134,7 +135,7 @@ def test_create_app_in_process() -> None:
 
 
 def test_price_table() -> None:
-    assert {e.name for e in ENDPOINTS} == set(ENDPOINT_TIER)
+    assert {e.name for e in ENDPOINTS} | {TMAI.name} == set(ENDPOINT_TIER)
     free = {n for n, t in ENDPOINT_TIER.items() if t == 0}
     assert free == {"tokens", "price", "top-market-cap-tokens"}
     assert {n for n, t in ENDPOINT_TIER.items() if t == 1} == {
@@ -151,6 +152,7 @@ def test_price_table() -> None:
         "quantmetrics",
         "crypto-investors",
         "price-prediction",
+        "tmai",  # the AI agent: no published price, so the top tier
     }
     prices = PriceList()  # classic
     assert prices.atomic("daily-ohlcv", "usdc", 6) == 17_000

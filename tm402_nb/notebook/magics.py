@@ -38,6 +38,7 @@ HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param 
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
 %tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
 %tm doctor [ENDPOINT|URL]            preflight: wallet, clock, RPC, balance, one unpaid 402 probe; pays nothing
+%tm ask QUESTION...                  ask TMAI, the AI agent (one paid call; the answer shows as Markdown)
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
 --max-cost X: the most this request may pay in all (USD); it is refused before paying when its quote is more
 --pages N: read up to N pages where the data's size is unknown (each page is a call)
@@ -200,6 +201,10 @@ class TMMagics(Magics, Configurable):
     # -- calls -------------------------------------------------------------------------
     def _cmd_call(self, cmd: TMCommand) -> Any:
         return self._call(cmd, quote=cmd.dry_run)
+
+    def _cmd_ask(self, cmd: TMCommand) -> Any:
+        """``%tm ask QUESTION``: one paid call to TMAI, the AI agent; the answer displays as Markdown."""
+        return self._session().client.ask(cmd.args[0])
 
     def _cmd_quote(self, cmd: TMCommand) -> Any:
         return self._call(cmd, quote=True)

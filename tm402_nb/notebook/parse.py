@@ -5,6 +5,7 @@ Line grammar::
     %tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
         [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
     %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | doctor | help
+    %tm ask QUESTION...   (the rest of the line, as typed, is the question to TMAI, the AI agent)
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
 inserts a notebook variable explicitly and ``--params $dict`` passes a dict of
@@ -139,6 +140,13 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
     """Parse a ``%tm`` line. ``namespace`` resolves ``{{var}}`` and ``--params $dict``."""
     namespace = namespace or {}
     source = line
+    head_word, _, rest = line.strip().partition(" ")
+    if head_word.lower() == "ask":
+        # The rest of the line is the question, as typed: no flags, no quoting rules ("What's next?").
+        question = render_template(rest, namespace).strip()
+        if not question:
+            raise MagicUsageError("%tm ask needs a question", hint="e.g. %tm ask Which layer-1 tokens look strongest?")
+        return TMCommand("ask", args=[question], source=source)
     tokens, filled = _words(line, namespace)
     if not tokens:
         return TMCommand("help", source=source)

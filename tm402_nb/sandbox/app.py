@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import envelope
 from .catalogue import BY_PATH
 from .config import SandboxConfig
+from .params import QueryModel
 from .routes_admin import facilitator, rpc_router, sandbox
 from .routes_v2 import build_router
 from .state import SandboxState
@@ -76,7 +77,8 @@ def _validation_message(request: Request, exc: RequestValidationError) -> tuple[
         if kind == "extra_forbidden":
             text = f"Unknown parameter '{param}'"
             if spec is not None:
-                text += f" for {spec.path}; allowed: {', '.join(spec.query.param_names())}"
+                allowed = spec.query.param_names() if issubclass(spec.query, QueryModel) else ("messages",)
+                text += f" for {spec.path}; allowed: {', '.join(allowed)}"
         elif kind == "missing":
             text = f"Missing required parameter '{param}'"
         elif param is None:

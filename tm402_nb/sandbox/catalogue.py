@@ -16,7 +16,7 @@ from .pricing import ENDPOINT_TIER
 @dataclass(frozen=True)
 class EndpointSpec:
     name: str  # path under /v2
-    query: type[P.QueryModel]
+    query: type[P.QueryModel] | type[P.TmaiBody]  # the query's model, or a POST body's
     builder: str  # DataService method
     summary: str
 
@@ -59,7 +59,11 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     ),
 )
 
-BY_NAME: dict[str, EndpointSpec] = {e.name: e for e in ENDPOINTS}
-BY_PATH: dict[str, EndpointSpec] = {e.path: e for e in ENDPOINTS}
+#: ``POST /v2/tmai``, the AI agent: a JSON body in (``{"messages": [{"user": "..."}]}``), an answer
+#: and the conversation thread out (no ``data`` rows). Served apart from the GET endpoints above.
+TMAI = EndpointSpec("tmai", P.TmaiBody, "tmai_answer", "TMAI, the AI agent: a question in, an answer out.")
+
+BY_NAME: dict[str, EndpointSpec] = {e.name: e for e in (*ENDPOINTS, TMAI)}
+BY_PATH: dict[str, EndpointSpec] = {e.path: e for e in (*ENDPOINTS, TMAI)}
 
 assert set(BY_NAME) == set(ENDPOINT_TIER), "every endpoint needs a price tier and vice versa"

@@ -14,6 +14,7 @@ with the guide's field set, not only with another case.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Callable
@@ -664,3 +665,30 @@ class DataService:
         from .indices import performance_rows
 
         return performance_rows(self, q)
+
+    # -- the AI agent ---------------------------------------------------------------------
+    def tmai_answer(self, body: P.TmaiBody) -> dict[str, Any]:
+        """A deterministic agent answer to the last user turn: the same question, the same answer.
+
+        It names a few tokens picked by the question's hash, with their TM Grade and trading
+        signal on the anchor day, so the answer reads like the real agent's and tests can check it.
+        """
+        question = body.question
+        if question is None:
+            raise InvalidQuery("messages", "messages needs at least one {'user': '...'} turn")
+        digest = hashlib.sha256(question.strip().lower().encode()).digest()
+        top = [t for t in self.universe.tokens if t.rank <= 50]
+        picks = [top[digest[i] % len(top)] for i in range(3)]
+        lines = []
+        for t in dict.fromkeys(picks):
+            row = self._tm_grade_row(self.market.series(t), self.cal.last, True)
+            lines.append(
+                f"- **{t.name} ({t.symbol})**: TM Grade {row['TM_GRADE']:.1f}, signal {row['TM_GRADE_SIGNAL']}"
+            )
+        answer = (
+            f"Here is what Token Metrics data says as of {self.cal.iso(self.cal.last)} (sandbox, synthetic):\n\n"
+            + "\n".join(lines)
+            + "\n\nGrades combine technology, fundamentals and market momentum; this is not financial advice."
+        )
+        thread = [m.model_dump(exclude_none=True) for m in body.messages] + [{"chatbot": answer}]
+        return {"success": True, "message": "AI Chatbot response successful", "answer": answer, "thread": thread}

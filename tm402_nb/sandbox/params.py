@@ -332,3 +332,26 @@ def limit_range(q: QueryModel, mode: str, last_day: date, max_days: int) -> Quer
             f"the maximum is {max_days} days per request"
         )
     return q.model_copy(update={"startDate": (end - timedelta(days=max_days - 1)).isoformat()})
+
+
+class TmaiMessage(BaseModel):
+    """One turn of a ``/tmai`` conversation: ``{"user": "..."}`` (earlier answers may ride along)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user: str | None = Field(default=None, max_length=2000)
+    chatbot: str | None = Field(default=None, max_length=20000)
+
+
+class TmaiBody(BaseModel):
+    """``POST /v2/tmai``: ``{"messages": [{"user": "What is the next 100x coin?"}]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[TmaiMessage] = Field(min_length=1, max_length=50)
+
+    @property
+    def question(self) -> str | None:
+        """The last user turn: what the agent answers (None when there is none)."""
+        asked = [m.user for m in self.messages if m.user]
+        return asked[-1] if asked else None

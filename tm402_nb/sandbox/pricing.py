@@ -47,6 +47,8 @@ ENDPOINT_TIER = MappingProxyType(
         "quantmetrics": 3,
         "crypto-investors": 3,
         "price-prediction": 3,
+        # POST /v2/tmai, the AI agent: no published price, so the top tier.
+        "tmai": 3,
     }
 )
 

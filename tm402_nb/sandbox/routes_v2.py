@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from . import envelope
-from .catalogue import ENDPOINTS, EndpointSpec
+from .catalogue import ENDPOINTS, TMAI, EndpointSpec
 from .datasets import InvalidQuery
 from .envelope import Envelope, ErrorEnvelope
-from .params import RangeTooLong, lenient, limit_range
+from .params import RangeTooLong, TmaiBody, lenient, limit_range
 from .pricing import PriceList
 from .profiles import DATE_RANGE_MAX_DAYS, SandboxProfile
 from .state import SandboxState
@@ -62,7 +62,15 @@ def _state(request: Request) -> SandboxState:
     return request.app.state.sandbox
 
 
-async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: AuthHeaders) -> Response:
+async def serve_endpoint(
+    request: Request,
+    spec: EndpointSpec,
+    q: Any,
+    auth: AuthHeaders,
+    answer: Callable[[], dict[str, Any]] | None = None,
+) -> Response:
+    """Auth, limits, faults and the paywall around one endpoint's answer: its rows from the data
+    service (``q``), or ``answer()``'s whole body (the AI agent answers text, not rows)."""
     st = _state(request)
     path = spec.path
     st.stats.request(path)
@@ -119,7 +127,7 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
             "rate_limited",
             headers={"Retry-After": str(wait)},
         )
-    if spec.name in ("price", "hourly-trading-signals") and not q.has_token_filter:
+    if q is not None and spec.name in ("price", "hourly-trading-signals") and not q.has_token_filter:
         return envelope.error(
             400,
             "Missing required parameter 'token_id' (or symbol / token_name)",
@@ -128,7 +136,7 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
         )
     profile = st.profile
     try:
-        q = limit_range(q, profile.date_range, st.market.calendar.anchor, DATE_RANGE_MAX_DAYS)
+        q = q if q is None else limit_range(q, profile.date_range, st.market.calendar.anchor, DATE_RANGE_MAX_DAYS)
     except RangeTooLong as exc:
         return envelope.error(400, exc.message, "invalid_parameter", param="startDate")
     lowercase = spec.name in profile.lowercase_endpoints
@@ -138,6 +146,8 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
             st.stats.count("errors_5xx")
             return envelope.error(500, "Internal server error (sandbox fault)", "server_error")
         try:
+            if answer is not None:
+                return JSONResponse(answer())
             rows = getattr(st.data, spec.builder)(q)
         except InvalidQuery as exc:
             return envelope.error(400, exc.message, "invalid_parameter", param=exc.param)
@@ -201,4 +211,24 @@ def build_router(profile: SandboxProfile, prices: PriceList) -> APIRouter:
             response_model=None,
             responses={200: {"model": Envelope, "description": "Data fetched successfully"}, **errors},
         )
+
+    async def ask_tmai(
+        request: Request, body: TmaiBody, auth: Annotated[AuthHeaders, Depends(auth_headers)]
+    ) -> Response:
+        # Validated before the paywall (as a bad query is): a malformed question is never charged.
+        if body.question is None:
+            return envelope.error(
+                400, "messages needs at least one {'user': '...'} turn", "invalid_parameter", param="messages"
+            )
+        return await serve_endpoint(request, TMAI, None, auth, answer=lambda: _state(request).data.tmai_answer(body))
+
+    router.add_api_route(
+        "/tmai",
+        ask_tmai,
+        methods=["POST"],
+        summary=TMAI.summary,
+        description=f"{TMAI.summary}\n\n{_price_note(TMAI, prices)}",
+        response_model=None,
+        responses={200: {"description": "The agent's answer and the conversation thread"}, **errors},
+    )
     return router

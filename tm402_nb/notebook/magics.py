@@ -162,9 +162,11 @@ class TMMagics(Magics, Configurable):
     @output_can_be_silenced
     @line_cell_magic
     def tm(self, line: str = "", cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
-        """Token Metrics data, paid per call with x402. Run ``%tm help`` for the syntax."""
         namespace = {**(self.shell.user_ns if self.shell is not None else {}), **(local_ns or {})}
         if cell is None:
+            asked = _help_asked(line)
+            if asked is not None:  # `%tm grade ?`: the endpoint's help, nothing called
+                return self._cmd_help(TMCommand("help", args=asked))
             return self._run(parse_line(line, namespace))
         options, calls = parse_cell(line, cell, namespace)
         results = []
@@ -180,6 +182,14 @@ class TMMagics(Magics, Configurable):
             self._save(options.save, result)
             return None
         return result
+
+    tm.__doc__ = f"""Token Metrics data in a DataFrame, paid per call with x402; what each cell cost shows under it.
+
+{HELP}
+
+One endpoint's parameters, fields and price: %tm help ENDPOINT, %tm ENDPOINT ?, %tm ENDPOINT? or Shift-Tab
+on its name. Tab completes subcommands, endpoints (with their price), flags, --param choices and symbols.
+"""
 
     def _run(self, cmd: TMCommand, *, store: bool = True) -> Any:
         handler = getattr(self, f"_cmd_{cmd.action}", None)
@@ -274,6 +284,11 @@ class TMMagics(Magics, Configurable):
 
     # -- subcommands -------------------------------------------------------------------------
     def _cmd_help(self, cmd: TMCommand) -> Any:
+        if cmd.args:  # %tm help ENDPOINT
+            from ..tokenmetrics.catalogue import get_endpoint
+            from .completion import endpoint_help
+
+            return _Text(endpoint_help(get_endpoint(cmd.args[0])))
         return _Text(HELP)
 
     def _cmd_endpoints(self, cmd: TMCommand) -> Any:
@@ -341,6 +356,17 @@ class TMMagics(Magics, Configurable):
         self._apply(s)
         self._configured_session = s
         return s
+
+
+def _help_asked(line: str) -> list[str] | None:
+    """``%tm grade ?`` (or ``??``): the endpoint to show help for ([] for the syntax), else None."""
+    words = line.split()
+    if not words or words[-1] not in ("?", "??"):
+        return None
+    words = words[:-1]
+    if words and words[0].lower() == "quote":
+        words = words[1:]
+    return words[:1]
 
 
 def _typed_usd(atomic: int) -> str:

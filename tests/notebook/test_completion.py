@@ -11,7 +11,6 @@ import pytest
 from IPython.core.completer import provisionalcompleter
 
 import tm402_nb as tm
-from tests.notebook.shell import reset_magics
 from tm402_nb.notebook.completion import SUBCOMMANDS, endpoint_flags, endpoint_help
 from tm402_nb.notebook.parse import FLAGS, parse_line
 from tm402_nb.session import current_session
@@ -45,17 +44,6 @@ def no_session():
         s.close()
     yield
     assert current_session() is None, "completing opened a session"
-
-
-@pytest.fixture
-def s(ip, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    session = tm.connect(mode="sandbox")
-    yield session
-    session.close()
-    reset_magics(ip)
-    for name in ("p", "q", "out"):
-        ip.user_ns.pop(name, None)
 
 
 # -- subcommands and endpoints --------------------------------------------------------------------------

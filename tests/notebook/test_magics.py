@@ -17,18 +17,6 @@ from tm402_nb.tokenmetrics.client import Quote
 from tm402_nb.tokenmetrics.errors import UnknownSymbol
 
 
-@pytest.fixture
-def s(ip, tmp_path, monkeypatch):
-    """A fresh sandbox session per test; settings back to defaults afterwards."""
-    monkeypatch.chdir(tmp_path)
-    session = tm.connect(mode="sandbox")
-    yield session
-    session.close()
-    reset_magics(ip)
-    for name in ("df", "grades", "q", "p", "syms", "out", "x"):
-        ip.user_ns.pop(name, None)
-
-
 def payments(s):
     return len(s.ledger.payments())
 

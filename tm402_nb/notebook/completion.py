@@ -31,7 +31,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..tokenmetrics.catalogue import ENDPOINTS, Endpoint, Param
+from ..tokenmetrics.catalogue import ENDPOINTS, Endpoint, Param, UnknownEndpoint, get_endpoint
 from .parse import FLAGS, SHORT
 
 #: Subcommands (as parse.py reads them) and what each does, in the order they are offered.
@@ -98,12 +98,11 @@ def price_text(endpoint: Endpoint) -> str:
 
 
 def lookup(name: str) -> Endpoint | None:
-    """The endpoint called ``name`` (name or alias), or None; never raises."""
-    key = name.strip().lower().removeprefix("/").removeprefix("v2/").replace("_", "-")
-    for e in ENDPOINTS:
-        if key == e.name or key in e.aliases:
-            return e
-    return None
+    """The endpoint called ``name`` (name or alias, as the magic reads it), or None; never raises."""
+    try:
+        return get_endpoint(name)
+    except UnknownEndpoint:
+        return None
 
 
 def endpoint_flags(endpoint: Endpoint, action: str = "call", *, cell_body: bool = False) -> list[str]:

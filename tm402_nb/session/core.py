@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,26 @@ PAYABLE = ("usdc", "tmai")
 
 # Closes of async clients scheduled on a running loop: the loop keeps only weak references to tasks.
 _CLOSING: set[asyncio.Task[None]] = set()
+
+#: What each open session must close (its client, its sandbox with the sandbox's temporary
+#: database, its ledger), held until ``close()`` or interpreter exit, whichever comes first: a
+#: session ended without ``close()`` (the end of a script, a kernel shut down or restarted)
+#: leaves nothing in the temporary folder. Only at exit: a session merely dropped keeps working
+#: for whoever still holds its client.
+_UNCLOSED: set[contextlib.ExitStack] = set()
+_UNCLOSED_LOCK = threading.Lock()
+
+
+def _close_unclosed() -> None:
+    with _UNCLOSED_LOCK:
+        stacks = list(_UNCLOSED)
+        _UNCLOSED.clear()
+    for stack in stacks:
+        with contextlib.suppress(Exception):  # the interpreter is going: close what can be closed
+            stack.close()
+
+
+atexit.register(_close_unclosed)
 
 
 class Session:
@@ -57,6 +79,8 @@ class Session:
         self._rpc_url = parts.rpc_url
         self._client_options = parts.client_options
         self._resources = parts.resources
+        with _UNCLOSED_LOCK:
+            _UNCLOSED.add(self._resources)
         self._aclient: AsyncClient | None = None
         self._closed = False
         self.wallet_view = (
@@ -200,6 +224,8 @@ class Session:
         try:
             self._close_async_client()
         finally:
+            with _UNCLOSED_LOCK:
+                _UNCLOSED.discard(self._resources)
             self._resources.close()  # the client, then the sandbox, then the ledger
             self.sandbox = None
             from . import _forget

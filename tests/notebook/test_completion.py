@@ -67,14 +67,15 @@ def test_empty_line_offers_subcommands_and_endpoints_only(ip, no_session, tmp_pa
     (tmp_path / "and_a_file.txt").write_text("x")
     found = texts(ip, "%tm ")
     assert found[: len(SUBCOMMANDS)] == list(SUBCOMMANDS)
-    assert set(found[len(SUBCOMMANDS) :]) == {e.name for e in ENDPOINTS}  # names, aliases once typed
+    # Names (aliases once typed) of the endpoints called with parameters; the agent is `%tm ask`.
+    assert set(found[len(SUBCOMMANDS) :]) == {e.name for e in ENDPOINTS if e.method == "GET"}
     for other in ("and", "if", "in", "and_a_file.txt", "%time", "print"):
         assert other not in found
 
 
 def test_every_offered_subcommand_is_one(ip):
     for name in SUBCOMMANDS:
-        args = {"connect": " sandbox", "quote": " tm-grade"}.get(name, "")
+        args = {"connect": " sandbox", "quote": " tm-grade", "ask": " what next?"}.get(name, "")
         assert parse_line(name + args).action == name
 
 
@@ -328,3 +329,8 @@ def test_every_cursor_position_gives_a_fragment_it_can_replace(ip, s, cell):
                 fragment, candidates = found
                 assert line[:column].endswith(fragment), (line[:column], fragment)
                 assert all(isinstance(t, str) and isinstance(k, str) for t, k in candidates)
+
+
+def test_the_agent_is_a_subcommand_not_an_endpoint(ip, no_session):
+    assert "ask" in texts(ip, "%tm as")
+    assert "tmai" not in texts(ip, "%tm quote tm") and texts(ip, "%tm ask What about ") == []

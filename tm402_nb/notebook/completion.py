@@ -44,6 +44,7 @@ SUBCOMMANDS: dict[str, str] = {
     "feed": "live payment feed",
     "connect": "switch mode: sandbox, x402, api-key",
     "doctor": "preflight; pays nothing",
+    "ask": "a question to TMAI, the AI agent (one paid call)",
     "help": "syntax; help ENDPOINT for one endpoint",
 }
 #: ``%tm connect MODE``.
@@ -279,6 +280,8 @@ def endpoint_candidates(fragment: str) -> list[Candidate]:
     first: list[Candidate] = []
     later: list[Candidate] = []
     for e in ENDPOINTS:
+        if e.method != "GET":
+            continue  # the agent is asked (%tm ask), not called with parameters
         price = price_text(e)
         if e.name.startswith(f):
             first.append((e.name, f"endpoint · {price}"))

@@ -28,7 +28,7 @@ from traitlets.config.configurable import Configurable
 from .. import errors
 from ..errors import BudgetExceeded, ConfigurationError, TM402Error
 from ..money import plain, to_atomic
-from .parse import MagicUsageError, TMCommand, parse_cell, parse_line
+from .parse import LedgerArgs, MagicUsageError, TMCommand, parse_cell, parse_line
 
 if TYPE_CHECKING:
     from ..session.core import Session
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
     [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai]
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
-%tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
+%tm endpoints | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
+%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv]
+                                     this session's payments by default; every column with --csv
 %tm doctor [ENDPOINT|URL]            preflight: wallet, clock, RPC, balance, one unpaid 402 probe; pays nothing
 %tm ask QUESTION...                  ask TMAI, the AI agent (one paid call; the answer shows as Markdown)
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
@@ -305,17 +307,20 @@ on its name. Tab completes subcommands, endpoints (with their price), flags, --p
 
         return catalogue_frame()
 
-    #: What ``%tm ledger`` shows; ``%tm ledger all`` shows every column.
-    LEDGER_COLUMNS = ("created_at", "status", "endpoint", "amount", "asset_symbol", "network", "tx", "error")
-
     def _cmd_ledger(self, cmd: TMCommand) -> Any:
-        frame = self._session().ledger.payments()
+        """This session's payments (``--today``, ``--all``, ``--session ID`` for others), readable;
+        ``--by endpoint|day|cell`` sums them, ``--calls`` lists calls, ``--csv`` prints every column."""
+        from .ledger_view import LedgerQuery, ledger_csv, ledger_view
+
+        s = self._session()
+        args = cmd.ledger or LedgerArgs()
+        query = LedgerQuery(
+            scope=args.scope, session_id=args.session_id or s.id, by=args.by, calls=args.calls, current_session=s.id
+        )
         if cmd.csv:
-            print(frame.to_csv(index=False), end="")
+            print(ledger_csv(s.ledger, query).to_csv(index=False), end="")
             return None
-        if "all" not in cmd.args:
-            frame = frame[list(self.LEDGER_COLUMNS)].rename(columns={"asset_symbol": "asset"})
-        return frame
+        return ledger_view(s.ledger, query)
 
     def _cmd_wallet(self, cmd: TMCommand) -> Any:
         s = self._session()

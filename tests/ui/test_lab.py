@@ -137,17 +137,20 @@ def _made_calls(source: str) -> bool:
 def test_a_footer_under_each_cell_that_made_calls_and_none_elsewhere(quickstart):
     with_calls = [c for c in quickstart if _made_calls(c["source"])]
     without = [c for c in quickstart if not _made_calls(c["source"])]
-    assert len(with_calls) == 4 and len(without) == 5  # the tutorial as committed
+    # The tutorial pays (grade, signals), reuses (grade again) and quotes (--dry-run); its other
+    # cells (connect, the frame's cost, the ledger, the budget, close) make no call.
+    assert len(with_calls) >= 4 and len(without) >= 4
     for cell in with_calls:
         assert cell["footers"] == 1, cell["source"]
         assert cell["outputs"][-1]["footer"], f"the footer is not under the result: {cell['source']}"
     for cell in without:
         assert cell["footers"] == 0, cell["source"]
-    paid = [c["source"] for c in with_calls if re.search(r"\(\d+ paid", c["outputs"][-1]["text"])]
+    footers = {c["source"]: c["outputs"][-1]["text"] for c in with_calls}
     first, rerun = (c["outputs"][-1]["text"] for c in with_calls if c["source"].startswith("%tm grade"))
     assert "4 calls (1 paid, 3 free: symbol lookup) · 0.017 USDC" in first and "SANDBOX" in first
     assert "1 call (1 cached) · nothing paid" in rerun
-    assert [p.split()[0] for p in paid] == ["%tm", "signals"]  # the first grade and the signals
+    assert any(re.search(r"\(\d+ paid", text) for src, text in footers.items() if src.startswith("signals = "))
+    assert all("free: quote" in text for src, text in footers.items() if "--dry-run" in src)
 
 
 def _footer(quickstart: list[dict[str, Any]]) -> Any:
@@ -239,10 +242,15 @@ def test_tab_after_tm_gr_offers_grade(browser, typed):
     ActionChains(browser).send_keys(Keys.TAB).perform()
 
     def offered(d: Any) -> str | None:
-        items = [e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-Completer .jp-Completer-item")]
-        if any("grade" in item for item in items):
-            return "popup: " + ", ".join(items)
+        names = [
+            e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-Completer .jp-Completer-item .jp-Completer-match")
+        ]
+        if "grade" in names:
+            return "popup: " + ", ".join(names)
         source = d.execute_script(CELLS)[-1]["source"]
         return f"inserted: {source}" if source.startswith("%tm grade") else None  # a single match is inserted
 
-    assert "grade" in WebDriverWait(browser, CELL_TIMEOUT, poll_frequency=0.2).until(offered)
+    how = WebDriverWait(browser, CELL_TIMEOUT, poll_frequency=0.2).until(offered, message="no completion offered grade")
+    assert "grade" in how
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOTS / "completer.png"))

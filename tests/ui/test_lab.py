@@ -254,3 +254,15 @@ def test_tab_after_tm_gr_offers_grade(browser, typed):
     assert "grade" in how
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOTS / "completer.png"))
+
+
+def test_jupyterlab_reaches_nothing_outside(lab):
+    """The news feed, the update check and the extension manager are the parts of JupyterLab that
+    go online: none does here (and Chromium resolves no host but 127.0.0.1)."""
+    import httpx
+
+    params = {"token": lab.token}
+    assert httpx.get(f"{lab.url}/lab/api/news", params=params, timeout=10).json() == {"news": []}
+    assert httpx.get(f"{lab.url}/lab/api/update", params=params, timeout=10).json() == {"notification": None}
+    assert "Extension Manager is 'readonly'" in lab.log_path.read_text()
+    assert lab.url.startswith("http://127.0.0.1:")

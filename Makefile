@@ -21,7 +21,7 @@ say     = @printf '==> %s\n' "$(1)"
 
 help:
 	@echo "make demo       - start the sandbox, make paid calls, show what each cost"
-	@echo "make test       - lint, typecheck, then every test (notebooks included)"
+	@echo "make test       - lint, typecheck, then every test (notebooks and the browser suite included)"
 	@echo "make lint       - ruff check, ruff format --check, vulture (dead code)"
 	@echo "make typecheck  - mypy on tm402_nb"
 	@echo "make lab        - open JupyterLab on notebooks/"
@@ -61,14 +61,25 @@ typecheck: $(STAMP)lint $(STAMP)demo
 	$(call say,mypy (settings in pyproject.toml))
 	@$(BIN)/mypy
 
+# The browser suite (tests/ui) drives JupyterLab in Debian's headless Chromium; without chromium and
+# chromium-driver it is skipped, and said so loudly before and after the run (.ci/run installs them).
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+export TM402_UI_CHROMIUM := $(CHROMIUM)
+export TM402_UI_CHROMEDRIVER := $(CHROMEDRIVER)
+ui_check = if [ ! -x "$(CHROMIUM)" ] || [ ! -x "$(CHROMEDRIVER)" ]; then \
+	printf '==> !!! BROWSER SUITE SKIPPED: %s or %s is missing (apt-get install chromium chromium-driver) !!!\n' \
+		"$(CHROMIUM)" "$(CHROMEDRIVER)"; fi
+
 test: lint typecheck $(STAMP)test
-	$(call say,pytest on $(PYTEST_WORKERS) workers (notebooks included))
-	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --nbmake --nbmake-timeout=60 \
-		--nbmake-kernel=python3 $(PYTEST_ARGS)
+	$(call say,pytest on $(PYTEST_WORKERS) workers (notebooks and the browser suite included))
+	@$(ui_check)
+	@status=0; $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --nbmake --nbmake-timeout=60 \
+		--nbmake-kernel=python3 $(PYTEST_ARGS) || status=$$?; $(ui_check); exit $$status
 
 test-fast: $(STAMP)test
-	$(call say,pytest without the slow suites)
-	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(call say,pytest without the slow suites and the browser)
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow and not ui" $(PYTEST_ARGS)
 
 lab: $(STAMP)lab
 	$(call say,starting JupyterLab on notebooks/ (sandbox mode unless TM402_MODE is set))

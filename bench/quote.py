@@ -60,7 +60,7 @@ def table(title: str, head: tuple[str, ...], rows: list[tuple[str, ...]], note: 
 
 def corpus() -> list[tuple[str, dict[str, Any]]]:
     """Thirty requests, one of each plan shape (dates relative to the sandbox's last day of data)."""
-    from tm402_nb.sandbox.market import DEFAULT_ANCHOR as LAST
+    from tm402_nb.sandbox.market import FIXED_ANCHOR as LAST  # main() pins the sandbox's data to it
     from tm402_nb.sandbox.universe import build_universe
 
     ids = [t.token_id for t in build_universe()]
@@ -407,9 +407,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--calls", type=int, default=300, help="timed calls per measurement in (b)")
     args = parser.parse_args(argv)
 
-    from tm402_nb.sandbox import serve
+    from tm402_nb.sandbox import FIXED_ANCHOR, serve
 
-    with serve(fund=False, rate_limit=100_000, rate_burst=100_000) as sb:
+    with serve(fund=False, rate_limit=100_000, rate_burst=100_000, anchor=FIXED_ANCHOR) as sb:
         runs = {"sandbox": accuracy(sb, None), "clamps page at 2": accuracy(sb, ClampingTransport(2))}
     first = table(
         "Quote accuracy: paid ÷ quoted over a fixed corpus (sandbox, and behind a server that clamps page)",

@@ -13,6 +13,7 @@ written with its outputs, so it renders on GitHub and nbviewer.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -55,23 +56,50 @@ def parse_percent(text: str) -> nbformat.NotebookNode:
             lines.append(line)
     flush()
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata.update(notebook_metadata())
     return nb
+
+
+def notebook_metadata() -> dict:
+    """The ``kernelspec`` and ``language_info`` JupyterLab writes when it opens a notebook on the
+    ``python3`` kernel, so a tutorial opens without the unsaved-changes dot.
+
+    JupyterLab copies the kernelspec's ``display_name`` ("Python 3 (ipykernel)", as ipykernel
+    installs it) and the kernel's ``language_info`` (ipykernel's, with the running Python's
+    version) into the notebook: a notebook saved with anything else is changed, hence dirty, as
+    soon as its kernel starts. The version is this interpreter's (the kernel the build ran);
+    a reader on another Python version still sees the dot, as with any notebook.
+    """
+    from ipykernel.ipkernel import IPythonKernel
+    from ipykernel.kernelspec import get_kernel_dict
+
+    spec = get_kernel_dict()
+    return {
+        "kernelspec": {"display_name": spec["display_name"], "language": spec["language"], "name": "python3"},
+        "language_info": json.loads(json.dumps(IPythonKernel.language_info)),
+    }
 
 
 def execute(nb: nbformat.NotebookNode, *, timeout: int = 120) -> nbformat.NotebookNode:
     """Run every cell in sandbox mode, in a throwaway home (ledger, cache), from notebooks/."""
     from tm402_nb.demo import execute_in_sandbox
 
-    execute_in_sandbox(nb, cwd=HERE, timeout=timeout, home=tempfile.mkdtemp(prefix="tm402-nb-"))
+    with tempfile.TemporaryDirectory(prefix="tm402-nb-", ignore_cleanup_errors=True) as home:
+        execute_in_sandbox(nb, cwd=HERE, timeout=timeout, home=home)
     return nb
 
 
 def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Keep outputs reproducible and free of machine paths: drop the temp home from any text."""
+    """Keep outputs reproducible and free of machine paths: drop the temp home from any text.
+
+    The notebook's metadata is set again (nbclient rewrote ``language_info``) and the cells lose
+    nbclient's timing (``metadata.execution``), which JupyterLab does not record either: building
+    twice writes the same metadata.
+    """
+    nb.metadata.update(notebook_metadata())
     pattern = re.compile(r"(/tmp|/var/folders)[^\s'\"<>]*")
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
             if "text" in out:
                 out["text"] = pattern.sub("<tmp>", out["text"])

@@ -1,4 +1,4 @@
-"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, endpoints, ledger."""
+"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, doctor, endpoints, ledger."""
 
 from __future__ import annotations
 
@@ -12,20 +12,24 @@ if TYPE_CHECKING:
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
+    """The ledger file's payments (or calls), readable, in at most 100 columns; ``--csv`` has every column.
+
+    A terminal has no session of its own, so every session's rows are shown unless ``--today``
+    or ``--session ID`` (an id from the ``session`` column, or a notebook's ``s.id``) narrows them.
+    """
+    import shutil
+
     from .ledger import Ledger
+    from .notebook.ledger_view import WIDTH, LedgerQuery, ledger_csv, ledger_view
 
+    scope = "today" if args.today else "session" if args.session else "all"
+    query = LedgerQuery(scope=scope, session_id=args.session, by=args.by, calls=args.calls)
     with Ledger(args.path) as ledger:
-        frame = ledger.calls() if args.calls else ledger.payments()
         if args.csv:
-            frame.to_csv(sys.stdout, index=False)
-        elif frame.empty:
-            print(f"no {'calls' if args.calls else 'payments'} recorded in {ledger.path}")
+            ledger_csv(ledger, query).to_csv(sys.stdout, index=False)
         else:
-            import pandas as pd
-
-            with pd.option_context("display.width", 160, "display.max_columns", 12):
-                cols = ["created_at", "status", "endpoint", "amount", "asset_symbol", "network", "tx"]
-                print((frame if args.calls else frame[cols]).to_string(index=False))
+            view = ledger_view(ledger, query)
+            print(view.to_text(width=min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)))
     return 0
 
 
@@ -125,6 +129,21 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 when every check passed (warnings allowed), 1 when one failed."""
+    from .session.doctor import run_doctor
+
+    options = {k: v for k, v in (("network", args.network), ("base_url", args.base_url)) if v}
+    report = run_doctor(args.mode, probe=args.probe, timeout=args.timeout, **options)
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.text())
+    return 0 if report.ok else 1
+
+
 def _cmd_endpoints(args: argparse.Namespace) -> int:
     from .tokenmetrics.catalogue import catalogue_frame
 
@@ -218,13 +237,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_est.set_defaults(func=_cmd_estimate)
 
+    p_doc = sub.add_parser(
+        "doctor",
+        help="preflight: wallet, clock, RPC, balances, one unpaid 402 probe; pays nothing",
+        description="Check everything a paid call depends on, paying nothing: mode, network and wallet address;"
+        " the clock against the server's Date header; the RPC's chain id; balances against the budget; one"
+        " unpaid 402 probe, decoded, with the spend policy's verdict; the ledger's unknown and reserved"
+        " payments; the server's variant. Exit status 0 when no check failed, 1 when one did.",
+    )
+    p_doc.add_argument("--mode", choices=("sandbox", "x402", "api-key"), help="default: from the environment")
+    p_doc.add_argument("--network", choices=("base-sepolia", "base"))
+    p_doc.add_argument(
+        "--base-url",
+        dest="base_url",
+        metavar="URL",
+        help="API root, or any x402 URL, to check (x402 and api-key modes)",
+    )
+    p_doc.add_argument(
+        "--probe", metavar="ENDPOINT|URL", help="the paid request to send unpaid (default: tm-grade?token_id=3375)"
+    )
+    p_doc.add_argument("--json", action="store_true", help="print the report as JSON")
+    p_doc.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per request (10)")
+    p_doc.set_defaults(func=_cmd_doctor)
+
     p_eps = sub.add_parser("endpoints", help="the endpoint catalogue with prices")
     p_eps.add_argument("--csv", action="store_true")
     p_eps.set_defaults(func=_cmd_endpoints)
 
-    p_ledger = sub.add_parser("ledger", help="show the payment ledger")
-    p_ledger.add_argument("--csv", action="store_true", help="write CSV to stdout")
-    p_ledger.add_argument("--calls", action="store_true", help="show calls instead of payments")
+    p_ledger = sub.add_parser(
+        "ledger",
+        help="show the payment ledger (every session; --today, --session ID, --by, --calls, --csv)",
+        description="The ledger's payments, readable: times in seconds (UTC), amounts with their asset, network"
+        " names as the footer writes them, short tx ids, and a summary line (count, spent per asset, reserved and"
+        " unknown). A terminal has no session, so every session is shown unless --today or --session ID narrows"
+        " it (ids are in the session column; in a notebook, s.id). --csv writes every column.",
+    )
+    rows = p_ledger.add_mutually_exclusive_group()
+    rows.add_argument("--all", action="store_true", help="every session (the default here)")
+    rows.add_argument("--today", action="store_true", help="today's rows (UTC, as the daily cap counts)")
+    rows.add_argument("--session", metavar="ID", help="one session's rows")
+    p_ledger.add_argument("--by", choices=("endpoint", "day", "cell"), help="spend summed per endpoint, day or cell")
+    p_ledger.add_argument("--calls", action="store_true", help="show calls (paid, cached, free) instead of payments")
+    p_ledger.add_argument(
+        "--csv", action="store_true", help="write the rows' every column as CSV to stdout (with --by: the sums)"
+    )
     p_ledger.add_argument("--path", default=None, help="ledger file (default: $TM402_HOME or the user data dir)")
     p_ledger.set_defaults(func=_cmd_ledger)
 

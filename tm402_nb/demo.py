@@ -46,14 +46,21 @@ def execute_in_sandbox(
     tutorials' builder (``make notebooks``) and ``tm402-nb estimate`` run notebooks this way.
     Each cell's id reaches the kernel as it does from JupyterLab, so ledger rows name their
     cell. ``on_cell_execute(cell=, cell_index=)`` is called just before each code cell is sent.
+    Without ``home``, the run's home (its ledger and cache) is a temporary folder removed when
+    the run ends; the kernel removes its sandbox's own temporary files as it exits.
     """
+    if home is None:
+        with tempfile.TemporaryDirectory(prefix="tm402-demo-", ignore_cleanup_errors=True) as tmp:
+            execute_in_sandbox(nb, cwd=cwd, timeout=timeout, home=tmp, on_cell_execute=on_cell_execute)
+        return
+
     import os
 
     from traitlets.config import Config
 
     from .tokenmetrics.modes import Mode
 
-    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": home or tempfile.mkdtemp(prefix="tm402-demo-")}
+    env = {"TM402_MODE": Mode.SANDBOX.value, "TM402_HOME": home}
     saved = {k: os.environ.get(k) for k in (*env, *SECRETS, "MPLBACKEND")}
     os.environ.update(env)
     for k in (*SECRETS, "MPLBACKEND"):  # no key; the kernel's inline backend draws the figures
@@ -121,8 +128,11 @@ def _client_class() -> type:
     return SandboxNotebookClient
 
 
-def run_notebook(path: Path, out_dir: Path) -> int:
-    """Execute ``path`` headless in sandbox mode, print each cell's cost line, write HTML."""
+def run_notebook(path: Path, out_dir: Path, home: Path | None = None) -> int:
+    """Execute ``path`` headless in sandbox mode, print each cell's cost line, write HTML.
+
+    The run's ledger and cache live in ``home`` (kept), else in a temporary folder removed at the end.
+    """
     import nbformat
     from nbclient.exceptions import CellExecutionError
 
@@ -134,7 +144,7 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     failed = None
     started = time.perf_counter()
     try:
-        execute_in_sandbox(nb, cwd=path.parent)
+        execute_in_sandbox(nb, cwd=path.parent, home=_home_dir(home))
     except CellExecutionError as exc:
         failed = exc
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
@@ -154,6 +164,8 @@ def run_notebook(path: Path, out_dir: Path) -> int:
     body, _ = HTMLExporter().from_notebook_node(nb)
     html_path.write_text(body)
     print(f"\n{time.perf_counter() - started:.1f} s · HTML written to {html_path}")
+    if home is not None:
+        print(f"ledger and cache kept in {home}")
     if failed is not None:
         print(f"\nFAILED: {str(failed).strip().splitlines()[-1][:300]}")
         return 1
@@ -169,15 +181,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="build", help="folder for the HTML rendering")
     parser.add_argument("--script", action="store_true", help="run the scripted demo instead of the notebook")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="keep the run's ledger and cache in this folder (default: a temporary folder, removed at the end)",
+    )
     args = parser.parse_args(argv)
     notebook = Path(args.notebook)
     if not args.script and notebook.is_file():
-        return run_notebook(notebook, Path(args.out))
+        return run_notebook(notebook, Path(args.out), home=args.home)
+    if args.home is not None:
+        args.home.mkdir(parents=True, exist_ok=True)
+        return _script(args, args.home.resolve(), kept=True)
+    with tempfile.TemporaryDirectory(prefix="tm402-demo-", ignore_cleanup_errors=True) as tmp:
+        return _script(args, Path(tmp), kept=False)
 
+
+def _home_dir(home: Path | None) -> str | None:
+    """``home`` created if need be, as the absolute path a kernel's environment takes; None stays None."""
+    if home is None:
+        return None
+    home.mkdir(parents=True, exist_ok=True)
+    return str(home.resolve())
+
+
+def _script(args: argparse.Namespace, home: Path, *, kept: bool) -> int:
+    """The scripted demo: six calls against the sandbox, each with what it cost."""
     from .session.core import Session
     from .tokenmetrics.modes import Mode
 
-    home = Path(tempfile.mkdtemp(prefix="tm402-demo-"))
     with Session(
         Mode.SANDBOX, budget=args.budget, x402_version=args.x402_version, ledger=home / "ledger.sqlite3", progress=False
     ) as s:
@@ -196,5 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         payments = s.ledger.payments()
         counts = ", ".join(f"{k} {v}" for k, v in payments["status"].value_counts().items()) or "none"
         print(f"\nsession  {s.cost.total.summary()}; {s.budget_text()}")
-        print(f"ledger   {len(payments)} payments ({counts}) in {s.ledger.path}")
+        where = s.ledger.path if kept else f"{s.ledger.path} (temporary: --home DIR keeps it)"
+        print(f"ledger   {len(payments)} payments ({counts}) in {where}")
     return 0

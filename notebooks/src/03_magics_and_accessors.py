@@ -88,7 +88,8 @@ endDate: 2026-10-31
 signals.groupby("TOKEN_SYMBOL")["TRADING_SIGNALS_RETURNS"].last()
 
 # %% [markdown]
-# Or one call per line; the result is a list of frames.
+# Or one call per line; the result is a dict of frames keyed by endpoint name (`"tm-grade"`,
+# `"fundamental-grade"`), each shown under a caption naming the line that asked for it.
 
 # %%
 %%tm

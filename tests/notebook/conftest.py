@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.notebook.shell import make_shell
+import tm402_nb as tm
+from tests.notebook.shell import make_shell, reset_magics
 
 
 @pytest.fixture(scope="module")
@@ -12,3 +13,20 @@ def ip():
     shell.run_line_magic("load_ext", "tm402_nb")
     yield shell
     shell.run_line_magic("unload_ext", "tm402_nb")
+
+
+#: Notebook variables the tests' cells create, removed after each test that used ``s``.
+CELL_VARIABLES = ("df", "grades", "q", "p", "syms", "out", "x")
+
+
+@pytest.fixture
+def s(ip, tmp_path, monkeypatch):
+    """A fresh sandbox session per test, run from an empty folder; settings and the cells'
+    variables back to defaults afterwards."""
+    monkeypatch.chdir(tmp_path)
+    session = tm.connect(mode="sandbox")
+    yield session
+    session.close()
+    reset_magics(ip)
+    for name in CELL_VARIABLES:
+        ip.user_ns.pop(name, None)

@@ -334,7 +334,9 @@ def test_cost_summarises_attrs(sess):
     cost = out.tm.cost
     assert isinstance(cost, FrameCost) and cost
     assert cost.paid == 1 and cost.amount == {"USDC": "0.017"} and len(cost.receipts) == 1
-    assert re.fullmatch(r"\d+ calls? \(1 paid(, \d+ (cached|free))*\) · 0\.017 USDC · SANDBOX", repr(cost))
+    assert re.fullmatch(
+        r"\d+ calls? \(1 paid(, \d+ (cached|free: symbol lookup))*\) · 0\.017 USDC · SANDBOX", repr(cost)
+    )
     html = cost._repr_html_()
     assert "SANDBOX" in html and cost.receipts[0] in html and "tm-grade" in html
     cached = frame.tm.grades().tm.cost

@@ -29,7 +29,9 @@ def test_footer_once_under_a_paid_cell(ip, s, capsys):
     out = capsys.readouterr().out
     (line,) = footer_lines(out)
     assert out.rstrip().endswith(line)  # below the result
-    assert "SANDBOX" in line and "(1 paid, 3 free) · 0.017 USDC" in line and "base-sepolia" in line
+    # The free calls say what they were: the token lists that turned BTC and ETH into ids.
+    assert "SANDBOX" in line and "4 calls (1 paid, 3 free: symbol lookup) · 0.017 USDC" in line
+    assert "base-sepolia" in line
     assert "tx 0x" in line and "session 0.017 USD" in line
 
 
@@ -55,7 +57,7 @@ def test_footer_for_plain_client_code(ip, s, capsys):
 def test_footer_for_quote_cells(ip, s, capsys):
     ip.run_cell("%tm quote ai-reports BTC")
     (line,) = footer_lines(capsys.readouterr().out)
-    assert "(4 free) · nothing paid" in line
+    assert "(4 free: 3 symbol lookups + 1 quote) · nothing paid" in line
 
 
 def test_footer_still_shows_when_the_cell_fails_after_paying(ip, s, capsys):
@@ -323,3 +325,97 @@ def test_released_payments_are_summed_not_kept_one_by_one():
         cost.add(_refused(until=now - 1 - i))
     assert len(cost._reserved) == 0 and cost.n_refused == 500
     assert cost.released_text().startswith("8.50 USDC refused (HTTP 404), not spent: released")
+
+
+# -- what free calls were (issue 15, item 5) ---------------------------------------------------------------
+
+
+def _free(endpoint, status=200):
+    return CallCost(endpoint, "u", None, status)
+
+
+def test_free_calls_say_what_they_were():
+    lookups = [_free("tokens"), _free("top-market-cap-tokens"), _free("top-market-cap-tokens")]
+    paid = CallCost("tm-grade", "u", None, 200, paid=True, amount=17_000, asset="USDC")
+    assert Cost("c", [*lookups, paid]).summary() == "4 calls (1 paid, 3 free: symbol lookup) · 0.017 USDC"
+    assert Cost("c", [_free("ai-reports", 402)]).summary() == "1 call (1 free: quote) · nothing paid"
+    mixed = Cost("c", [*lookups, _free("ai-reports", 402), _free("price"), _free("tm-grade", None)])
+    assert mixed.free_kinds == {"symbol lookup": 3, "quote": 1, "price": 1, "failed": 1}
+    assert mixed.summary() == "6 calls (6 free: 3 symbol lookups + 1 failed + 1 price + 1 quote) · nothing paid"
+    # Paid, cached and refused calls are not free, and say so as before.
+    cached = CallCost("tm-grade", "u", None, 200, cached=True)
+    refused = CallCost("tm-grade", "u", None, 404, amount=17_000, asset="USDC", payment_status="failed")
+    assert Cost("c", [cached, refused]).summary() == "2 calls (1 cached, 1 refused) · nothing paid"
+
+
+def test_a_second_call_in_the_session_makes_no_lookup(ip, s, capsys):
+    ip.run_cell("%tm grade BTC")
+    ip.run_cell("%tm quantmetrics BTC")  # BTC's id is known now: one paid call, nothing free
+    first, second = footer_lines(capsys.readouterr().out)
+    assert "free: symbol lookup" in first and "1 call (1 paid) · 0.068 USDC" in second
+
+
+# -- a footer that fits every theme (issue 15, item 2) ---------------------------------------------------------
+
+
+def _styles(html_text):
+    import re
+
+    return [dict(d.split(":", 1) for d in style.split(";") if d) for style in re.findall(r'style="([^"]*)"', html_text)]
+
+
+def _paid_footer(mode="sandbox"):
+    cost = Cost(
+        "cell", [CallCost("tm-grade", "u", None, 200, paid=True, amount=17_000, asset="USDC", tx="0x" + "ab" * 32)]
+    )
+    return CostFooter(cost, type("S", (), {"mode": mode, "network": "base-sepolia", "policy": None})())
+
+
+def test_the_footer_takes_its_colours_from_the_theme():
+    box, badge, code = _styles(_paid_footer()._repr_html_())[:3]
+    # Text in the theme's body-text colour, the host's own where there is no JupyterLab theme.
+    assert box["color"] == "var(--jp-ui-font-color1,currentColor)"
+    assert box["border-top"].endswith("var(--jp-border-color2,rgba(128,128,128,.4))")
+    assert badge["background"] == "var(--jp-warn-color0,#e65100)" and badge["color"] == "#000"
+    assert code["color"] == "inherit" and code["background"] == "none"
+    html_text = _paid_footer()._repr_html_()
+    for fixed in ("#555", "#ddd", "color:white", "#b45309"):  # the old fixed colours (2.53:1 on dark)
+        assert fixed not in html_text
+
+
+def _px(size):
+    import re
+
+    return [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)px", size)]
+
+
+def test_footer_text_is_at_least_12px_badge_included():
+    box, badge = _styles(_paid_footer()._repr_html_())[:2]
+    assert box["font-size"].startswith("max(12px,") and min(_px(box["font-size"])) >= 12
+    assert min(_px(badge["font-size"])) >= 12
+
+
+def _luminance(hex_colour):
+    rgb = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a, b):
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize(
+    "theme, warn_color0",
+    [("light", "#e65100"), ("dark", "#f57c00"), ("no theme (fallback)", "#e65100")],  # JupyterLab 4's values
+)
+def test_the_sandbox_badge_meets_aa_in_every_theme(theme, warn_color0):
+    assert _contrast("#000000", warn_color0) >= 4.5  # black on the theme's warning colour
+    assert _contrast("#ffffff", warn_color0) < 4.5  # (why not white: 3.8:1 on light)
+
+
+def test_the_plain_text_form_is_unchanged_in_substance():
+    text = repr(_paid_footer())
+    assert text.startswith("tm402 · SANDBOX · 1 call (1 paid) · 0.017 USDC · tx 0xabababab…abab · ")
+    assert text.endswith(" · base-sepolia") and "<" not in text

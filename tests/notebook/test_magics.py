@@ -17,18 +17,6 @@ from tm402_nb.tokenmetrics.client import Quote
 from tm402_nb.tokenmetrics.errors import UnknownSymbol
 
 
-@pytest.fixture
-def s(ip, tmp_path, monkeypatch):
-    """A fresh sandbox session per test; settings back to defaults afterwards."""
-    monkeypatch.chdir(tmp_path)
-    session = tm.connect(mode="sandbox")
-    yield session
-    session.close()
-    reset_magics(ip)
-    for name in ("df", "grades", "q", "p", "syms", "out", "x"):
-        ip.user_ns.pop(name, None)
-
-
 def payments(s):
     return len(s.ledger.payments())
 
@@ -259,8 +247,33 @@ def test_cell_magic_save(ip, s):
 
 
 def test_cell_magic_one_call_per_line(ip, s):
-    out = ip.run_cell_magic("tm", "", "grade BTC\n# a comment\nquant ETH\n")
-    assert isinstance(out, list) and len(out) == 2
+    out = ip.run_cell_magic("tm", "", "grade BTC\n# a comment\nquant ETH\ngrades SOL\n")
+    assert isinstance(out, dict) and list(out) == ["tm-grade", "quantmetrics", "tm-grade #2"]
+    assert list(out["tm-grade #2"]["TOKEN_SYMBOL"]) == ["SOL"]
+    assert all(isinstance(v, pd.DataFrame) for v in out.values())
+
+
+def test_cell_magic_calls_show_each_under_its_caption(ip, s):
+    out = ip.run_cell_magic("tm", "", "grade BTC\nquant ETH\n")
+    bundle, _ = ip.display_formatter.format(out)
+    html = bundle["text/html"]
+    first, second = html.index("tm-grade · grade BTC · 1 row"), html.index("quantmetrics · quant ETH · 1 row")
+    assert first < html.index("<table", first) < second < html.index("<table", second)  # caption, then its frame
+    text = bundle["text/plain"]
+    assert text.startswith("tm-grade · grade BTC · 1 row\n───") and "\nquantmetrics · quant ETH · 1 row\n" in text
+    assert "Bitcoin" in text and "Ethereum" in text
+
+
+def test_cell_magic_several_calls_save_the_dict(ip, s):
+    assert ip.run_cell_magic("tm", "--save grades", "grade BTC\nquote ai-reports ETH\n") is None
+    saved = ip.user_ns["grades"]
+    assert list(saved) == ["tm-grade", "ai-reports"] and isinstance(saved["ai-reports"], Quote)
+
+
+def test_cell_magic_checks_every_endpoint_before_paying(ip, s):
+    with pytest.raises(UnknownEndpoint, match="gradez"):
+        ip.run_cell_magic("tm", "", "grade BTC\ngradez ETH\n")
+    assert payments(s) == 0
 
 
 def test_cell_magic_dry_run(ip, s):

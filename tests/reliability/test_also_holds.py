@@ -1382,11 +1382,11 @@ def test_hostile_strings_from_a_server_never_become_notebook_html(tmp_path):
 
     A server answers with a receipt whose transaction and network are markup, then refuses a
     settlement with a markup reason: the payment feed, the cell's cost footer and the
-    ``%tm ledger`` frames (plain and ``all``) keep their shape.
+    ``%tm ledger`` views (payments and calls) keep their shape.
     """
     from tm402_nb.notebook.feed import PaymentFeed
     from tm402_nb.notebook.footer import CostFooter
-    from tm402_nb.notebook.magics import TMMagics
+    from tm402_nb.notebook.ledger_view import LedgerFrame, LedgerQuery, ledger_view
     from tm402_nb.tokenmetrics.client import Client
     from tm402_nb.tokenmetrics.cost import CallCost, Cost
     from tm402_nb.x402.encoding import b64json_encode
@@ -1421,9 +1421,11 @@ def test_hostile_strings_from_a_server_never_become_notebook_html(tmp_path):
     twin_footer = CostFooter(Cost("twin", [twin_call(c) for c in cost.calls]))._repr_html_()
     assert _Shape(footer).tags == _Shape(twin_footer).tags
 
-    for columns in (list(TMMagics.LEDGER_COLUMNS), None):  # `%tm ledger`, `%tm ledger all`
-        frame = ledger.payments()
-        frame = frame[columns] if columns else frame
-        twin = frame.map(_twin)
-        assert _Shape(frame._repr_html_()).tags == _Shape(twin._repr_html_()).tags
+    for query in (LedgerQuery(scope="all"), LedgerQuery(scope="all", calls=True)):  # `%tm ledger --all [--calls]`
+        view = ledger_view(ledger, query)
+        twin = LedgerFrame(view.map(_twin))
+        twin._view = view._view
+        assert _Shape(view._repr_html_()).tags == _Shape(twin._repr_html_()).tags
+    frame = ledger.payments()  # and the ledger's own frame, every column
+    assert _Shape(frame._repr_html_()).tags == _Shape(frame.map(_twin)._repr_html_()).tags
     ledger.close()

@@ -18,6 +18,7 @@ from tm402_nb.tokenmetrics.catalogue import (
     NestedShape,
     chart_kinds,
     chart_metrics,
+    get_endpoint,
 )
 from tm402_nb.tokenmetrics.frames import frame_columns, to_frame
 from tm402_nb.tokenmetrics.plan import plan_call
@@ -81,7 +82,14 @@ def test_a_new_endpoint_plans_its_own_windows():
     ]
 
 
-@pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: e.name)
+def test_the_agent_is_the_one_endpoint_without_rows():
+    """TMAI answers text to a POST: no fields, no pages, no key; every other endpoint is a GET of rows."""
+    assert [e.name for e in ENDPOINTS if e.method != "GET"] == ["tmai"]
+    agent = get_endpoint("tmai")
+    assert agent.method == "POST" and not agent.fields and not agent.paged and agent.key == ()
+
+
+@pytest.mark.parametrize("ep", [e for e in ENDPOINTS if e.method == "GET"], ids=lambda e: e.name)
 def test_every_endpoint_states_its_own_facts(ep):
     nested_numeric = ep.nested_shape.numeric if ep.nested_shape else ()
     assert ep.fields, "the row fields as served"

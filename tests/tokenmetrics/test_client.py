@@ -34,7 +34,7 @@ def paid_requests(sandbox, path):
     return sandbox.stats()["paths"].get(f"/v2/{path}", {}).get("paid", 0)
 
 
-@pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: e.name)
+@pytest.mark.parametrize("ep", [e for e in ENDPOINTS if e.method == "GET"], ids=lambda e: e.name)
 def test_every_endpoint_gives_a_typed_frame(client, sandbox, funded, ledger, ep):
     df = client.frame(ep.name, **params_for(ep))
     assert isinstance(df, pd.DataFrame) and len(df) > 0

@@ -32,8 +32,9 @@ from hypothesis import strategies as st
 from tests.tokenmetrics.conftest import make_client
 from tm402_nb.errors import BudgetExceeded
 from tm402_nb.ledger import Ledger
+from tm402_nb.sandbox import serve
 from tm402_nb.sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
-from tm402_nb.sandbox.market import DEFAULT_ANCHOR
+from tm402_nb.sandbox.market import FIXED_ANCHOR
 from tm402_nb.sandbox.universe import build_universe
 from tm402_nb.tokenmetrics.catalogue import ENDPOINTS
 from tm402_nb.tokenmetrics.client import MoreRowsWarning
@@ -50,8 +51,8 @@ HYPO = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
-#: The sandbox's last day of data (its first is 2019-01-01; every token has 60 days at least).
-LAST_DAY = DEFAULT_ANCHOR
+#: The sandbox's last day of data, pinned (its first is 2019-01-01; every token has 60 days at least).
+LAST_DAY = FIXED_ANCHOR
 UNIVERSE = build_universe()
 SYMBOLS = list(dict.fromkeys(t.symbol for t in UNIVERSE[:40]))  # BTC, ETH, USDC each name several tokens
 NAMES = [t.name for t in UNIVERSE[:40]]
@@ -91,7 +92,8 @@ INDEX_IDS = range(1, 10)  # the sandbox has indices 1..8: 9 finds nothing
 
 def test_every_paid_endpoint_is_drawn():
     drawn = [name for names in KINDS.values() for name in names]
-    assert sorted(drawn) == sorted(e.name for e in ENDPOINTS if e.tier > 0 and not e.free)
+    # Every paid GET endpoint; the agent (a POST of a question) has its own tests in test_agent.py.
+    assert sorted(drawn) == sorted(e.name for e in ENDPOINTS if e.tier > 0 and not e.free and e.method == "GET")
 
 
 # -- requests ------------------------------------------------------------------------------------
@@ -294,6 +296,13 @@ class Run:
     def close(self) -> None:
         self.client.close()
         self.ledger.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """The conftest's sandbox with its data pinned to LAST_DAY, which the requests' dates are drawn from."""
+    with serve(fund=False, rate_limit=10_000, rate_burst=10_000, anchor=LAST_DAY) as sb:
+        yield sb
 
 
 @pytest.fixture(scope="module")

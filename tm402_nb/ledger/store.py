@@ -706,28 +706,52 @@ class Ledger:
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row, strict=False)) for row in cur.fetchall()]
 
-    def payment_rows(self, *, session_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM payments WHERE 1=1", []
+    def payment_rows(
+        self, *, session_id: str | None = None, status: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Payments, oldest first; of one session, one status, and from ``since`` (epoch s) on, when given."""
+        sql, args = "SELECT * FROM payments WHERE 1=1", list[Any]()
         if session_id is not None:
             sql += " AND session_id=?"
             args.append(session_id)
         if status is not None:
             sql += " AND status=?"
             args.append(status)
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(since)
         return self._query(sql + " ORDER BY created_at, rowid", args)
 
-    def call_rows(self, *, session_id: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM calls", []
+    def call_rows(self, *, session_id: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """Calls, oldest first; of one session and from ``since`` (epoch s) on, when given."""
+        sql, args = "SELECT * FROM calls WHERE 1=1", list[Any]()
         if session_id is not None:
-            sql += " WHERE session_id=?"
+            sql += " AND session_id=?"
             args.append(session_id)
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(since)
         return self._query(sql + " ORDER BY created_at, rowid", args)
 
-    def payments(self, *, session_id: str | None = None, status: str | None = None) -> pd.DataFrame:
+    def session_modes(self) -> dict[str, str]:
+        """Each session id the calls name, with its mode (``sandbox``, ``x402``, ``api-key``).
+
+        Payments carry no mode of their own; their session's calls say which it was.
+        """
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT session_id, mode FROM calls WHERE session_id IS NOT NULL AND mode IS NOT NULL "
+                "GROUP BY session_id, mode"
+            ).fetchall()
+        return dict(found)
+
+    def payments(
+        self, *, session_id: str | None = None, status: str | None = None, since: float | None = None
+    ) -> pd.DataFrame:
         """Every payment as a DataFrame; ``amount`` in display units, ``amount_atomic`` exact."""
         import pandas as pd
 
-        rows = self.payment_rows(session_id=session_id, status=status)
+        rows = self.payment_rows(session_id=session_id, status=status, since=since)
         cols = [
             "id",
             "created_at",
@@ -769,11 +793,11 @@ class Ledger:
 
     frame = payments
 
-    def calls(self, *, session_id: str | None = None) -> pd.DataFrame:
+    def calls(self, *, session_id: str | None = None, since: float | None = None) -> pd.DataFrame:
         """Every call (paid, free or cached) as a DataFrame."""
         import pandas as pd
 
-        rows = self.call_rows(session_id=session_id)
+        rows = self.call_rows(session_id=session_id, since=since)
         cols = [
             "id",
             "created_at",

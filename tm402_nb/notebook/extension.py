@@ -59,6 +59,7 @@ def load(ip: Any, state: dict[str, Any]) -> None:
     if state.get("shell") is not None:
         unload(state["shell"], state)
     from . import accessor  # noqa: F401 - importing it registers df.tm
+    from .completion import install as install_completion
     from .footer import CellTracker
     from .magics import TMMagics
 
@@ -70,7 +71,8 @@ def load(ip: Any, state: dict[str, Any]) -> None:
     tracker = CellTracker(magics)
     ip.events.register("pre_run_cell", tracker.pre_run_cell)
     ip.events.register("post_run_cell", tracker.post_run_cell)
-    state.update(shell=ip, magics=magics, tracker=tracker)
+    # Tab completion and ?/Shift-Tab help for %tm lines and %%tm cells (the kernel answers both).
+    state.update(shell=ip, magics=magics, tracker=tracker, completion=install_completion(ip))
     # The cell running %load_ext started before these hooks existed: track it from here, so its
     # own %tm calls get a footer, a cell id in the ledger and the per-cell cap.
     tracker.pre_run_cell(SimpleNamespace(cell_id=_running_cell_id(ip)))
@@ -88,6 +90,11 @@ def _running_cell_id(ip: Any) -> str | None:
 
 
 def unload(ip: Any, state: dict[str, Any]) -> None:
+    installed = state.pop("completion", None)
+    if installed is not None:
+        from .completion import uninstall
+
+        uninstall(ip, installed)
     tracker = state.pop("tracker", None)
     if tracker is not None:
         for event, fn in (("pre_run_cell", tracker.pre_run_cell), ("post_run_cell", tracker.post_run_cell)):

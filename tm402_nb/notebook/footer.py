@@ -24,14 +24,25 @@ from ..cells import current_cell_id, current_cell_run
 from ..tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost
 from ..tokenmetrics.modes import Mode
 
+# Colours come from the JupyterLab theme (light, dark, or a user's own), so the footer reads as
+# well as the text around it. Fallbacks where no theme defines them (classic Notebook, VS Code,
+# an nbconvert page): the host's own text colour (currentColor) and a grey rule that works on
+# white and on black. Contrast (WCAG AA, >= 4.5:1): --jp-ui-font-color1 is the theme's body text
+# (16:1 on light, 13:1 on dark); the badge is black on --jp-warn-color0 (orange-900 on light,
+# 5.5:1; orange-700 on dark, 7.8:1; the fallback #e65100 is orange-900). Text is >= 12 px.
 _BADGE = (
-    "display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;background:#b45309;"
-    "color:white;font-weight:600;font-size:10px;letter-spacing:.05em"
+    "display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;"
+    "background:var(--jp-warn-color0,#e65100);color:#000;font-weight:600;font-size:12px;"
+    "line-height:1.5;letter-spacing:.05em"
 )
 _BOX = (
-    "font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:11px;color:#555;"
-    "border-top:1px solid #ddd;padding-top:3px;margin-top:2px"
+    "font-family:var(--jp-ui-font-family,system-ui,sans-serif);"
+    "font-size:max(12px,var(--jp-ui-font-size1,13px));line-height:1.5;"
+    "color:var(--jp-ui-font-color1,currentColor);"
+    "border-top:1px solid var(--jp-border-color2,rgba(128,128,128,.4));padding-top:3px;margin-top:2px"
 )
+#: Receipt ids: the theme's code font, same colour as the text (no grey-on-grey box).
+_CODE = "font-family:var(--jp-code-font-family,monospace);font-size:inherit;color:inherit;background:none"
 
 
 #: What the reserved and released parts mean (the HTML form shows it on hover).
@@ -108,7 +119,9 @@ class CostFooter:
         ]
         receipts = self.cost.receipts
         if receipts:
-            txs = ", ".join(f'<code title="{html.escape(t)}">{html.escape(_short(t))}</code>' for t in receipts[:3])
+            txs = ", ".join(
+                f'<code style="{_CODE}" title="{html.escape(t)}">{html.escape(_short(t))}</code>' for t in receipts[:3]
+            )
             more = f" +{len(receipts) - 3}" if len(receipts) > 3 else ""
             bits.insert(1, f"tx {txs}{more}")
         return f'<div class="tm402-footer" style="{_BOX}">{badge}tm402 · ' + " · ".join(bits) + "</div>"

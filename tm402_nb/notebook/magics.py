@@ -28,7 +28,7 @@ from traitlets.config.configurable import Configurable
 from .. import errors
 from ..errors import BudgetExceeded, ConfigurationError, TM402Error
 from ..money import plain, to_atomic
-from .parse import MagicUsageError, TMCommand, parse_cell, parse_line
+from .parse import LedgerArgs, MagicUsageError, TMCommand, parse_cell, parse_line
 
 if TYPE_CHECKING:
     from ..session.core import Session
@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
     [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai] [--empty ok]
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
-%tm endpoints | ledger | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
+%tm endpoints | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
+%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv]
+                                     this session's payments by default; every column with --csv
+%tm doctor [ENDPOINT|URL]            preflight: wallet, clock, RPC, balance, one unpaid 402 probe; pays nothing
+%tm ask QUESTION...                  ask TMAI, the AI agent (one paid call; the answer shows as Markdown)
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
 --max-cost X: the most this request may pay in all (USD); it is refused before paying when its quote is more
 --pages N: read up to N pages where the data's size is unknown (each page is a call)
@@ -161,25 +165,39 @@ class TMMagics(Magics, Configurable):
     @output_can_be_silenced
     @line_cell_magic
     def tm(self, line: str = "", cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
-        """Token Metrics data, paid per call with x402. Run ``%tm help`` for the syntax."""
         namespace = {**(self.shell.user_ns if self.shell is not None else {}), **(local_ns or {})}
         if cell is None:
+            asked = _help_asked(line)
+            if asked is not None:  # `%tm grade ?`: the endpoint's help, nothing called
+                return self._cmd_help(TMCommand("help", args=asked))
             return self._run(parse_line(line, namespace))
         options, calls = parse_cell(line, cell, namespace)
-        results = []
-        for call in calls:
+        from ..tokenmetrics.catalogue import get_endpoint
+
+        # Every line's endpoint is checked before the first call: a typo on the last line pays nothing.
+        endpoints = [get_endpoint(call.endpoint or "") for call in calls]
+        results = CallResults()
+        for call, endpoint in zip(calls, endpoints, strict=True):
             call.dry_run = call.dry_run or options.dry_run
             call.refresh = call.refresh or options.refresh
             call.max_cost = call.max_cost or options.max_cost
             call.max_pages = call.max_pages or options.max_pages
             call.pay_with = call.pay_with or options.pay_with
             call.on_empty = call.on_empty or options.on_empty
-            results.append(self._run(call, store=False))
-        result = results[0] if len(results) == 1 else results
+            results.add(endpoint.name, call.source.strip(), self._run(call, store=False))
+        result = next(iter(results.values())) if len(results) == 1 else results
         if options.save:
             self._save(options.save, result)
             return None
         return result
+
+    tm.__doc__ = f"""Token Metrics data in a DataFrame, paid per call with x402; what each cell cost shows under it.
+
+{HELP}
+
+One endpoint's parameters, fields and price: %tm help ENDPOINT, %tm ENDPOINT ?, %tm ENDPOINT? or Shift-Tab
+on its name. Tab completes subcommands, endpoints (with their price), flags, --param choices and symbols.
+"""
 
     def _run(self, cmd: TMCommand, *, store: bool = True) -> Any:
         handler = getattr(self, f"_cmd_{cmd.action}", None)
@@ -200,6 +218,10 @@ class TMMagics(Magics, Configurable):
     # -- calls -------------------------------------------------------------------------
     def _cmd_call(self, cmd: TMCommand) -> Any:
         return self._call(cmd, quote=cmd.dry_run)
+
+    def _cmd_ask(self, cmd: TMCommand) -> Any:
+        """``%tm ask QUESTION``: one paid call to TMAI, the AI agent; the answer displays as Markdown."""
+        return self._session().client.ask(cmd.args[0])
 
     def _cmd_quote(self, cmd: TMCommand) -> Any:
         return self._call(cmd, quote=True)
@@ -279,6 +301,11 @@ class TMMagics(Magics, Configurable):
 
     # -- subcommands -------------------------------------------------------------------------
     def _cmd_help(self, cmd: TMCommand) -> Any:
+        if cmd.args:  # %tm help ENDPOINT
+            from ..tokenmetrics.catalogue import get_endpoint
+            from .completion import endpoint_help
+
+            return _Text(endpoint_help(get_endpoint(cmd.args[0])))
         return _Text(HELP)
 
     def _cmd_endpoints(self, cmd: TMCommand) -> Any:
@@ -286,17 +313,20 @@ class TMMagics(Magics, Configurable):
 
         return catalogue_frame()
 
-    #: What ``%tm ledger`` shows; ``%tm ledger all`` shows every column.
-    LEDGER_COLUMNS = ("created_at", "status", "endpoint", "amount", "asset_symbol", "network", "tx", "error")
-
     def _cmd_ledger(self, cmd: TMCommand) -> Any:
-        frame = self._session().ledger.payments()
+        """This session's payments (``--today``, ``--all``, ``--session ID`` for others), readable;
+        ``--by endpoint|day|cell`` sums them, ``--calls`` lists calls, ``--csv`` prints every column."""
+        from .ledger_view import LedgerQuery, ledger_csv, ledger_view
+
+        s = self._session()
+        args = cmd.ledger or LedgerArgs()
+        query = LedgerQuery(
+            scope=args.scope, session_id=args.session_id or s.id, by=args.by, calls=args.calls, current_session=s.id
+        )
         if cmd.csv:
-            print(frame.to_csv(index=False), end="")
+            print(ledger_csv(s.ledger, query).to_csv(index=False), end="")
             return None
-        if "all" not in cmd.args:
-            frame = frame[list(self.LEDGER_COLUMNS)].rename(columns={"asset_symbol": "asset"})
-        return frame
+        return ledger_view(s.ledger, query)
 
     def _cmd_wallet(self, cmd: TMCommand) -> Any:
         s = self._session()
@@ -326,6 +356,19 @@ class TMMagics(Magics, Configurable):
         PaymentFeed(self._session()).show()
         return None
 
+    def _cmd_doctor(self, cmd: TMCommand) -> Any:
+        from ..session.doctor import unavailable
+
+        if len(cmd.args) > 1:
+            raise MagicUsageError(
+                "%tm doctor takes at most one endpoint or URL to probe", hint="e.g. %tm doctor tm-grade"
+            )
+        try:
+            s = self._session()
+        except TM402Error as exc:  # no session to check: that is the finding (a missing key, ...)
+            return unavailable(None, None, exc)
+        return s.doctor(probe=cmd.args[0] if cmd.args else None)
+
     def _cmd_connect(self, cmd: TMCommand) -> Any:
         from ..session import connect
 
@@ -335,10 +378,67 @@ class TMMagics(Magics, Configurable):
         return s
 
 
+def _help_asked(line: str) -> list[str] | None:
+    """``%tm grade ?`` (or ``??``): the endpoint to show help for ([] for the syntax), else None."""
+    words = line.split()
+    if not words or words[-1] not in ("?", "??"):
+        return None
+    words = words[:-1]
+    if words and words[0].lower() == "quote":
+        words = words[1:]
+    return words[:1]
+
+
 def _typed_usd(atomic: int) -> str:
     """Micro-dollars as a user would type a cap that holds them: cents, rounded up (or the exact amount below a cent)."""
     need = Decimal(atomic).scaleb(-6)
     return str(need.quantize(Decimal("0.01"), rounding=ROUND_CEILING) if need > Decimal("0.01") else need.normalize())
+
+
+class CallResults(dict[str, Any]):
+    """What a ``%%tm`` cell with several calls returns: one entry per call, in the cell's order.
+
+    Keyed by endpoint name (``"tm-grade"``; a second call of it is ``"tm-grade #2"``). Each
+    result shows under its own caption (the line that asked for it): an HTML heading above
+    each frame in a notebook, a plain one in text.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.captions: dict[str, str] = {}
+
+    def add(self, name: str, source: str, value: Any) -> str:
+        key, n = name, 2
+        while key in self:
+            key, n = f"{name} #{n}", n + 1
+        self[key] = value
+        self.captions[key] = source
+        return key
+
+    def _caption(self, key: str) -> str:
+        value = self[key]
+        rows = f" · {len(value)} row{'' if len(value) == 1 else 's'}" if hasattr(value, "columns") else ""
+        return f"{key} · {self.captions.get(key, '')}{rows}"
+
+    def __repr__(self) -> str:
+        parts = []
+        for key, value in self.items():
+            caption = self._caption(key)
+            parts.append(f"{caption}\n{'─' * min(len(caption), 100)}\n{value!r}")
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        parts = []
+        for key, value in self.items():
+            body = value._repr_html_() if hasattr(value, "_repr_html_") else None
+            parts.append(
+                f"<div class='tm402-result-caption' style='font-weight:600;margin:1em 0 .4em'>"
+                f"{html.escape(self._caption(key))}</div>"
+                + (body if isinstance(body, str) else f"<pre>{html.escape(repr(value))}</pre>")
+            )
+        return "\n".join(parts)
 
 
 class _Text:

@@ -4,7 +4,9 @@ Line grammar::
 
     %tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param k=v ...] [--params $dict]
         [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai] [--empty ok]
-    %tm endpoints | quote ENDPOINT ... | ledger | wallet | budget [AMOUNT] | feed | connect MODE | help
+    %tm endpoints | quote ENDPOINT ... | wallet | budget [AMOUNT] | feed | connect MODE | doctor | help
+    %tm ledger [--today | --all | --session ID] [--by endpoint|day|cell] [--calls] [--csv]
+    %tm ask QUESTION...   (the rest of the line, as typed, is the question to TMAI, the AI agent)
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
 inserts a notebook variable explicitly and ``--params $dict`` passes a dict of
@@ -44,6 +46,18 @@ FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--empty": ("on_empty", True, False),
 }
 SHORT = {"-s": "--save", "-n": "--dry-run", "-r": "--refresh"}
+#: ``%tm ledger`` flags → (what they set, takes a value). ``--today``/``--all``/``--session`` pick the
+#: rows (this session's by default), ``--by`` sums them, ``--calls`` lists calls, ``--csv`` prints CSV.
+LEDGER_FLAGS: dict[str, tuple[str, bool]] = {
+    "--today": ("scope", False),
+    "--all": ("scope", False),
+    "--session": ("session", True),
+    "--by": ("by", True),
+    "--calls": ("calls", False),
+    "--csv": ("csv", False),
+}
+#: What ``%tm ledger --by`` sums over.
+LEDGER_GROUPS = ("endpoint", "day", "cell")
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SCALARS = (str, int, float, Decimal, date, datetime)
@@ -52,6 +66,17 @@ _SCALARS = (str, int, float, Decimal, date, datetime)
 class MagicUsageError(ConfigurationError):
     """A malformed ``%tm`` line or ``%%tm`` cell. A real exception (not IPython's UsageError),
     so nbmake and papermill fail the cell; nothing was sent or paid."""
+
+
+@dataclass
+class LedgerArgs:
+    """What ``%tm ledger`` was asked to show: which rows (``session``, ``today``, ``all``, or one
+    session by id), summed ``by`` endpoint, day or cell, or the calls instead of the payments."""
+
+    scope: str = "session"
+    session_id: str | None = None
+    by: str | None = None
+    calls: bool = False
 
 
 @dataclass
@@ -74,6 +99,7 @@ class TMCommand:
     csv: bool = False
     args: list[str] = field(default_factory=list)  # subcommand arguments
     source: str = ""
+    ledger: LedgerArgs | None = None  # %tm ledger's flags
 
     def call_params(self) -> dict[str, Any]:
         p = dict(self.params)
@@ -142,11 +168,20 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
     """Parse a ``%tm`` line. ``namespace`` resolves ``{{var}}`` and ``--params $dict``."""
     namespace = namespace or {}
     source = line
+    head_word, _, rest = line.strip().partition(" ")
+    if head_word.lower() == "ask":
+        # The rest of the line is the question, as typed: no flags, no quoting rules ("What's next?").
+        question = render_template(rest, namespace).strip()
+        if not question:
+            raise MagicUsageError("%tm ask needs a question", hint="e.g. %tm ask Which layer-1 tokens look strongest?")
+        return TMCommand("ask", args=[question], source=source)
     tokens, filled = _words(line, namespace)
     if not tokens:
         return TMCommand("help", source=source)
     head = tokens[0].lower()
-    if head in ("endpoints", "ledger", "wallet", "feed", "help", "budget", "connect"):
+    if head == "ledger":
+        return _parse_ledger(tokens[1:], source)
+    if head in ("endpoints", "wallet", "feed", "help", "budget", "connect", "doctor"):
         cmd = TMCommand(head, args=tokens[1:], source=source)
         for tok in cmd.args:
             if tok.startswith("--") and tok not in ("--csv",):
@@ -198,6 +233,63 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
                 else:
                     cmd.symbols.append(_symbol(part))
         i += 1
+    return cmd
+
+
+def _parse_ledger(tokens: list[str], source: str) -> TMCommand:
+    """``%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv]``."""
+    cmd = TMCommand("ledger", source=source)
+    args = LedgerArgs()
+    seen: set[str] = set()
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        flag, eq, inline = tok.partition("=")
+        if tok.lower() == "all":  # the older spelling, `%tm ledger all`
+            flag = "--all"
+        elif flag not in LEDGER_FLAGS:
+            close = difflib.get_close_matches(flag, list(LEDGER_FLAGS), n=1, cutoff=0.5)
+            raise MagicUsageError(
+                f"%tm ledger takes no {'flag' if tok.startswith('-') else 'argument'} {tok}",
+                hint=f"did you mean {close[0]}?"
+                if close
+                else "%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv]",
+            )
+        dest, takes_value = LEDGER_FLAGS[flag]
+        # --today, --all and --session each choose the rows: one of them at most.
+        group = "rows" if dest in ("scope", "session") else dest
+        if group in seen:
+            if group == "rows":
+                raise MagicUsageError(
+                    "%tm ledger: --today, --all and --session each choose the rows", hint="give one of them"
+                )
+            raise MagicUsageError(f"%tm ledger: {flag} is given twice", hint="give each flag once")
+        seen.add(group)
+        value = ""
+        if takes_value:
+            if eq:
+                value = inline
+            else:
+                i += 1
+                if i >= len(tokens):
+                    raise MagicUsageError(f"%tm ledger {flag} needs a value")
+                value = tokens[i]
+        elif eq:
+            raise MagicUsageError(f"%tm ledger {flag} takes no value")
+        if dest == "scope":
+            args.scope = flag[2:]
+        elif dest == "session":
+            args.scope, args.session_id = "session", value
+        elif dest == "by":
+            if value.lower() not in LEDGER_GROUPS:
+                raise MagicUsageError(f"--by {value}: sums by {', '.join(LEDGER_GROUPS)}", hint="e.g. --by endpoint")
+            args.by = value.lower()
+        elif dest == "calls":
+            args.calls = True
+        else:
+            cmd.csv = True
+        i += 1
+    cmd.ledger = args
     return cmd
 
 

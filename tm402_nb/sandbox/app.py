@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import envelope
 from .catalogue import BY_PATH
 from .config import SandboxConfig
+from .params import QueryModel
 from .routes_admin import facilitator, rpc_router, sandbox
 from .routes_v2 import build_router
 from .state import SandboxState
@@ -33,6 +34,7 @@ their real ids). Every response carries the `X-TM402-Sandbox: true` header.
   with `X-PAYMENT` (v1, default) or `PAYMENT-SIGNATURE` (v2).
 * Facilitator: `/facilitator/verify`, `/facilitator/settle`, `/facilitator/supported`.
 * Faucet: `POST /sandbox/faucet`; JSON-RPC: `POST /rpc`.
+* Profile (which reading of the real API this server plays) and the newest day of data: `GET /sandbox`.
 """
 
 
@@ -75,7 +77,8 @@ def _validation_message(request: Request, exc: RequestValidationError) -> tuple[
         if kind == "extra_forbidden":
             text = f"Unknown parameter '{param}'"
             if spec is not None:
-                text += f" for {spec.path}; allowed: {', '.join(spec.query.param_names())}"
+                allowed = spec.query.param_names() if issubclass(spec.query, QueryModel) else ("messages",)
+                text += f" for {spec.path}; allowed: {', '.join(allowed)}"
         elif kind == "missing":
             text = f"Missing required parameter '{param}'"
         elif param is None:
@@ -94,13 +97,14 @@ def _validation_message(request: Request, exc: RequestValidationError) -> tuple[
 
 
 def create_app(config: SandboxConfig | None = None, **overrides: Any) -> FastAPI:
-    """Build a sandbox app. ``create_app(x402_version=2)`` is ``create_app(SandboxConfig(x402_version=2))``.
+    """Build a sandbox app. ``create_app(x402_version=2)`` is ``create_app(SandboxConfig(x402_version=2))``;
+    ``create_app(profile="docs-2026", paging="strict")`` is ``create_app(SandboxConfig.build(...))``.
 
     The app owns a :class:`SandboxState` at ``app.state.sandbox``; its temporary
     database is removed at shutdown (lifespan) or by ``app.state.sandbox.close()``.
     """
     if config is None:
-        config = SandboxConfig(**overrides)
+        config = SandboxConfig.build(**overrides)
     elif overrides:
         raise TypeError("pass either a SandboxConfig or keyword overrides, not both")
     state = SandboxState(config)
@@ -119,7 +123,7 @@ def create_app(config: SandboxConfig | None = None, **overrides: Any) -> FastAPI
         lifespan=lifespan,
     )
     app.state.sandbox = state
-    app.include_router(build_router())
+    app.include_router(build_router(state.profile, state.prices))
     app.include_router(sandbox)
     app.include_router(facilitator)
     app.include_router(rpc_router)

@@ -1,4 +1,4 @@
-"""The sandbox's endpoint catalogue: path, parameters, builder and price tier of each.
+"""The sandbox's endpoint catalogue: path, parameters and builder of each (prices: :mod:`.pricing`).
 
 Every active v2 endpoint of the reference catalogue (§4) is here, under the
 same path. Removed endpoints (trader-grades, investor-grades, sentiments,
@@ -8,34 +8,21 @@ scenario-analysis, the old index endpoints) are not served, as on the real API.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from . import params as P
-from .pricing import ENDPOINT_TIER, TIER_USD
+from .pricing import ENDPOINT_TIER
 
 
 @dataclass(frozen=True)
 class EndpointSpec:
     name: str  # path under /v2
-    query: type[P.QueryModel]
+    query: type[P.QueryModel] | type[P.TmaiBody]  # the query's model, or a POST body's
     builder: str  # DataService method
     summary: str
 
     @property
     def path(self) -> str:
         return f"/v2/{self.name}"
-
-    @property
-    def tier(self) -> int:
-        return ENDPOINT_TIER[self.name]
-
-    @property
-    def usd(self) -> Decimal:
-        return TIER_USD[self.tier]
-
-    @property
-    def free(self) -> bool:
-        return self.tier == 0
 
 
 ENDPOINTS: tuple[EndpointSpec, ...] = (
@@ -72,7 +59,11 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     ),
 )
 
-BY_NAME: dict[str, EndpointSpec] = {e.name: e for e in ENDPOINTS}
-BY_PATH: dict[str, EndpointSpec] = {e.path: e for e in ENDPOINTS}
+#: ``POST /v2/tmai``, the AI agent: a JSON body in (``{"messages": [{"user": "..."}]}``), an answer
+#: and the conversation thread out (no ``data`` rows). Served apart from the GET endpoints above.
+TMAI = EndpointSpec("tmai", P.TmaiBody, "tmai_answer", "TMAI, the AI agent: a question in, an answer out.")
+
+BY_NAME: dict[str, EndpointSpec] = {e.name: e for e in (*ENDPOINTS, TMAI)}
+BY_PATH: dict[str, EndpointSpec] = {e.path: e for e in (*ENDPOINTS, TMAI)}
 
 assert set(BY_NAME) == set(ENDPOINT_TIER), "every endpoint needs a price tier and vice versa"

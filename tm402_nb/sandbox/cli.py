@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .config import DEFAULT_PORT, DEFAULT_SEED, SandboxConfig
 from .faults import Faults
+from .profiles import PROFILES, SWITCHES
 
 
 def build_parser(prog: str = "tm402-nb sandbox") -> argparse.ArgumentParser:
@@ -17,13 +18,12 @@ def build_parser(prog: str = "tm402-nb sandbox") -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--x402-version", type=int, choices=(1, 2), default=1, help="x402 protocol version (default 1)")
-    p.add_argument("--network", choices=("base-sepolia", "base"), default="base-sepolia")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data and identity seed")
     p.add_argument("--db", dest="db_path", default=None, help="SQLite file for balances (default: a temp file)")
     p.add_argument("--api-key", default=None, help="API key for x-api-key mode (default: derived from the seed)")
     p.add_argument("--rate-limit", type=float, default=20.0, help="requests/second per caller (0 = off)")
     p.add_argument("--rate-burst", type=int, default=40, help="burst size per caller")
+    _add_profile_flags(p)
     f = p.add_argument_group("faults")
     f.add_argument("--latency-ms", type=int, default=0, help="add latency to every /v2 request")
     f.add_argument("--burst-429", type=int, default=0, metavar="N", help="the next N requests get 429")
@@ -38,6 +38,37 @@ def build_parser(prog: str = "tm402-nb sandbox") -> argparse.ArgumentParser:
     return p
 
 
+def _add_profile_flags(p: argparse.ArgumentParser) -> None:
+    """``--profile`` and one flag per switch, read from the switch table (tm402_nb.sandbox.profiles)."""
+    g = p.add_argument_group(
+        "profile",
+        "Which reading of the real API to play (reference/live-api-2026.md). Start from a preset; each flag "
+        "below flips one switch of it.",
+    )
+    g.add_argument(
+        "--profile",
+        default="classic",
+        metavar="NAME",
+        help=f"preset: {', '.join(PROFILES)} (default classic)",
+    )
+    for switch in SWITCHES.values():
+        values = "|".join(str(v) for v in switch.values)
+        extra = "|ENDPOINT,..." if switch.name == "field_case" else ""
+        g.add_argument(
+            switch.flag,
+            dest=switch.name,
+            default=None,
+            metavar=f"{{{values}{extra}}}",
+            help=switch.summary.replace("%", "%%"),
+        )
+    g.add_argument(
+        "--anchor",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="pin the newest day of data to this day (sets --data-dates fixed)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     faults = Faults(
         latency_ms=args.latency_ms,
@@ -50,23 +81,29 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         oversized_challenge=args.oversized_challenge,
         drop_after_settle=args.drop_after_settle,
     )
-    return SandboxConfig(
-        network=args.network,
-        x402_version=args.x402_version,
+    switches = {name: getattr(args, name) for name in SWITCHES}
+    return SandboxConfig.build(
+        args.profile,
+        anchor=args.anchor,
         seed=args.seed,
         api_key=args.api_key,
         db_path=args.db_path,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         faults=faults,
+        **switches,
     )
 
 
 def banner(config: SandboxConfig, url: str, pay_to: str, assets: dict) -> str:
+    profile = config.profile
     lines = [
         "tm402 sandbox — a local Token Metrics-compatible x402 API (SYNTHETIC DATA)",
         f"  API         {url}/v2   (docs: {url}/docs)",
-        f"  x402        v{config.x402_version} on {config.net.v1_name} ({config.net.caip2}), payTo {pay_to}",
+        f"  Profile     {profile.label}   (every switch: {url}/sandbox)",
+        f"  Data        newest day {config.anchor_date.isoformat()} "
+        f"({'pinned' if profile.data_dates == 'fixed' else 'yesterday, UTC'})",
+        f"  x402        v{profile.x402_version} on {config.net.v1_name} ({config.net.caip2}), payTo {pay_to}",
     ]
     for key, a in assets.items():
         lines.append(f"  {key:<11} {a.address}  ({a.decimals} decimals)")

@@ -4,10 +4,17 @@ Field names, their order, date formats and row order follow the reference
 catalogue (§4): upper-case keys, daily ``DATE`` as ``2025-04-10T00:00:00.000Z``,
 hourly ``TIMESTAMP``, newest first. A builder returns the rows of the requested
 page; an empty list becomes the real API's ``Data not found`` answer upstream.
+
+Under a profile that answers trading-signals in lowercase (``field_case``), its
+rows have the fields the current trading-signals guide lists (``slug``,
+``token_signal_str``, ``token_trend_str``, ``app_link``, ``tm_grade``,
+``fundamental_grade``; no trader or investor grade): the lowercase fields come
+with the guide's field set, not only with another case.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Callable
@@ -105,10 +112,12 @@ def grade_class(t: Token) -> str:
 
 
 class DataService:
-    """Builds endpoint rows from a :class:`Market`."""
+    """Builds endpoint rows from a :class:`Market`; ``docs_signals``: trading-signals rows as the
+    current guide documents them (lowercase, its field set)."""
 
-    def __init__(self, market: Market) -> None:
+    def __init__(self, market: Market, *, docs_signals: bool = False) -> None:
         self.market = market
+        self.docs_signals = docs_signals
         self.cal = market.calendar
         self.universe = market.universe
         self._lock = threading.Lock()
@@ -237,6 +246,8 @@ class DataService:
 
     # -- signals -------------------------------------------------------------------------------
     def _signal_row(self, s: DailySeries, day: int) -> Row:
+        if self.docs_signals:
+            return self._docs_signal_row(s, day)
         i = s.pos(day)
         t = s.token
         return {
@@ -250,6 +261,32 @@ class DataService:
             "TM_TRADER_GRADE": g2(s.trader_grade[i]),
             "TM_INVESTOR_GRADE": g2(s.investor_grade[i]),
             "TM_LINK": t.tm_link,
+        }
+
+    def _docs_signal_row(self, s: DailySeries, day: int) -> Row:
+        """The row of the current trading-signals guide: its fields, in its order, in lowercase.
+
+        ``tm_grade`` is the short-term (trader) grade, as the guide describes it; the strings are
+        the guide's examples (bullish/bearish/neutral, up/down).
+        """
+        i = s.pos(day)
+        t = s.token
+        signal, trend = int(s.signal[i]), int(s.trend[i])
+        return {
+            "token_id": t.token_id,
+            "token_name": t.name,
+            "token_symbol": t.symbol,
+            "slug": t.slug,
+            "date": self.cal.iso(day),
+            "trading_signal": signal,
+            "token_signal_str": {1: "bullish", -1: "bearish"}.get(signal, "neutral"),
+            "token_trend": trend,
+            "token_trend_str": "up" if trend > 0 else "down",
+            "trading_signals_returns": num(s.strategy_roi[i], 8),
+            "holding_returns": num(s.holding_roi[i], 8),
+            "app_link": t.tm_link,
+            "tm_grade": g2(s.trader_grade[i]),
+            "fundamental_grade": g2(s.fundamental_grade[i]),
         }
 
     @builder
@@ -628,3 +665,30 @@ class DataService:
         from .indices import performance_rows
 
         return performance_rows(self, q)
+
+    # -- the AI agent ---------------------------------------------------------------------
+    def tmai_answer(self, body: P.TmaiBody) -> dict[str, Any]:
+        """A deterministic agent answer to the last user turn: the same question, the same answer.
+
+        It names a few tokens picked by the question's hash, with their TM Grade and trading
+        signal on the anchor day, so the answer reads like the real agent's and tests can check it.
+        """
+        question = body.question
+        if question is None:
+            raise InvalidQuery("messages", "messages needs at least one {'user': '...'} turn")
+        digest = hashlib.sha256(question.strip().lower().encode()).digest()
+        top = [t for t in self.universe.tokens if t.rank <= 50]
+        picks = [top[digest[i] % len(top)] for i in range(3)]
+        lines = []
+        for t in dict.fromkeys(picks):
+            row = self._tm_grade_row(self.market.series(t), self.cal.last, True)
+            lines.append(
+                f"- **{t.name} ({t.symbol})**: TM Grade {row['TM_GRADE']:.1f}, signal {row['TM_GRADE_SIGNAL']}"
+            )
+        answer = (
+            f"Here is what Token Metrics data says as of {self.cal.iso(self.cal.last)} (sandbox, synthetic):\n\n"
+            + "\n".join(lines)
+            + "\n\nGrades combine technology, fundamentals and market momentum; this is not financial advice."
+        )
+        thread = [m.model_dump(exclude_none=True) for m in body.messages] + [{"chatbot": answer}]
+        return {"success": True, "message": "AI Chatbot response successful", "answer": answer, "thread": thread}

@@ -18,14 +18,27 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
 from .universe import GENESIS, Token, Universe
 
-#: Last day of data. Fixed so every run (and every test) sees the same "latest" rows.
-DEFAULT_ANCHOR = date(2026, 10, 31)
+#: The day ``data_dates="fixed"`` pins the data to when no other anchor is given (the sandbox's
+#: only anchor before it moved to yesterday).
+FIXED_ANCHOR = date(2026, 10, 31)
+#: The earliest anchor: four months of data after GENESIS.
+MIN_ANCHOR = GENESIS + timedelta(days=121)
+
+
+def default_anchor(today: date | None = None) -> date:
+    """The newest day of data by default: yesterday (UTC), so "the last week" always has data.
+
+    Everything is a pure function of (seed, anchor): two sandboxes started on the same UTC day
+    with the same seed serve the same rows. A server keeps the anchor it started with.
+    """
+    return (today or datetime.now(UTC).date()) - timedelta(days=1)
+
 
 _HOURS = np.arange(1, 25, dtype=float) / 24.0
 
@@ -33,9 +46,12 @@ _HOURS = np.arange(1, 25, dtype=float) / 24.0
 class Calendar:
     """Day indices: 0 is GENESIS (2019-01-01), ``last`` is the anchor day."""
 
-    def __init__(self, anchor: date = DEFAULT_ANCHOR) -> None:
-        if anchor <= GENESIS + timedelta(days=120):
-            raise ValueError(f"anchor {anchor} is too early (data starts {GENESIS})")
+    def __init__(self, anchor: date | None = None) -> None:
+        anchor = anchor or default_anchor()
+        if anchor < MIN_ANCHOR:
+            raise ValueError(
+                f"anchor {anchor} is too early (data starts {GENESIS}; the earliest anchor is {MIN_ANCHOR})"
+            )
         self.anchor = anchor
         self.last = (anchor - GENESIS).days
         self._iso = [(GENESIS + timedelta(days=i)).strftime("%Y-%m-%dT00:00:00.000Z") for i in range(self.last + 1)]
@@ -134,7 +150,8 @@ def _rolling_mean(x: np.ndarray, k: int) -> np.ndarray:
 class Market:
     """All synthetic market data of one sandbox, for one seed."""
 
-    def __init__(self, seed: int = 402, anchor: date = DEFAULT_ANCHOR, universe: Universe | None = None) -> None:
+    def __init__(self, seed: int = 402, anchor: date | None = None, universe: Universe | None = None) -> None:
+        """``anchor``: the newest day of data (default: yesterday, UTC)."""
         self.seed = int(seed)
         self.calendar = Calendar(anchor)
         self.universe = universe or Universe()

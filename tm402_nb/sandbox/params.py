@@ -5,12 +5,19 @@ and every value is checked the way the real API documents it: comma lists for
 ``token_id``/``symbol``/``token_name``, ``YYYY-MM-DD`` dates, ``limit`` 1..100
 (default 50), ``page`` from 1. An empty value (``?symbol=``) counts as absent,
 as the reference says to "leave these fields blank to get the latest data".
+
+That is the ``strict`` paging of a profile. Under ``lenient`` paging each model
+is read through :func:`lenient`: page 0 is the first page, ``limit``/``top_k``
+are clamped to 1..100 and unknown parameters are ignored (as the official Python
+SDK's ``page=0&limit=1000`` suggests the real API does). :func:`limit_range`
+plays the profile's ``date_range`` switch.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,6 +26,8 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT_LIST_RE = re.compile(r"^\d{1,12}$")
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-]{0,63}$")
 MAX_LIST_ITEMS = 100
+#: The largest page (``limit``, ``top_k``) the API serves.
+MAX_PAGE_SIZE = 100
 
 
 def _split(value: str, param: str, *, max_items: int = MAX_LIST_ITEMS) -> list[str]:
@@ -256,3 +265,93 @@ class IndexHoldingsQuery(QueryModel):
 
 class IndexPerformanceQuery(DateParams, Paging):
     id: int = Field(..., ge=1, description="Index id (see /indices).")
+
+
+# -- profile switches ---------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _clamp_paging(cls: type[QueryModel], data: Any) -> Any:
+    """Lenient paging: page 0 is page 1; limit and top_k clamped to 1..MAX_PAGE_SIZE (garbage stays a 400)."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for name in ("limit", "top_k"):
+        n = _int(out[name]) if name in out and name in cls.model_fields else None
+        if n is not None:
+            out[name] = min(max(n, 1), MAX_PAGE_SIZE)
+    if "page" in out and _int(out["page"]) == 0:
+        out["page"] = 1
+    return out
+
+
+@functools.cache
+def lenient(model: type[QueryModel]) -> type[QueryModel]:
+    """``model`` read leniently: page 0 = first page, limit clamped, unknown parameters ignored."""
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__doc__": model.__doc__,
+        "model_config": ConfigDict(extra="ignore", str_strip_whitespace=True),
+        "_lenient_paging": model_validator(mode="before")(_clamp_paging),
+    }
+    return type(f"Lenient{model.__name__}", (model,), namespace)
+
+
+class RangeTooLong(ValueError):
+    """A dated request spans more days than the profile's date-range limit allows."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def limit_range(q: QueryModel, mode: str, last_day: date, max_days: int) -> QueryModel:
+    """``q`` under a date-range limit of ``max_days`` inclusive days (``mode``: none, error, truncate).
+
+    The range is ``startDate`` .. ``endDate`` (or ``last_day``, the newest day of data, without one);
+    a request without ``startDate`` asks for the latest rows, not a range, and is not limited.
+    ``error`` raises :class:`RangeTooLong`; ``truncate`` keeps the range's last ``max_days`` days (a
+    server capping a look-back keeps the newest data, and answers newest first): ``startDate``
+    moves to ``end - (max_days - 1)`` and nothing in the answer says so.
+    """
+    if mode == "none" or not isinstance(q, DateParams) or q.start is None:
+        return q
+    end = q.end or last_day
+    days = (end - q.start).days + 1
+    if days <= max_days:
+        return q
+    if mode == "error":
+        raise RangeTooLong(
+            f"Date range too large: startDate {q.start.isoformat()} to endDate {end.isoformat()} is {days} days; "
+            f"the maximum is {max_days} days per request"
+        )
+    return q.model_copy(update={"startDate": (end - timedelta(days=max_days - 1)).isoformat()})
+
+
+class TmaiMessage(BaseModel):
+    """One turn of a ``/tmai`` conversation: ``{"user": "..."}`` (earlier answers may ride along)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user: str | None = Field(default=None, max_length=2000)
+    chatbot: str | None = Field(default=None, max_length=20000)
+
+
+class TmaiBody(BaseModel):
+    """``POST /v2/tmai``: ``{"messages": [{"user": "What is the next 100x coin?"}]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[TmaiMessage] = Field(min_length=1, max_length=50)
+
+    @property
+    def question(self) -> str | None:
+        """The last user turn: what the agent answers (None when there is none)."""
+        asked = [m.user for m in self.messages if m.user]
+        return asked[-1] if asked else None

@@ -2,9 +2,13 @@
 
 Order, as the reference servers do it: read the payment header; verify it
 (in-process facilitator, nonce reserved atomically) BEFORE the handler runs;
-run the handler; settle only if it answered < 400; a settlement failure answers
-402 with a failed receipt and withholds the body. Paid answers carry the
+run the handler; settle only if it answered < 400 (or, under the profile switch
+``empty_answer="charged"``, a 404 "Data not found" too); a settlement failure
+answers 402 with a failed receipt and withholds the body. Paid answers carry the
 receipt header and ``Cache-Control: private, no-store``.
+
+The challenge lists both assets, the requested one first (``offers="both"``), or
+only the one ``x-payment-token`` asked for (``offers="requested"``).
 
 v1 (default, as Token Metrics serves it): requirements in the 402 JSON body,
 payment in ``X-PAYMENT``, receipt in ``X-PAYMENT-RESPONSE``. v2: requirements
@@ -42,7 +46,7 @@ from . import facilitator as F
 from .assets import PayAsset
 from .catalogue import EndpointSpec
 from .faults import FaultState
-from .pricing import atomic_price
+from .pricing import PriceList
 from .stats import Stats
 
 PAID_CACHE_CONTROL = "private, no-store"
@@ -93,6 +97,9 @@ class Paywall:
         version: int,
         network_name: str,
         assets: dict[str, PayAsset],
+        prices: PriceList,
+        offer_all: bool,
+        charge_empty: bool,
         pay_to: str,
         max_timeout_seconds: int,
         facilitator: F.Facilitator,
@@ -102,6 +109,11 @@ class Paywall:
         self.version = version
         self.network_name = network_name
         self.assets = assets
+        self.prices = prices
+        #: List every asset in a challenge (else only the requested one).
+        self.offer_all = offer_all
+        #: Settle a paid request that found no data (404) instead of releasing its payment.
+        self.charge_empty = charge_empty
         self.pay_to = pay_to
         self.max_timeout_seconds = max_timeout_seconds
         self.facilitator = facilitator
@@ -122,11 +134,11 @@ class Paywall:
 
     # -- challenge --------------------------------------------------------------------------
     def offers(self, spec: EndpointSpec, url: str, preferred: str) -> list[PaywallOffer]:
-        keys = [preferred] + [k for k in ("usdc", "tmai") if k != preferred]
+        keys = [preferred] + ([k for k in ("usdc", "tmai") if k != preferred] if self.offer_all else [])
         out = []
         for key in keys:
             a = self.assets[key]
-            amount = str(atomic_price(spec.name, key, a.decimals))
+            amount = str(self.prices.atomic(spec.name, key, a.decimals))
             if self.version == 1:
                 req = {
                     "scheme": "exact",
@@ -326,7 +338,7 @@ class Paywall:
         except BaseException:
             self.facilitator.release(payload, req)
             raise
-        if response.status_code >= 400:
+        if response.status_code >= 400 and not (self.charge_empty and response.status_code == 404):
             self.facilitator.release(payload, req)
             return response
         return await self._settle(request, spec, url, preferred, payload, req, response)

@@ -9,6 +9,7 @@ rate. All arithmetic is exact (Decimal → integer atomic units); no floats.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -46,6 +47,8 @@ ENDPOINT_TIER = MappingProxyType(
         "quantmetrics": 3,
         "crypto-investors": 3,
         "price-prediction": 3,
+        # POST /v2/tmai, the AI agent: no published price, so the top tier.
+        "tmai": 3,
     }
 )
 
@@ -55,23 +58,38 @@ TMAI_DISCOUNT = Decimal("0.10")
 TMAI_USD_RATE = Decimal("0.01")
 
 
-def tier(endpoint: str) -> int:
-    return ENDPOINT_TIER[endpoint]
+#: The tier a free endpoint takes when a profile prices every endpoint (``free_endpoints="paid"``):
+#: the official blog says all public endpoints are priced; these have no published price, so the
+#: lowest tier, as an endpoint listed without a price takes its nearest kin's.
+PAID_FREE_TIER = 1
 
 
-def usd_price(endpoint: str, token: str = "usdc") -> Decimal:
-    """USD charged for one call, after the TMAI discount when ``token`` is ``tmai``."""
-    usd = TIER_USD[ENDPOINT_TIER[endpoint]]
-    if token.lower() == "tmai":
-        usd = usd * (1 - TMAI_DISCOUNT)
-    return usd
+@dataclass(frozen=True)
+class PriceList:
+    """What each endpoint costs under one profile: the table above, with the free endpoints
+    priced at :data:`PAID_FREE_TIER` when ``free_is_paid``."""
 
+    free_is_paid: bool = False
 
-def atomic_price(endpoint: str, token: str, decimals: int) -> int:
-    """Price of one call in the asset's atomic units (exact; raises if not representable)."""
-    usd = usd_price(endpoint, token)
-    amount = usd if token.lower() == "usdc" else usd / TMAI_USD_RATE
-    atomic = amount.scaleb(decimals)
-    if atomic != atomic.to_integral_value():
-        raise ValueError(f"{endpoint}: {amount} {token} is not representable with {decimals} decimals")
-    return int(atomic)
+    def tier(self, endpoint: str) -> int:
+        t = ENDPOINT_TIER[endpoint]
+        return PAID_FREE_TIER if t == 0 and self.free_is_paid else t
+
+    def free(self, endpoint: str) -> bool:
+        return self.tier(endpoint) == 0
+
+    def usd(self, endpoint: str, token: str = "usdc") -> Decimal:
+        """USD charged for one call, after the TMAI discount when ``token`` is ``tmai``."""
+        usd = TIER_USD[self.tier(endpoint)]
+        if token.lower() == "tmai":
+            usd = usd * (1 - TMAI_DISCOUNT)
+        return usd
+
+    def atomic(self, endpoint: str, token: str, decimals: int) -> int:
+        """Price of one call in the asset's atomic units (exact; raises if not representable)."""
+        usd = self.usd(endpoint, token)
+        amount = usd if token.lower() == "usdc" else usd / TMAI_USD_RATE
+        atomic = amount.scaleb(decimals)
+        if atomic != atomic.to_integral_value():
+            raise ValueError(f"{endpoint}: {amount} {token} is not representable with {decimals} decimals")
+        return int(atomic)

@@ -12,7 +12,6 @@ from . import envelope, rpc
 from .catalogue import ENDPOINTS
 from .facilitator import INVALID_PAYLOAD
 from .faults import Faults
-from .pricing import atomic_price
 from .state import SandboxState, display
 
 
@@ -41,32 +40,42 @@ class FaucetRequest(BaseModel):
 sandbox = APIRouter(prefix="/sandbox", tags=["Sandbox"])
 
 
-@sandbox.get("", summary="What this sandbox is: network, x402 version, assets, payee, prices")
+@sandbox.get("", summary="What this sandbox is: profile, network, x402 version, assets, payee, prices")
 async def info(request: Request) -> dict[str, Any]:
     st = _state(request)
     cfg = st.config
+    prices = st.prices
     return {
         "sandbox": True,
+        # Which reading of the real API this server plays (tm402_nb.sandbox.profiles): its name
+        # ("docs-2026", or "classic with field_case=lower"), the preset, the flipped switches, every switch.
+        "profile": st.profile.to_json(),
         "network": st.network.v1_name,
         "caip2": st.network.caip2,
         "chain_id": st.network.chain_id,
-        "x402_version": cfg.x402_version,
+        "x402_version": st.profile.x402_version,
         "seed": cfg.seed,
-        "anchor_date": cfg.anchor.isoformat(),
+        "anchor_date": st.market.calendar.anchor.isoformat(),
         "api_key": cfg.api_key,
         "pay_to": st.pay_to,
         "assets": {
-            k: {"symbol": a.symbol, "address": a.address, "decimals": a.decimals, "eip712": a.extra}
+            k: {
+                "symbol": a.symbol,
+                "address": a.address,
+                "decimals": a.decimals,
+                "eip712": a.extra,
+                "transfer": st.profile.tmai_transfer if k == "tmai" else "eip3009",
+            }
             for k, a in st.assets.items()
         },
         "rate_limit": {"per_second": st.limiter.rate, "burst": st.limiter.burst},
         "endpoints": [
             {
                 "path": e.path,
-                "tier": e.tier,
-                "usd": str(e.usd),
-                "usdc": display(atomic_price(e.name, "usdc", 6), 6),
-                "tmai": display(atomic_price(e.name, "tmai", 18), 18),
+                "tier": prices.tier(e.name),
+                "usd": str(prices.usd(e.name)),
+                "usdc": display(prices.atomic(e.name, "usdc", 6), 6),
+                "tmai": display(prices.atomic(e.name, "tmai", 18), 18),
             }
             for e in ENDPOINTS
         ],

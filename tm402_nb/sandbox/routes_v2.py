@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from . import envelope
-from .catalogue import ENDPOINTS, EndpointSpec
+from .catalogue import ENDPOINTS, TMAI, EndpointSpec
 from .datasets import InvalidQuery
 from .envelope import Envelope, ErrorEnvelope
+from .params import RangeTooLong, TmaiBody, lenient, limit_range
+from .pricing import PriceList
+from .profiles import DATE_RANGE_MAX_DAYS, SandboxProfile
 from .state import SandboxState
 
 MISSING_AUTH = (
@@ -59,7 +62,15 @@ def _state(request: Request) -> SandboxState:
     return request.app.state.sandbox
 
 
-async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: AuthHeaders) -> Response:
+async def serve_endpoint(
+    request: Request,
+    spec: EndpointSpec,
+    q: Any,
+    auth: AuthHeaders,
+    answer: Callable[[], dict[str, Any]] | None = None,
+) -> Response:
+    """Auth, limits, faults and the paywall around one endpoint's answer: its rows from the data
+    service (``q``), or ``answer()``'s whole body (the AI agent answers text, not rows)."""
     st = _state(request)
     path = spec.path
     st.stats.request(path)
@@ -116,27 +127,35 @@ async def serve_endpoint(request: Request, spec: EndpointSpec, q: Any, auth: Aut
             "rate_limited",
             headers={"Retry-After": str(wait)},
         )
-    if spec.name in ("price", "hourly-trading-signals") and not q.has_token_filter:
+    if q is not None and spec.name in ("price", "hourly-trading-signals") and not q.has_token_filter:
         return envelope.error(
             400,
             "Missing required parameter 'token_id' (or symbol / token_name)",
             "missing_parameter",
             param="token_id",
         )
+    profile = st.profile
+    try:
+        q = q if q is None else limit_range(q, profile.date_range, st.market.calendar.anchor, DATE_RANGE_MAX_DAYS)
+    except RangeTooLong as exc:
+        return envelope.error(400, exc.message, "invalid_parameter", param="startDate")
+    lowercase = spec.name in profile.lowercase_endpoints
 
     async def produce() -> Response:
         if faults.take_5xx():
             st.stats.count("errors_5xx")
             return envelope.error(500, "Internal server error (sandbox fault)", "server_error")
         try:
+            if answer is not None:
+                return JSONResponse(answer())
             rows = getattr(st.data, spec.builder)(q)
         except InvalidQuery as exc:
             return envelope.error(400, exc.message, "invalid_parameter", param=exc.param)
         if not rows:
             return envelope.not_found()
-        return envelope.ok(rows)
+        return envelope.ok(rows, lowercase=lowercase)
 
-    if mode == "x402" and not spec.free:
+    if mode == "x402" and not st.prices.free(spec.name):
         return await st.paywall.charge(request, spec, token, _client(request), produce)
     return await produce()
 
@@ -152,8 +171,8 @@ def _payer_hint(request: Request, st: SandboxState) -> str | None:
     return payload.authorization.from_.lower() if payload else None
 
 
-def _make_handler(spec: EndpointSpec) -> Callable[..., Awaitable[Response]]:
-    model = spec.query
+def _make_handler(spec: EndpointSpec, profile: SandboxProfile) -> Callable[..., Awaitable[Response]]:
+    model = spec.query if profile.paging == "strict" else lenient(spec.query)
 
     async def handler(
         request: Request,
@@ -166,13 +185,14 @@ def _make_handler(spec: EndpointSpec) -> Callable[..., Awaitable[Response]]:
     return handler
 
 
-def _price_note(spec: EndpointSpec) -> str:
-    if spec.free:
+def _price_note(spec: EndpointSpec, prices: PriceList) -> str:
+    if prices.free(spec.name):
         return "Free (no payment in x402 mode)."
-    return f"x402 price: tier {spec.tier}, ${spec.usd} in USDC (TMAI 10% cheaper)."
+    return f"x402 price: tier {prices.tier(spec.name)}, ${prices.usd(spec.name)} in USDC (TMAI 10% cheaper)."
 
 
-def build_router() -> APIRouter:
+def build_router(profile: SandboxProfile, prices: PriceList) -> APIRouter:
+    """The /v2 routes as ``profile`` plays them (its paging decides the query models)."""
     router = APIRouter(prefix="/v2", tags=["Token Metrics v2 (sandbox data)"])
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorEnvelope, "description": "Bad parameter or header (the message names it)"},
@@ -184,11 +204,31 @@ def build_router() -> APIRouter:
     for spec in ENDPOINTS:
         router.add_api_route(
             f"/{spec.name}",
-            _make_handler(spec),
+            _make_handler(spec, profile),
             methods=["GET"],
             summary=spec.summary,
-            description=f"{spec.summary}\n\n{_price_note(spec)}",
+            description=f"{spec.summary}\n\n{_price_note(spec, prices)}",
             response_model=None,
             responses={200: {"model": Envelope, "description": "Data fetched successfully"}, **errors},
         )
+
+    async def ask_tmai(
+        request: Request, body: TmaiBody, auth: Annotated[AuthHeaders, Depends(auth_headers)]
+    ) -> Response:
+        # Validated before the paywall (as a bad query is): a malformed question is never charged.
+        if body.question is None:
+            return envelope.error(
+                400, "messages needs at least one {'user': '...'} turn", "invalid_parameter", param="messages"
+            )
+        return await serve_endpoint(request, TMAI, None, auth, answer=lambda: _state(request).data.tmai_answer(body))
+
+    router.add_api_route(
+        "/tmai",
+        ask_tmai,
+        methods=["POST"],
+        summary=TMAI.summary,
+        description=f"{TMAI.summary}\n\n{_price_note(TMAI, prices)}",
+        response_model=None,
+        responses={200: {"description": "The agent's answer and the conversation thread"}, **errors},
+    )
     return router

@@ -16,7 +16,7 @@ from ..x402.wallet import Wallet
 from .app import create_app
 from .config import DEFAULT_SEED, SandboxConfig
 from .faults import Faults
-from .market import DEFAULT_ANCHOR
+from .profiles import SandboxProfile
 
 #: What the throwaway wallet gets at start (display units).
 DEFAULT_FUNDING = {"usdc": "100", "tmai": "10000"}
@@ -121,7 +121,12 @@ class SandboxServer:
 
     @property
     def x402_version(self) -> int:
-        return self.config.x402_version
+        return self.config.profile.x402_version
+
+    @property
+    def profile(self) -> SandboxProfile:
+        """The reading of the real API this server plays (``profile.label`` names it)."""
+        return self.config.profile
 
     @property
     def pay_to(self) -> str:
@@ -194,8 +199,9 @@ def serve(
     port: int = 0,
     host: str = "127.0.0.1",
     *,
-    x402_version: int = 1,
-    network: str = "base-sepolia",
+    profile: SandboxProfile | str | None = None,
+    x402_version: int | None = None,
+    network: str | None = None,
     seed: int = DEFAULT_SEED,
     faults: Faults | None = None,
     db_path: str | None = None,
@@ -203,19 +209,26 @@ def serve(
     api_key: str | None = None,
     rate_limit: float = 20.0,
     rate_burst: int = 40,
-    anchor: date = DEFAULT_ANCHOR,
+    anchor: date | str | None = None,
     max_timeout_seconds: int = 60,
     config: SandboxConfig | None = None,
     log_level: str = "warning",
+    **switches: Any,
 ) -> SandboxServer:
     """Start a sandbox on ``host:port`` (``port=0``: a free port) in a background thread.
 
-    Returns once it accepts connections. ``fund=True`` gives the throwaway
-    wallet 100 USDC and 10,000 TMAI; pass a dict (``{"usdc": "5"}``) to choose,
-    or ``False`` for none. ``config`` overrides every other setting.
+    Returns once it accepts connections. ``profile`` is the reading of the real API
+    it plays: ``"classic"`` (default), ``"docs-2026"`` or a
+    :class:`~tm402_nb.sandbox.profiles.SandboxProfile`; ``x402_version``, ``network``,
+    ``anchor`` (pins the data to that day) and any other switch given by name
+    (``field_case="lower"``, ``date_range="error"``, ...) flip that switch of it.
+    ``fund=True`` gives the throwaway wallet 100 USDC and 10,000 TMAI; pass a dict
+    (``{"usdc": "5"}``) to choose, or ``False`` for none. ``config`` overrides every
+    other setting.
     """
     if config is None:
-        config = SandboxConfig(
+        config = SandboxConfig.build(
+            profile,
             network=network,
             x402_version=x402_version,
             seed=seed,
@@ -226,6 +239,7 @@ def serve(
             rate_burst=rate_burst,
             max_timeout_seconds=max_timeout_seconds,
             faults=faults or Faults(),
+            **switches,
         )
     else:
         config = replace(config)

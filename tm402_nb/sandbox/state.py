@@ -16,6 +16,7 @@ from .facilitator import Facilitator
 from .faults import Faults, FaultState
 from .market import Market
 from .paywall import Paywall
+from .pricing import PriceList
 from .ratelimit import RateLimiter
 from .stats import Stats
 
@@ -32,11 +33,13 @@ FAUCET_MAX = Decimal(1_000_000_000)
 class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        self.profile = profile = config.profile
         self.network = config.net
         self.assets: dict[str, PayAsset] = pay_assets(self.network)
         self.pay_to = payee_address(config.seed)
-        self.market = Market(seed=config.seed, anchor=config.anchor)
-        self.data = DataService(self.market)
+        self.prices = PriceList(free_is_paid=profile.free_endpoints == "paid")
+        self.market = Market(seed=config.seed, anchor=config.anchor_date)
+        self.data = DataService(self.market, docs_signals="trading-signals" in profile.lowercase_endpoints)
         self._owned_db: str | None = None
         db_path = config.db_path
         if db_path is None:
@@ -52,9 +55,12 @@ class SandboxState:
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
         self.stats = Stats()
         self.paywall = Paywall(
-            version=config.x402_version,
-            network_name=self.network.v1_name if config.x402_version == 1 else self.network.caip2,
+            version=profile.x402_version,
+            network_name=self.network.v1_name if profile.x402_version == 1 else self.network.caip2,
             assets=self.assets,
+            prices=self.prices,
+            offer_all=profile.offers == "both",
+            charge_empty=profile.empty_answer == "charged",
             pay_to=self.pay_to,
             max_timeout_seconds=config.max_timeout_seconds,
             facilitator=self.facilitator,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from .wallet_view import WalletView
 
 if TYPE_CHECKING:
     from ..tokenmetrics.modes import Mode
+    from .doctor import DoctorReport
 
 __all__ = ["Session"]
 
@@ -27,6 +30,26 @@ PAYABLE = ("usdc", "tmai")
 
 # Closes of async clients scheduled on a running loop: the loop keeps only weak references to tasks.
 _CLOSING: set[asyncio.Task[None]] = set()
+
+#: What each open session must close (its client, its sandbox with the sandbox's temporary
+#: database, its ledger), held until ``close()`` or interpreter exit, whichever comes first: a
+#: session ended without ``close()`` (the end of a script, a kernel shut down or restarted)
+#: leaves nothing in the temporary folder. Only at exit: a session merely dropped keeps working
+#: for whoever still holds its client.
+_UNCLOSED: set[contextlib.ExitStack] = set()
+_UNCLOSED_LOCK = threading.Lock()
+
+
+def _close_unclosed() -> None:
+    with _UNCLOSED_LOCK:
+        stacks = list(_UNCLOSED)
+        _UNCLOSED.clear()
+    for stack in stacks:
+        with contextlib.suppress(Exception):  # the interpreter is going: close what can be closed
+            stack.close()
+
+
+atexit.register(_close_unclosed)
 
 
 class Session:
@@ -56,6 +79,8 @@ class Session:
         self._rpc_url = parts.rpc_url
         self._client_options = parts.client_options
         self._resources = parts.resources
+        with _UNCLOSED_LOCK:
+            _UNCLOSED.add(self._resources)
         self._aclient: AsyncClient | None = None
         self._closed = False
         self.wallet_view = (
@@ -180,6 +205,16 @@ class Session:
     def rpc_url(self) -> str | None:
         return self._rpc_url
 
+    def doctor(self, *, probe: str | None = None, timeout: float = 10.0) -> DoctorReport:
+        """Preflight that pays nothing: key, network, clock, RPC, balances, one unpaid 402 probe, ledger.
+
+        ``probe``: the paid request to send unpaid (a catalogue endpoint, default ``tm-grade``, or any
+        x402 URL). See :mod:`tm402_nb.session.doctor`.
+        """
+        from .doctor import diagnose
+
+        return diagnose(self, probe=probe, timeout=timeout)
+
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
         """Close the clients, stop the sandbox, close the ledger this session opened. Idempotent."""
@@ -189,6 +224,8 @@ class Session:
         try:
             self._close_async_client()
         finally:
+            with _UNCLOSED_LOCK:
+                _UNCLOSED.discard(self._resources)
             self._resources.close()  # the client, then the sandbox, then the ledger
             self.sandbox = None
             from . import _forget

@@ -167,12 +167,20 @@ def _sandbox_session(options: SessionOptions) -> SessionParts:
 
     if options.api_key:
         raise ConfigurationError("an API key was given in sandbox mode", hint="use mode='api-key'")
-    net = get_network(options.network or "base-sepolia")
+    if options.network:
+        get_network(options.network)  # an unknown name fails before anything is opened
     _sandbox_pays_only_itself(options)
     with ExitStack() as opened:
         ledger = _open_ledger(options, opened)
-        sandbox = serve(x402_version=options.x402_version, network=net.v1_name, **(options.sandbox_options or {}))
+        # network and x402_version flip the sandbox profile's switches only when asked for (1 is
+        # connect's default); sandbox_options ({"profile": "docs-2026", ...}) may name any switch.
+        switches = {
+            "network": options.network,
+            "x402_version": options.x402_version if options.x402_version != 1 else None,
+        }
+        sandbox = serve(**{**switches, **(options.sandbox_options or {})})
         opened.callback(sandbox.stop)
+        net = get_network(sandbox.network)  # the profile's network unless one was asked for
         policy = SpendPolicy(
             network=net.v1_name,
             extra_assets=(SANDBOX_TMAI_BASE_SEPOLIA,) if net.testnet else (),

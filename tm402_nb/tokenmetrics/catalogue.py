@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
+    "AGENT",
     "CATALOGUE",
     "DATE_COLUMNS",
     "ENDPOINTS",
@@ -187,6 +188,8 @@ class Endpoint:
     also_charts: tuple[str, ...] = ()
     #: Columns a chart of it can show as its value, the default first (``metric=`` picks another).
     metrics: tuple[str, ...] = ()
+    #: GET with query parameters, or POST with a JSON body (the AI agent: ``Client.ask``).
+    method: str = "GET"
 
     @property
     def path(self) -> str:
@@ -689,6 +692,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         fields=("INVESTOR_NAME", "INVESTOR_WEBSITE", "INVESTOR_TWITTER", *_INVESTOR_NUM),
     ),
     _ep(
+        "tmai",
+        "TMAI, the AI agent: a question in, an answer out (Client.ask, %tm ask)",
+        (Param("question", str, required=True, doc="what to ask, in plain words"),),
+        3,  # no published price: the top tier, as live-api-2026.md advises
+        aliases=("ask", "agent", "ai-agent"),
+        method="POST",
+        paged=False,
+        token_keyed=False,
+        date_column=None,
+        key=(),
+        ttl=0,
+    ),
+    _ep(
         "price-prediction",
         "Bear/base/moon price scenarios",
         (*TOKEN, *PAGING),
@@ -710,6 +726,8 @@ CATALOGUE: dict[str, Endpoint] = {e.name: e for e in ENDPOINTS}
 SYMBOL_LOOKUP = CATALOGUE["tokens"]
 #: ... and how it ranks tokens that share a symbol when the lookup gives no market cap.
 SYMBOL_RANKING = CATALOGUE["top-market-cap-tokens"]
+#: TMAI, the AI agent: asked with ``Client.ask`` (a POST with a JSON body), never framed.
+AGENT = CATALOGUE["tmai"]
 #: The parameters that name tokens (``symbol`` is resolved to ``token_id`` before sending).
 TOKEN_PARAMS = frozenset(p.name for p in TOKEN)
 _ALIASES: dict[str, str] = {}

@@ -50,9 +50,10 @@ from ..x402.messages import PaymentRequired, parse_challenge
 from ..x402.policy import usd_text
 from ..x402.transport import AsyncPaymentReplayTransport, PaymentReplayTransport
 from .accounting import CallAccounting, payment_of_error
+from .agent import AgentAnswer, agent_body, agent_reply
 from .answers import interpret
 from .cache import ResponseCache, cache_owner
-from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING, Endpoint
+from .catalogue import AGENT, SYMBOL_LOOKUP, SYMBOL_RANKING, Endpoint
 from .cost import Cost, CostTracker
 from .errors import DataNotFound, PlanExceeded, data_not_found
 from .gaps import GapWarning, find_gaps, gap_message
@@ -391,6 +392,19 @@ class _ClientCore:
     def _ranking_plan(self) -> Plan:
         return Plan(SYMBOL_RANKING, (self._symbols.ranking(),))
 
+    def _agent_request(self, question: str) -> tuple[Endpoint, str, dict[str, Any]]:
+        """The agent's endpoint, URL and body for ``question`` (ParamError before anything is sent)."""
+        return AGENT, self.url_for(AGENT), agent_body(question)
+
+    def _agent_answer(
+        self, ep: Endpoint, url: str, body: dict[str, Any], response: httpx.Response, started: float, cost: Cost
+    ) -> AgentAnswer:
+        """Account for the agent's answer and read it (a typed error when it is not one)."""
+        self._accounting.record(ep, url, _agent_params(body), response, time.perf_counter() - started)
+        text, thread = agent_reply(ep, response, mode=self.mode, retries=self.retry.attempts)
+        question = body["messages"][-1]["user"]
+        return AgentAnswer(question, text, thread, {"endpoint": ep.name, "mode": str(self.mode), **cost.as_attrs()})
+
     def _lookups_needed(self, call: ValidatedCall) -> int:
         """How many symbol lookups resolving ``call`` needs now (none once remembered)."""
         if not call.symbols:
@@ -539,6 +553,21 @@ class Client(_ClientCore):
     def resolve_symbols(self, symbols: Iterable[str] | str) -> dict[str, int]:
         """Symbols → token ids (highest market cap among same-symbol tokens, overridable); remembered."""
         return self._resolve(symbols, CallOptions())[0]
+
+    def ask(
+        self, question: str, *, pay_with: str | None = None, max_cost: AmountLike | Decimal | None = None
+    ) -> AgentAnswer:
+        """Ask TMAI, the AI agent (``POST /v2/tmai``): one paid call, under every cap and ``max_cost`` (USD)."""
+        options = CallOptions(pay_with=pay_with, max_cost=max_cost)
+        ep, url, body = self._agent_request(question)
+        with self.cost.tally(ep.name) as cost:
+            started = time.perf_counter()
+            try:
+                response = self._send("POST", url, options, json=body)
+            except TM402Error as exc:
+                self._page_failed(ep, url, _agent_params(body), exc, started)
+                raise
+            return self._agent_answer(ep, url, body, response, started, cost)
 
     def close(self) -> None:
         """Close the connections."""
@@ -853,6 +882,21 @@ class AsyncClient(_ClientCore):
         """Symbols → token ids (highest market cap among same-symbol tokens, overridable); remembered."""
         return (await self._resolve(symbols, CallOptions()))[0]
 
+    async def ask(
+        self, question: str, *, pay_with: str | None = None, max_cost: AmountLike | Decimal | None = None
+    ) -> AgentAnswer:
+        """Ask TMAI, the AI agent (``POST /v2/tmai``): one paid call, under every cap and ``max_cost`` (USD)."""
+        options = CallOptions(pay_with=pay_with, max_cost=max_cost)
+        ep, url, body = self._agent_request(question)
+        with self.cost.tally(ep.name) as cost:
+            started = time.perf_counter()
+            try:
+                response = await self._send("POST", url, options, json=body)
+            except TM402Error as exc:
+                self._page_failed(ep, url, _agent_params(body), exc, started)
+                raise
+            return self._agent_answer(ep, url, body, response, started, cost)
+
     async def aclose(self) -> None:
         """Close the connections."""
         await self._http.aclose()
@@ -1030,6 +1074,11 @@ class AsyncClient(_ClientCore):
             if envelope is not None:
                 return options.with_answer(plan.endpoint.name, wire, envelope)
         return self._hold(plan, params, required, options)
+
+
+def _agent_params(body: dict[str, Any]) -> dict[str, str]:
+    """What the ledger's call row records of an agent request: the question, shortened."""
+    return {"question": str(body["messages"][-1]["user"])[:200]}
 
 
 class _PaidLookups(Exception):

@@ -31,6 +31,12 @@ _open_tallies: contextvars.ContextVar[tuple[tuple[CostTracker, Cost], ...]] = co
     "tm402_open_tallies", default=()
 )
 
+#: Free endpoints the client calls itself to turn symbols into token ids (what a footer calls "symbol lookup").
+LOOKUP_ENDPOINTS = frozenset({"tokens", "top-market-cap-tokens"})
+
+#: What a footer calls each kind of free call, one and several.
+_FREE_WORDS = {"symbol lookup": "symbol lookups", "quote": "quotes", "failed": "failed"}
+
 #: How many calls the session's total remembers in full (its sums stay exact regardless).
 SESSION_CALLS_KEPT = 1000
 
@@ -85,6 +91,8 @@ class Cost:
         self._released_status: set[int | None] = set()
         self._released_until = 0.0
         self._discrepancies: list[CallCost] = []
+        #: Free calls by what they were (``free_kind``): symbol lookup, quote, ...
+        self._free: dict[str, int] = {}
         for call in calls or ():
             self.add(call)
 
@@ -106,6 +114,9 @@ class Cost:
             self._unsettled.append(call)
         if call.payment_status == PaymentStatus.FAILED and not call.paid and not call.cached:
             self._refused += 1
+        elif not call.paid and not call.cached:
+            kind = free_kind(call)
+            self._free[kind] = self._free.get(kind, 0) + 1
         if call.reserved_until is not None and call.asset:
             held = (call.asset, call.decimals, call.reserved_until, call.status)
             self._reserved[held] = self._reserved.get(held, 0) + call.amount
@@ -133,6 +144,21 @@ class Cost:
     @property
     def n_free(self) -> int:
         return self._n - self._paid - self._cached - self._refused
+
+    @property
+    def free_kinds(self) -> dict[str, int]:
+        """The free calls by what they were: ``{"symbol lookup": 3, "quote": 1}``."""
+        return dict(self._free)
+
+    def free_text(self) -> str:
+        """``3 free: symbol lookup``; ``4 free: 3 symbol lookups + 1 quote``; ``""`` when none was free."""
+        if not self.n_free:
+            return ""
+        kinds = sorted(self._free.items(), key=lambda kv: (-kv[1], kv[0]))
+        if len(kinds) == 1:
+            return f"{self.n_free} free: {kinds[0][0]}"
+        parts = [f"{n} {_FREE_WORDS.get(kind, kind) if n > 1 else kind}" for kind, n in kinds]
+        return f"{self.n_free} free: {' + '.join(parts)}"
 
     @property
     def unknown(self) -> list[CallCost]:
@@ -194,7 +220,7 @@ class Cost:
         return sorted(self._networks)
 
     def summary(self) -> str:
-        """One line: ``3 calls (2 paid, 1 cached) · 0.034 USDC``."""
+        """One line: ``4 calls (1 paid, 3 free: symbol lookup) · 0.017 USDC``."""
         bits = []
         if self.n_paid:
             bits.append(f"{self.n_paid} paid")
@@ -203,7 +229,7 @@ class Cost:
         if self.n_refused:
             bits.append(f"{self.n_refused} refused")
         if self.n_free:
-            bits.append(f"{self.n_free} free")
+            bits.append(self.free_text())
         word = "call" if self.n_calls == 1 else "calls"
         return f"{self.n_calls} {word} ({', '.join(bits)}) · {self.amount_text()}"
 
@@ -220,6 +246,22 @@ class Cost:
 
     def __repr__(self) -> str:
         return f"<Cost {self.name}: {self.summary()}>"
+
+
+def free_kind(call: CallCost) -> str:
+    """What an unpaid, uncached call was, in a footer's words.
+
+    ``quote``: an unpaid probe answered 402 (its challenge carries the price); ``symbol lookup``:
+    the tokens lists the client reads to turn symbols into ids; ``failed``: no answer, or an error
+    answer (nothing paid); else the free endpoint's own name (``price``).
+    """
+    if call.status == 402:
+        return "quote"
+    if call.status is None or call.status >= 400:
+        return "failed"
+    if call.endpoint in LOOKUP_ENDPOINTS:
+        return "symbol lookup"
+    return call.endpoint or "other"
 
 
 @dataclass

@@ -159,6 +159,11 @@ class ValidatedCall:
 def validate_and_split_symbols(endpoint: str | Endpoint, params: Mapping[str, Any]) -> ValidatedCall:
     """Check ``params`` against ``endpoint`` (nothing is sent for a bad call) and set its symbols apart."""
     ep = get_endpoint(endpoint)
+    if ep.method != "GET":
+        raise ParamError(
+            f"{ep.name} is the AI agent: it answers questions, not tables",
+            hint="ask it with s.client.ask('your question') or %tm ask your question",
+        )
     clean = validate_params(ep, params)
     symbols = clean.pop("symbol", None) if ep.token_keyed else None
     return ValidatedCall(ep, clean, symbols or [])

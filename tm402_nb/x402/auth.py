@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -43,7 +44,7 @@ from ..errors import (
 )
 from ..status import FINAL, PaymentStatus, may_settle_until
 from .chain import AuthorizationReader
-from .eip3009 import sign_authorization
+from .eip3009 import clock_problem, sign_authorization
 from .encoding import MAX_MESSAGE_BYTES
 from .messages import (
     PAYMENT_REQUIRED,
@@ -204,6 +205,8 @@ class X402Auth(httpx.Auth):
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
         ):
             raise ConfigurationError("a daily cap is counted in the ledger: pass ledger=Ledger()")
+        #: Seconds the server's clock (its last ``Date`` header) is ahead of this machine's; None until seen.
+        self.clock_skew: float | None = None
         #: Counters for benchmarks and the footer.
         self.stats = {"requests": 0, "challenges": 0, "signed": 0, "warm_hits": 0, "warm_misses": 0}
 
@@ -280,6 +283,7 @@ class X402Auth(httpx.Auth):
             # re-sending it can never replay a header we have recorded as failed.
             paid = self._with_payment(request, presigned)
             response = yield from self._send_paid(paid, presigned, replay_key)
+            self._observe_clock(response)
             # This header may already have reached the server before (a lost answer): then no
             # refusal now proves that the first attempt did not settle.
             replayed = replay is presigned or bool(response.extensions.get(EXT_REPLAYS))
@@ -302,6 +306,7 @@ class X402Auth(httpx.Auth):
             raise self._payment_failed(presigned, response, failed_receipt, reason)
 
         response = yield request
+        self._observe_clock(response)
         if response.status_code != 402:
             return
         self.stats["challenges"] += 1
@@ -311,6 +316,7 @@ class X402Auth(httpx.Auth):
         self._remember(request, options, required, payment.offer)
         paid = self._with_payment(request, payment)
         response = yield from self._send_paid(paid, payment, replay_key)
+        self._observe_clock(response)
         replayed = bool(response.extensions.get(EXT_REPLAYS))
         self._check_origin(payment, response, paid)
         if response.status_code == 402:
@@ -323,6 +329,31 @@ class X402Auth(httpx.Auth):
             self._mark(payment, PaymentStatus.FAILED, paid, reason=reason or "server answered 402 to the paid request")
             raise self._payment_failed(payment, response, failed_receipt, reason)
         self._conclude(payment, response, paid, replayed=replayed)
+
+    def _observe_clock(self, response: httpx.Response) -> None:
+        """Remember how far the server's clock (its ``Date`` header) is from this machine's."""
+        stamp = response.headers.get("date")
+        if not stamp:
+            return
+        try:
+            server = parsedate_to_datetime(stamp).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        # Date has one-second resolution: its middle is the best guess.
+        self.clock_skew = server + 0.5 - time.time()
+
+    def _check_clock(self, offer: Offer) -> None:
+        """Refuse to sign what the server's clock would refuse (see ``tm402-nb doctor``)."""
+        if self.clock_skew is None:
+            return
+        window = min(self.policy.authorization_seconds, offer.requirements.max_timeout_seconds)
+        problem = clock_problem(self.clock_skew, window)
+        if problem is not None:
+            raise PaymentRefused(
+                f"x402 payment refused before signing: {problem}",
+                hint="sync this machine's clock with NTP (tm402-nb doctor shows the difference); nothing was signed",
+                setting="clock",
+            )
 
     def _check_issuer(self, request: httpx.Request, response: httpx.Response) -> None:
         """Refuse a challenge that another origin issued (the request was redirected to it).
@@ -607,6 +638,7 @@ class X402Auth(httpx.Auth):
         policy = self.policy
         with policy.lock:
             offer = self._select(required, request, options)
+            self._check_clock(offer)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             with ctx as tx:
                 policy.authorize(

@@ -131,6 +131,33 @@ def new_nonce() -> str:
     return "0x" + os.urandom(32).hex()
 
 
+#: Facilitators refuse an authorization with less than this many seconds left (the x402 reference
+#: verifier's margin), so a clock this close to the window's edge already fails.
+SETTLE_MARGIN_SECONDS = 6
+
+
+def clock_problem(skew: float, window: int) -> str | None:
+    """Why an authorization signed now would be refused by a server whose clock is ``skew`` seconds
+    ahead of this machine's (negative: behind), valid ``window`` seconds by this clock; None if it fits.
+
+    >>> clock_problem(0, 300) is None
+    True
+    >>> "expired" in clock_problem(600, 300)
+    True
+    """
+    if skew > window - SETTLE_MARGIN_SECONDS:
+        return (
+            f"this machine's clock is {round(skew)} s behind the server's: an authorization valid {window} s "
+            "by this clock has expired by the server's"
+        )
+    if -skew > VALID_AFTER_SKEW - SETTLE_MARGIN_SECONDS:
+        return (
+            f"this machine's clock is {round(-skew)} s ahead of the server's: an authorization back-dated "
+            f"{VALID_AFTER_SKEW} s is not yet valid by the server's"
+        )
+    return None
+
+
 def build_authorization(
     payer: str,
     requirements: PaymentRequirements,

@@ -164,27 +164,42 @@ def _going_live_code() -> str:
     return code
 
 
-def test_the_readme_going_live_code_runs_against_a_mainnet_sandbox(live_env, monkeypatch, capsys):
-    """The section's code, unchanged, with the environment its step 1 sets up. ``s.doctor()`` lands
-    with another change of issue 13: until a Session has it, its line runs against a stand-in that
-    pays nothing either."""
-    from tm402_nb.session.core import Session
-
+@pytest.mark.parametrize("profile", ["classic", "docs-2026"])
+def test_the_readme_going_live_code_runs_against_a_mainnet_sandbox(profile, monkeypatch, capsys):
+    """The section's code, unchanged, with the environment its step 1 sets up, against a sandbox on
+    Base mainnet: today's behaviour (``classic`` on ``network="base"``) and the strictest reading of
+    the 2026 docs (``docs-2026``: lowercase fields, paid "free" endpoints, one asset per challenge,
+    29-day truncation). Only the data call and, where the server charges for it, the symbol lookup
+    are paid; the doctor and the quote pay nothing."""
     code = _going_live_code()
     assert 'tm.connect(mode="x402", network="base", budget="1.00")' in code and "s.doctor()" in code
-    if not hasattr(Session, "doctor"):
-        monkeypatch.setattr(Session, "doctor", lambda self: None, raising=False)
-    namespace: dict = {}
-    try:
-        exec(compile(code, str(README), "exec"), namespace)
-        s = namespace["s"]
-        assert s.network == "base" and s.mode == "x402"
-        (row,) = s.ledger.payments().itertuples()  # the doctor and the quote paid nothing: one call did
-        assert row.status == "settled" and row.network == "eip155:8453" and row.amount == 0.017
-    finally:
-        if "s" in namespace:
-            namespace["s"].close()
+    payer = Wallet.from_key(KEY).address
+    with serve(profile=profile, network="base", fund=False) as sb:
+        sb.fund(payer, "usdc", "5")
+        monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
+        monkeypatch.setenv("TM402_BASE_URL", sb.api_url)
+        monkeypatch.setenv("TM402_RPC_URL", sb.rpc_url)
+        monkeypatch.delenv("TM402_NETWORK", raising=False)
+        namespace: dict = {}
+        try:
+            exec(compile(code, str(README), "exec"), namespace)
+            s, q, df = namespace["s"], namespace["q"], namespace["df"]
+            assert s.network == "base" and s.mode == "x402" and len(df) == 1
+            report = s.doctor()  # what the README's doctor line showed: every check passes
+            assert report.ok, str(report)
+            rows = s.ledger.payments()
+            assert set(rows["status"]) == {"settled"} and set(rows["network"]) == {"eip155:8453"}
+            data = rows[rows["endpoint"] == "tm-grade"]
+            assert len(data) == 1 and data["amount"].tolist() == [0.017]  # one paid data call
+            assert int(rows["amount_atomic"].astype(int).sum()) <= q.total  # never past the quote
+            if profile == "docs-2026":  # /tokens charges: the lookup was quoted, then paid
+                assert q.lookup_calls > 0 and (rows["endpoint"] == "tokens").any()
+            else:
+                assert q.lookup_calls == 0 and len(rows) == 1
+            settled = sb.settlements(payer=payer)
+            assert len(settled) == len(rows)
+        finally:
+            if "s" in namespace:
+                namespace["s"].close()
     shown = capsys.readouterr().out
-    assert "<Quote tm-grade: 1 call × 0.017 USDC = 0.017 USDC on base>" in shown
-    assert "0.017 USD of 1.00 USD budget" in shown
-    assert live_env.settlements(payer=Wallet.from_key(KEY).address)
+    assert repr(q) in shown and "USD of 1.00 USD budget" in shown

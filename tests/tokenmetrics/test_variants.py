@@ -453,3 +453,28 @@ def test_the_async_client_prices_and_pays_lookups_alike(tmp_path):
     with Ledger(tmp_path / "l.sqlite3") as ledger:
         q, df = asyncio.run(main(ledger))
     assert q.lookup_calls == 7 and df.attrs["tm402"]["paid"] == 2 and server.settled == [17_000, 17_000]
+
+
+# -- the same checks against the sandbox's own profiles (the other half of issue 13) ---------------------------------
+@pytest.fixture(scope="module")
+def truncating_sandbox():
+    from tm402_nb.sandbox import serve
+
+    with serve(date_range="truncate", fund=False, rate_limit=10_000, rate_burst=10_000) as sb:
+        yield sb
+
+
+def test_the_sandbox_that_truncates_long_ranges_is_caught(truncating_sandbox, tmp_path):
+    sb = truncating_sandbox
+    wallet = Wallet.create()
+    sb.fund(wallet.address, "usdc", "5")
+    end = DATA_END  # well inside the sandbox's data, whatever day it ends
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        auth = X402Auth(wallet, SpendPolicy(budget="1.00"), ledger=ledger)
+        with Client(mode="sandbox", base_url=sb.api_url, auth=auth, ledger=ledger, progress=False) as c:
+            whole = c.frame("daily-ohlcv", token_id=3375, start=end - timedelta(days=89), end=end)
+            assert len(whole) == 90 and whole.attrs["tm402"]["gaps"] == []  # the default windows fit
+            c.window_days = 90
+            with pytest.warns(GapWarning, match=r"daily-ohlcv: 61 day\(s\) of rows are missing"):
+                cut = c.frame("daily-ohlcv", token_id=3375, start=end - timedelta(days=89), end=end, refresh=True)
+    assert len(cut) == 29

@@ -542,6 +542,7 @@ def test_magic_doctor_without_a_wallet_reports_it(ip: Any, monkeypatch: pytest.M
     # No session yet, so %tm doctor opens one (tm402_nb.session is the function; the module is this).
     monkeypatch.setattr(sys.modules["tm402_nb.session"], "_current", None)
     monkeypatch.setenv("TM402_MODE", "x402")  # and no key anywhere
+    monkeypatch.setenv("TM402_NETWORK", "base")  # x402 names its network (issue 13): the wallet is what is missing
     report = ip.run_line_magic("tm", "doctor")
     assert isinstance(report, DoctorReport) and not report.ok
     (check,) = report.checks
@@ -558,7 +559,7 @@ def test_cli_json_exit_code_is_zero_when_all_is_well(capsys: pytest.CaptureFixtu
 
 
 def test_cli_exit_code_is_one_on_a_failure(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert main(["doctor", "--mode", "x402", "--json"]) == 1  # no key
+    assert main(["doctor", "--mode", "x402", "--network", "base", "--json"]) == 1  # no key
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["checks"][0]["name"] == "wallet"
 
@@ -580,7 +581,7 @@ def test_cli_probes_a_base_url_that_is_itself_a_paid_resource(
     toy = ToyX402(ToyConfig(amount=20_000))
     monkeypatch.setenv("TM402_PRIVATE_KEY", Wallet.create()._export_key_hex())
     with serving(toy.app) as url:
-        code = main(["doctor", "--mode", "x402", "--base-url", url + "/data", "--json"])
+        code = main(["doctor", "--mode", "x402", "--network", "base-sepolia", "--base-url", url + "/data", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["ok"] is True
     assert data["challenge"]["url"] == url + "/data" and data["challenge"]["offers"][0]["amount_atomic"] == "20000"

@@ -203,3 +203,16 @@ def test_the_readme_going_live_code_runs_against_a_mainnet_sandbox(profile, monk
                 namespace["s"].close()
     shown = capsys.readouterr().out
     assert repr(q) in shown and "USD of 1.00 USD budget" in shown
+
+
+def test_the_doctor_names_the_missing_network(monkeypatch, capsys):
+    from tm402_nb.cli import main
+
+    monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
+    monkeypatch.delenv("TM402_NETWORK", raising=False)
+    assert main(["doctor", "--mode", "x402", "--json"]) == 1
+    import json
+
+    (check,) = json.loads(capsys.readouterr().out)["checks"]
+    assert check["name"] == "network" and check["status"] == "fail"
+    assert "Base mainnet" in check["found"] and MAINNET_LINE in check["fix"]

@@ -1150,7 +1150,9 @@ def diagnose(session: Session, *, probe: str | None = None, timeout: float = DEF
 
 def unavailable(mode: str | None, network: str | None, exc: TM402Error) -> DoctorReport:
     """The report when no session could even be opened (no wallet key, a refused option)."""
-    name = "wallet" if isinstance(exc, WalletError) else "session"
+    from .modes import NetworkRequired
+
+    name = "wallet" if isinstance(exc, WalletError) else "network" if isinstance(exc, NetworkRequired) else "session"
     return DoctorReport(
         mode=mode or "from the environment",
         network=network,

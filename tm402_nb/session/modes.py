@@ -40,6 +40,7 @@ __all__ = [
     "ENV_MODE",
     "ENV_NETWORK",
     "ENV_RPC_URL",
+    "NetworkRequired",
     "SessionOptions",
     "SessionParts",
     "build",
@@ -247,6 +248,10 @@ def _x402_session(options: SessionOptions) -> SessionParts:
         return parts
 
 
+class NetworkRequired(ConfigurationError):
+    """x402 mode was asked for without naming a network (``network=`` or ``$TM402_NETWORK``)."""
+
+
 def _x402_network(options: SessionOptions) -> Network:
     """The network x402 mode pays on: named by ``network=`` or ``$TM402_NETWORK``, never a default.
 
@@ -256,7 +261,7 @@ def _x402_network(options: SessionOptions) -> Network:
     """
     name = options.network or os.environ.get(ENV_NETWORK, "").strip()
     if not name:
-        raise ConfigurationError(
+        raise NetworkRequired(
             "x402 mode needs a network: Token Metrics takes x402 payments on Base mainnet (real USDC), "
             "and a session never picks mainnet for you",
             hint=f"name it, with a cap: {MAINNET_LINE} (or set ${ENV_NETWORK}=base); "

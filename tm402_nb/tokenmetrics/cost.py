@@ -22,6 +22,7 @@ from typing import Any
 
 from ..money import format_amount, plain, to_display
 from ..status import PaymentStatus
+from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING
 
 #: Payment states a footer warns about: refused, or perhaps paid with no answer.
 _UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN})
@@ -32,7 +33,7 @@ _open_tallies: contextvars.ContextVar[tuple[tuple[CostTracker, Cost], ...]] = co
 )
 
 #: Free endpoints the client calls itself to turn symbols into token ids (what a footer calls "symbol lookup").
-LOOKUP_ENDPOINTS = frozenset({"tokens", "top-market-cap-tokens"})
+LOOKUP_ENDPOINTS = frozenset({SYMBOL_LOOKUP.name, SYMBOL_RANKING.name})
 
 #: What a footer calls each kind of free call, one and several.
 _FREE_WORDS = {"symbol lookup": "symbol lookups", "quote": "quotes", "failed": "failed"}

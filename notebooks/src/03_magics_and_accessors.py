@@ -34,7 +34,7 @@ s = tm.connect(mode="sandbox", budget="2.00")
 
 # %%
 q = %tm price-prediction ETH --dry-run
-q.per_call, q.asset, q.network, q.total_text
+q.per_call_text, q.network, q.total_text, q.calls
 
 # %% [markdown]
 # ## The line magic and its flags

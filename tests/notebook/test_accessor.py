@@ -16,7 +16,7 @@ import pytest
 import tm402_nb as tm
 from tm402_nb.errors import ConfigurationError
 from tm402_nb.notebook import accessor as accessor_module
-from tm402_nb.notebook.accessor import FrameCost, TMAccessor
+from tm402_nb.notebook.accessor import FrameCost, TMAccessor, UnknownSymbolsWarning
 from tm402_nb.tokenmetrics.catalogue import UnknownEndpoint
 from tm402_nb.tokenmetrics.client import Quote
 from tm402_nb.tokenmetrics.errors import ParamError, UnknownSymbol
@@ -155,15 +155,34 @@ def test_symbols_shared_by_several_tokens_join_on_the_resolved_id(sess, universe
 
 
 # -- bad input: short errors, nothing paid ---------------------------------------------------------
-def test_unknown_symbols_are_named_and_nothing_is_paid(sess):
+def test_unknown_symbols_keep_their_rows_and_are_named_once(sess):
+    """Regression: one unknown symbol (MATIC, then POL) killed a whole 20-symbol enrichment."""
+    frame = pd.DataFrame({"symbol": ["BTC", "NOTACOINX", "ETH", "zzzqq", "NOTACOINX"]})
+    before = n_payments(sess)
+    with pytest.warns(UnknownSymbolsWarning) as caught:
+        out = frame.tm.grades(columns="TM_GRADE")
+    (warning,) = [w for w in caught if issubclass(w.category, UnknownSymbolsWarning)]
+    assert "NOTACOINX, ZZZQQ" in str(warning.message) and "BTC" not in str(warning.message)
+    assert out["TM_GRADE"].notna().tolist() == [True, False, True, False, False]
+    assert n_payments(sess) - before == 1  # the known tokens, in one paid call
+    with pytest.warns(UnknownSymbolsWarning):
+        inner = frame.tm.grades(columns="TM_GRADE", how="inner")
+    assert inner["symbol"].tolist() == ["BTC", "ETH"]
+
+
+def test_errors_raise_refuses_unknown_symbols_before_paying(sess):
     before = n_payments(sess)
     frame = pd.DataFrame({"symbol": ["BTC", "NOTACOINX", "ETH", "zzzqq"]})
     with pytest.raises(UnknownSymbol) as err:
-        frame.tm.grades()
+        frame.tm.grades(errors="raise")
     assert "NOTACOINX" in str(err.value) and "ZZZQQ" in str(err.value)
     assert "BTC" not in str(err.value).split("—")[0]
+    assert "tm.session()" in err.value.hint  # what a %load_ext user has
     with pytest.raises(UnknownSymbol):
         frame.tm.quote()
+    with pytest.warns(UnknownSymbolsWarning):
+        nothing = pd.DataFrame({"symbol": ["NOTACOINX"]}).tm.grades(columns="TM_GRADE")
+    assert nothing["TM_GRADE"].isna().all()
     assert n_payments(sess) == before
 
 

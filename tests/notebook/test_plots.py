@@ -175,15 +175,19 @@ def test_daily_signals_returns_lines_and_markers(frames):
     df = frames("signals")
     ax = plot_frame(df)
     assert [ln.get_label() for ln in data_lines(ax)] == ["strategy", "holding"]
-    assert np.allclose(data_lines(ax)[0].get_ydata(), df["TRADING_SIGNALS_RETURNS"])
-    assert np.allclose(data_lines(ax)[1].get_ydata(), df["HOLDING_RETURNS"])
+    # Both rebased to 1 at the window's start, so they compare on one axis (issue 15).
+    strategy, holding = 1 + df["TRADING_SIGNALS_RETURNS"], 1 + df["HOLDING_RETURNS"]  # growth of 1
+    assert np.allclose(data_lines(ax)[0].get_ydata(), strategy / strategy.iloc[0])
+    assert np.allclose(data_lines(ax)[1].get_ydata(), holding / holding.iloc[0])
+    assert data_lines(ax)[0].get_ydata()[0] == data_lines(ax)[1].get_ydata()[0] == 1
+    assert ax.xaxis.get_offset_text().get_text() == ""  # no stray "2026-Nov" under the ticks
     n_buy, n_sell = int((df["TRADING_SIGNAL"] == 1).sum()), int((df["TRADING_SIGNAL"] == -1).sum())
     assert n_buy and n_sell  # the sandbox range has both
     assert markers(ax, "buy") == n_buy
     assert markers(ax, "sell") == n_sell
     buy = next(c for c in ax.collections if c.get_label() == "buy")
     assert sorted(buy.get_offsets()[:, 1]) == pytest.approx(
-        sorted(df.loc[df["TRADING_SIGNAL"] == 1, "TRADING_SIGNALS_RETURNS"])
+        sorted((1 + df.loc[df["TRADING_SIGNAL"] == 1, "TRADING_SIGNALS_RETURNS"]) / strategy.iloc[0])
     )
     assert set(legend_labels(ax)) == {"strategy", "holding", "buy", "sell"}
     assert ax.get_title() == "trading-signals · BTC"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import html
 import numbers
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ import pandas as pd
 
 from ..errors import ConfigurationError
 from ..tokenmetrics.catalogue import TOKEN_IDENTIFIERS, TOKEN_PARAMS
+from ..tokenmetrics.errors import UnknownSymbol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..session import Session
@@ -65,6 +67,10 @@ def _fmt_names(names: Iterable[Any], limit: int = 12) -> str:
     if len(names) > limit:
         return ", ".join(names[:limit]) + f", … ({len(names)} in all)"
     return ", ".join(names) if names else "(none)"
+
+
+class UnknownSymbolsWarning(UserWarning):
+    """Some rows' symbols match no token: they keep their rows, with empty TM columns."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +129,15 @@ class TMAccessor:
         how: str = "left",
         suffix: str | None = None,
         refresh: bool = False,
+        errors: str = "warn",
         session: Session | Client | None = None,
         **params: Any,
     ) -> pd.DataFrame:
         """A copy of the frame with ``endpoint``'s columns joined on, one row per input row.
+
+        A symbol that matches no token keeps its row with empty TM columns and is named once
+        in an :class:`UnknownSymbolsWarning` (``how="inner"`` drops such rows);
+        ``errors="raise"`` refuses the whole enrichment instead, before anything is paid.
 
         All the frame's tokens are fetched together: one ``client.frame()`` call with the
         distinct symbols (or ids), which the client sends in comma lists of up to 100 tokens
@@ -199,6 +210,8 @@ class TMAccessor:
         """
         plan = self._plan(endpoint, on, by, params)
         how = _check_how(how)
+        if errors not in ("warn", "raise"):
+            raise ConfigurationError(f"errors must be 'warn' or 'raise', got {errors!r}")
         suffix = _check_suffix(suffix)
         wanted = _check_columns(plan.endpoint, columns)
         client = _client_of(session)
@@ -206,11 +219,16 @@ class TMAccessor:
         ep = plan.endpoint
         tidy = ep.nested is None
         with client.cost.tally(f"enrich {ep.name}") as cost:
-            ids_of = self._resolve(client, plan)
+            ids_of = self._resolve(client, plan, strict=errors == "raise")
             ids = list(dict.fromkeys(ids_of.values()))
             # The client stops paging once every id has its row: a full page of 100 tokens
             # never makes it ask (and sign) for an empty second one.
-            fetched = client.frame(ep, token_id=ids, refresh=refresh, tidy=tidy, **plan.params)
+            if ids:
+                fetched = client.frame(ep, token_id=ids, refresh=refresh, tidy=tidy, **plan.params)
+            else:  # every symbol unknown: nothing to fetch, nothing paid
+                from ..tokenmetrics.frames import to_frame
+
+                fetched = to_frame(ep, [], tidy=tidy)
         lookup = _latest_per_token(fetched, ep)
 
         row_ids = pd.array([ids_of.get(k) if k is not None else None for k in plan.keys], dtype="Int64")
@@ -279,7 +297,7 @@ class TMAccessor:
         """
         plan = self._plan(endpoint, on, by, params)
         client = _client_of(session)
-        ids_of = self._resolve(client, plan)
+        ids_of = self._resolve(client, plan, strict=True)
         ids = list(dict.fromkeys(ids_of.values()))
         return client.quote(plan.endpoint, token_id=ids, **plan.params)
 
@@ -373,12 +391,28 @@ class TMAccessor:
         )
 
     @staticmethod
-    def _resolve(client: Client, plan: _Plan) -> dict[Any, int]:
-        """Normalized key → token id (symbols through the client's resolver: UnknownSymbol names misses)."""
+    def _resolve(client: Client, plan: _Plan, *, strict: bool) -> dict[Any, int]:
+        """Normalized key → token id, through the client's resolver. A symbol that matches no token
+        is left out and named once in a warning; ``strict``: UnknownSymbol instead."""
         if plan.by == "token_id":
             return {k: k for k in plan.unique}
-        found = client.resolve_symbols(list(plan.unique))
-        return {k: int(found[k]) for k in plan.unique}
+        try:
+            found = client.resolve_symbols(list(plan.unique))
+        except UnknownSymbol as exc:
+            unknown = set(exc.details.get("symbols") or ())
+            if strict or not unknown:
+                raise
+            known = [k for k in plan.unique if k not in unknown]
+            # Everything is learned by now: resolving the others asks nothing more.
+            found = client.resolve_symbols(known) if known else {}
+            warnings.warn(
+                f"{len(unknown)} symbol{'s' if len(unknown) > 1 else ''} match no token and keep their rows with "
+                f"empty {plan.endpoint.name} columns: {', '.join(sorted(unknown))} (how='inner' drops those rows; "
+                "errors='raise' refuses instead)",
+                UnknownSymbolsWarning,
+                stacklevel=4,
+            )
+        return {k: int(found[k]) for k in plan.unique if k in found}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..tokenmetrics.catalogue import ENDPOINTS, Endpoint, Param, UnknownEndpoint, get_endpoint
-from .parse import FLAGS, SHORT
+from .parse import FLAGS, LEDGER_FLAGS, LEDGER_GROUPS, SHORT
 
 #: Subcommands (as parse.py reads them) and what each does, in the order they are offered.
 SUBCOMMANDS: dict[str, str] = {
@@ -53,14 +53,16 @@ MODES = {
     "x402": "pay per call from TM402_PRIVATE_KEY",
     "api-key": "your Token Metrics plan (TM_API_KEY)",
 }
-#: ``%tm ledger`` options (issue 15: this session by default, --today, --all, --csv, --by).
-LEDGER_FLAGS = {
+#: What each ``%tm ledger`` flag (parse.LEDGER_FLAGS, the one list of them) shows.
+LEDGER_HELP = {
     "--today": "today's payments, every session",
     "--all": "every payment in this ledger",
-    "--csv": "as CSV",
+    "--session": "one session's payments (its id)",
     "--by": "spend by endpoint, day or cell",
+    "--calls": "calls, not payments",
+    "--csv": "as CSV",
 }
-LEDGER_BY = ("endpoint", "day", "cell")
+assert set(LEDGER_HELP) == set(LEDGER_FLAGS), "every ledger flag parse.py reads is explained here"
 
 #: ``--pay-with`` values.
 ASSETS = (("usdc", "asset · USDC"), ("tmai", "asset · TMAI, 10% cheaper"))
@@ -356,11 +358,11 @@ class TMCompleter:
             return fragment, endpoint_candidates(fragment)
         if head == "ledger":
             if args and args[-1] == "--by":
-                return fragment, _match(((b, "spend by") for b in LEDGER_BY), fragment)
+                return fragment, _match(((b, "spend by") for b in LEDGER_GROUPS), fragment)
             if fragment.startswith("--by="):
                 value = fragment[len("--by=") :]
-                return value, _match(((b, "spend by") for b in LEDGER_BY), value)
-            flags = ((f, f"flag · {h}") for f, h in LEDGER_FLAGS.items() if f not in args)
+                return value, _match(((b, "spend by") for b in LEDGER_GROUPS), value)
+            flags = ((f, f"flag · {h}") for f, h in LEDGER_HELP.items() if f not in args)
             return fragment, _match(flags, fragment)
         return fragment, []
 

@@ -160,7 +160,9 @@ class SymbolResolver:
         if unknown:
             raise UnknownSymbol(
                 f"unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                hint="check the spelling, or pass token_id=… (see s.client.frame('tokens', symbol=…))",
+                hint="check the spelling, or look the token up: tm.session().client.frame('tokens', symbol=…) "
+                "gives its TOKEN_ID to pass as token_id=…",
+                symbols=unknown,
             )
         return {s: resolved[s] for s in wanted}
 

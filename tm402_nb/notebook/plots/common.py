@@ -186,7 +186,9 @@ def date_axis(ax: Any) -> None:
 
     loc = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(loc)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    # The concise ticks already name the year and month where they change; the offset text
+    # ("2026-Nov" under the axis) repeated one of them and read as a stray label.
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, offset_formats=["", "", "", "", "", ""]))
 
 
 def money_axis(axis: Any) -> None:

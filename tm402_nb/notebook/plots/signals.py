@@ -70,6 +70,8 @@ def draw(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, str]:
             y = as_floats(g[col])
             if np.isnan(y).all():
                 continue
+            if not price:
+                y = rebased(y)
             label = f"{sym} {lab}" if several and sym else lab
             ax.plot(x, y, ls, color=colour if several else None, linewidth=1.4, label=label)
             drawn += 1
@@ -100,8 +102,25 @@ def draw(ax: Any, d: pd.DataFrame, opts: dict[str, Any]) -> tuple[str, str]:
                 label=label,
             )
     date_axis(ax)
-    ylabel = log_if_apart(ax, prices, "close (USD)") if price else "cumulative return"
+    ylabel = log_if_apart(ax, prices, "close (USD)") if price else "growth of 1 from the window's start"
     return f"{pretty(dc)} (UTC)", ylabel
+
+
+def rebased(roi: np.ndarray) -> np.ndarray:
+    """Cumulative ROI as the growth of 1 from the window's first day, ``(1 + r) / (1 + r0)``, so a
+    strategy and a holding whose ROIs started years apart (0.3 and 55) compare on one axis. The ROI
+    is read as a fraction, as the sandbox serves it (the live API's units are not documented);
+    an ROI at or below -1 at the start leaves the series as served.
+
+    >>> rebased(np.array([0.0, 0.5, -0.25])).tolist()
+    [1.0, 1.5, 0.75]
+    >>> rebased(np.array([1.0, 3.0])).tolist()          # 2x since inception, then 4x: doubled
+    [1.0, 2.0]
+    """
+    finite = roi[np.isfinite(roi)]
+    if not finite.size or 1.0 + finite[0] <= 0:
+        return roi
+    return (1.0 + roi) / (1.0 + finite[0])
 
 
 def _signal_values(s: pd.Series) -> np.ndarray:

@@ -31,7 +31,6 @@ import pandas as pd
 
 from ..errors import ConfigurationError
 from ..tokenmetrics.catalogue import TOKEN_IDENTIFIERS, TOKEN_PARAMS
-from ..tokenmetrics.errors import UnknownSymbol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..session import Session
@@ -394,6 +393,8 @@ class TMAccessor:
     def _resolve(client: Client, plan: _Plan, *, strict: bool) -> dict[Any, int]:
         """Normalized key → token id, through the client's resolver. A symbol that matches no token
         is left out and named once in a warning; ``strict``: UnknownSymbol instead."""
+        from ..tokenmetrics.errors import UnknownSymbol  # the client side loads on a call, not on import
+
         if plan.by == "token_id":
             return {k: k for k in plan.unique}
         try:
@@ -632,6 +633,8 @@ class FrameCost:
     networks: tuple[str, ...] = ()
     endpoint: str | None = None
     mode: str | None = None
+    #: What the free calls were, in the footer's words (``1 free: symbol lookup``); "" when unknown.
+    free_text: str = ""
 
     @classmethod
     def from_attrs(cls, info: Any) -> FrameCost:
@@ -656,6 +659,7 @@ class FrameCost:
             networks=tuple(str(n) for n in networks) if isinstance(networks, (list, tuple)) else (),
             endpoint=info.get("endpoint") if isinstance(info.get("endpoint"), str) else None,
             mode=info.get("mode") if isinstance(info.get("mode"), str) else None,
+            free_text=str(info.get("free_text") or ""),
         )
 
     @property
@@ -684,7 +688,9 @@ class FrameCost:
         """One line: ``3 calls (1 paid, 2 cached) · 0.017 USDC``."""
         if not self.calls:
             return "no Token Metrics calls"
-        bits = [f"{n} {what}" for n, what in ((self.paid, "paid"), (self.cached, "cached"), (self.free, "free")) if n]
+        bits = [f"{n} {what}" for n, what in ((self.paid, "paid"), (self.cached, "cached")) if n]
+        if self.free:  # the footer's words when the attrs carry them: "1 free: symbol lookup"
+            bits.append(self.free_text if self.free_text.startswith(f"{self.free} free") else f"{self.free} free")
         word = "call" if self.calls == 1 else "calls"
         line = f"{self.calls} {word} ({', '.join(bits)}) · {self.amount_text()}"
         if self.from_sandbox:

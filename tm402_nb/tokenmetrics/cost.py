@@ -243,6 +243,7 @@ class Cost:
             "amount": {k: _amount_text(v) for k, v in self.amounts().items()},
             "receipts": self.receipts,
             "networks": self.networks,
+            "free_text": self.free_text(),
         }
 
     def __repr__(self) -> str:

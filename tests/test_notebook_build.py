@@ -61,10 +61,6 @@ def test_building_twice_writes_the_same_metadata(src):
     assert not any("execution" in c["metadata"] for c in nb["cells"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the committed tutorials predate this fix: `make notebooks` rebuilds them, then remove this mark",
-)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_tutorials_open_clean(path):
     metadata = nbformat.read(path, as_version=4).metadata

@@ -126,7 +126,8 @@ corr = %tm correlation BTC --max-cost 0.07
 #
 # ### A quote is the whole request
 #
-# Ten months of daily candles for three tokens is 912 rows: ten pages of 100, so ten paid calls.
+# Ten months of daily candles for three tokens is 912 rows, fetched in eleven windows of at most
+# 29 days (as the official SDKs do): eleven paid calls.
 # The quote counts every call a request can make (date windows × batches of 100 tokens × pages),
 # and a run reserves its whole quote against every cap before it signs anything.
 

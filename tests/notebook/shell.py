@@ -5,6 +5,8 @@ from __future__ import annotations
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
+from tm402_nb.notebook.magics import TMMagics
+
 
 class TestingShell(InteractiveShell):
     """``run_cell`` re-raises the cell's error, so tests see failures as exceptions."""
@@ -25,17 +27,8 @@ def make_shell() -> TestingShell:
     return shell
 
 
-SETTINGS = (
-    "max_per_call",
-    "max_per_cell",
-    "budget",
-    "confirm_above",
-    "pay_with",
-    "cache_ttl",
-    "show_footer",
-    "feedback",
-    "short_errors",
-)
+#: Every %config setting of the magics, as the class declares them (one list: the magics' own).
+SETTINGS = tuple(TMMagics.class_trait_names(config=True))
 
 
 def reset_magics(shell: TestingShell) -> None:

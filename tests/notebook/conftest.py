@@ -25,6 +25,7 @@ def s(ip, tmp_path, monkeypatch):
     variables back to defaults afterwards."""
     monkeypatch.chdir(tmp_path)
     session = tm.connect(mode="sandbox")
+    ip.user_ns["s"] = session  # cells refer to it as `s`
     yield session
     session.close()
     reset_magics(ip)

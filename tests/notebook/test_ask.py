@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import tm402_nb as tm
-from tests.notebook.shell import reset_magics
 from tm402_nb.notebook.parse import MagicUsageError, parse_line
 from tm402_nb.tokenmetrics.agent import AgentAnswer
-
-
-@pytest.fixture
-def s(ip):
-    session = tm.connect(mode="sandbox")
-    yield session
-    session.close()
-    reset_magics(ip)
 
 
 def test_the_question_is_the_rest_of_the_line_as_typed():

@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-import tm402_nb as tm
-from tests.notebook.shell import reset_magics
 from tm402_nb.notebook.parse import MagicUsageError, parse_line
 from tm402_nb.tokenmetrics.errors import DataNotFound
 
 BEFORE_THE_DATA = "ohlcv BTC --start 2018-01-01 --end 2018-01-05"
-
-
-@pytest.fixture
-def s(ip):
-    session = tm.connect(mode="sandbox")
-    yield session
-    session.close()
-    reset_magics(ip)
 
 
 def test_the_magic_error_names_the_endpoint_once_and_says_the_flag(ip, s):

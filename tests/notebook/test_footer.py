@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import tm402_nb as tm
-from tests.notebook.shell import make_shell, reset_magics
+from tests.notebook.shell import make_shell
 from tm402_nb.errors import BudgetExceeded
 from tm402_nb.notebook.footer import CostFooter
 from tm402_nb.tokenmetrics.cost import GLOBAL_LISTENERS, CallCost, Cost
-
-
-@pytest.fixture
-def s(ip):
-    session = tm.connect(mode="sandbox")
-    ip.user_ns["s"] = session
-    yield session
-    session.close()
-    reset_magics(ip)
 
 
 def footer_lines(text):

@@ -14,7 +14,6 @@ import time
 import pytest
 
 import tm402_nb as tm
-from tests.notebook.shell import reset_magics
 from tm402_nb.cli import main
 from tm402_nb.notebook.ledger_view import PAYMENT_COLUMNS, LedgerFrame, LedgerQuery, ledger_view
 from tm402_nb.notebook.parse import MagicUsageError
@@ -23,15 +22,6 @@ from tm402_nb.x402.recorder import PaymentRecord
 
 USDC_SEPOLIA = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
 DAY = 86_400
-
-
-@pytest.fixture
-def s(ip):
-    session = tm.connect(mode="sandbox")
-    ip.user_ns["s"] = session
-    yield session
-    session.close()
-    reset_magics(ip)
 
 
 def record(ledger, *, session_id="old-session", status=PaymentStatus.SETTLED, amount=17_000, **kw):

@@ -153,6 +153,15 @@ def _suggest(flag: str) -> str:
     return f"did you mean {close[0]}?" if close else "see %tm help"
 
 
+def _flag_value(tokens: list[str], i: int, flag: str, eq: str, inline: str, *, prefix: str) -> tuple[int, str]:
+    """The value of the flag at ``tokens[i]``: after its ``=``, else the next word (and its index)."""
+    if eq:
+        return i, inline
+    if i + 1 >= len(tokens):
+        raise MagicUsageError(f"{prefix}{flag} needs a value")
+    return i + 1, tokens[i + 1]
+
+
 def _words(line: str, namespace: Mapping[str, Any]) -> tuple[list[str], set[int]]:
     """The line's words with ``{{var}}`` filled in each, and which words were filled (values, never flags)."""
     words, filled = [], set()
@@ -214,13 +223,7 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
                 raise MagicUsageError(f"{flag} is given twice", hint="give each flag once")
             seen.add(flag)
             if takes_value:
-                if eq:
-                    value = inline
-                else:
-                    i += 1
-                    if i >= len(tokens):
-                        raise MagicUsageError(f"{flag} needs a value")
-                    value = tokens[i]
+                i, value = _flag_value(tokens, i, flag, eq, inline, prefix="")
                 _apply(cmd, dest, flag, value, namespace)
             else:
                 if eq:
@@ -267,13 +270,7 @@ def _parse_ledger(tokens: list[str], source: str) -> TMCommand:
         seen.add(group)
         value = ""
         if takes_value:
-            if eq:
-                value = inline
-            else:
-                i += 1
-                if i >= len(tokens):
-                    raise MagicUsageError(f"%tm ledger {flag} needs a value")
-                value = tokens[i]
+            i, value = _flag_value(tokens, i, flag, eq, inline, prefix="%tm ledger ")
         elif eq:
             raise MagicUsageError(f"%tm ledger {flag} takes no value")
         if dest == "scope":

@@ -2,7 +2,7 @@
 
     top: tm402_nb/__init__.py, cli.py, demo.py, estimate.py, __main__.py   (may import anything)
     notebook  >  session  >  tokenmetrics  >  {x402, ledger}      (each imports only layers below)
-    sandbox: only the x402 protocol modules (messages, encoding, networks, money, eip3009, wallet);
+    sandbox: only the x402 protocol modules (messages, encoding, networks, money, eip3009, permit2, wallet);
              started by the session (sandbox mode), the notebook layer or the top, never by the client
     bottom: tm402_nb/errors.py and tm402_nb/status.py             (anyone may import them; they import no layer)
 
@@ -31,7 +31,7 @@ BOTTOM = {f"{PACKAGE}.cells", f"{PACKAGE}.errors", f"{PACKAGE}.status", f"{PACKA
 # Higher imports lower; equal ranks (x402 and ledger) do not import each other.
 RANK = {"x402": 0, "ledger": 0, "tokenmetrics": 1, "session": 2, "notebook": 3}
 SANDBOX_MAY_IMPORT = {
-    f"{PACKAGE}.x402.{name}" for name in ("messages", "encoding", "networks", "money", "eip3009", "wallet")
+    f"{PACKAGE}.x402.{name}" for name in ("messages", "encoding", "networks", "money", "eip3009", "permit2", "wallet")
 }
 SANDBOX_IMPORTED_BY = {"session", "notebook", "top"}
 

@@ -27,10 +27,16 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
     #: The header may have reached the server and no answer says what happened.
     UNKNOWN = "unknown"
+    #: The server broadcast the settlement but it was not confirmed yet (x402's
+    #: ``settlement_pending``): not a failure, not final; resolved later from a receipt,
+    #: the facilitator or the chain.
+    SETTLEMENT_PENDING = "settlement_pending"
 
 
 #: States that count against budgets and caps: the money moved or still may.
-COUNTED = frozenset({PaymentStatus.PENDING, PaymentStatus.SETTLED, PaymentStatus.UNKNOWN})
+COUNTED = frozenset(
+    {PaymentStatus.PENDING, PaymentStatus.SETTLED, PaymentStatus.UNKNOWN, PaymentStatus.SETTLEMENT_PENDING}
+)
 #: States that never change again.
 FINAL = frozenset({PaymentStatus.SETTLED, PaymentStatus.FAILED})
 

@@ -37,7 +37,7 @@ def test_a_v4_ledger_gains_the_table_and_keeps_its_rows(tmp_path):
     con.commit()
     con.close()
     with Ledger(path) as led:
-        assert led.schema_version == SCHEMA_VERSION == 5
+        assert led.schema_version == SCHEMA_VERSION >= 5
         assert len(led.calls()) == 1
         led.symbols_put("s", {"BTC": 3375})
         assert led.symbols_get("s", ["BTC"], max_age=DAY) == {"BTC": 3375}

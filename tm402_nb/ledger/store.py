@@ -148,6 +148,52 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, symbol)
     );
     """,
+    # v6: x402 as it stands in 2026. A broadcast settlement not yet confirmed is its own status
+    # (``settlement_pending``), so the CHECK is rebuilt with the table. New columns: how the
+    # transfer was authorised (``eip3009`` or ``permit2``; NULL rows are EIP-3009), the
+    # payment-identifier sent with it, and for ``upto`` the amount actually settled (NULL: the
+    # signed amount).
+    """
+    CREATE TABLE payments_v6 (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending','settled','failed','unknown','settlement_pending')),
+        method TEXT,
+        url TEXT,
+        endpoint TEXT,
+        x402_version INTEGER,
+        scheme TEXT,
+        network TEXT,
+        asset TEXT,
+        asset_symbol TEXT,
+        decimals INTEGER,
+        amount TEXT NOT NULL,
+        pay_to TEXT,
+        payer TEXT,
+        nonce TEXT,
+        valid_before INTEGER,
+        tx TEXT,
+        error TEXT,
+        session_id TEXT,
+        cell_id TEXT,
+        pid INTEGER,
+        host TEXT,
+        writer TEXT,
+        discrepancy TEXT,
+        usd TEXT,
+        transfer TEXT,
+        identifier TEXT,
+        settled_amount TEXT
+    );
+    INSERT INTO payments_v6 (id, created_at, updated_at, status, method, url, endpoint, x402_version, scheme, network, asset, asset_symbol, decimals, amount, pay_to, payer, nonce, valid_before, tx, error, session_id, cell_id, pid, host, writer, discrepancy, usd) SELECT id, created_at, updated_at, status, method, url, endpoint, x402_version, scheme, network, asset, asset_symbol, decimals, amount, pay_to, payer, nonce, valid_before, tx, error, session_id, cell_id, pid, host, writer, discrepancy, usd FROM payments;
+    DROP TABLE payments;
+    ALTER TABLE payments_v6 RENAME TO payments;
+    CREATE INDEX payments_created ON payments(created_at);
+    CREATE INDEX payments_status ON payments(status);
+    CREATE INDEX payments_identifier ON payments(identifier);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -333,6 +379,10 @@ class PaymentRow(Protocol):
     cell_id: str | None
     #: Micro-dollars the payment was worth when signed (None: unknown).
     usd: int | None
+    #: How the transfer was authorised: ``eip3009`` or ``permit2``.
+    transfer: str
+    #: The x402 ``payment-identifier`` sent with it (None: the server did not advertise it).
+    identifier: str | None
 
 
 @dataclass
@@ -463,8 +513,8 @@ class Ledger:
         conn.execute(
             """INSERT INTO payments (id, created_at, updated_at, status, method, url, endpoint, x402_version,
                scheme, network, asset, asset_symbol, decimals, amount, pay_to, payer, nonce, valid_before, tx,
-               error, session_id, cell_id, pid, host, writer, usd)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               error, session_id, cell_id, pid, host, writer, usd, transfer, identifier)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 r.id,
                 r.created_at,
@@ -492,6 +542,8 @@ class Ledger:
                 self._host,
                 self._writer.id if self._writer else None,
                 None if r.usd is None else str(int(r.usd)),
+                getattr(r, "transfer", None),
+                getattr(r, "identifier", None),
             ),
         )
 
@@ -509,9 +561,11 @@ class Ledger:
         tx: str | None = None,
         error: str | None = None,
         discrepancy: str | None = None,
+        settled_amount: int | None = None,
     ) -> None:
         """Record an outcome. What was signed (payer, amount, network...) is never rewritten:
-        a receipt that disagrees lands in ``discrepancy``, beside it."""
+        a receipt that disagrees lands in ``discrepancy``, beside it. ``settled_amount`` is what
+        an ``upto`` payment actually moved (at most the signed ceiling); spend counts it."""
         try:
             status = PaymentStatus(status)
         except ValueError:
@@ -519,14 +573,23 @@ class Ledger:
         with self._lock:
             self._conn.execute(
                 """UPDATE payments SET status=?, updated_at=?, tx=COALESCE(?, tx), error=?,
-                   discrepancy=COALESCE(?, discrepancy) WHERE id=?""",
-                (status, time.time(), tx, error, discrepancy, payment_id),
+                   discrepancy=COALESCE(?, discrepancy), settled_amount=COALESCE(?, settled_amount) WHERE id=?""",
+                (
+                    status,
+                    time.time(),
+                    tx,
+                    error,
+                    discrepancy,
+                    None if settled_amount is None else str(int(settled_amount)),
+                    payment_id,
+                ),
             )
 
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
-        sql = f"SELECT amount FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
+        # An upto payment counts what it settled once known, its signed ceiling until then.
+        sql = f"SELECT COALESCE(settled_amount, amount) FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
         args: list[Any] = [asset.lower(), network, *_counted_args(time.time())]
         if since is not None:
             sql += " AND created_at >= ?"
@@ -537,15 +600,16 @@ class Ledger:
         return sum(int(row[0]) for row in conn.execute(sql, args))
 
     def _spent_usd(self, conn: sqlite3.Connection, *, since: float | None) -> int:
-        sql = f"SELECT usd, amount, decimals FROM payments WHERE {_COUNTED_SQL}"
+        sql = f"SELECT usd, amount, decimals, settled_amount FROM payments WHERE {_COUNTED_SQL}"
         args: list[Any] = _counted_args(time.time())
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
         total = 0
-        for usd, amount, decimals in conn.execute(sql, args):
+        for usd, amount, decimals, settled in conn.execute(sql, args):
             if usd is not None:
-                total += int(usd)
+                # An upto payment that settled less than its ceiling is worth that share of it.
+                total += int(usd) if settled is None or not int(amount) else -(-int(usd) * int(settled) // int(amount))
             elif decimals == 6:  # a row from before v4: a 6-decimal stablecoin, counted at par
                 total += int(amount)
         return total

@@ -1,7 +1,9 @@
-"""The sandbox's pretend chain: token balances, EIP-3009 nonces and settlements, in SQLite.
+"""The sandbox's pretend chain: token balances, allowances, nonces and settlements, in SQLite.
 
-It stands in for the token contracts' storage: ``balanceOf``, ``authorizationState``
-and ``transferWithAuthorization``. Amounts are integers in atomic units, stored
+It stands in for the token contracts' storage (``balanceOf``, ``allowance``,
+``authorizationState``, ``transferWithAuthorization``) and Permit2's nonce bitmap.
+Permit2 nonces live in the same ``nonces`` table as EIP-3009 ones, under the Permit2
+contract's address (they are per owner, not per token), as 0x + 64 hex digits. Amounts are integers in atomic units, stored
 as decimal text (18-decimal balances overflow SQLite's 64-bit integers).
 
 Nonces are reserved atomically when a payment is verified, so that of many
@@ -19,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ..x402.permit2 import PERMIT2_ADDRESS
 from ..x402.wallet import to_checksum
 
 _SCHEMA = """
@@ -49,6 +52,13 @@ CREATE TABLE IF NOT EXISTS settlements (
     x402_version INTEGER,
     block        INTEGER NOT NULL,
     at           REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS allowances (
+    asset   TEXT NOT NULL,
+    owner   TEXT NOT NULL,
+    spender TEXT NOT NULL,
+    amount  TEXT NOT NULL,
+    PRIMARY KEY (asset, owner, spender)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -134,6 +144,41 @@ class Chain:
             ).fetchone()
             return row[0] if row else None
 
+    def allowance(self, asset: str, owner: str, spender: str) -> int:
+        """ERC-20 ``allowance(owner, spender)`` of ``asset`` in atomic units."""
+        with self._lock:
+            self._check()
+            return self._allowance(asset, owner, spender)
+
+    def _allowance(self, asset: str, owner: str, spender: str) -> int:
+        row = self._db.execute(
+            "SELECT amount FROM allowances WHERE asset = ? AND owner = ? AND spender = ?",
+            (asset.lower(), owner.lower(), spender.lower()),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _set_allowance(self, asset: str, owner: str, spender: str, amount: int) -> None:
+        self._db.execute(
+            "INSERT INTO allowances (asset, owner, spender, amount) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (asset, owner, spender) DO UPDATE SET amount = excluded.amount",
+            (asset.lower(), owner.lower(), spender.lower(), str(amount)),
+        )
+
+    def permit2_bitmap(self, owner: str, word: int) -> int:
+        """Permit2's ``nonceBitmap(owner, word)``: bit ``n & 0xff`` set for each used nonce ``n`` in the word."""
+        with self._lock:
+            self._check()
+            rows = self._db.execute(
+                "SELECT nonce FROM nonces WHERE asset = ? AND payer = ? AND state = 'used'",
+                (PERMIT2_ADDRESS.lower(), owner.lower()),
+            ).fetchall()
+        bitmap = 0
+        for (nonce,) in rows:
+            n = int(nonce, 16)
+            if n >> 8 == word:
+                bitmap |= 1 << (n & 0xFF)
+        return bitmap
+
     def block_number(self) -> int:
         with self._lock:
             self._check()
@@ -193,6 +238,14 @@ class Chain:
             self._set_balance(asset, address, new)
             self._next_block()
             return new
+
+    def approve(self, asset: str, owner: str, spender: str, amount: int) -> None:
+        """ERC-20 ``approve``: set (not add to) ``owner``'s allowance to ``spender``."""
+        if not 0 <= amount < 2**256:
+            raise ValueError("an allowance is a uint256")
+        with self._tx():
+            self._set_allowance(asset, owner, spender, amount)
+            self._next_block()
 
     def reserve_nonce(self, asset: str, payer: str, nonce: str) -> bool:
         """Claim a nonce for an in-flight payment; False if it is reserved or used already."""

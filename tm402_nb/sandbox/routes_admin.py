@@ -34,6 +34,9 @@ class FaucetRequest(BaseModel):
     address: str = Field(description="0x address to fund")
     asset: str = Field("usdc", description="`usdc`, `tmai`, or the token's contract address")
     amount: str | int | float = Field(description="amount in display units, e.g. `100` or `0.5`")
+    approve_permit2: bool = Field(
+        False, description="also grant the Permit2 contract an unlimited allowance for this asset (Permit2 payments)"
+    )
 
 
 # -- sandbox admin -----------------------------------------------------------------------------------
@@ -85,7 +88,9 @@ async def info(request: Request) -> dict[str, Any]:
 @sandbox.post("/faucet", summary="Fund an address with sandbox USDC or TMAI (display units)")
 async def faucet(request: Request, body: FaucetRequest) -> Response:
     try:
-        return JSONResponse(_state(request).fund(body.address, body.asset, body.amount))
+        return JSONResponse(
+            _state(request).fund(body.address, body.asset, body.amount, approve_permit2=body.approve_permit2)
+        )
     except ValueError as exc:
         return envelope.error(400, str(exc), "invalid_faucet_request")
 

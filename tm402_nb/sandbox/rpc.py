@@ -2,8 +2,9 @@
 
 Methods: ``eth_chainId``, ``net_version``, ``eth_blockNumber``, ``eth_getBalance``
 (native balance, always 0), ``eth_call`` on the sandbox USDC/TMAI contracts
-(``balanceOf``, ``decimals``, ``symbol``, ``name`` and EIP-3009
-``authorizationState(address,bytes32)``), and ``eth_getTransactionReceipt`` for
+(``balanceOf``, ``allowance``, ``decimals``, ``symbol``, ``name`` and EIP-3009
+``authorizationState(address,bytes32)``), ``eth_call`` of ``nonceBitmap(address,uint256)``
+on the Permit2 contract, and ``eth_getTransactionReceipt`` for
 the sandbox's settlement hashes. Batches are accepted. Errors use JSON-RPC codes.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from ..x402.permit2 import ALLOWANCE, NONCE_BITMAP, PERMIT2_ADDRESS
 from .state import SandboxState
 
 
@@ -54,15 +56,25 @@ def _eth_call(st: SandboxState, params: list[Any]) -> str:
     to, data = call.get("to"), call.get("data", call.get("input"))
     if not isinstance(to, str) or not isinstance(data, str) or not _HEX_RE.match(data):
         raise RpcError(-32602, "eth_call needs 'to' and hex 'data'")
+    sel, args = data[:10].lower(), data[10:]
+    if to.lower() == PERMIT2_ADDRESS.lower():
+        if sel != NONCE_BITMAP:
+            raise RpcError(3, "execution reverted")
+        if len(args) < 128:
+            raise RpcError(-32602, "nonceBitmap(address,uint256) needs two 32-byte arguments")
+        return _word(st.chain.permit2_bitmap("0x" + args[24:64], int(args[64:128], 16)))
     asset = next((a for a in st.assets.values() if a.address.lower() == to.lower()), None)
     if asset is None:
         return "0x"  # no code at that address, as a node answers for an EOA
-    sel, args = data[:10].lower(), data[10:]
     if sel == BALANCE_OF:
         if len(args) < 64:
             raise RpcError(-32602, "balanceOf(address) needs a 32-byte argument")
         owner = "0x" + args[24:64]
         return _word(st.chain.balance(asset.address, owner))
+    if sel == ALLOWANCE:
+        if len(args) < 128:
+            raise RpcError(-32602, "allowance(address,address) needs two 32-byte arguments")
+        return _word(st.chain.allowance(asset.address, "0x" + args[24:64], "0x" + args[88:128]))
     if sel == AUTHORIZATION_STATE:
         if len(args) < 128:
             raise RpcError(-32602, "authorizationState(address,bytes32) needs two 32-byte arguments")

@@ -158,8 +158,11 @@ class SandboxServer:
         self.state.set_faults(new)
         return new
 
-    def fund(self, address: str, asset: str = "usdc", amount: Any = "100") -> dict[str, Any]:
-        return self.state.fund(address, asset, amount)
+    def fund(
+        self, address: str, asset: str = "usdc", amount: Any = "100", *, approve_permit2: bool = False
+    ) -> dict[str, Any]:
+        """The faucet; ``approve_permit2`` also grants Permit2 an unlimited allowance for the asset."""
+        return self.state.fund(address, asset, amount, approve_permit2=approve_permit2)
 
     def balance(self, address: str, asset: str = "usdc") -> int:
         """Balance in atomic units."""

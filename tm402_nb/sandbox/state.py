@@ -8,6 +8,7 @@ import tempfile
 from decimal import Decimal
 
 from ..money import plain, to_atomic, to_display
+from ..x402.permit2 import PERMIT2_ADDRESS
 from .assets import PayAsset, pay_assets, resolve_asset
 from .chain import Chain
 from .config import SandboxConfig, facilitator_address, payee_address
@@ -76,8 +77,11 @@ class SandboxState:
             raise ValueError(f"unknown asset {str(name_or_address)[:60]!r}; this sandbox takes {known}")
         return a
 
-    def fund(self, address: str, asset: str, amount: object) -> dict[str, object]:
-        """Credit ``amount`` (display units) of ``asset`` to ``address``; returns the faucet receipt."""
+    def fund(self, address: str, asset: str, amount: object, *, approve_permit2: bool = False) -> dict[str, object]:
+        """Credit ``amount`` (display units) of ``asset`` to ``address``; returns the faucet receipt.
+
+        ``approve_permit2`` also grants the Permit2 contract an unlimited allowance for the
+        asset, as the one-time approval a wallet sends before its first Permit2 payment."""
         from ..x402.networks import is_address
         from ..x402.wallet import to_checksum
 
@@ -93,6 +97,8 @@ class SandboxState:
         if atomic > to_atomic(FAUCET_MAX, a.decimals):
             raise ValueError(f"amount is over the faucet limit of {FAUCET_MAX} {a.symbol}")
         balance = self.chain.credit(a.address, address, atomic)
+        if approve_permit2:
+            self.chain.approve(a.address, address, PERMIT2_ADDRESS, 2**256 - 1)
         return {
             "success": True,
             "address": to_checksum(address),
@@ -103,7 +109,7 @@ class SandboxState:
             "balance": display(balance, a.decimals),
             "balance_atomic": str(balance),
             "network": self.network.v1_name,
-        }
+        } | ({"permit2_allowance": "unlimited"} if approve_permit2 else {})
 
     def balance(self, address: str, asset: str) -> int:
         return self.chain.balance(self.asset(asset).address, address)

@@ -524,7 +524,10 @@ class X402Auth(httpx.Auth):
             return payment.status
         record = payment.record
         try:
-            used = self.chain.authorization_used(record.asset, record.payer, record.nonce)
+            if record.transfer == "permit2":  # Permit2 keeps the owner's nonces, not the token
+                used = self.chain.permit2_nonce_used(record.payer, int(record.nonce, 16))
+            else:
+                used = self.chain.authorization_used(record.asset, record.payer, record.nonce)
         except TM402Error:
             return payment.status
         request = httpx.Request(record.method, record.url)

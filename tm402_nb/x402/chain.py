@@ -1,10 +1,11 @@
 """What the chain says about a token and a payment, read over JSON-RPC (``eth_call``).
 
 The payer's own evidence: an EIP-3009 token records every authorization nonce it has
-executed (``authorizationState(authorizer, nonce)``), so a payment whose answer was lost
-can be decided without trusting the server: used means it settled, unused after its
-``validBefore`` means it never can. The same calls work against a real node and the
-sandbox's ``/rpc``.
+executed (``authorizationState(authorizer, nonce)``), and Permit2 every nonce it has
+consumed (``nonceBitmap(owner, word)``), so a payment whose answer was lost can be
+decided without trusting the server: used means it settled, unused after its
+``validBefore`` (or deadline) means it never can. The same calls work against a real
+node and the sandbox's ``/rpc``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from ..errors import X402ProtocolError
+from .permit2 import ALLOWANCE, NONCE_BITMAP, PERMIT2_ADDRESS, nonce_position
 
 __all__ = ["AUTHORIZATION_STATE", "BALANCE_OF", "AuthorizationReader", "ChainReader"]
 
@@ -24,9 +26,13 @@ AUTHORIZATION_STATE = "0xe94a0102"
 
 
 class AuthorizationReader(Protocol):
-    """Whether an EIP-3009 authorization has been executed on chain."""
+    """Whether an authorization (EIP-3009, or Permit2 by its nonce bitmap) has been executed on chain."""
 
     def authorization_used(self, asset: str, authorizer: str, nonce: str) -> bool: ...
+
+    def permit2_nonce_used(self, owner: str, nonce: int) -> bool:
+        """Whether Permit2 nonce ``nonce`` of ``owner`` has been consumed."""
+        ...
 
 
 def _word(hex_value: str) -> str:
@@ -71,6 +77,16 @@ class ChainReader:
     def authorization_used(self, asset: str, authorizer: str, nonce: str) -> bool:
         """True when ``nonce`` of ``authorizer`` has been executed (or cancelled) on ``asset``."""
         return self._uint(asset, AUTHORIZATION_STATE + _word(authorizer) + _word(nonce)) != 0
+
+    def allowance(self, token: str, owner: str, spender: str) -> int:
+        """ERC-20 ``allowance(owner, spender)`` in atomic units (Permit2 needs one from the payer)."""
+        return self._uint(token, ALLOWANCE + _word(owner) + _word(spender))
+
+    def permit2_nonce_used(self, owner: str, nonce: int) -> bool:
+        """True when Permit2 nonce ``nonce`` of ``owner`` has been consumed (settled or invalidated)."""
+        word, bit = nonce_position(nonce)
+        bitmap = self._uint(PERMIT2_ADDRESS, NONCE_BITMAP + _word(owner) + _word(hex(word)))
+        return bool(bitmap >> bit & 1)
 
     def chain_id(self) -> int:
         result = self.call("eth_chainId", [])

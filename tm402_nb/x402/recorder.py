@@ -51,6 +51,10 @@ class PaymentRecord:
     cell_id: str | None = None
     #: What the payment is worth in micro-dollars (the daily cap counts it across assets).
     usd: int | None = None
+    #: How the transfer is authorised: ``eip3009`` (transferWithAuthorization) or ``permit2``.
+    transfer: str = "eip3009"
+    #: The ``payment-identifier`` extension's id sent with it, when the server advertises it.
+    identifier: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
 
@@ -87,7 +91,9 @@ class PaymentRecorder(Protocol):
         tx: str | None = None,
         error: str | None = None,
         discrepancy: str | None = None,
+        settled_amount: int | None = None,
     ) -> None:
         """Record what became of a payment: ``tx`` when a receipt names it, ``discrepancy`` when
-        a receipt disagrees with what was signed. The signed facts (payer, amount...) never change."""
+        a receipt disagrees with what was signed, ``settled_amount`` when an ``upto`` payment
+        moved less than its ceiling. The signed facts (payer, amount...) never change."""
         ...

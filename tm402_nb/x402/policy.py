@@ -52,6 +52,7 @@ from .networks import (
     is_address,
     same_address,
 )
+from .permit2 import TRANSFER_METHODS, permit2_offer_problem, transfer_method
 
 if TYPE_CHECKING:
     from .recorder import SpendCounter
@@ -111,6 +112,11 @@ class Offer:
     @property
     def display(self) -> str:
         return f"{format_amount(self.amount, self.asset.decimals, self.asset.symbol)} on {self.network.v1_name}"
+
+    @property
+    def transfer(self) -> str:
+        """How paying it moves the tokens: ``eip3009`` or ``permit2`` (``extra.assetTransferMethod``)."""
+        return transfer_method(self.requirements)
 
     @property
     def price_text(self) -> str:
@@ -358,6 +364,9 @@ class SpendPolicy:
         """Resolve one requirement into an :class:`Offer`, or the reason it cannot be paid."""
         if req.scheme != "exact":
             return f"scheme {req.scheme!r} is not supported (only 'exact')"
+        method = transfer_method(req)
+        if method not in TRANSFER_METHODS:
+            return f"assetTransferMethod {method!r} is not supported (this wallet pays by {' or '.join(TRANSFER_METHODS)})"
         try:
             network = get_network(req.network)
         except X402ProtocolError:
@@ -392,7 +401,12 @@ class SpendPolicy:
             if known is not None:
                 return f"asset {known.symbol} is not in the allowed assets"
             return f"unknown asset {req.asset}"
-        if not (req.eip712_name and req.eip712_version) and not (asset.eip712_name and asset.eip712_version):
+        if method == "permit2":
+            # Signed under Permit2's own EIP-712 domain: the token's name/version play no part.
+            problem = permit2_offer_problem(req)
+            if problem is not None:
+                return problem
+        elif not (req.eip712_name and req.eip712_version) and not (asset.eip712_name and asset.eip712_version):
             return f"the challenge gives no EIP-712 name/version for {asset.symbol} and none is known"
         if req.max_timeout_seconds <= 0 or req.max_timeout_seconds > self.max_timeout_seconds:
             return f"maxTimeoutSeconds {req.max_timeout_seconds} is outside 1..{self.max_timeout_seconds}"

@@ -366,7 +366,9 @@ class SpendPolicy:
             return f"scheme {req.scheme!r} is not supported (only 'exact')"
         method = transfer_method(req)
         if method not in TRANSFER_METHODS:
-            return f"assetTransferMethod {method!r} is not supported (this wallet pays by {' or '.join(TRANSFER_METHODS)})"
+            return (
+                f"assetTransferMethod {method!r} is not supported (this wallet pays by {' or '.join(TRANSFER_METHODS)})"
+            )
         try:
             network = get_network(req.network)
         except X402ProtocolError:

@@ -67,6 +67,7 @@ class SandboxState:
             facilitator=self.facilitator,
             faults=self.faults,
             stats=self.stats,
+            tmai_transfer=profile.tmai_transfer,
         )
 
     # -- helpers shared by the admin routes and the Python server object ------------------------

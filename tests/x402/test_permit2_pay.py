@@ -300,3 +300,24 @@ def test_a_permit2_offer_naming_the_right_spender_and_token_is_paid(
     assert permit.valid_after == 0 and permit.deadline <= time.time() + 301
     [row] = ledger.payment_rows()
     assert row["valid_before"] == permit.deadline and row["nonce"] == permit.nonce_hex
+
+
+def test_a_clock_ahead_of_the_servers_does_not_refuse_a_permit2_offer(wallet: Wallet) -> None:
+    """EIP-3009 back-dates validAfter 10 minutes, so a clock further ahead is refused before signing;
+    a Permit2 witness's validAfter is 0, so the same clock pays it. A clock behind refuses both."""
+    from tm402_nb.x402.messages import PaymentRequirements
+    from tm402_nb.x402.policy import Offer
+
+    pol = policy()
+    auth = X402Auth(wallet, pol)
+    permit2 = pol.screen(PaymentRequirements.from_json(_offer(TMAI_ADDR, {"assetTransferMethod": "permit2"}), 2))
+    eip3009 = pol.screen(PaymentRequirements.from_json(_usdc(), 2))
+    assert isinstance(permit2, Offer) and isinstance(eip3009, Offer)
+    auth.clock_skew = -1000.0
+    auth._check_clock(permit2)
+    with pytest.raises(PaymentRefused, match="ahead"):
+        auth._check_clock(eip3009)
+    auth.clock_skew = 1000.0
+    for offer in (permit2, eip3009):
+        with pytest.raises(PaymentRefused, match="behind"):
+            auth._check_clock(offer)

@@ -367,8 +367,8 @@ class X402Auth(httpx.Auth):
 
     def _check_clock(self, offer: Offer) -> None:
         """Refuse to sign what the server's clock would refuse (see ``tm402-nb doctor``)."""
-        if self.clock_skew is None:
-            return
+        if self.clock_skew is None or (offer.transfer == "permit2" and self.clock_skew < 0):
+            return  # a Permit2 witness's validAfter is 0: no clock ahead of the server's makes it "not yet valid"
         window = min(self.policy.authorization_seconds, offer.requirements.max_timeout_seconds)
         problem = clock_problem(self.clock_skew, window)
         if problem is not None:
@@ -772,7 +772,11 @@ class X402Auth(httpx.Auth):
     def _allowance_error(self, offer: Offer, *, allowance: int | None = None, signed: bool = False) -> TM402Error:
         asset = offer.asset
         fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
-        have = f"the wallet's allowance is {fmt(allowance)}" if allowance is not None else "the server says so"
+        have = (
+            f"the wallet's allowance is {fmt(allowance)}"
+            if allowance is not None
+            else "the server found the wallet's allowance too small"
+        )
         name = asset.symbol.lower()
         return Permit2AllowanceRequired(
             f"{offer.display} is paid through Permit2, which can move only what the wallet approved it to "

@@ -10,7 +10,7 @@ from decimal import Decimal
 from ..money import plain, to_atomic, to_display
 from ..x402.permit2 import PERMIT2_ADDRESS
 from .assets import PayAsset, pay_assets, resolve_asset
-from .chain import Chain
+from .chain import NATIVE, Chain
 from .config import SandboxConfig, facilitator_address, payee_address
 from .datasets import DataService
 from .facilitator import Facilitator
@@ -29,6 +29,16 @@ def display(atomic: int, decimals: int) -> str:
 
 #: Largest faucet drip, in display units.
 FAUCET_MAX = Decimal(1_000_000_000)
+#: What the faucet and the balance route call the chain's native coin (gas is paid in it).
+ETH_NAMES = ("eth", "native")
+
+
+def is_eth(asset: object) -> bool:
+    return isinstance(asset, str) and asset.strip().lower() in ETH_NAMES
+
+
+#: The native coin, as the faucet describes it (never a payment asset: it is not in ``assets``).
+ETH = PayAsset("eth", "ETH", NATIVE, 18, "Ether", "")
 
 
 class SandboxState:
@@ -80,6 +90,7 @@ class SandboxState:
     def fund(self, address: str, asset: str, amount: object, *, approve_permit2: bool = False) -> dict[str, object]:
         """Credit ``amount`` (display units) of ``asset`` to ``address``; returns the faucet receipt.
 
+        ``asset`` ``"eth"`` is the native coin, which pays for gas (an approval transaction).
         ``approve_permit2`` also grants the Permit2 contract an unlimited allowance for the
         asset, as the one-time approval a wallet sends before its first Permit2 payment."""
         from ..x402.networks import is_address
@@ -87,7 +98,9 @@ class SandboxState:
 
         if not is_address(address):
             raise ValueError(f"address must be 0x followed by 40 hex digits, got {str(address)[:50]!r}")
-        a = self.asset(asset)
+        if is_eth(asset) and approve_permit2:
+            raise ValueError("approve_permit2 applies to a token (usdc, tmai), not to ETH")
+        a = ETH if is_eth(asset) else self.asset(asset)
         try:
             atomic = to_atomic(amount, a.decimals, what="amount")  # type: ignore[arg-type]
         except Exception as exc:  # ConfigurationError carries a clean message
@@ -112,7 +125,7 @@ class SandboxState:
         } | ({"permit2_allowance": "unlimited"} if approve_permit2 else {})
 
     def balance(self, address: str, asset: str) -> int:
-        return self.chain.balance(self.asset(asset).address, address)
+        return self.chain.balance(NATIVE if is_eth(asset) else self.asset(asset).address, address)
 
     def set_faults(self, faults: Faults) -> None:
         self.faults.set(faults)

@@ -174,15 +174,14 @@ def _send_raw(st: SandboxState, params: list[Any]) -> str:
     if raw[0] != 2:
         raise RpcError(-32000, "transaction type not supported: the sandbox chain takes EIP-1559 (type 2) only")
     try:
-        tx = TypedTransaction.from_bytes(HexBytes(raw)).transaction.dictionary
+        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
         sender = Account.recover_transaction(raw)
     except Exception as exc:  # undecodable, or a signature that recovers to no key
         raise RpcError(-32000, f"invalid transaction: {type(exc).__name__}") from None
     if tx["chainId"] != st.network.chain_id:
         raise RpcError(-32000, f"invalid chain id {tx['chainId']}: this chain is {st.network.chain_id}")
-    to = "0x" + bytes(tx["to"]).hex() if tx.get("to") else None
-    token = _token(st, to)
-    args = _approve_args("0x" + bytes(tx["data"]).hex())
+    token = _token(st, _hex(tx.get("to")))
+    args = _approve_args(_hex(tx.get("data")))
     if token is None or args is None or tx["value"] != 0:
         raise RpcError(-32000, "the sandbox chain executes only approve(address,uint256) on its tokens, sending no ETH")
     if tx["gas"] < APPROVE_GAS:
@@ -208,6 +207,13 @@ def _send_raw(st: SandboxState, params: list[Any]) -> str:
     if refused is not None:
         raise RpcError(-32000, refused)
     return tx_hash
+
+
+def _hex(value: object) -> str:
+    """A decoded transaction field (bytes, or already hex text) as 0x-hex."""
+    if isinstance(value, str):
+        return value if value.startswith("0x") else "0x" + value
+    return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else "0x"
 
 
 def _approval_receipt(tx: dict[str, Any]) -> dict[str, Any]:

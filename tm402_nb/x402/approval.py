@@ -44,6 +44,7 @@ from .wallet import Wallet, recover_address, to_checksum
 __all__ = [
     "ERC20_APPROVAL_GAS_SPONSORING",
     "MAX_UINT256",
+    "Allowance",
     "ApprovalFailed",
     "ApprovalPlan",
     "ApprovalResult",
@@ -53,6 +54,7 @@ __all__ = [
     "approve_calldata",
     "gas_sponsoring_extensions",
     "plan_approval",
+    "read_allowance",
     "resolve_token",
     "send_approval",
     "sign_sponsored_approval",
@@ -236,6 +238,37 @@ def eth_text(wei: int) -> str:
     return format_amount(wei, _ETH, "ETH")
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """What Permit2 may move of ``owner``'s ``token`` (ERC-20 ``allowance(owner, Permit2)``)."""
+
+    token: Asset
+    owner: str
+    atomic: int
+
+    @property
+    def amount(self) -> Decimal:
+        """In display units (exact)."""
+        return Decimal(self.atomic).scaleb(-self.token.decimals)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.atomic == MAX_UINT256
+
+    def __bool__(self) -> bool:
+        return self.atomic > 0
+
+    def __str__(self) -> str:
+        held = amount_text(self.atomic, self.token) if self.atomic else f"no {self.token.symbol}"
+        return f"Permit2 may move {held} of {self.owner} ({self.token.address})"
+
+    __repr__ = __str__
+
+
+def read_allowance(reader: ChainReader, token: Asset, owner: str) -> Allowance:
+    return Allowance(token, owner, reader.allowance(token.address, owner, PERMIT2_ADDRESS))
+
+
 # -- plan, send, confirm ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ApprovalPlan:
@@ -258,18 +291,20 @@ class ApprovalPlan:
     def max_gas_cost(self) -> int:
         return self.tx.max_gas_cost
 
-    def lines(self) -> list[str]:
+    def lines(self, *, sent: bool = False) -> list[str]:
+        """What will be sent (``sent``: what was sent, without the balances read before)."""
         gwei = Decimal(self.tx.max_fee_per_gas).scaleb(-9)
-        return [
+        now = amount_text(self.current_allowance, self.token) if self.current_allowance else "none"
+        out = [
             f"token      {self.token.symbol} {self.token.address}",
             f"spender    Permit2 {PERMIT2_ADDRESS}",
-            f"amount     {amount_text(self.amount, self.token)} (allowance now "
-            f"{amount_text(self.current_allowance, self.token) if self.current_allowance else 'none'})",
+            f"amount     {amount_text(self.amount, self.token)}" + ("" if sent else f" (allowance now: {now})"),
             f"gas        at most {eth_text(self.max_gas_cost)} ({self.tx.gas:,} gas at ≤ {gwei.normalize():f} gwei;"
             f" estimated {self.estimated_gas:,}), paid in ETH",
-            f"ETH        {eth_text(self.eth_balance)} in {self.owner}",
-            f"network    {self.network.label} (chain id {self.network.chain_id})",
         ]
+        if not sent:
+            out.append(f"ETH        {eth_text(self.eth_balance)} in {self.owner}")
+        return [*out, f"network    {self.network.label} (chain id {self.network.chain_id})"]
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_amounts():
     assert approval_amount("unlimited", 18) == approval_amount("MAX", 6) == MAX_UINT256
     assert approval_amount(Decimal("0.5"), 6) == 500_000 and approval_amount(0.25, 6) == 250_000
     for bad in ("0", "-1", 0):
-        with pytest.raises(ConfigurationError, match="greater than 0|negative"):
+        with pytest.raises(ConfigurationError, match=r"greater than 0|negative"):
             approval_amount(bad, 18)
     assert approval_amount(str(MAX_UINT256), 0) == MAX_UINT256
     with pytest.raises(ConfigurationError, match=r"2\*\*256 - 1"):
@@ -200,7 +200,7 @@ def test_plan_reads_nonce_fees_gas_and_balance_and_sends_nothing():
     assert node.sent == [] and "eth_sendRawTransaction" not in node.methods()
     (estimate,) = [p for m, p in node.calls if m == "eth_estimateGas"]
     assert estimate[0]["to"] == TMAI.address and estimate[0]["data"].startswith(APPROVE)
-    assert ["pending"] == [p[1] for m, p in node.calls if m == "eth_getTransactionCount"]
+    assert [p[1] for m, p in node.calls if m == "eth_getTransactionCount"] == ["pending"]
     text = "\n".join(plan.lines())
     assert "Permit2 0x000000000022D473030F116dDEE9F6B43aC78BA3" in text and "5.00 TMAI" in text
     assert "paid in ETH" in text and "Base Sepolia (chain id 84532)" in text

@@ -259,7 +259,14 @@ class Allowance:
         return self.atomic > 0
 
     def __str__(self) -> str:
-        held = amount_text(self.atomic, self.token) if self.atomic else f"no {self.token.symbol}"
+        if self.unlimited:
+            held = f"unlimited {self.token.symbol}"
+        else:
+            held = (
+                format_amount(self.atomic, self.token.decimals, self.token.symbol)
+                if self
+                else f"no {self.token.symbol}"
+            )
         return f"Permit2 may move {held} of {self.owner} ({self.token.address})"
 
     __repr__ = __str__

@@ -90,6 +90,8 @@ async def info(request: Request) -> dict[str, Any]:
 @sandbox.post("/faucet", summary="Fund an address with sandbox USDC, TMAI or ETH for gas (display units)")
 async def faucet(request: Request, body: FaucetRequest) -> Response:
     try:
+        if body.approve_permit2 and is_eth(body.asset):
+            raise ValueError("approve_permit2 applies to a token (usdc, tmai), not to ETH")
         return JSONResponse(
             _state(request).fund(body.address, body.asset, body.amount, approve_permit2=body.approve_permit2)
         )

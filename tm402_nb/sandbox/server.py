@@ -18,7 +18,8 @@ from .config import DEFAULT_SEED, SandboxConfig
 from .faults import Faults
 from .profiles import SandboxProfile
 
-#: What the throwaway wallet gets at start (display units).
+#: What the throwaway wallet gets at start (display units): with ETH for gas, so that a first run
+#: can send the one-time approval a Permit2 payment needs (``s.approve_permit2``).
 DEFAULT_FUNDING = {"usdc": "100", "tmai": "10000", "eth": "0.01"}
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -225,7 +226,7 @@ def serve(
     :class:`~tm402_nb.sandbox.profiles.SandboxProfile`; ``x402_version``, ``network``,
     ``anchor`` (pins the data to that day) and any other switch given by name
     (``field_case="lower"``, ``date_range="error"``, ...) flip that switch of it.
-    ``fund=True`` gives the throwaway wallet 100 USDC, 10,000 TMAI and 0.01 ETH for gas; pass a dict
+    ``fund=True`` gives the throwaway wallet 100 USDC and 10,000 TMAI; pass a dict
     (``{"usdc": "5"}``) to choose, or ``False`` for none. ``config`` overrides every
     other setting.
     """

@@ -90,16 +90,15 @@ class SandboxState:
     def fund(self, address: str, asset: str, amount: object, *, approve_permit2: bool = False) -> dict[str, object]:
         """Credit ``amount`` (display units) of ``asset`` to ``address``; returns the faucet receipt.
 
-        ``asset`` ``"eth"`` is the native coin, which pays for gas (an approval transaction).
         ``approve_permit2`` also grants the Permit2 contract an unlimited allowance for the
-        asset, as the one-time approval a wallet sends before its first Permit2 payment."""
+        asset, as the one-time approval a wallet sends before its first Permit2 payment.
+        ``asset`` ``"eth"`` is the native coin, which pays for gas (an approval transaction); it
+        has no allowance, so ``approve_permit2`` is ignored for it."""
         from ..x402.networks import is_address
         from ..x402.wallet import to_checksum
 
         if not is_address(address):
             raise ValueError(f"address must be 0x followed by 40 hex digits, got {str(address)[:50]!r}")
-        if is_eth(asset) and approve_permit2:
-            raise ValueError("approve_permit2 applies to a token (usdc, tmai), not to ETH")
         a = ETH if is_eth(asset) else self.asset(asset)
         try:
             atomic = to_atomic(amount, a.decimals, what="amount")  # type: ignore[arg-type]
@@ -110,6 +109,7 @@ class SandboxState:
         if atomic > to_atomic(FAUCET_MAX, a.decimals):
             raise ValueError(f"amount is over the faucet limit of {FAUCET_MAX} {a.symbol}")
         balance = self.chain.credit(a.address, address, atomic)
+        approve_permit2 = approve_permit2 and a is not ETH
         if approve_permit2:
             self.chain.approve(a.address, address, PERMIT2_ADDRESS, 2**256 - 1)
         return {

@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS allowances (
     amount  TEXT NOT NULL,
     PRIMARY KEY (asset, owner, spender)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- Transactions a wallet sent (approvals), mined at once.
 CREATE TABLE IF NOT EXISTS transactions (
     hash      TEXT PRIMARY KEY,
     sender    TEXT NOT NULL,
@@ -74,10 +79,6 @@ CREATE TABLE IF NOT EXISTS transactions (
     block     INTEGER NOT NULL,
     at        REAL NOT NULL,
     UNIQUE (sender, nonce)
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
 );
 """
 

@@ -248,3 +248,24 @@ def test_the_cli_approves(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO())
     assert cli_main(["approve", "tmai", "5", "--mode", "sandbox"]) == 2  # no one to ask: refused
     assert "needs a yes" in capsys.readouterr().err
+
+
+def test_a_permit2_payment_refused_for_want_of_allowance_pays_after_the_approval():
+    """End to end with the Permit2 payment path: TMAI paid by Permit2 from an unapproved wallet is
+    refused before anything settles; after ``approve_permit2`` the same call pays in TMAI."""
+    options = {"tmai_transfer": "permit2", "approve_permit2": False}
+    try:
+        s = tm.Session("sandbox", progress=False, pay_with="tmai", sandbox_options=options)
+    except tm.TM402Error as exc:  # this branch's sandbox does not play Permit2 payments yet
+        if "approve_permit2" not in str(exc):
+            raise
+        pytest.skip("needs the sandbox's Permit2 payments (issue 14's Permit2 branch)")
+    with s:
+        with pytest.raises(tm.TM402Error, match="permit2_allowance_required"):
+            s.client.frame("tm-grade", symbol="BTC")
+        assert not s.allowance("tmai")
+        s.approve_permit2("tmai", "unlimited", yes=True)
+        df = s.client.frame("tm-grade", symbol="BTC", refresh=True)
+        assert df.attrs["tm402"]["paid"] == 1
+        paid = s.ledger.payments()
+        assert paid[paid["status"] == "settled"]["asset"].str.lower().tolist() == [TMAI.address.lower()]

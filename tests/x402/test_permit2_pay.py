@@ -321,3 +321,20 @@ def test_a_clock_ahead_of_the_servers_does_not_refuse_a_permit2_offer(wallet: Wa
     for offer in (permit2, eip3009):
         with pytest.raises(PaymentRefused, match="behind"):
             auth._check_clock(offer)
+
+
+def test_forget_allowance_makes_the_next_payment_read_the_chain(sbp: SandboxServer, ledger: Ledger) -> None:
+    """After a new approval (s.approve_permit2 calls forget_allowance) the cached reading is not trusted."""
+    wallet = funded(sbp, approve=True)
+    reader = CountingReader(sbp.rpc_url)
+    auth = X402Auth(wallet, policy(), ledger=ledger, chain=reader)
+    with paying_client(wallet, auth=auth) as client:
+        assert client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI).status_code == 200
+        auth.forget_allowance(USDC_BASE_SEPOLIA.address)  # another token: the TMAI reading stays
+        assert client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI).status_code == 200
+        assert reader.allowance_reads == 1
+        sbp.state.chain.approve(sbp.state.asset("tmai").address, wallet.address, PERMIT2_ADDRESS, 0)
+        auth.forget_allowance(sbp.state.asset("tmai").address)
+        with pytest.raises(Permit2AllowanceRequired, match="nothing was signed"):
+            client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI)
+    assert reader.allowance_reads == 2 and auth.stats["signed"] == 2

@@ -761,6 +761,13 @@ class X402Auth(httpx.Auth):
             self._allowances.pop(key, None)
         raise self._allowance_error(offer, allowance=allowance)
 
+    def forget_allowance(self, token: str | None = None) -> None:
+        """Drop the cached Permit2 allowance of ``token`` (every token when None): the next Permit2
+        payment reads the chain again. Called after the wallet approves Permit2 anew."""
+        with self._lock:
+            for key in [k for k in self._allowances if token is None or k[0] == token.lower()]:
+                del self._allowances[key]
+
     def _draw_allowance(self, offer: Offer) -> None:
         """What a signed payment may take from the cached allowance (an unlimited one never shrinks)."""
         key = self._allowance_key(offer)

@@ -905,6 +905,10 @@ class X402Auth(httpx.Auth):
             )
         else:
             self._mark(payment, PaymentStatus.UNKNOWN, request, reason="answered without a settlement receipt")
+            # Its body may yet be cut off (the answer lost): re-sending the request replays this
+            # header, which a payment-identifier server answers from its cache, never a new one.
+            with self._lock:
+                self._unresolved[_replay_key(request)] = payment
 
     def _discrepancy(self, payment: Payment, receipt: SettlementResponse) -> str | None:
         """What a receipt of success says that differs from what we signed, or None.

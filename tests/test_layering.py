@@ -31,7 +31,8 @@ BOTTOM = {f"{PACKAGE}.cells", f"{PACKAGE}.errors", f"{PACKAGE}.status", f"{PACKA
 # Higher imports lower; equal ranks (x402 and ledger) do not import each other.
 RANK = {"x402": 0, "ledger": 0, "tokenmetrics": 1, "session": 2, "notebook": 3}
 SANDBOX_MAY_IMPORT = {
-    f"{PACKAGE}.x402.{name}" for name in ("messages", "encoding", "networks", "money", "eip3009", "permit2", "wallet", "identifier")
+    f"{PACKAGE}.x402.{name}"
+    for name in ("messages", "encoding", "networks", "money", "eip3009", "permit2", "wallet", "identifier")
 }
 SANDBOX_IMPORTED_BY = {"session", "notebook", "top"}
 

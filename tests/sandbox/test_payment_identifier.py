@@ -110,9 +110,7 @@ def test_a_lost_answer_is_recovered_by_the_transport_replaying_the_identical_pay
     assert row["status"] == "settled" and row["tx"] == settled["tx"]
 
 
-def test_a_lost_answer_is_recovered_when_the_caller_sends_the_request_again(
-    v2: SandboxServer, ledger: Ledger
-) -> None:
+def test_a_lost_answer_is_recovered_when_the_caller_sends_the_request_again(v2: SandboxServer, ledger: Ledger) -> None:
     """No replaying transport: the answer is lost (unknown); sending the same request again replays
     the same header, and the server's cache turns it into the answer and a settled row."""
     wallet = fresh_wallet(v2, tmai=None)

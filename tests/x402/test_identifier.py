@@ -90,7 +90,8 @@ def test_no_extension_and_v1_get_no_id() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["a" * 15, "a" * 129, "pay_" + "é" * 20, "pay_ has space__", 12345678901234567, None, "pay_abc!@#defghijkl"]
+    "value",
+    ["a" * 15, "a" * 129, "pay_" + "é" * 20, "pay_ has space__", 12345678901234567, None, "pay_abc!@#defghijkl"],
 )
 def test_invalid_ids(value: Any) -> None:
     assert not is_valid_payment_id(value)

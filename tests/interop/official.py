@@ -111,10 +111,10 @@ def official_resource_app(facilitator_url: str, price: str = "$0.01") -> tuple[F
     from x402 import x402ResourceServer
     from x402.extensions.payment_identifier import PAYMENT_IDENTIFIER, declare_payment_identifier_extension
     from x402.extensions.payment_identifier import extract_payment_identifier as sdk_payment_identifier
-    from x402.http.utils import decode_payment_signature_header
     from x402.http import FacilitatorConfig, HTTPFacilitatorClient
     from x402.http.middleware.fastapi import PaymentMiddlewareASGI
     from x402.http.types import PaymentOption, RouteConfig
+    from x402.http.utils import decode_payment_signature_header
     from x402.mechanisms.evm.exact.server import ExactEvmScheme as ExactEvmServerScheme
 
     server = x402ResourceServer(HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url)))

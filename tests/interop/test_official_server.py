@@ -114,7 +114,7 @@ def test_a_lost_answer_comes_back_from_an_sdk_server_with_an_idempotency_store(s
 def test_lost_answer_replay_through_our_transport_against_the_sdk_store(stack, wallet, ledger):
     """The answer is cut after settlement (the connection dropped by a proxy in front): our
     transport replays the identical payload and the SDK server's store answers it."""
-    url, counts, fac = stack
+    url, _counts, fac = stack
     before = len(fac.settled)
 
     class CutFirstAnswer(httpx.BaseTransport):

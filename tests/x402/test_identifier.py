@@ -178,9 +178,12 @@ def test_auth_attaches_and_records_the_id(wallet, ledger) -> None:
 def test_auth_refuses_an_impossible_required_id_before_signing(wallet, ledger, case: str) -> None:
     toy = _toy({PAYMENT_IDENTIFIER: declaration(True, **IMPOSSIBLE[case])})
     auth = X402Auth(wallet, SpendPolicy(max_per_call="0.05"), ledger=ledger)
-    with serve_app(toy.app) as url, httpx.Client(auth=auth) as c:
-        with pytest.raises(X402ProtocolError, match="requires a payment-identifier"):
-            c.get(url + "/data")
+    with (
+        serve_app(toy.app) as url,
+        httpx.Client(auth=auth) as c,
+        pytest.raises(X402ProtocolError, match="requires a payment-identifier"),
+    ):
+        c.get(url + "/data")
     assert auth.stats["signed"] == 0 and ledger.payment_rows() == []
     assert toy.counts["paid_attempts"] == 0 and not toy.settlements
     assert sum(auth.policy.spent().values()) == 0

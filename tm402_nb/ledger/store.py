@@ -844,6 +844,8 @@ class Ledger:
             "x402_version",
             "session_id",
             "cell_id",
+            "transfer",
+            "identifier",
         ]
         if not rows:
             frame = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})

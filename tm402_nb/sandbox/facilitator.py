@@ -22,7 +22,13 @@ from eth_hash.auto import keccak
 
 from ..errors import X402ProtocolError
 from ..x402.eip3009 import Eip712Domain, recover_signer
-from ..x402.messages import PaymentPayload, PaymentRequirements, SettlementResponse
+from ..x402.messages import (
+    Authorization,
+    PaymentPayload,
+    PaymentRequirements,
+    Permit2Authorization,
+    SettlementResponse,
+)
 from ..x402.networks import Network, get_network, is_address
 from .assets import PayAsset
 from .chain import TRANSACTION_FAILED, Chain, Mempool
@@ -150,6 +156,8 @@ class Facilitator:
             )
         if payload.scheme != "exact" or req.scheme != "exact":
             return bad(UNSUPPORTED_SCHEME, f"only the 'exact' scheme is supported, got {payload.scheme!r}")
+        if isinstance(auth, Permit2Authorization):
+            return bad(UNSUPPORTED_SCHEME, "this sandbox does not settle Permit2 payments yet")
         try:
             paid_net, req_net = get_network(payload.network), get_network(req.network)
         except X402ProtocolError:
@@ -192,15 +200,15 @@ class Facilitator:
         return VerifyResult(True, payer)
 
     def release(self, payload: PaymentPayload, req: PaymentRequirements) -> None:
-        asset = self.asset_for(req.asset)
-        if asset is not None:
-            self.chain.release_nonce(asset.address, payload.authorization.from_, payload.authorization.nonce)
+        asset, auth = self.asset_for(req.asset), payload.authorization
+        if asset is not None and isinstance(auth, Authorization):
+            self.chain.release_nonce(asset.address, auth.from_, auth.nonce)
 
     # -- settle ----------------------------------------------------------------------------------
     @staticmethod
     def _pending_key(payload: PaymentPayload) -> str:
         a = payload.authorization
-        return f"{a.from_.lower()}:{a.nonce.lower()}:{payload.signature.lower()}"
+        return f"{a.from_.lower()}:{str(a.nonce).lower()}:{payload.signature.lower()}"
 
     def pending_tx(self, payload: PaymentPayload) -> str | None:
         """The transfer this very payload broadcast and that was answered ``settlement_pending``, if any."""
@@ -249,6 +257,8 @@ class Facilitator:
         asset = self.asset_for(req.asset)
         if asset is None:
             return fail(INVALID_REQUIREMENTS, "asset is not settled by this sandbox")
+        if isinstance(auth, Permit2Authorization):
+            return fail(UNSUPPORTED_SCHEME, "this sandbox does not settle Permit2 payments yet")
         # The chain enforces validAfter < block.timestamp < validBefore at execution time.
         now = self.clock() if chain_time is None else chain_time
         if now >= auth.valid_before:

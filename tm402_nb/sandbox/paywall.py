@@ -42,6 +42,7 @@ from ..x402.messages import (
     PAYMENT_SIGNATURE,
     X_PAYMENT,
     X_PAYMENT_RESPONSE,
+    Authorization,
     PaymentPayload,
     PaymentRequirements,
 )
@@ -311,6 +312,8 @@ class Paywall:
             if int(o.json["maxAmountRequired"]) == auth.value:
                 return o, None, None
         for o in offers:
+            if not isinstance(auth, Authorization):
+                break  # v1 carries EIP-3009 only
             try:
                 digest = transfer_digest(auth, self.facilitator.domain(o.asset))
                 sig = bytes.fromhex(payload.signature[2:])

@@ -279,6 +279,83 @@ class Authorization:
 
 
 @dataclass(frozen=True)
+class Permit2Authorization:
+    """Permit2 ``PermitWitnessTransferFrom`` fields, as x402 sends them (``permit2Authorization``).
+
+    ``spender`` is the x402 Permit2 proxy, which only ever transfers to ``to`` (the witness).
+    ``facilitator`` is set for ``upto`` only: its witness also names the one facilitator
+    allowed to settle. The nonce is a uint256, sent as a decimal string.
+    """
+
+    from_: str
+    token: str
+    amount: int
+    spender: str
+    nonce: int
+    deadline: int
+    to: str
+    valid_after: int
+    facilitator: str | None = None
+
+    @property
+    def value(self) -> int:
+        """The most this authorization can move (``exact``: what it moves)."""
+        return self.amount
+
+    @property
+    def valid_before(self) -> int:
+        """After this (the deadline) Permit2 refuses the transfer: it can never settle."""
+        return self.deadline
+
+    @property
+    def nonce_hex(self) -> str:
+        """The nonce as 0x + 64 hex digits (how the ledger and replay keys name every nonce)."""
+        return "0x" + self.nonce.to_bytes(32, "big").hex()
+
+    def to_json(self) -> dict[str, Any]:
+        witness: dict[str, str] = {"to": self.to}
+        if self.facilitator is not None:
+            witness["facilitator"] = self.facilitator
+        witness["validAfter"] = str(self.valid_after)
+        return {
+            "from": self.from_,
+            "permitted": {"token": self.token, "amount": str(self.amount)},
+            "spender": self.spender,
+            "nonce": str(self.nonce),
+            "deadline": str(self.deadline),
+            "witness": witness,
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Permit2Authorization:
+        what = "permit2Authorization"
+        if not isinstance(d, dict):
+            raise X402ProtocolError(f"{what} must be an object")
+        permitted, witness = d.get("permitted"), d.get("witness")
+        if not isinstance(permitted, dict) or not isinstance(witness, dict):
+            raise X402ProtocolError(f"{what}: 'permitted' and 'witness' must be objects")
+        frm, spender = _str(d, "from", what), _str(d, "spender", what)
+        token, to = _str(permitted, "token", f"{what}.permitted"), _str(witness, "to", f"{what}.witness")
+        facilitator = witness.get("facilitator")
+        if facilitator is not None and not isinstance(facilitator, str):
+            raise X402ProtocolError(f"{what}.witness: 'facilitator' must be a string")
+        for key, v in (("from", frm), ("spender", spender), ("token", token), ("to", to), ("facilitator", facilitator)):
+            if v is not None and not _ADDR_RE.match(v):
+                raise X402ProtocolError(f"{what}: '{key}' is not an address")
+        return cls(
+            frm,
+            token,
+            _uint(permitted.get("amount"), f"{what}: 'permitted.amount'"),
+            spender,
+            _uint(d.get("nonce"), f"{what}: 'nonce'"),
+            _uint(d.get("deadline"), f"{what}: 'deadline'"),
+            to,
+            _uint(witness.get("validAfter"), f"{what}: 'witness.validAfter'"),
+            facilitator,
+        )
+
+
+@dataclass(frozen=True)
 class PaymentPayload:
     """What the client sends: the signed authorization plus scheme/network (v1)
     or the echoed requirement (v2)."""
@@ -287,7 +364,7 @@ class PaymentPayload:
     scheme: str
     network: str
     signature: str
-    authorization: Authorization
+    authorization: Authorization | Permit2Authorization
     accepted: dict[str, Any] | None = None
     resource: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
@@ -297,7 +374,8 @@ class PaymentPayload:
         return PAYMENT_SIGNATURE if self.x402_version >= 2 else X_PAYMENT
 
     def to_json(self) -> dict[str, Any]:
-        inner = {"signature": self.signature, "authorization": self.authorization.to_json()}
+        key = "permit2Authorization" if isinstance(self.authorization, Permit2Authorization) else "authorization"
+        inner = {"signature": self.signature, key: self.authorization.to_json()}
         if self.x402_version == 1:
             return {"x402Version": 1, "scheme": self.scheme, "network": self.network, "payload": inner}
         out: dict[str, Any] = {"x402Version": self.x402_version}
@@ -323,7 +401,11 @@ class PaymentPayload:
         signature = payload.get("signature")
         if not isinstance(signature, str) or not _SIG_RE.match(signature) or len(signature) > 2 + 2 * 4096:
             raise X402ProtocolError("payment payload: 'signature' must be 0x-prefixed hex")
-        auth = Authorization.from_json(payload.get("authorization"))
+        auth: Authorization | Permit2Authorization
+        if "permit2Authorization" in payload:
+            auth = Permit2Authorization.from_json(payload["permit2Authorization"])
+        else:
+            auth = Authorization.from_json(payload.get("authorization"))
         if version == 1:
             return cls(1, _str(d, "scheme", "payment payload"), _str(d, "network", "payment payload"), signature, auth)
         accepted = d.get("accepted")
@@ -344,7 +426,7 @@ class PaymentPayload:
 def build_payment_payload(
     required: PaymentRequired,
     requirements: PaymentRequirements,
-    authorization: Authorization,
+    authorization: Authorization | Permit2Authorization,
     signature: str,
     *,
     extensions: dict[str, Any] | None = None,

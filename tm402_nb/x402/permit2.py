@@ -11,7 +11,18 @@ The addresses are the same on every EVM chain (deterministic deployments).
 
 from __future__ import annotations
 
+import os
+import time
+from typing import TYPE_CHECKING
+
 from eth_hash.auto import keccak
+
+from ..errors import PaymentRefused, X402ProtocolError
+from .messages import PaymentRequirements, Permit2Authorization
+from .networks import get_network, is_address
+
+if TYPE_CHECKING:
+    from .wallet import Wallet
 
 __all__ = [
     "ALLOWANCE",
@@ -20,7 +31,12 @@ __all__ = [
     "NONCE_BITMAP",
     "PERMIT2_ADDRESS",
     "UPTO_PERMIT2_PROXY",
+    "build_permit2_authorization",
+    "new_permit2_nonce",
     "nonce_position",
+    "permit2_digest",
+    "recover_permit2_signer",
+    "sign_permit2",
 ]
 
 #: Uniswap's canonical Permit2.
@@ -52,3 +68,151 @@ def nonce_position(nonce: int) -> tuple[int, int]:
     if not 0 <= nonce < 2**256:
         raise ValueError("a Permit2 nonce is a uint256")
     return nonce >> 8, nonce & 0xFF
+
+
+# -- EIP-712 -------------------------------------------------------------------------------------------
+# Permit2's domain has no version. The witness type is x402's: the exact proxy's names the payee
+# and a start time; upto's also names the one facilitator allowed to settle. EIP-712 appends the
+# referenced types sorted by name (TokenPermissions < Witness), as Permit2's witness stub expects.
+_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,uint256 chainId,address verifyingContract)")
+_TOKEN_PERMISSIONS = "TokenPermissions(address token,uint256 amount)"
+_TOKEN_PERMISSIONS_TYPEHASH = keccak(_TOKEN_PERMISSIONS.encode())
+_EXACT_WITNESS = "Witness(address to,uint256 validAfter)"
+_UPTO_WITNESS = "Witness(address to,address facilitator,uint256 validAfter)"
+_PERMIT = (
+    "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,"
+    "Witness witness)"
+)
+_EXACT_TYPEHASH = keccak((_PERMIT + _TOKEN_PERMISSIONS + _EXACT_WITNESS).encode())
+_UPTO_TYPEHASH = keccak((_PERMIT + _TOKEN_PERMISSIONS + _UPTO_WITNESS).encode())
+_EXACT_WITNESS_TYPEHASH = keccak(_EXACT_WITNESS.encode())
+_UPTO_WITNESS_TYPEHASH = keccak(_UPTO_WITNESS.encode())
+_UINT256_MAX = 2**256 - 1
+
+
+def _uint(value: int) -> bytes:
+    if not 0 <= value <= _UINT256_MAX:
+        raise X402ProtocolError("value out of uint256 range")
+    return value.to_bytes(32, "big")
+
+
+def _address(address: str) -> bytes:
+    if not is_address(address):
+        raise X402ProtocolError(f"not an address: {address[:50]!r}")
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+_SEPARATORS: dict[int, bytes] = {}
+
+
+def domain_separator(chain_id: int) -> bytes:
+    """Permit2's EIP-712 domain separator on ``chain_id`` (cached: a handful of chains)."""
+    sep = _SEPARATORS.get(chain_id)
+    if sep is None:
+        sep = keccak(_DOMAIN_TYPEHASH + keccak(b"Permit2") + _uint(chain_id) + _address(PERMIT2_ADDRESS))
+        if len(_SEPARATORS) < 64:
+            _SEPARATORS[chain_id] = sep
+    return sep
+
+
+def _struct_hash(auth: Permit2Authorization) -> bytes:
+    permitted = keccak(_TOKEN_PERMISSIONS_TYPEHASH + _address(auth.token) + _uint(auth.amount))
+    if auth.facilitator is None:
+        typehash = _EXACT_TYPEHASH
+        witness = keccak(_EXACT_WITNESS_TYPEHASH + _address(auth.to) + _uint(auth.valid_after))
+    else:
+        typehash = _UPTO_TYPEHASH
+        witness = keccak(
+            _UPTO_WITNESS_TYPEHASH + _address(auth.to) + _address(auth.facilitator) + _uint(auth.valid_after)
+        )
+    return keccak(typehash + permitted + _address(auth.spender) + _uint(auth.nonce) + _uint(auth.deadline) + witness)
+
+
+def permit2_digest(auth: Permit2Authorization, chain_id: int) -> bytes:
+    """The 32-byte EIP-712 digest a Permit2 authorization signs (exact or upto witness)."""
+    return keccak(b"\x19\x01" + domain_separator(chain_id) + _struct_hash(auth))
+
+
+def recover_permit2_signer(auth: Permit2Authorization, chain_id: int, signature: str) -> str:
+    """The checksummed address that signed ``auth`` on ``chain_id``."""
+    from .wallet import recover_address
+
+    try:
+        sig = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        raise X402ProtocolError("signature is not hex") from None
+    if len(sig) != 65:
+        raise X402ProtocolError(f"signature must be 65 bytes, got {len(sig)}")
+    return recover_address(permit2_digest(auth, chain_id), sig)
+
+
+# -- building and signing ------------------------------------------------------------------------------
+
+
+def new_permit2_nonce() -> int:
+    """A random uint256: Permit2 nonces are unordered, so a random one never collides in practice."""
+    return int.from_bytes(os.urandom(32), "big")
+
+
+def build_permit2_authorization(
+    payer: str,
+    requirements: PaymentRequirements,
+    *,
+    now: int | None = None,
+    nonce: int | None = None,
+    valid_for: int | None = None,
+) -> Permit2Authorization:
+    """The Permit2 authorization that pays ``requirements`` (scheme ``exact`` or ``upto``).
+
+    The spender is the scheme's x402 proxy, the witness names the payee (and, for upto, the
+    facilitator from ``extra.facilitatorAddress``); ``validAfter`` is 0 as the reference
+    clients sign it (no clock skew can make it "not yet valid"); the deadline is now plus
+    ``maxTimeoutSeconds`` (or ``valid_for`` when shorter).
+    """
+    now = int(time.time()) if now is None else now
+    window = requirements.max_timeout_seconds if valid_for is None else min(valid_for, requirements.max_timeout_seconds)
+    if window <= 0:
+        raise PaymentRefused(
+            f"the offer's maxTimeoutSeconds ({requirements.max_timeout_seconds}) leaves no time to pay"
+        )
+    for what, value in (("asset", requirements.asset), ("payTo", requirements.pay_to)):
+        if not is_address(value):
+            raise PaymentRefused(f"the offer's {what} {value[:50]!r} is not an address")
+    facilitator: str | None = None
+    if requirements.scheme == "upto":
+        spender = UPTO_PERMIT2_PROXY
+        facilitator = (requirements.extra or {}).get("facilitatorAddress")
+        if not isinstance(facilitator, str) or not is_address(facilitator):
+            raise PaymentRefused(
+                "an upto offer must name its facilitator (extra.facilitatorAddress): its witness binds who may settle",
+                hint="nothing was signed",
+            )
+    elif requirements.scheme == "exact":
+        spender = EXACT_PERMIT2_PROXY
+    else:
+        raise PaymentRefused(f"cannot pay scheme {requirements.scheme[:30]!r} with Permit2")
+    return Permit2Authorization(
+        from_=payer,
+        token=requirements.asset,
+        amount=requirements.amount,
+        spender=spender,
+        nonce=new_permit2_nonce() if nonce is None else nonce,
+        deadline=now + window,
+        to=requirements.pay_to,
+        valid_after=0,
+        facilitator=facilitator,
+    )
+
+
+def sign_permit2(
+    wallet: Wallet,
+    requirements: PaymentRequirements,
+    *,
+    now: int | None = None,
+    nonce: int | None = None,
+    valid_for: int | None = None,
+) -> tuple[Permit2Authorization, str]:
+    """Build and sign the Permit2 authorization for ``requirements``; (authorization, 0x-signature)."""
+    auth = build_permit2_authorization(wallet.address, requirements, now=now, nonce=nonce, valid_for=valid_for)
+    chain_id = get_network(requirements.network).chain_id
+    return auth, "0x" + wallet.sign_digest(permit2_digest(auth, chain_id)).hex()

@@ -150,6 +150,9 @@ def test_resolve_open_reads_every_open_row_from_the_ledger(sb, ledger) -> None:
         )
         assert [r["status"] for r in fresh.payment_rows()] == ["failed", "settled", "settlement_pending"]
         assert "expired unexecuted" in fresh.payment_rows()[0]["error"]
+        # Resolved rows keep saying the data never came: the report a refund needs.
+        report = fresh.reconcile_chain(ChainReader(sb.rpc_url), now=later)
+        assert report["verdict"].tolist() == ["settled but not delivered", "not settled yet"]
     assert len(sb.settlements(wallet.address)) == 1
 
 

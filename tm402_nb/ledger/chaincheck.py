@@ -76,11 +76,16 @@ def _nonce_used(reader: NonceReader, row: Mapping[str, Any]) -> bool:
     return bool(reader.authorization_used(str(row["asset"]), str(row["payer"]), str(row["nonce"])))
 
 
+#: What a row decided from the chain says when its answer never came (X402Auth.resolve and
+#: Ledger.resolve_open both write it): settled, but the data was not received.
+RECEIPT_LOST = "the receipt was lost"
+
+
 def _delivered(row: Mapping[str, Any], calls: Iterable[Mapping[str, Any]]) -> bool | None:
     codes = [c.get("status_code") for c in calls]
     if any(isinstance(code, int) and 200 <= code < 300 for code in codes):
         return True
-    if codes or row.get("status") in OPEN_STATUSES:
+    if codes or row.get("status") in OPEN_STATUSES or RECEIPT_LOST in str(row.get("error") or ""):
         return False  # the call that paid got no data (its answer was lost or withheld)
     return None
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..errors import LedgerError
 from ..money import to_display
 from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus, may_settle_until
-from .chaincheck import CHECKED_STATUSES, OPEN_STATUSES, ChainCheck, NonceReader, check_payments
+from .chaincheck import CHECKED_STATUSES, OPEN_STATUSES, RECEIPT_LOST, ChainCheck, NonceReader, check_payments
 
 if TYPE_CHECKING:
     import pandas as pd  # loaded on first use: the ledger must stay cheap to import
@@ -933,9 +933,7 @@ class Ledger:
     def _apply(self, checks: list[ChainCheck]) -> None:
         for c in checks:
             if c.new_status == PaymentStatus.SETTLED:
-                self.update_payment(
-                    c.id, c.new_status, error="executed on chain (checked by nonce); the receipt was lost"
-                )
+                self.update_payment(c.id, c.new_status, error=f"executed on chain (checked by nonce); {RECEIPT_LOST}")
             elif c.new_status is not None:
                 self.update_payment(c.id, c.new_status, error="expired unexecuted (checked on chain)")
 

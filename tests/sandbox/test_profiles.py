@@ -125,6 +125,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "strict",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",
+        "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
     }
@@ -138,6 +139,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "lenient",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",  # the table says Permit2, which the sandbox cannot verify yet
+        "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
     }

@@ -134,6 +134,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
                 ),
             ),
             Switch(
+                "payment_identifier",
+                ("on", "off"),
+                "x402 v2's payment-identifier extension: on = the challenge advertises it and an identical "
+                "payment with the same id gets the cached answer (409 for the id with another payment); "
+                "off = not advertised (v1 challenges never carry extensions)",
+            ),
+            Switch(
                 "data_dates",
                 ("yesterday", "fixed"),
                 "the newest day of data: yesterday (UTC) when the server starts, so 'last week' always has data "
@@ -167,6 +174,7 @@ class SandboxProfile:
     paging: Literal["strict", "lenient"] = "strict"
     empty_answer: Literal["free", "charged"] = "free"
     tmai_transfer: Literal["eip3009"] = "eip3009"
+    payment_identifier: Literal["on", "off"] = "on"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None
     preset: str = "classic"
@@ -313,6 +321,7 @@ PROFILES: Mapping[str, SandboxProfile] = MappingProxyType(
             empty_answer="free",
             # The reference's docs-2026 column says Permit2, which this sandbox cannot verify yet.
             tmai_transfer="eip3009",
+            payment_identifier="on",
             data_dates="yesterday",
             preset="docs-2026",
         ),

@@ -77,6 +77,7 @@ class SandboxState:
             facilitator=self.facilitator,
             faults=self.faults,
             stats=self.stats,
+            identifiers=profile.payment_identifier == "on",
         )
 
     # -- helpers shared by the admin routes and the Python server object ------------------------

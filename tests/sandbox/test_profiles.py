@@ -126,6 +126,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "strict",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",
+        "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
     }
@@ -139,6 +140,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "lenient",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",  # the table says Permit2: a v1 preset keeps EIP-3009 (flip the switch)
+        "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
     }

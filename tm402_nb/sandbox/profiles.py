@@ -131,6 +131,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
                 "wallet has it) or is refused permit2_allowance_required (HTTP 412 in v2)",
             ),
             Switch(
+                "payment_identifier",
+                ("on", "off"),
+                "x402 v2's payment-identifier extension: on = the challenge advertises it and an identical "
+                "payment with the same id gets the cached answer (409 for the id with another payment); "
+                "off = not advertised (v1 challenges never carry extensions)",
+            ),
+            Switch(
                 "data_dates",
                 ("yesterday", "fixed"),
                 "the newest day of data: yesterday (UTC) when the server starts, so 'last week' always has data "
@@ -164,6 +171,7 @@ class SandboxProfile:
     paging: Literal["strict", "lenient"] = "strict"
     empty_answer: Literal["free", "charged"] = "free"
     tmai_transfer: Literal["eip3009", "permit2"] = "eip3009"
+    payment_identifier: Literal["on", "off"] = "on"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None
     preset: str = "classic"
@@ -311,6 +319,7 @@ PROFILES: Mapping[str, SandboxProfile] = MappingProxyType(
             # The reference's docs-2026 column says Permit2; the preset is x402 v1, where no SDK signs
             # Permit2, so it stays EIP-3009 here: docs-2026 with tmai_transfer=permit2 plays that reading.
             tmai_transfer="eip3009",
+            payment_identifier="on",
             data_dates="yesterday",
             preset="docs-2026",
         ),

@@ -78,6 +78,7 @@ class SandboxState:
             faults=self.faults,
             stats=self.stats,
             tmai_transfer=profile.tmai_transfer,
+            identifiers=profile.payment_identifier == "on",
         )
 
     # -- helpers shared by the admin routes and the Python server object ------------------------

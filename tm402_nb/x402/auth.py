@@ -38,6 +38,7 @@ from ..errors import (
     PaymentFailed,
     PaymentOutcomeUnknown,
     PaymentRefused,
+    Permit2AllowanceRequired,
     ReceiptError,
     TM402Error,
     X402ProtocolError,
@@ -63,7 +64,7 @@ from .messages import (
 )
 from .networks import get_network
 from .options import PaymentOptions
-from .permit2 import sign_permit2
+from .permit2 import PERMIT2_ADDRESS, sign_permit2
 from .policy import Offer, Reservation, SpendPolicy
 from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
@@ -83,6 +84,10 @@ __all__ = [
 #: Keys of ``response.extensions`` where the outcome is exposed.
 EXT_PAYMENT = "tm402_payment"
 EXT_RECEIPT = "tm402_receipt"
+
+#: What servers answer a Permit2 payment whose payer has not approved the Permit2 contract enough.
+PERMIT2_ALLOWANCE_REQUIRED = "permit2_allowance_required"
+_UINT256_MAX = 2**256 - 1
 
 #: A lost answer's payment is replayed only while this far from its validBefore (clock skew);
 #: a new payment for the same request waits until it can no longer settle (may_settle_until).
@@ -222,8 +227,12 @@ class X402Auth(httpx.Auth):
         self._challenges: OrderedDict[tuple[str, ...], _Remembered] = OrderedDict()
         self._unresolved: OrderedDict[str, Payment] = OrderedDict()
         self._max_remembered = max_remembered
-        #: Where the payer checks an unknown payment's nonce itself (EIP-3009 authorizationState).
+        #: Where the payer checks an unknown payment's nonce itself (EIP-3009 authorizationState, Permit2's
+        #: nonce bitmap) and, when it can (``allowance``), a Permit2 payer's allowance before signing.
         self.chain = chain
+        #: (token, owner) -> Permit2 allowance known to suffice, less what was signed since: warm calls
+        #: stay one round trip. Dropped when a server refuses with permit2_allowance_required.
+        self._allowances: dict[tuple[str, str], int] = {}
         if ledger is None and (
             self.policy.daily_cap is not None
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
@@ -244,6 +253,8 @@ class X402Auth(httpx.Auth):
                 response = yield outgoing
                 if response.status_code == 402:
                     _keep_challenge_body(response, _read_bounded(response))
+                elif response.status_code == 412:
+                    _keep_412_body(response, _read_bounded(response))
                 try:
                     outgoing = flow.send(response)
                 except StopIteration:
@@ -265,6 +276,8 @@ class X402Auth(httpx.Auth):
                 response = yield outgoing
                 if response.status_code == 402:
                     _keep_challenge_body(response, await _aread_bounded(response))
+                elif response.status_code == 412:
+                    _keep_412_body(response, await _aread_bounded(response))
                 try:
                     outgoing = flow.send(response)
                 except StopIteration:
@@ -312,6 +325,8 @@ class X402Auth(httpx.Auth):
             # refusal now proves that the first attempt did not settle.
             replayed = replay is presigned or bool(response.extensions.get(EXT_REPLAYS))
             self._check_origin(presigned, response, paid)
+            if not replayed:
+                self._check_allowance_refusal(presigned, response, paid)
             if response.status_code != 402:
                 self._conclude(presigned, response, paid, replayed=replayed)
                 return
@@ -343,6 +358,8 @@ class X402Auth(httpx.Auth):
         self._observe_clock(response)
         replayed = bool(response.extensions.get(EXT_REPLAYS))
         self._check_origin(payment, response, paid)
+        if not replayed:
+            self._check_allowance_refusal(payment, response, paid)
         if response.status_code == 402:
             reason = self._rejection_reason(response)
             if replayed:
@@ -667,6 +684,9 @@ class X402Auth(httpx.Auth):
         with policy.lock:
             offer = self._select(required, request, options)
             self._check_clock(offer)
+            if offer.transfer == "permit2":
+                # Outside the ledger transaction: a chain read (cold only) never holds the ledger's lock.
+                self._require_permit2_allowance(offer)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             with ctx as tx:
                 policy.authorize(
@@ -677,19 +697,19 @@ class X402Auth(httpx.Auth):
                     reservation=options.reservation,
                 )
                 auth: Authorization | Permit2Authorization
-                if offer.upto:  # a Permit2 ceiling: checked and counted above as what it may cost
-                    permit, signature = sign_permit2(
+                if offer.transfer == "permit2":
+                    auth, signature = sign_permit2(
                         self.wallet, offer.requirements, valid_for=policy.authorization_seconds
                     )
-                    auth, nonce, transfer = permit, permit.nonce_hex, "permit2"
+                    nonce = auth.nonce_hex  # the ledger and the replay memory name every nonce in hex
                 else:
-                    eip3009, signature = sign_authorization(
+                    auth, signature = sign_authorization(
                         self.wallet,
                         offer.requirements,
                         extra_assets=policy.extra_assets,
                         valid_for=policy.authorization_seconds,
                     )
-                    auth, nonce, transfer = eip3009, eip3009.nonce, "eip3009"
+                    nonce = auth.nonce
                 payload = build_payment_payload(required, offer.requirements, auth, signature)
                 record = PaymentRecord(
                     amount=offer.amount,
@@ -700,7 +720,6 @@ class X402Auth(httpx.Auth):
                     nonce=nonce,
                     valid_before=auth.valid_before,
                     scheme=offer.requirements.scheme,
-                    transfer=transfer,
                     decimals=offer.asset.decimals,
                     asset_symbol=offer.asset.symbol,
                     method=request.method,
@@ -710,10 +729,13 @@ class X402Auth(httpx.Auth):
                     session_id=self.session_id,
                     cell_id=self._cell_id() if self._cell_id else None,
                     usd=offer.usd,
+                    transfer=offer.transfer,
                 )
                 if tx is not None:
                     tx.insert_payment(record)
             scopes = policy.commit(offer, origin, reservation=options.reservation)
+            if offer.transfer == "permit2":
+                self._draw_allowance(offer)
         self.stats["signed"] += 1
         if warm:
             self.stats["warm_hits"] += 1
@@ -730,6 +752,81 @@ class X402Auth(httpx.Auth):
         )
         self._emit("signed", payment, request)
         return payment
+
+    # -- Permit2 allowance ------------------------------------------------------------------------
+    def _allowance_key(self, offer: Offer) -> tuple[str, str]:
+        return offer.requirements.asset.lower(), self.wallet.address.lower()
+
+    def _require_permit2_allowance(self, offer: Offer) -> None:
+        """Refuse before signing when the chain says the wallet's allowance to Permit2 is too small.
+
+        Without a chain that reads allowances (or when the read fails) the payment is signed and the
+        server decides: it answers ``permit2_allowance_required`` (see :meth:`_check_allowance_refusal`).
+        """
+        read = getattr(self.chain, "allowance", None)
+        if read is None:
+            return
+        key = self._allowance_key(offer)
+        with self._lock:
+            known = self._allowances.get(key)
+        if known is not None and known >= offer.amount:
+            return
+        try:
+            allowance = int(read(offer.requirements.asset, self.wallet.address, PERMIT2_ADDRESS))
+        except TM402Error:
+            return  # the chain could not say; the server checks it anyway
+        with self._lock:
+            if allowance >= offer.amount:
+                self._allowances[key] = allowance
+                return
+            self._allowances.pop(key, None)
+        raise self._allowance_error(offer, allowance=allowance)
+
+    def _draw_allowance(self, offer: Offer) -> None:
+        """What a signed payment may take from the cached allowance (an unlimited one never shrinks)."""
+        key = self._allowance_key(offer)
+        with self._lock:
+            known = self._allowances.get(key)
+            if known is not None and known != _UINT256_MAX:
+                self._allowances[key] = known - offer.amount
+
+    def _allowance_error(self, offer: Offer, *, allowance: int | None = None, signed: bool = False) -> TM402Error:
+        asset = offer.asset
+        fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
+        have = f"the wallet's allowance is {fmt(allowance)}" if allowance is not None else "the server says so"
+        name = asset.symbol.lower()
+        return Permit2AllowanceRequired(
+            f"{offer.display} is paid through Permit2, which can move only what the wallet approved it to "
+            f"(permit2_allowance_required: a one-time ERC-20 approve of the Permit2 contract {PERMIT2_ADDRESS} "
+            f"for {asset.symbol} is missing or too small); {have}, this payment needs {fmt(offer.amount)}",
+            hint=f'approve it once: s.approve_permit2("{name}", N) or %tm approve {name} N (in the sandbox, the '
+            'faucet with "approve_permit2": true); '
+            + (
+                "the refused authorization was signed but never settled; nothing more was signed"
+                if signed
+                else "nothing was signed"
+            ),
+            setting="permit2_allowance",
+            asset=asset.symbol,
+            allowance_atomic=allowance,
+            needed_atomic=offer.amount,
+        )
+
+    def _check_allowance_refusal(self, payment: Payment, response: httpx.Response, paid: httpx.Request) -> None:
+        """A Permit2 payment refused for want of an allowance (HTTP 412 in v2, a 402 naming it in v1):
+        the row is failed (it never settled), the cached allowance is forgotten, nothing is retried."""
+        if payment.record.transfer != "permit2" or response.status_code not in (402, 412):
+            return
+        try:
+            reason = self._rejection_reason(response)
+        except httpx.ResponseNotRead:  # an oversized 412 body, left unread
+            reason = None
+        if reason != PERMIT2_ALLOWANCE_REQUIRED and not (response.status_code == 412 and reason is None):
+            return
+        with self._lock:
+            self._allowances.pop(self._allowance_key(payment.offer), None)
+        self._mark(payment, PaymentStatus.FAILED, paid, reason=PERMIT2_ALLOWANCE_REQUIRED)
+        raise _with_payment_attached(payment, self._allowance_error(payment.offer, signed=True))
 
     @staticmethod
     def _with_payment(request: httpx.Request, payment: Payment) -> httpx.Request:
@@ -1009,6 +1106,13 @@ def _keep_challenge_body(response: httpx.Response, body: bytes | None) -> None:
     # httpx keeps a read body in ``_content`` and reads the response again once the auth
     # flow has moved on; giving it the bytes we read makes that a no-op instead of a drain.
     response._content = body or b""
+
+
+def _keep_412_body(response: httpx.Response, body: bytes | None) -> None:
+    """Keep a 412's body (x402 v2 refuses a Permit2 payment without allowance with 412) when it was
+    read whole; an oversized one is left unread, as it was never ours to parse."""
+    if body is not None:
+        response._content = body
 
 
 def _recurs(reason: str | None) -> bool:

@@ -52,6 +52,7 @@ from .networks import (
     is_address,
     same_address,
 )
+from .permit2 import TRANSFER_METHODS, permit2_offer_problem, transfer_method
 
 if TYPE_CHECKING:
     from .recorder import SpendCounter
@@ -123,6 +124,12 @@ class Offer:
     def display(self) -> str:
         up = "up to " if self.upto else ""
         return f"{up}{format_amount(self.amount, self.asset.decimals, self.asset.symbol)} on {self.network.v1_name}"
+
+    @property
+    def transfer(self) -> str:
+        """How paying it moves the tokens: ``eip3009`` or ``permit2`` (``extra.assetTransferMethod``;
+        ``upto`` is always Permit2)."""
+        return _transfer(self.requirements)
 
     @property
     def price_text(self) -> str:
@@ -379,6 +386,11 @@ class SpendPolicy:
             why = _upto_problem(req)
             if why is not None:
                 return why
+        method = _transfer(req)
+        if method not in TRANSFER_METHODS:
+            return (
+                f"assetTransferMethod {method!r} is not supported (this wallet pays by {' or '.join(TRANSFER_METHODS)})"
+            )
         try:
             network = get_network(req.network)
         except X402ProtocolError:
@@ -413,12 +425,12 @@ class SpendPolicy:
             if known is not None:
                 return f"asset {known.symbol} is not in the allowed assets"
             return f"unknown asset {req.asset}"
-        # upto signs under Permit2's own EIP-712 domain, never the token's.
-        if (
-            req.scheme != "upto"
-            and not (req.eip712_name and req.eip712_version)
-            and not (asset.eip712_name and asset.eip712_version)
-        ):
+        if method == "permit2":
+            # Signed under Permit2's own EIP-712 domain: the token's name/version play no part.
+            problem = permit2_offer_problem(req)
+            if problem is not None:
+                return problem
+        elif not (req.eip712_name and req.eip712_version) and not (asset.eip712_name and asset.eip712_version):
             return f"the challenge gives no EIP-712 name/version for {asset.symbol} and none is known"
         if req.max_timeout_seconds <= 0 or req.max_timeout_seconds > self.max_timeout_seconds:
             return f"maxTimeoutSeconds {req.max_timeout_seconds} is outside 1..{self.max_timeout_seconds}"
@@ -945,6 +957,12 @@ def _schemes(schemes: Iterable[str]) -> tuple[str, ...]:
             hint="e.g. schemes=('upto', 'exact') to prefer upto when both cost the same",
         )
     return out
+
+
+def _transfer(req: PaymentRequirements) -> str:
+    """How an offer's payment moves: ``upto`` is Permit2 whatever ``extra`` says (screening refuses
+    an upto offer naming another method), ``exact`` as ``extra.assetTransferMethod`` says."""
+    return "permit2" if req.scheme == "upto" else transfer_method(req)
 
 
 def _upto_problem(req: PaymentRequirements) -> str | None:

@@ -10,6 +10,13 @@ receipt header and ``Cache-Control: private, no-store``.
 The challenge lists both assets, the requested one first (``offers="both"``), or
 only the one ``x-payment-token`` asked for (``offers="requested"``).
 
+Under the profile switch ``agent_scheme="upto"`` (x402 v2) the TMAI agent
+(``POST /v2/tmai``) is offered ``upto``: its tier price is the ceiling, paid by Permit2
+(``extra.assetTransferMethod: "permit2"``) and bound to this sandbox's facilitator
+(``extra.facilitatorAddress``); once the handler has answered, the facilitator settles
+the answer's share of the ceiling (:func:`~.pricing.upto_charge`, by the bytes delivered)
+and the receipt says how much in ``amount``.
+
 v1 (default, as Token Metrics serves it): requirements in the 402 JSON body,
 payment in ``X-PAYMENT``, receipt in ``X-PAYMENT-RESPONSE``. v2: requirements
 in the ``PAYMENT-REQUIRED`` header (body ``{}``), payment in
@@ -47,7 +54,7 @@ from . import facilitator as F
 from .assets import PayAsset
 from .catalogue import EndpointSpec
 from .faults import FaultState
-from .pricing import PriceList
+from .pricing import PriceList, upto_charge
 from .stats import Stats
 
 PAID_CACHE_CONTROL = "private, no-store"
@@ -106,6 +113,7 @@ class Paywall:
         facilitator: F.Facilitator,
         faults: FaultState,
         stats: Stats,
+        agent_scheme: str = "exact",
     ) -> None:
         self.version = version
         self.network_name = network_name
@@ -120,6 +128,8 @@ class Paywall:
         self.facilitator = facilitator
         self.faults = faults
         self.stats = stats
+        #: The scheme the TMAI agent is offered in: "exact" (its tier price) or "upto" (that price as a ceiling).
+        self.agent_scheme = agent_scheme
 
     @property
     def header(self) -> str:
@@ -163,8 +173,22 @@ class Paywall:
                     "maxTimeoutSeconds": self.max_timeout_seconds,
                     "extra": a.extra,
                 }
-            out.append(PaywallOffer(a, req))
+            out.append(PaywallOffer(a, self._as_upto(req) if self.upto(spec) else req))
         return out
+
+    def upto(self, spec: EndpointSpec) -> bool:
+        """Whether ``spec`` is offered ``upto`` (the TMAI agent under ``agent_scheme="upto"``)."""
+        return spec.name == "tmai" and self.agent_scheme == "upto"
+
+    def _as_upto(self, req: dict[str, Any]) -> dict[str, Any]:
+        """An offer as ``upto``: its price becomes the ceiling, paid by Permit2 and settled only by
+        this sandbox's facilitator (the SDK's upto server adds the same two ``extra`` keys)."""
+        extra = {
+            **req["extra"],
+            "assetTransferMethod": "permit2",
+            "facilitatorAddress": self.facilitator.signer_address,
+        }
+        return {**req, "scheme": "upto", "extra": extra}
 
     @staticmethod
     def description(spec: EndpointSpec) -> str:
@@ -230,7 +254,11 @@ class Paywall:
                 )
             mine = offer.json
             if acc.get("scheme") != mine["scheme"]:
-                return None, F.UNSUPPORTED_SCHEME, f"accepted.scheme {acc.get('scheme')!r} is not 'exact'"
+                return (
+                    None,
+                    F.UNSUPPORTED_SCHEME,
+                    f"accepted.scheme {str(acc.get('scheme'))[:30]!r} is not {mine['scheme']!r}",
+                )
             if acc.get("network") != mine["network"]:
                 return None, F.NETWORK_MISMATCH, f"accepted.network {acc.get('network')!r} is not {mine['network']}"
             if str(acc.get("payTo", "")).lower() != mine["payTo"].lower():
@@ -359,6 +387,8 @@ class Paywall:
         path = request.url.path
         network = self.facilitator.network_name(self.version)
         payer = payload.authorization.from_
+        # upto: what the answer cost, at most the ceiling; exact: what was signed (None).
+        amount = upto_charge(req.amount, len(getattr(response, "body", b""))) if self.upto(spec) else None
         result: F.SettleResult
         if self.faults.take_settle_failure():
             result = F.SettleResult(
@@ -367,10 +397,15 @@ class Paywall:
         elif self.faults.take_slow_settle():
             await asyncio.sleep(self.faults.faults.slow_settle_ms / 1000.0)
             result = self.facilitator.settle(
-                payload, req, reserved=True, path=path, chain_time=payload.authorization.valid_before + 1
+                payload,
+                req,
+                reserved=True,
+                path=path,
+                chain_time=payload.authorization.valid_before + 1,
+                amount=amount,
             )
         else:
-            result = self.facilitator.settle(payload, req, reserved=True, path=path)
+            result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         receipt = result.receipt().encode()
         if not result.success:
             self.facilitator.release(payload, req)

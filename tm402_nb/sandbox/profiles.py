@@ -134,6 +134,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
                 ),
             ),
             Switch(
+                "agent_scheme",
+                ("exact", "upto"),
+                "how POST /v2/tmai (the TMAI agent, whose answers vary in length) is priced: exact = its tier "
+                "price; upto = that price as a ceiling the payer signs by Permit2 (x402 v2 only), of which the "
+                "answer's share is settled (a full price from 4 KB delivered) and named in the receipt's amount",
+            ),
+            Switch(
                 "data_dates",
                 ("yesterday", "fixed"),
                 "the newest day of data: yesterday (UTC) when the server starts, so 'last week' always has data "
@@ -167,6 +174,7 @@ class SandboxProfile:
     paging: Literal["strict", "lenient"] = "strict"
     empty_answer: Literal["free", "charged"] = "free"
     tmai_transfer: Literal["eip3009"] = "eip3009"
+    agent_scheme: Literal["exact", "upto"] = "exact"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None
     preset: str = "classic"
@@ -187,6 +195,11 @@ class SandboxProfile:
                         f"sandbox switch {name} must be one of {switch.choices()}, got {getattr(self, name)!r}"
                     )
             object.__setattr__(self, name, value)
+        if self.agent_scheme == "upto" and self.x402_version != 2:
+            raise ConfigurationError(
+                "sandbox switch agent_scheme='upto' needs x402 v2 (upto is a v2 scheme; this profile speaks v1)",
+                hint="add x402_version=2 (--x402-version 2)",
+            )
         anchor = _anchor(self.anchor)
         if self.data_dates == "yesterday" and anchor is not None:
             raise ConfigurationError(
@@ -313,6 +326,8 @@ PROFILES: Mapping[str, SandboxProfile] = MappingProxyType(
             empty_answer="free",
             # The reference's docs-2026 column says Permit2, which this sandbox cannot verify yet.
             tmai_transfer="eip3009",
+            # No public source prices the agent as upto: the documented tier price.
+            agent_scheme="exact",
             data_dates="yesterday",
             preset="docs-2026",
         ),

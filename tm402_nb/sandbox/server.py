@@ -62,7 +62,10 @@ class SandboxServer:
         self.wallet = Wallet.create(network=config.net.v1_name)
         try:
             for asset, amount in (fund or {}).items():
-                self.state.fund(self.wallet.address, asset, amount)
+                # An upto agent is paid by Permit2: the throwaway wallet has approved it, as a user's would once.
+                self.state.fund(
+                    self.wallet.address, asset, amount, approve_permit2=config.profile.agent_scheme == "upto"
+                )
         except BaseException:
             self._sock.close()
             self.state.close()

@@ -67,6 +67,7 @@ class SandboxState:
             facilitator=self.facilitator,
             faults=self.faults,
             stats=self.stats,
+            agent_scheme=profile.agent_scheme,
         )
 
     # -- helpers shared by the admin routes and the Python server object ------------------------

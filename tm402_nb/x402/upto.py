@@ -56,9 +56,10 @@ def upto_outcome(ceiling: int, receipt: SettlementResponse) -> UptoOutcome:
 def of_up_to(counted: int, ceiling: int, decimals: int, symbol: str) -> str:
     """``of_up_to(12, 50, 3, "TMAI") == "0.012 TMAI (of up to 0.050)"``: what moved, and the most that could.
 
-    The ceiling shows as many decimals as the amount, so the two read side by side.
+    The ceiling shows its own digits, padded to the amount's up to three decimals so the two
+    read side by side (``0.013581 USDC (of up to 0.068)``).
     """
     text = format_amount(counted, decimals, symbol)
-    places = len(text.split()[0].partition(".")[2])
-    bound = format_amount(ceiling, decimals, places=max(places, len(format_amount(ceiling, decimals).split(".")[1])))
-    return f"{text} (of up to {bound})"
+    places = min(len(text.split()[0].partition(".")[2]), 3)
+    own = len(format_amount(ceiling, decimals).partition(".")[2])
+    return f"{text} (of up to {format_amount(ceiling, decimals, places=max(places, own))})"

@@ -6,7 +6,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: no display in tests
 
+import base64
 import copy
+import io
+import re
 import subprocess
 import sys
 
@@ -16,12 +19,17 @@ import pytest
 from matplotlib import colors as mcolors
 from matplotlib import pyplot as plt
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+from matplotlib.image import imread
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
+from tests.ui.lab import contrast
 from tm402_nb.errors import ConfigurationError
 from tm402_nb.notebook import plots
 from tm402_nb.notebook.plots import MAX_CANDLES, PLOT_KINDS, kind_for, plot_frame
 from tm402_nb.notebook.plots.common import DOWN, UP
+from tm402_nb.notebook.plots.figure import DARK_CLASS, LIGHT_CLASS, ThemedFigure
+from tm402_nb.notebook.plots.theme import dark_colours, dark_neutral
 from tm402_nb.sandbox import serve
 from tm402_nb.tokenmetrics.client import Client
 from tm402_nb.x402 import SpendPolicy, X402Auth
@@ -603,3 +611,163 @@ def test_levels_without_dates_and_close_as_series(frames):
     )
     with pytest.raises(ConfigurationError, match="one token"):
         plot_frame(frames("levels2"), close=close)
+
+
+# ---- light and dark renderings (issue 15) ----------------------------------------------------------
+AA_TEXT, AA_GRAPHICS = 4.5, 3.0  # WCAG 2.x: text (1.4.3), axes lines (1.4.11)
+IMG = re.compile(r'<img class="([^"]+)" alt="([^"]*)" src="data:image/png;base64,([^"]+)"( hidden)?>')
+#: One frame of each kind, plus the shapes with a twin axis, candles or a fan.
+THEMED = ("signals", "grade", "grade-history", "ohlcv", "correlation", "scenarios", "levels", "quant", "market",
+          "index")  # fmt: skip
+
+
+def renderings(html: str) -> dict[str, tuple[bytes, bool, str]]:
+    """class -> (PNG bytes, hidden, alt) of each image in a chart's HTML."""
+    return {cls: (base64.b64decode(data), bool(hidden), alt) for cls, alt, data, hidden in IMG.findall(html)}
+
+
+def rgb255(colour) -> tuple[float, float, float]:
+    r, g, b, _ = mcolors.to_rgba(colour)
+    return (r * 255, g * 255, b * 255)
+
+
+def over(top, below: tuple[float, float, float]) -> tuple[float, float, float]:
+    """``top`` (any matplotlib colour, its alpha honoured) composited over the opaque ``below``."""
+    r, g, b, a = mcolors.to_rgba(top)
+    return tuple(c * 255 * a + d * (1 - a) for c, d in zip((r, g, b), below, strict=True))  # type: ignore[return-value]
+
+
+def dominant(png: bytes) -> tuple[float, float, float]:
+    """The most frequent colour of a PNG (0-255): a chart's background."""
+    pixels = (imread(io.BytesIO(png))[..., :3] * 255).round().astype(np.uint8).reshape(-1, 3)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    return tuple(float(c) for c in colours[counts.argmax()])  # type: ignore[return-value]
+
+
+def backdrop(fig, text: Text, renderer) -> tuple[float, float, float]:
+    """What ``text`` sits on, from the figure's own colours: its box, else its legend's frame, else the
+    Axes it lies in, over the figure's face."""
+    behind = rgb255(fig.get_facecolor())
+    bbox = text.get_window_extent(renderer)
+    x, y = (bbox.x0 + bbox.x1) / 2, (bbox.y0 + bbox.y1) / 2
+    for ax in fig.axes:
+        if ax.patch.get_visible() and ax.bbox.contains(x, y):
+            behind = over(ax.patch.get_facecolor(), behind)
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None and (text in leg.get_texts() or text is leg.get_title()):
+            behind = over(leg.get_frame().get_facecolor(), behind)
+    box = text.get_bbox_patch()
+    if box is not None:
+        behind = over(box.get_facecolor(), behind)
+    return behind
+
+
+def assert_readable(fig, variant: str) -> int:
+    """Every visible text at 4.5:1 or more against what it sits on, spines and ticks at 3:1; returns
+    how many texts were checked."""
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    for t in texts:
+        behind = backdrop(fig, t, renderer)
+        ratio = contrast(over(mcolors.to_rgba(t.get_color(), t.get_alpha()), behind), behind)
+        assert ratio >= AA_TEXT, f"{variant}: {t.get_text()!r} is {ratio:.2f}:1 ({t.get_color()} on {behind})"
+    face = rgb255(fig.get_facecolor())
+    for ax in fig.axes:
+        inside = over(ax.patch.get_facecolor(), face) if ax.patch.get_visible() else face
+        lines = [s for s in ax.spines.values() if s.get_visible()]
+        ticks = [t for t in ax.xaxis.get_ticklines() + ax.yaxis.get_ticklines() if t.get_visible()]
+        for art, colour in [(s, s.get_edgecolor()) for s in lines] + [(t, t.get_color()) for t in ticks]:
+            for behind in (face, inside):
+                ratio = contrast(over(colour, behind), behind)
+                assert ratio >= AA_GRAPHICS, f"{variant}: {art} is {ratio:.2f}:1 on {behind}"
+    return len(texts)
+
+
+def test_chart_html_has_a_light_and_a_hidden_dark_rendering(frames):
+    ax = plot_frame(frames("signals"))
+    fig = ax.figure
+    assert isinstance(fig, ThemedFigure) and plt.get_fignums() == [fig.number]  # pyplot's: shown once, by it
+    html = fig._repr_html_()
+    shown = renderings(html)
+    assert set(shown) == {LIGHT_CLASS, DARK_CLASS}
+    (light, light_hidden, alt), (dark, dark_hidden, _) = shown[LIGHT_CLASS], shown[DARK_CLASS]
+    # Without the <style> (an untrusted notebook, another front end) only the light one shows.
+    assert not light_hidden and dark_hidden
+    assert f'body[data-jp-theme-light="false"] img.{LIGHT_CLASS}{{display:none' in html
+    assert f'body[data-jp-theme-light="false"] img.{DARK_CLASS}{{display:inline' in html
+    assert alt == "chart: " + ax.get_title()
+    assert contrast(dominant(light), (255, 255, 255)) < 1.1  # white
+    assert contrast(dominant(dark), (0, 0, 0)) < 1.5  # near black (#111, JupyterLab Dark's background)
+    # Palette PNGs: a 900 x 450 chart was 60 KB as a 24-bit PNG.
+    assert len(light) < 35_000 and len(dark) < 35_000, (len(light), len(dark))
+
+
+def test_fallback_is_the_light_figure_and_displaying_changes_nothing(frames):
+    from IPython.core.pylabtools import print_figure
+
+    ax = plot_frame(frames("ohlcv"))
+    ax.set_title("my candles")  # the user's change after plotting is in what is displayed
+    fig = ax.figure
+    before = print_figure(fig, "png", bbox_inches="tight")  # what the inline backend sends as image/png
+    html = fig._repr_html_()
+    assert {alt for _, _, alt in renderings(html).values()} == {"chart: my candles"}
+    after = print_figure(fig, "png", bbox_inches="tight")
+    assert after == before  # every colour put back after the dark rendering
+    assert contrast(dominant(after), (255, 255, 255)) < 1.1
+    saved = io.BytesIO()
+    fig.savefig(saved, format="png")
+    assert contrast(dominant(saved.getvalue()), (255, 255, 255)) < 1.1
+
+
+@pytest.mark.parametrize("name", THEMED)
+def test_text_and_axes_meet_aa_in_both_renderings(frames, name):
+    fig = plot_frame(frames(name)).figure
+    fig.draw_without_rendering()
+    checked = assert_readable(fig, "light")
+    with dark_colours(fig):
+        assert contrast(rgb255(fig.get_facecolor()), (0, 0, 0)) < 1.5  # the dark rendering is dark
+        assert assert_readable(fig, "dark") == checked
+    assert checked >= 6  # title, axis labels, tick labels at least
+
+
+def test_dark_colours_changes_neutrals_only():
+    white, black, grey = (1.0, 1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 1.0), (0.2, 0.2, 0.2, 0.5)
+    canvas, ink = dark_neutral(white), dark_neutral(black)
+    assert contrast(rgb255(canvas), (0, 0, 0)) < 1.5 and contrast(rgb255(ink), rgb255(canvas)) >= 7
+    was = contrast(rgb255(grey), (255, 255, 255))
+    assert contrast(rgb255(dark_neutral(grey)), rgb255(canvas)) == pytest.approx(was, rel=0.01)
+    assert dark_neutral(grey)[3] == 0.5  # alpha kept
+    for hue in (mcolors.to_rgba(UP), mcolors.to_rgba(DOWN), mcolors.to_rgba("#fff7ed")):
+        assert dark_neutral(hue) == hue
+
+
+def test_a_figure_styled_dark_is_shown_as_made(frames):
+    with plt.style.context("dark_background"):
+        ax = plot_frame(frames("quant"))
+    assert ax.figure._repr_html_() is None  # the backend's own image/png alone
+    _fig, mine = plt.subplots()
+    assert plot_frame(frames("quant"), ax=mine).figure._repr_html_() is None  # a figure passed in: as made
+
+
+def test_notebook_shows_the_chart_once_as_html_and_png(tmp_path):
+    """In a kernel with the inline backend: one output per chart, carrying both renderings (HTML)
+    and the light PNG; the Axes the cell changed after plotting is what both show."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "%matplotlib inline\nimport pandas as pd\nimport tm402_nb.notebook.accessor\n"
+        "df = pd.DataFrame({'DATE': pd.date_range('2026-01-01', periods=30), 'INDEX_CUMULATIVE_ROI': range(30)})",
+        "ax = df.tm.plot(kind='index')\nax.set_title('mine');",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[1].outputs
+    assert [o.output_type for o in outputs] == ["display_data"], outputs
+    data = outputs[0].data
+    assert {"text/html", "image/png"} <= set(data)
+    shown = renderings(data["text/html"])
+    assert set(shown) == {LIGHT_CLASS, DARK_CLASS}
+    assert {alt for _, _, alt in shown.values()} == {"chart: mine"}
+    assert contrast(dominant(base64.b64decode(data["image/png"])), (255, 255, 255)) < 1.1

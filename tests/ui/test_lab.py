@@ -195,6 +195,57 @@ def test_footer_colours_meet_aa_in_light_and_dark(browser, quickstart, theme):
     assert browser.save_screenshot(str(SCREENSHOTS / f"{theme}.png"))
 
 
+# -- the quickstart's chart ----------------------------------------------------------------------------------
+#: The chart cell's images: which are shown (CSS display), whether each has decoded, and its class.
+CHART_IMAGES = """
+return Array.from(arguments[0].querySelectorAll('.jp-OutputArea-output img')).map(img => ({
+  img, shown: getComputedStyle(img).display !== 'none' && img.getClientRects().length > 0,
+  loaded: img.complete && img.naturalWidth > 0, cls: img.className,
+}));
+"""
+
+
+def _dominant_colour(png: bytes) -> tuple[float, float, float]:
+    """The most frequent colour of a screenshot (0-255 per channel): a chart's background."""
+    from io import BytesIO
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    pixels = (imread(BytesIO(png))[..., :3] * 255).round().astype(np.uint8).reshape(-1, 3)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    r, g, b = (float(c) for c in colours[counts.argmax()])
+    return (r, g, b)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_chart_matches_the_theme(browser, quickstart, theme):
+    """The signals chart is not a white box in the dark theme: the image shown is the theme's variant
+    and its background is dark in the dark theme, light in the light theme."""
+    _set_theme(browser, theme)
+    cell = next(c for c in quickstart if c["source"].startswith("signals = %tm"))
+
+    def shown(d: Any) -> list[dict[str, Any]] | None:
+        images = d.execute_script(CHART_IMAGES, cell["node"])
+        visible = [i for i in images if i["shown"]]
+        return visible if visible and all(i["loaded"] for i in visible) else None
+
+    visible = WebDriverWait(browser, CELL_TIMEOUT, poll_frequency=0.2).until(shown, message="no chart image shown")
+    assert len(visible) == 1, f"{theme}: {len(visible)} chart images shown ({[i['cls'] for i in visible]})"
+    (image,) = visible
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image["img"])
+    png = image["img"].screenshot_as_png
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / f"chart-{theme}.png").write_bytes(png)
+    background = _dominant_colour(png)
+    on_white, on_black = contrast(background, (255, 255, 255)), contrast(background, (0, 0, 0))
+    if theme == "dark":
+        assert on_black < 1.5, f"dark theme: the chart's background is {background} ({on_black:.1f}:1 against black)"
+    else:
+        assert on_white < 1.5, f"light theme: the chart's background is {background} ({on_white:.1f}:1 against white)"
+    assert f"tm402-chart-{theme}" in image["cls"].split(), f"{theme}: the image shown is {image['cls']!r}"
+
+
 # -- a new notebook, typed ------------------------------------------------------------------------------------
 def type_cell(browser: Any, text: str, *, run: bool = True) -> None:
     """Click into the last cell's editor, type ``text`` and (``run``) Shift+Enter, as a person would."""

@@ -63,6 +63,11 @@ columns its chart needs says which columns those are.
 The input frame is never modified. Only the object-oriented matplotlib API is
 used: a figure is created (``plt.subplots``) only when no ``ax`` is given, nothing
 is shown, and the Axes is returned.
+
+A figure made here is a :class:`~tm402_nb.notebook.plots.figure.ThemedFigure`: in a notebook it
+shows itself in JupyterLab's light or dark theme, whichever is set (a light and a dark rendering,
+made when it is displayed; see that module). ``savefig``, a terminal and nbconvert's PDF get the
+light one, the figure's own colours. A figure you pass in (``ax=``) is shown as you made it.
 """
 
 from __future__ import annotations
@@ -258,7 +263,9 @@ def plot_frame(
     if ax is None:
         import matplotlib.pyplot as plt
 
-        own_fig, ax = plt.subplots(figsize=figsize or chart.figsize(d), layout="constrained")
+        from .figure import ThemedFigure
+
+        own_fig, ax = plt.subplots(figsize=figsize or chart.figsize(d), layout="constrained", FigureClass=ThemedFigure)
     try:
         xlabel, ylabel = chart.draw(ax, d, kwargs)
         ax.set_xlabel(xlabel or wanted)

@@ -203,6 +203,7 @@ def test_a_plan_reserves_upto_ceilings_and_max_cost_caps_them(toy):
             client.get(url, extensions=PaymentOptions(reservation=plan).extensions())
         # the ceiling came off the plan; what did not settle went back to the session at once
         assert plan.remaining == 100_000 and plan.given_back == 38_000
+        assert "0.038 USD not settled (upto) given back" in repr(plan)
         assert auth.policy.spent_usd() == 12_000
     assert auth.policy.held_usd() == 0
 

@@ -197,9 +197,10 @@ class Reservation:
         self.close()
 
     def __repr__(self) -> str:
+        back = f", {usd_text(self.given_back)} not settled (upto) given back" if self.given_back else ""
         return (
             f"<Reservation {self.payments}/{self.calls} calls, {usd_text(self.remaining)} left of "
-            f"{self.total_text}{' (closed)' if self.closed else ''}>"
+            f"{self.total_text}{back}{' (closed)' if self.closed else ''}>"
         )
 
 

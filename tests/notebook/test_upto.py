@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 import tm402_nb as tm
-from tm402_nb.errors import BudgetExceeded
+from tm402_nb.errors import BudgetExceeded, PaymentRefused
 
 from .test_footer import footer_lines
 
@@ -75,3 +75,16 @@ def test_a_ceiling_over_the_budget_is_refused_unsigned(ip, s, capsys):
     assert "nothing was signed" in info.value.hint
     assert s.ledger.payment_rows() == [] and s.sandbox.settlements() == []
     assert s.spent == 0
+
+
+def test_a_session_that_pays_only_exact_refuses_the_upto_agent(tmp_path):
+    with tm.connect(
+        mode="sandbox",
+        sandbox_options={"x402_version": 2, "agent_scheme": "upto"},
+        ledger=tmp_path / "ledger.sqlite3",
+        schemes=("exact",),
+        progress=False,
+    ) as session:
+        with pytest.raises(PaymentRefused, match="this policy pays exact"):
+            session.client.ask(QUESTION)
+        assert session.ledger.payment_rows() == [] and session.spent == 0

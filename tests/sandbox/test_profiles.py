@@ -33,7 +33,7 @@ from tm402_nb.sandbox.pricing import upto_charge
 from tm402_nb.sandbox.profiles import DATE_RANGE_MAX_DAYS, resolve_profile
 from tm402_nb.x402.messages import PaymentRequired, build_payment_payload, parse_challenge, read_receipt
 from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA
-from tm402_nb.x402.permit2 import sign_permit2
+from tm402_nb.x402.permit2 import PERMIT2_ADDRESS, sign_permit2
 from tm402_nb.x402.wallet import Wallet
 
 #: Parameters that make every endpoint answer rows (the ones that require a filter get one).
@@ -446,10 +446,29 @@ def test_tmai_transfer_eip3009(classic: SandboxServer) -> None:
     assert r.status_code == 200 and classic.settlements()[-1]["amount"] == "1530000000000000000"
 
 
-def test_tmai_transfer_permit2_is_not_available_yet() -> None:
-    with pytest.raises(ConfigurationError, match="tmai_transfer='permit2' is not available") as e:
-        SandboxProfile(tmai_transfer="permit2")
-    assert "'eip3009'" in str(e.value)
+@pytest.mark.parametrize("version", [1, 2])
+def test_tmai_transfer_permit2(version: int) -> None:
+    """TMAI offers say Permit2; a payer who approved the Permit2 contract pays, one who did not is
+    refused permit2_allowance_required (412 in v2, as the exact-EVM spec says; 402 in v1)."""
+    with serve(tmai_transfer="permit2", x402_version=version) as server:
+        assert httpx.get(server.url + "/sandbox").json()["assets"]["tmai"]["transfer"] == "permit2"
+        params = {"symbol": "BTC"}
+        with http(server) as c:
+            required = get_challenge(c, "/v2/tm-grade", params, token="tmai")
+            tmai = next(r for r in required.accepts if r.asset == server.state.asset("tmai").address)
+            usdc = next(r for r in required.accepts if r.asset == server.state.asset("usdc").address)
+            assert tmai.extra == {"assetTransferMethod": "permit2"}
+            assert usdc.extra == {"name": "USDC", "version": "2"}  # USDC stays EIP-3009
+            for approved, status in ((False, 412 if version == 2 else 402), (True, 200)):
+                wallet = fresh_wallet(server, approve_permit2=approved)
+                payload = sign(wallet, required, pay_with="tmai")
+                r = c.get("/v2/tm-grade", params=params, headers={**headers_for(payload), "x-payment-token": "tmai"})
+                assert r.status_code == status, r.text
+                if not approved:
+                    assert parse_challenge(r.headers, r.content).error == "permit2_allowance_required"
+        assert [s["amount"] for s in server.settlements()] == ["1530000000000000000"]
+        # The throwaway wallet serve() funds has approved Permit2 already: it pays out of the box.
+        assert server.state.chain.allowance(tmai.asset, server.wallet.address, PERMIT2_ADDRESS) == 2**256 - 1
 
 
 # -- agent scheme: exact or upto ------------------------------------------------------------------------------------
@@ -679,7 +698,7 @@ def test_cli_help_lists_the_switches(capsys: pytest.CaptureFixture[str]) -> None
     "argv, message",
     [
         (["--date-range", "bogus"], "date_range must be one of 'none', 'error', 'truncate'"),
-        (["--tmai-transfer", "permit2"], "is not available"),
+        (["--tmai-transfer", "erc7710"], "tmai_transfer must be one of 'eip3009', 'permit2'"),
         (["--profile", "nope"], "unknown sandbox profile 'nope'"),
         (["--anchor", "yesterday"], "YYYY-MM-DD"),
     ],
@@ -702,3 +721,13 @@ def test_connect_passes_the_profile_to_the_embedded_sandbox() -> None:
         assert s.sandbox is not None and s.sandbox.x402_version == 2 and s.network == "base"
     with tm.connect(mode="sandbox", network="base-sepolia", sandbox_options={"profile": "docs-2026"}) as s:
         assert s.sandbox is not None and s.sandbox.network == s.network == "base-sepolia"
+
+
+def test_cli_tmai_transfer_permit2_says_how_to_approve() -> None:
+    config = config_from_args(build_parser().parse_args(["--tmai-transfer", "permit2"]))
+    assert config.profile.tmai_transfer == "permit2"
+    assert config.profile.label == "classic with tmai_transfer=permit2"
+    text = banner(config, "http://127.0.0.1:8402", "0x" + "11" * 20, {})
+    assert 'TMAI is paid by Permit2: add "approve_permit2": true' in text
+    classic = config_from_args(build_parser().parse_args([]))
+    assert "approve_permit2" not in banner(classic, "http://127.0.0.1:8402", "0x" + "11" * 20, {})

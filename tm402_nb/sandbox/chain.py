@@ -320,7 +320,6 @@ class Chain:
             self._record_settlement(tx, network, asset, payer, pay_to, amount, nonce, path, x402_version)
             return None
 
-
     def _record_settlement(
         self,
         tx: str,

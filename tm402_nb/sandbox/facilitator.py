@@ -217,10 +217,13 @@ class Facilitator:
         )
         if refusal is not None:
             return VerifyResult(False, auth.from_, refusal.reason, refusal.message)
-        if reserve and isinstance(auth, Permit2Authorization):
-            # Of many parallel requests carrying this payment, exactly one gets past here.
-            if not self.chain.reserve_nonce(PERMIT2_ADDRESS, auth.from_, auth.nonce_hex):
-                return VerifyResult(False, auth.from_, P2.INVALID_NONCE, "Permit2 nonce is already in flight")
+        # Of many parallel requests carrying this payment, exactly one gets past here.
+        if (
+            reserve
+            and isinstance(auth, Permit2Authorization)
+            and not self.chain.reserve_nonce(PERMIT2_ADDRESS, auth.from_, auth.nonce_hex)
+        ):
+            return VerifyResult(False, auth.from_, P2.INVALID_NONCE, "Permit2 nonce is already in flight")
         return VerifyResult(True, auth.from_)
 
     def release(self, payload: PaymentPayload, req: PaymentRequirements) -> None:

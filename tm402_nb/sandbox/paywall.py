@@ -7,6 +7,12 @@ run the handler; settle only if it answered < 400 (or, under the profile switch
 answers 402 with a failed receipt and withholds the body. Paid answers carry the
 receipt header and ``Cache-Control: private, no-store``.
 
+TMAI is offered by EIP-3009 or, under the profile switch ``tmai_transfer="permit2"``, by
+Permit2 (``extra.assetTransferMethod: "permit2"``; TMAI has no EIP-712 domain of its own
+then, as the published token has none). A Permit2 payment whose payer has not approved
+the Permit2 contract is refused ``permit2_allowance_required`` with HTTP 412 in v2 (as
+the exact-EVM spec says) and 402 in v1 (which has no such status).
+
 The challenge lists both assets, the requested one first (``offers="both"``), or
 only the one ``x-payment-token`` asked for (``offers="requested"``).
 
@@ -51,6 +57,7 @@ from ..x402.messages import (
 )
 from ..x402.wallet import recover_address
 from . import facilitator as F
+from . import permit2_verify as P2
 from .assets import PayAsset
 from .catalogue import EndpointSpec
 from .faults import FaultState
@@ -113,6 +120,7 @@ class Paywall:
         facilitator: F.Facilitator,
         faults: FaultState,
         stats: Stats,
+        tmai_transfer: str = "eip3009",
         agent_scheme: str = "exact",
     ) -> None:
         self.version = version
@@ -128,6 +136,8 @@ class Paywall:
         self.facilitator = facilitator
         self.faults = faults
         self.stats = stats
+        #: How TMAI offers ask to be paid: "eip3009" or "permit2".
+        self.tmai_transfer = tmai_transfer
         #: The scheme the TMAI agent is offered in: "exact" (its tier price) or "upto" (that price as a ceiling).
         self.agent_scheme = agent_scheme
 
@@ -144,6 +154,12 @@ class Paywall:
         return X_PAYMENT_RESPONSE if self.version == 1 else PAYMENT_RESPONSE
 
     # -- challenge --------------------------------------------------------------------------
+    def extra(self, asset: PayAsset) -> dict[str, str]:
+        """An offer's ``extra``: the token's EIP-712 domain, or Permit2's transfer method for TMAI."""
+        if asset.key == "tmai" and self.tmai_transfer == "permit2":
+            return {"assetTransferMethod": "permit2"}
+        return asset.extra
+
     def offers(self, spec: EndpointSpec, url: str, preferred: str) -> list[PaywallOffer]:
         keys = [preferred] + ([k for k in ("usdc", "tmai") if k != preferred] if self.offer_all else [])
         out = []
@@ -161,7 +177,7 @@ class Paywall:
                     "payTo": self.pay_to,
                     "maxTimeoutSeconds": self.max_timeout_seconds,
                     "asset": a.address,
-                    "extra": a.extra,
+                    "extra": self.extra(a),
                 }
             else:
                 req = {
@@ -171,7 +187,7 @@ class Paywall:
                     "asset": a.address,
                     "payTo": self.pay_to,
                     "maxTimeoutSeconds": self.max_timeout_seconds,
-                    "extra": a.extra,
+                    "extra": self.extra(a),
                 }
             out.append(PaywallOffer(a, self._as_upto(req) if self.upto(spec) else req))
         return out
@@ -204,6 +220,7 @@ class Paywall:
         message: str | None = None,
         headers: dict[str, str] | None = None,
         allow_faults: bool = True,
+        status: int = 402,
     ) -> Response:
         offers = self.offers(spec, url, preferred)
         default_error = f"{self.header} header is required"
@@ -232,7 +249,7 @@ class Paywall:
         }
         hdrs[PAYMENT_REQUIRED] = "%%not-base64{" if malformed else b64json_encode(required)
         body = {} if error is None else {"error": error, "message": message or error}
-        return JSONResponse(body, status_code=402, headers=hdrs)
+        return JSONResponse(body, status_code=status, headers=hdrs)
 
     # -- payment -----------------------------------------------------------------------------
     def _select(
@@ -360,8 +377,15 @@ class Paywall:
         verdict = self.facilitator.verify(payload, req, reserve=True)
         if not verdict.is_valid:
             self.stats.count("refused", path)
+            allowance = verdict.invalid_reason == P2.ALLOWANCE_REQUIRED and self.version == 2
             return self.challenge(
-                spec, url, preferred, error=verdict.invalid_reason, message=verdict.message, allow_faults=False
+                spec,
+                url,
+                preferred,
+                error=verdict.invalid_reason,
+                message=verdict.message,
+                allow_faults=False,
+                status=412 if allowance else 402,  # Precondition Failed: approve Permit2, then retry
             )
         # Verified and the nonce is ours: run the handler.
         try:

@@ -121,7 +121,9 @@ def check_permit2(
     except X402ProtocolError as exc:
         return Refusal(INVALID_SIGNATURE, f"signature is malformed: {exc.message}")
     if signer.lower() != auth.from_.lower():
-        return Refusal(INVALID_SIGNATURE, f"signature recovers to {signer}, not to permit2Authorization.from {auth.from_}")
+        return Refusal(
+            INVALID_SIGNATURE, f"signature recovers to {signer}, not to permit2Authorization.from {auth.from_}"
+        )
     # What the chain would revert on (the SDKs simulate the proxy's settle).
     if chain.nonce_state(PERMIT2_ADDRESS, auth.from_, auth.nonce_hex) is not None:
         return Refusal(INVALID_NONCE, f"Permit2 nonce {str(auth.nonce)[:20]}… of {auth.from_} is already used")

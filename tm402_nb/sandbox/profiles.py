@@ -124,14 +124,11 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
             ),
             Switch(
                 "tmai_transfer",
-                ("eip3009",),
-                "how a TMAI payment moves: EIP-3009 transferWithAuthorization",
-                MappingProxyType(
-                    {
-                        "permit2": "the sandbox's facilitator does not verify Permit2 payments yet (a separate "
-                        "issue); TMAI is paid by EIP-3009 until it does"
-                    }
-                ),
+                ("eip3009", "permit2"),
+                "how a TMAI payment moves: eip3009 = transferWithAuthorization; permit2 = the offer says "
+                "extra.assetTransferMethod 'permit2' and the payer signs a Permit2 witness transfer, which needs "
+                "a one-time approval of the Permit2 contract (the faucet's approve_permit2; the sandbox's own "
+                "wallet has it) or is refused permit2_allowance_required (HTTP 412 in v2)",
             ),
             Switch(
                 "agent_scheme",
@@ -173,7 +170,7 @@ class SandboxProfile:
     free_endpoints: Literal["free", "paid"] = "free"
     paging: Literal["strict", "lenient"] = "strict"
     empty_answer: Literal["free", "charged"] = "free"
-    tmai_transfer: Literal["eip3009"] = "eip3009"
+    tmai_transfer: Literal["eip3009", "permit2"] = "eip3009"
     agent_scheme: Literal["exact", "upto"] = "exact"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None

@@ -67,6 +67,7 @@ class SandboxState:
             facilitator=self.facilitator,
             faults=self.faults,
             stats=self.stats,
+            tmai_transfer=profile.tmai_transfer,
             agent_scheme=profile.agent_scheme,
         )
 

@@ -313,6 +313,8 @@ class X402Auth(httpx.Auth):
             if remembered is not None:
                 try:
                     presigned = self._sign_payment(remembered, request, options, warm=True)
+                except Permit2AllowanceRequired:
+                    raise  # the wallet's allowance, not the terms: a fresh challenge would not change it
                 except PaymentRefused:
                     presigned = None  # let the live challenge decide, and refuse with its numbers
         if presigned is not None:

@@ -93,3 +93,45 @@ def test_cli_ledger_output_is_clean(tmp_path, monkeypatch):
             timeout=120,
         ).stdout
     )
+
+
+def test_the_approval_leaks_nothing(tmp_path, caplog, capsys, monkeypatch):
+    """The one-time approval to Permit2 signs a transaction with the key: its preview, receipt,
+    refusals (with every local of their frames, as locals-capturing tools read them), logs and the
+    sandbox chain's file show none of it."""
+    import io
+    import traceback
+
+    from tm402_nb.session import confirm
+    from tm402_nb.session.core import Session
+
+    monkeypatch.setenv("TM402_PRIVATE_KEY", KEY)
+    db = tmp_path / "chain.sqlite3"
+    shown: list[str] = []
+
+    def declining(prompt: str = "") -> str:
+        shown.append(prompt)
+        return "n"
+
+    with caplog.at_level(logging.DEBUG):
+        s = Session("sandbox", wallet=Wallet.from_env(), progress=False, sandbox_options={"db_path": str(db)})
+        with s:
+            for attempt in ("no eth", "no one to ask", "declined"):
+                if attempt == "no one to ask":
+                    s.sandbox.fund(s.wallet.address, "eth", "0.01")
+                    monkeypatch.setattr("sys.stdin", io.StringIO())
+                if attempt == "declined":
+                    monkeypatch.setattr(confirm, "_in_kernel", lambda: True)
+                    monkeypatch.setattr("builtins.input", declining)
+                try:
+                    s.approve_permit2("tmai", "5")
+                except TM402Error as exc:
+                    te = traceback.TracebackException.from_exception(exc, capture_locals=True)
+                    shown += [str(exc), repr(exc), "".join(exc._render_traceback_()), "".join(te.format())]
+            done = s.approve_permit2("tmai", "unlimited", yes=True)
+            shown += [repr(done), done._repr_html_(), repr(done.plan), repr(done.result), str(s.allowance())]
+    assert len(shown) == 3 * 4 + 1 + 5
+    assert_clean("\n".join(shown), "the approval's output and refusals")
+    captured = capsys.readouterr()
+    assert_clean(captured.out + captured.err + caplog.text, "stdout, stderr and the logs")
+    assert_clean(db.read_bytes() if db.exists() else b"", "the sandbox chain")

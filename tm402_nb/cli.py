@@ -1,4 +1,4 @@
-"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, doctor, endpoints, ledger."""
+"""``tm402-nb`` command line: sandbox, demo, get, quote, estimate, doctor, approve, endpoints, ledger."""
 
 from __future__ import annotations
 
@@ -144,6 +144,19 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_approve(args: argparse.Namespace) -> int:
+    """Without an amount, the allowance; with one, the approval (asked unless --yes)."""
+    from .session.core import Session
+
+    kw = {k: v for k, v in (("network", args.network), ("rpc_url", args.rpc_url)) if v}
+    with Session(args.mode, progress=False, **kw) as s:
+        if args.amount is None:
+            print(s.allowance(args.asset))
+        else:
+            print(s.approve_permit2(args.asset, args.amount, yes=args.yes).text())
+    return 0
+
+
 def _cmd_endpoints(args: argparse.Namespace) -> int:
     from .tokenmetrics.catalogue import catalogue_frame
 
@@ -259,6 +272,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_doc.add_argument("--json", action="store_true", help="print the report as JSON")
     p_doc.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per request (10)")
     p_doc.set_defaults(func=_cmd_doctor)
+
+    p_app = sub.add_parser(
+        "approve",
+        help="the one-time ERC-20 approval to Permit2 a TMAI payment needs (a transaction; gas in ETH)",
+        description="Without AMOUNT: what Permit2 may move of the wallet's ASSET. With it: send approve(Permit2,"
+        " AMOUNT) on the token from the wallet, after showing the token, spender, amount, the most the gas may cost"
+        " (paid in ETH) and the network, and asking (--yes sends unasked; with no terminal to ask on it is refused)."
+        " Refused when the wallet's ETH cannot pay the gas.",
+    )
+    p_app.add_argument("asset", help="tmai, usdc, or the token's address")
+    p_app.add_argument("amount", nargs="?", help="in token units, e.g. 50, or unlimited")
+    p_app.add_argument("--yes", action="store_true", help="send without asking")
+    p_app.add_argument("--mode", choices=("sandbox", "x402"), help="default: from the environment")
+    p_app.add_argument("--network", choices=("base-sepolia", "base"))
+    p_app.add_argument("--rpc-url", dest="rpc_url", metavar="URL", help="JSON-RPC node (default: $TM402_RPC_URL)")
+    p_app.set_defaults(func=_cmd_approve)
 
     p_eps = sub.add_parser("endpoints", help="the endpoint catalogue with prices")
     p_eps.add_argument("--csv", action="store_true")

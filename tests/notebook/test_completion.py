@@ -75,7 +75,7 @@ def test_empty_line_offers_subcommands_and_endpoints_only(ip, no_session, tmp_pa
 
 def test_every_offered_subcommand_is_one(ip):
     for name in SUBCOMMANDS:
-        args = {"connect": " sandbox", "quote": " tm-grade", "ask": " what next?"}.get(name, "")
+        args = {"connect": " sandbox", "quote": " tm-grade", "ask": " what next?", "approve": " tmai"}.get(name, "")
         assert parse_line(name + args).action == name
 
 
@@ -84,6 +84,8 @@ def test_subcommand_arguments(ip, no_session):
     assert "tm-grade" in texts(ip, "%tm doctor ") and "tm-grade" in texts(ip, "%tm help t")
     assert texts(ip, "%tm budget ") == []
     assert texts(ip, "%tm quote ai") == ["ai-reports", "ai-report"]
+    assert texts(ip, "%tm approve ") == ["tmai", "usdc"] and texts(ip, "%tm approve tmai ") == ["unlimited"]
+    assert texts(ip, "%tm approve tmai 50 --") == ["--yes"] and texts(ip, "%tm approve tmai --") == []
 
 
 def test_assignment_lines_complete_too(ip, no_session):

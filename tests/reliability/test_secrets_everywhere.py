@@ -109,6 +109,13 @@ CELLS = [
     ("code", "%tm ledger"),
     ("code", "%tm ledger all"),
     ("code", "%tm wallet"),
+    # The one-time approval to Permit2 signs a transaction: refused without ETH, then sent.
+    ("code", "%tm approve tmai 5 --yes", ["raises-exception"]),
+    (
+        "code",
+        "s.sandbox.fund(s.wallet.address, 'eth', '0.01')\nget_ipython().run_line_magic('tm', 'approve tmai 5 --yes')",
+    ),
+    ("code", "%tm approve tmai"),
     ("code", "print(repr(s))\nprint(s.wallet)\nprint(repr(s.auth), repr(s.policy), repr(s.client))\ns"),
     ("code", "s.ledger.payments()"),
     (
@@ -199,7 +206,8 @@ def test_a_notebook_with_the_env_key_leaks_nothing(tmp_path, monkeypatch, capfd)
     assert ADDRESS in text[0] and ADDRESS in text[9] and "settled" in text[7]
     assert "TM_GRADE" in text[2] or "tm_grade" in text[2].lower()
     assert "refused: BudgetExceeded" in text[3]
-    assert sum('"output_type": "error"' in t for _, t in outputs) == 4
+    assert sum('"output_type": "error"' in t for _, t in outputs) == 5
+    assert "InsufficientGas" in text[10] and "Permit2 approved" in text[11] and "5.00 TMAI" in text[12]
     assert every.count("WalletError") >= 7 and "connect: WalletError" in every
     assert every.count("file: WalletError") == 2 and "<redacted>" in every  # errors read, our frames' locals too
     assert "DEBUG" in every or "INFO" in every  # the logs were on, and scanned

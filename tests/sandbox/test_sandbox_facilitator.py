@@ -139,7 +139,9 @@ def test_rpc_block_number_and_receipts_follow_settlements(client: httpx.Client, 
 
 
 def test_rpc_errors_and_batches(client: httpx.Client) -> None:
-    assert _rpc(client, "eth_sendRawTransaction")["error"]["code"] == -32601
+    assert _rpc(client, "eth_sendTransaction")["error"]["code"] == -32601  # the node holds no keys
+    assert _rpc(client, "eth_sendRawTransaction")["error"]["code"] == -32602  # no transaction given
+    assert _rpc(client, "eth_sendRawTransaction", ["0xf86c"])["error"]["code"] == -32000  # legacy: type 2 only
     r = client.post("/rpc", content=b"{oops")
     assert r.json()["error"]["code"] == -32700
     assert client.post("/rpc", json={"id": 1}).json()["error"]["code"] == -32600

@@ -45,6 +45,7 @@ SUBCOMMANDS: dict[str, str] = {
     "connect": "switch mode: sandbox, x402, api-key",
     "doctor": "preflight; pays nothing",
     "ask": "a question to TMAI, the AI agent (one paid call)",
+    "approve": "let Permit2 move a token (TMAI): a transaction, gas in ETH",
     "help": "syntax; help ENDPOINT for one endpoint",
 }
 #: ``%tm connect MODE``.
@@ -52,6 +53,11 @@ MODES = {
     "sandbox": "local API, synthetic data, no real money",
     "x402": "pay per call from TM402_PRIVATE_KEY",
     "api-key": "your Token Metrics plan (TM_API_KEY)",
+}
+#: ``%tm approve ASSET``.
+APPROVE_ASSETS = {
+    "tmai": "paid by Permit2: needs the approval",
+    "usdc": "paid by EIP-3009 unless a server asks for Permit2",
 }
 #: What each ``%tm ledger`` flag (parse.LEDGER_FLAGS, the one list of them) shows.
 LEDGER_HELP = {
@@ -356,6 +362,14 @@ class TMCompleter:
             return fragment, _match(((k, f"mode · {v}") for k, v in MODES.items()), fragment)
         if head in ("doctor", "help") and not args and not fragment.startswith("-"):
             return fragment, endpoint_candidates(fragment)
+        if head == "approve":
+            if fragment.startswith("-"):
+                return fragment, _match([("--yes", "flag · send without asking")], fragment) if len(args) == 2 else []
+            if not args:
+                return fragment, _match(((k, f"asset · {v}") for k, v in APPROVE_ASSETS.items()), fragment)
+            if len(args) == 1:
+                return fragment, _match([("unlimited", "amount · no limit (or a number of tokens)")], fragment)
+            return fragment, []
         if head == "ledger":
             if args and args[-1] == "--by":
                 return fragment, _match(((b, "spend by") for b in LEDGER_GROUPS), fragment)

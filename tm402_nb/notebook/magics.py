@@ -41,6 +41,9 @@ HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param 
                                      this session's payments by default; every column with --csv
 %tm doctor [ENDPOINT|URL]            preflight: wallet, clock, RPC, balance, one unpaid 402 probe; pays nothing
 %tm ask QUESTION...                  ask TMAI, the AI agent (one paid call; the answer shows as Markdown)
+%tm approve ASSET [AMOUNT|unlimited] [--yes]
+                                     Permit2's allowance of the wallet's token; with an amount, the one-time
+                                     approval a Permit2 payment (TMAI) needs: a transaction, gas paid in ETH
 %%tm [--save NAME] [--dry-run] ...   body: `endpoint: tm-grade` + `symbol: [BTC, ETH]`, or one call per line
 --max-cost X: the most this request may pay in all (USD); it is refused before paying when its quote is more
 --pages N: read up to N pages where the data's size is unknown (each page is a call)
@@ -368,6 +371,14 @@ on its name. Tab completes subcommands, endpoints (with their price), flags, --p
         except TM402Error as exc:  # no session to check: that is the finding (a missing key, ...)
             return unavailable(None, None, exc)
         return s.doctor(probe=cmd.args[0] if cmd.args else None)
+
+    def _cmd_approve(self, cmd: TMCommand) -> Any:
+        """``%tm approve tmai``: what Permit2 may move; ``%tm approve tmai 50 [--yes]``: approve it to."""
+        s = self._session()
+        if len(cmd.args) == 1:
+            found = s.allowance(cmd.args[0])
+            return _Text(f"{found}\n(%tm approve {cmd.args[0]} AMOUNT sends an approval; unlimited for no limit)")
+        return s.approve_permit2(cmd.args[0], cmd.args[1], yes=cmd.yes)
 
     def _cmd_connect(self, cmd: TMCommand) -> Any:
         from ..session import connect

@@ -7,6 +7,7 @@ Line grammar::
     %tm endpoints | quote ENDPOINT ... | wallet | budget [AMOUNT] | feed | connect MODE | doctor | help
     %tm ledger [--today | --all | --session ID] [--by endpoint|day|cell] [--calls] [--csv]
     %tm ask QUESTION...   (the rest of the line, as typed, is the question to TMAI, the AI agent)
+    %tm approve ASSET [AMOUNT|unlimited] [--yes]   (Permit2's allowance; with an amount, the approval)
 
 Values are never expanded by IPython (``$`` amounts would be mangled); ``{{name}}``
 inserts a notebook variable explicitly and ``--params $dict`` passes a dict of
@@ -100,6 +101,7 @@ class TMCommand:
     args: list[str] = field(default_factory=list)  # subcommand arguments
     source: str = ""
     ledger: LedgerArgs | None = None  # %tm ledger's flags
+    yes: bool = False  # %tm approve --yes: send without asking
 
     def call_params(self) -> dict[str, Any]:
         p = dict(self.params)
@@ -190,6 +192,8 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
     head = tokens[0].lower()
     if head == "ledger":
         return _parse_ledger(tokens[1:], source)
+    if head == "approve":
+        return _parse_approve(tokens[1:], source)
     if head in ("endpoints", "wallet", "feed", "help", "budget", "connect", "doctor"):
         cmd = TMCommand(head, args=tokens[1:], source=source)
         for tok in cmd.args:
@@ -236,6 +240,28 @@ def parse_line(line: str, namespace: Mapping[str, Any] | None = None) -> TMComma
                 else:
                     cmd.symbols.append(_symbol(part))
         i += 1
+    return cmd
+
+
+def _parse_approve(tokens: list[str], source: str) -> TMCommand:
+    """``%tm approve ASSET [AMOUNT|unlimited] [--yes]``."""
+    cmd = TMCommand("approve", source=source)
+    for tok in tokens:
+        if tok == "--yes":
+            cmd.yes = True
+        elif tok.startswith("--"):
+            raise MagicUsageError(f"%tm approve takes no flag {tok}", hint="only --yes (send without asking)")
+        elif tok.startswith("$"):
+            raise MagicUsageError(f"%tm approve {tok}: write the amount without '$' (it is in token units)")
+        else:
+            cmd.args.append(tok)
+    if not 1 <= len(cmd.args) <= 2:
+        raise MagicUsageError(
+            "%tm approve needs an asset, and an amount to approve",
+            hint="e.g. %tm approve tmai 50 (or unlimited); %tm approve tmai shows the allowance",
+        )
+    if cmd.yes and len(cmd.args) == 1:
+        raise MagicUsageError("%tm approve --yes needs an amount to approve", hint="e.g. %tm approve tmai 50 --yes")
     return cmd
 
 

@@ -1,7 +1,9 @@
 """The sandbox's pretend chain: token balances, allowances, nonces and settlements, in SQLite.
 
 It stands in for the token contracts' storage (``balanceOf``, ``allowance``,
-``authorizationState``, ``transferWithAuthorization``) and Permit2's nonce bitmap.
+``authorizationState``, ``transferWithAuthorization``), Permit2's nonce bitmap, native ETH
+balances (under :data:`NATIVE`) and the one kind of transaction a wallet sends it: an
+ERC-20 ``approve`` (its sender's nonce, the gas it burned, its receipt).
 Permit2 nonces live in the same ``nonces`` table as EIP-3009 ones, under the Permit2
 contract's address (they are per owner, not per token), as 0x + 64 hex digits. Amounts are integers in atomic units, stored
 as decimal text (18-decimal balances overflow SQLite's 64-bit integers).
@@ -64,7 +66,24 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Transactions a wallet sent (approvals), mined at once.
+CREATE TABLE IF NOT EXISTS transactions (
+    hash      TEXT PRIMARY KEY,
+    sender    TEXT NOT NULL,
+    nonce     INTEGER NOT NULL,
+    target    TEXT NOT NULL,
+    spender   TEXT NOT NULL,
+    amount    TEXT NOT NULL,
+    gas_used  INTEGER NOT NULL,
+    gas_price TEXT NOT NULL,
+    block     INTEGER NOT NULL,
+    at        REAL NOT NULL,
+    UNIQUE (sender, nonce)
+);
 """
+
+#: Where native ETH balances are kept in ``balances`` (the usual "native token" pseudo-address).
+NATIVE = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
 
 #: The sandbox chain's first block number (a Base-like height).
 GENESIS_BLOCK = 20_000_000
@@ -185,6 +204,30 @@ class Chain:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'block'").fetchone()
             return int(row[0]) if row else GENESIS_BLOCK
 
+    def transaction_count(self, sender: str) -> int:
+        """The next nonce of ``sender``: how many transactions it has had mined here."""
+        with self._lock:
+            self._check()
+            return self._tx_count(sender)
+
+    def _tx_count(self, sender: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM transactions WHERE sender = ?", (sender.lower(),)).fetchone()
+        return int(row[0])
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """A mined approval transaction by hash, or None."""
+        with self._lock:
+            self._check()
+            row = self._db.execute(
+                "SELECT hash, sender, nonce, target, spender, amount, gas_used, gas_price, block FROM transactions"
+                " WHERE hash = ?",
+                (tx_hash.lower(),),
+            ).fetchone()
+        if row is None:
+            return None
+        keys = ("hash", "sender", "nonce", "target", "spender", "amount", "gas_used", "gas_price", "block")
+        return dict(zip(keys, row, strict=True))
+
     def settlements(self, *, payer: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, tx, network, asset, payer, pay_to, amount, nonce, path, x402_version, block, at FROM settlements"
         args: list[Any] = []
@@ -246,6 +289,58 @@ class Chain:
         with self._tx():
             self._set_allowance(asset, owner, spender, amount)
             self._next_block()
+
+    def mine_approval(
+        self,
+        *,
+        tx_hash: str,
+        sender: str,
+        nonce: int,
+        token: str,
+        spender: str,
+        amount: int,
+        upfront: int,
+        gas_used: int,
+        gas_price: int,
+    ) -> str | None:
+        """Execute a signed ``approve`` in one transaction: check the sender's nonce and that its
+        ETH covers ``upfront`` (gas limit × max fee, as a node checks before it includes a
+        transaction), burn ``gas_used × gas_price`` of ETH, set the allowance, record the
+        transaction in a new block. None on success, else a node's error message."""
+        if not 0 <= amount < 2**256:
+            return "invalid approve amount"
+        with self._tx() as t:
+            if self._db.execute("SELECT 1 FROM transactions WHERE hash = ?", (tx_hash.lower(),)).fetchone():
+                t.rollback()
+                return "already known"
+            expected = self._tx_count(sender)
+            if nonce != expected:
+                t.rollback()
+                return f"nonce too {'low' if nonce < expected else 'high'}: next nonce {expected}, tx nonce {nonce}"
+            eth = self._balance(NATIVE, sender)
+            if eth < upfront:
+                t.rollback()
+                return f"insufficient funds for gas * price + value: have {eth} want {upfront}"
+            self._set_balance(NATIVE, sender, eth - gas_used * gas_price)
+            self._set_allowance(token, sender, spender, amount)
+            block = self._next_block()
+            self._db.execute(
+                "INSERT INTO transactions (hash, sender, nonce, target, spender, amount, gas_used, gas_price, block, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tx_hash.lower(),
+                    sender.lower(),
+                    nonce,
+                    token.lower(),
+                    spender.lower(),
+                    str(amount),
+                    gas_used,
+                    str(gas_price),
+                    block,
+                    time.time(),
+                ),
+            )
+            return None
 
     def reserve_nonce(self, asset: str, payer: str, nonce: str) -> bool:
         """Claim a nonce for an in-flight payment; False if it is reserved or used already."""

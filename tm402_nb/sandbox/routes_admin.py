@@ -12,7 +12,7 @@ from . import envelope, rpc
 from .catalogue import ENDPOINTS
 from .facilitator import INVALID_PAYLOAD
 from .faults import Faults
-from .state import SandboxState, display
+from .state import ETH, SandboxState, display, is_eth
 
 
 def _state(request: Request) -> SandboxState:
@@ -32,7 +32,9 @@ async def _json_body(request: Request) -> Any:
 class FaucetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     address: str = Field(description="0x address to fund")
-    asset: str = Field("usdc", description="`usdc`, `tmai`, or the token's contract address")
+    asset: str = Field(
+        "usdc", description="`usdc`, `tmai`, the token's contract address, or `eth` (the native coin gas is paid in)"
+    )
     amount: str | int | float = Field(description="amount in display units, e.g. `100` or `0.5`")
     approve_permit2: bool = Field(
         False, description="also grant the Permit2 contract an unlimited allowance for this asset (Permit2 payments)"
@@ -85,9 +87,11 @@ async def info(request: Request) -> dict[str, Any]:
     }
 
 
-@sandbox.post("/faucet", summary="Fund an address with sandbox USDC or TMAI (display units)")
+@sandbox.post("/faucet", summary="Fund an address with sandbox USDC, TMAI or ETH for gas (display units)")
 async def faucet(request: Request, body: FaucetRequest) -> Response:
     try:
+        if body.approve_permit2 and is_eth(body.asset):
+            raise ValueError("approve_permit2 applies to a token (usdc, tmai), not to ETH")
         return JSONResponse(
             _state(request).fund(body.address, body.asset, body.amount, approve_permit2=body.approve_permit2)
         )
@@ -99,11 +103,11 @@ async def faucet(request: Request, body: FaucetRequest) -> Response:
 async def balance(
     request: Request,
     address: Annotated[str, Query(description="0x address")],
-    asset: Annotated[str, Query(description="usdc, tmai or a contract address")] = "usdc",
+    asset: Annotated[str, Query(description="usdc, tmai, a contract address, or eth")] = "usdc",
 ) -> Response:
     st = _state(request)
     try:
-        a = st.asset(asset)
+        a = ETH if is_eth(asset) else st.asset(asset)
         if not (address.startswith("0x") and len(address) == 42):
             raise ValueError(f"address must be 0x followed by 40 hex digits, got {address[:50]!r}")
         atomic = st.chain.balance(a.address, address)

@@ -1,11 +1,19 @@
 """A JSON-RPC subset at ``/rpc``, so wallet-balance code is the same against the sandbox and a real node.
 
 Methods: ``eth_chainId``, ``net_version``, ``eth_blockNumber``, ``eth_getBalance``
-(native balance, always 0), ``eth_call`` on the sandbox USDC/TMAI contracts
+(native ETH, funded by the faucet's ``eth``), ``eth_call`` on the sandbox USDC/TMAI contracts
 (``balanceOf``, ``allowance``, ``decimals``, ``symbol``, ``name`` and EIP-3009
 ``authorizationState(address,bytes32)``), ``eth_call`` of ``nonceBitmap(address,uint256)``
-on the Permit2 contract, and ``eth_getTransactionReceipt`` for
-the sandbox's settlement hashes. Batches are accepted. Errors use JSON-RPC codes.
+on the Permit2 contract, and ``eth_getTransactionReceipt`` for the sandbox's settlement
+hashes and the transactions it mined. Batches are accepted. Errors use JSON-RPC codes.
+
+Transactions: the one a wallet sends before paying by Permit2, ``approve(spender, amount)``
+on a sandbox token, as a signed EIP-1559 (type 2) ``eth_sendRawTransaction``; with what
+building one needs (``eth_getTransactionCount``, ``eth_gasPrice``, ``eth_maxPriorityFeePerGas``,
+``eth_getBlockByNumber`` with ``baseFeePerGas``, ``eth_estimateGas``). The chain checks what a
+node checks (chain id, signature, the sender's nonce, fee above the base fee, ETH for
+gas limit × max fee) and mines it at once: the sender pays gas used × effective price in ETH.
+Any other transaction is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
-from ..x402.permit2 import ALLOWANCE, NONCE_BITMAP, PERMIT2_ADDRESS
+from ..x402.permit2 import ALLOWANCE, APPROVE, NONCE_BITMAP, PERMIT2_ADDRESS
+from .chain import NATIVE
 from .state import SandboxState
 
 
@@ -30,6 +39,17 @@ NAME = selector("name()")
 AUTHORIZATION_STATE = selector("authorizationState(address,bytes32)")
 
 _HEX_RE = re.compile(r"^0x[0-9a-fA-F]*$")
+_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+#: The sandbox chain's fees: a Base-like base fee of 0.01 gwei and a 0.001 gwei tip.
+BASE_FEE = 10_000_000
+PRIORITY_FEE = 1_000_000
+#: Gas an ``approve`` uses here (a real one: ~46,000 to a fresh slot, ~29,000 to a used one).
+APPROVE_GAS = 46_000
+#: Gas of a plain ETH transfer (the intrinsic cost of any transaction).
+TRANSFER_GAS = 21_000
+#: The sandbox's block gas limit (Base's, about).
+BLOCK_GAS_LIMIT = 150_000_000
 
 
 class RpcError(Exception):
@@ -89,9 +109,147 @@ def _eth_call(st: SandboxState, params: list[Any]) -> str:
     raise RpcError(3, "execution reverted")
 
 
+def _address_param(method: str, params: list[Any]) -> str:
+    if not params or not isinstance(params[0], str) or not _ADDRESS_RE.match(params[0]):
+        raise RpcError(-32602, f"{method} expects [address, block]")
+    return params[0]
+
+
+def _token(st: SandboxState, to: object) -> Any:
+    return next((a for a in st.assets.values() if isinstance(to, str) and a.address.lower() == to.lower()), None)
+
+
+def _approve_args(data: str) -> tuple[str, int] | None:
+    """(spender, amount) of ``approve(address,uint256)`` calldata (hex, with 0x), else None."""
+    if data[:10].lower() != APPROVE or len(data) != 10 + 128 or int(data[10:34], 16) != 0:
+        return None
+    return "0x" + data[34:74], int(data[74:138], 16)
+
+
+def _estimate_gas(st: SandboxState, params: list[Any]) -> str:
+    if not params or not isinstance(params[0], dict):
+        raise RpcError(-32602, "eth_estimateGas expects [{from, to, data}]")
+    call = params[0]
+    data = call.get("data", call.get("input")) or "0x"
+    if not isinstance(data, str) or not _HEX_RE.match(data):
+        raise RpcError(-32602, "eth_estimateGas needs hex 'data'")
+    if data == "0x" and _token(st, call.get("to")) is None:
+        return hex(TRANSFER_GAS)
+    if _token(st, call.get("to")) is not None and _approve_args(data) is not None:
+        return hex(APPROVE_GAS)
+    raise RpcError(3, "execution reverted: the sandbox chain executes only approve(address,uint256) on its tokens")
+
+
+def _block(st: SandboxState, params: list[Any]) -> dict[str, Any] | None:
+    tag = params[0] if params else "latest"
+    latest = st.chain.block_number()
+    if tag in ("latest", "pending", "safe", "finalized"):
+        number = latest
+    elif tag == "earliest":
+        number = 0
+    elif isinstance(tag, str) and _HEX_RE.match(tag) and len(tag) > 2:
+        number = int(tag, 16)
+    else:
+        raise RpcError(-32602, "eth_getBlockByNumber expects [blockTag or hex number, fullTransactions]")
+    if number > latest:
+        return None
+    return {
+        "number": hex(number),
+        "hash": "0x" + keccak(b"tm402-sandbox-block" + number.to_bytes(8, "big")).hex(),
+        "baseFeePerGas": hex(BASE_FEE),
+        "gasLimit": hex(BLOCK_GAS_LIMIT),
+        "transactions": [],
+    }
+
+
+def _send_raw(st: SandboxState, params: list[Any]) -> str:
+    """Decode, check and mine a signed type-2 ``approve`` transaction; its hash."""
+    from eth_account import Account
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    if not params or not isinstance(params[0], str) or not _HEX_RE.match(params[0]) or len(params[0]) < 4:
+        raise RpcError(-32602, "eth_sendRawTransaction expects [signed transaction hex]")
+    raw = bytes.fromhex(params[0][2:])
+    if raw[0] != 2:
+        raise RpcError(-32000, "transaction type not supported: the sandbox chain takes EIP-1559 (type 2) only")
+    try:
+        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        sender = Account.recover_transaction(raw)
+    except Exception as exc:  # undecodable, or a signature that recovers to no key
+        raise RpcError(-32000, f"invalid transaction: {type(exc).__name__}") from None
+    if tx["chainId"] != st.network.chain_id:
+        raise RpcError(-32000, f"invalid chain id {tx['chainId']}: this chain is {st.network.chain_id}")
+    token = _token(st, _hex(tx.get("to")))
+    args = _approve_args(_hex(tx.get("data")))
+    if token is None or args is None or tx["value"] != 0:
+        raise RpcError(-32000, "the sandbox chain executes only approve(address,uint256) on its tokens, sending no ETH")
+    if tx["gas"] < APPROVE_GAS:
+        raise RpcError(-32000, f"intrinsic gas too low: approve needs {APPROVE_GAS}, gas limit {tx['gas']}")
+    max_fee, tip = tx["maxFeePerGas"], tx["maxPriorityFeePerGas"]
+    if max_fee < BASE_FEE:
+        raise RpcError(-32000, f"max fee per gas less than block base fee: maxFeePerGas {max_fee}, baseFee {BASE_FEE}")
+    if tip > max_fee:
+        raise RpcError(-32000, "max priority fee per gas higher than max fee per gas")
+    tx_hash = "0x" + keccak(raw).hex()
+    spender, amount = args
+    refused = st.chain.mine_approval(
+        tx_hash=tx_hash,
+        sender=sender,
+        nonce=tx["nonce"],
+        token=token.address,
+        spender=spender,
+        amount=amount,
+        upfront=tx["gas"] * max_fee,
+        gas_used=APPROVE_GAS,
+        gas_price=min(max_fee, BASE_FEE + tip),
+    )
+    if refused is not None:
+        raise RpcError(-32000, refused)
+    return tx_hash
+
+
+def _hex(value: object) -> str:
+    """A decoded transaction field (bytes, or already hex text) as 0x-hex."""
+    if isinstance(value, str):
+        return value if value.startswith("0x") else "0x" + value
+    return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else "0x"
+
+
+def _approval_receipt(tx: dict[str, Any]) -> dict[str, Any]:
+    from ..x402.wallet import to_checksum
+
+    owner, spender = tx["sender"], tx["spender"]
+    return {
+        "transactionHash": tx["hash"],
+        "blockNumber": hex(tx["block"]),
+        "from": to_checksum(owner),
+        "to": to_checksum(tx["target"]),
+        "type": "0x2",
+        "status": "0x1",
+        "gasUsed": hex(tx["gas_used"]),
+        "cumulativeGasUsed": hex(tx["gas_used"]),
+        "effectiveGasPrice": hex(int(tx["gas_price"])),
+        "logs": [
+            {  # Approval(address indexed owner, address indexed spender, uint256 value)
+                "address": to_checksum(tx["target"]),
+                "topics": [
+                    "0x" + keccak(b"Approval(address,address,uint256)").hex(),
+                    "0x" + owner[2:].rjust(64, "0"),
+                    "0x" + spender[2:].rjust(64, "0"),
+                ],
+                "data": _word(int(tx["amount"])),
+            }
+        ],
+    }
+
+
 def _receipt(st: SandboxState, params: list[Any]) -> dict[str, Any] | None:
     if not params or not isinstance(params[0], str):
         raise RpcError(-32602, "eth_getTransactionReceipt expects [txHash]")
+    mined = st.chain.transaction(params[0])
+    if mined is not None:
+        return _approval_receipt(mined)
     s = st.chain.settlement_by_tx(params[0])
     if s is None:
         return None
@@ -122,7 +280,19 @@ def handle_call(st: SandboxState, call: Any) -> dict[str, Any] | None:
         elif method == "eth_blockNumber":
             result = hex(st.chain.block_number())
         elif method == "eth_getBalance":
-            result = "0x0"
+            result = hex(st.chain.balance(NATIVE, _address_param(method, params)))
+        elif method == "eth_getTransactionCount":
+            result = hex(st.chain.transaction_count(_address_param(method, params)))
+        elif method == "eth_gasPrice":
+            result = hex(BASE_FEE + PRIORITY_FEE)
+        elif method == "eth_maxPriorityFeePerGas":
+            result = hex(PRIORITY_FEE)
+        elif method == "eth_getBlockByNumber":
+            result = _block(st, params)
+        elif method == "eth_estimateGas":
+            result = _estimate_gas(st, params)
+        elif method == "eth_sendRawTransaction":
+            result = _send_raw(st, params)
         elif method == "eth_call":
             result = _eth_call(st, params)
         elif method == "eth_getTransactionReceipt":

@@ -18,8 +18,9 @@ from .config import DEFAULT_SEED, SandboxConfig
 from .faults import Faults
 from .profiles import SandboxProfile
 
-#: What the throwaway wallet gets at start (display units).
-DEFAULT_FUNDING = {"usdc": "100", "tmai": "10000"}
+#: What the throwaway wallet gets at start (display units): with ETH for gas, so that a first run
+#: can send the one-time approval a Permit2 payment needs (``s.approve_permit2``).
+DEFAULT_FUNDING = {"usdc": "100", "tmai": "10000", "eth": "0.01"}
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from ..money import plain, to_atomic, to_display
 from ..x402.permit2 import PERMIT2_ADDRESS
 from .assets import PayAsset, pay_assets, resolve_asset
-from .chain import Chain
+from .chain import NATIVE, Chain
 from .config import SandboxConfig, facilitator_address, payee_address
 from .datasets import DataService
 from .facilitator import Facilitator
@@ -29,6 +29,16 @@ def display(atomic: int, decimals: int) -> str:
 
 #: Largest faucet drip, in display units.
 FAUCET_MAX = Decimal(1_000_000_000)
+#: What the faucet and the balance route call the chain's native coin (gas is paid in it).
+ETH_NAMES = ("eth", "native")
+
+
+def is_eth(asset: object) -> bool:
+    return isinstance(asset, str) and asset.strip().lower() in ETH_NAMES
+
+
+#: The native coin, as the faucet describes it (never a payment asset: it is not in ``assets``).
+ETH = PayAsset("eth", "ETH", NATIVE, 18, "Ether", "")
 
 
 class SandboxState:
@@ -83,13 +93,15 @@ class SandboxState:
         """Credit ``amount`` (display units) of ``asset`` to ``address``; returns the faucet receipt.
 
         ``approve_permit2`` also grants the Permit2 contract an unlimited allowance for the
-        asset, as the one-time approval a wallet sends before its first Permit2 payment."""
+        asset, as the one-time approval a wallet sends before its first Permit2 payment.
+        ``asset`` ``"eth"`` is the native coin, which pays for gas (an approval transaction); it
+        has no allowance, so ``approve_permit2`` is ignored for it."""
         from ..x402.networks import is_address
         from ..x402.wallet import to_checksum
 
         if not is_address(address):
             raise ValueError(f"address must be 0x followed by 40 hex digits, got {str(address)[:50]!r}")
-        a = self.asset(asset)
+        a = ETH if is_eth(asset) else self.asset(asset)
         try:
             atomic = to_atomic(amount, a.decimals, what="amount")  # type: ignore[arg-type]
         except Exception as exc:  # ConfigurationError carries a clean message
@@ -99,6 +111,7 @@ class SandboxState:
         if atomic > to_atomic(FAUCET_MAX, a.decimals):
             raise ValueError(f"amount is over the faucet limit of {FAUCET_MAX} {a.symbol}")
         balance = self.chain.credit(a.address, address, atomic)
+        approve_permit2 = approve_permit2 and a is not ETH
         if approve_permit2:
             self.chain.approve(a.address, address, PERMIT2_ADDRESS, 2**256 - 1)
         return {
@@ -114,7 +127,7 @@ class SandboxState:
         } | ({"permit2_allowance": "unlimited"} if approve_permit2 else {})
 
     def balance(self, address: str, asset: str) -> int:
-        return self.chain.balance(self.asset(asset).address, address)
+        return self.chain.balance(NATIVE if is_eth(asset) else self.asset(asset).address, address)
 
     def set_faults(self, faults: Faults) -> None:
         self.faults.set(faults)

@@ -10,6 +10,7 @@ that cannot come, and nothing is paid.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import NotConfirmed
@@ -17,7 +18,7 @@ from ..errors import NotConfirmed
 if TYPE_CHECKING:
     from ..tokenmetrics.quote import Quote
 
-__all__ = ["ask"]
+__all__ = ["ask", "ask_yes_no"]
 
 
 def _in_kernel() -> bool:
@@ -39,14 +40,21 @@ def _no_one(quote: Quote, why: str) -> NotConfirmed:
 def ask(quote: Quote) -> bool:
     """``Pay up to 0.119 USDC for 7 calls? [y/N]``: True only for an explicit yes."""
     prompt = f"Pay up to {quote.total_text} for {quote.calls} call(s) of {quote.endpoint}? [y/N] "
+    return ask_yes_no(prompt, lambda why: _no_one(quote, why))
+
+
+def ask_yes_no(prompt: str, no_one: Callable[[str], NotConfirmed]) -> bool:
+    """Put ``prompt`` to the person at the keyboard: True only for an explicit yes.
+
+    Where no one can answer, raises ``no_one(why)`` at once instead of waiting."""
     if not _in_kernel() and not (sys.stdin is not None and sys.stdin.isatty()):
-        raise _no_one(quote, "there is no terminal to ask on (stdin is not interactive)")
+        raise no_one("there is no terminal to ask on (stdin is not interactive)")
     try:
         answer = input(prompt)
     except EOFError:
-        raise _no_one(quote, "stdin is closed") from None
+        raise no_one("stdin is closed") from None
     except Exception as exc:  # a kernel whose frontend takes no input (nbclient, papermill): StdinNotImplementedError
         if type(exc).__name__ == "StdinNotImplementedError":
-            raise _no_one(quote, "this kernel's frontend does not accept input") from None
+            raise no_one("this kernel's frontend does not accept input") from None
         raise
     return answer.strip().lower() in ("y", "yes")

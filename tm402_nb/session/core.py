@@ -21,6 +21,9 @@ from .wallet_view import WalletView
 
 if TYPE_CHECKING:
     from ..tokenmetrics.modes import Mode
+    from ..x402.approval import Allowance
+    from ..x402.networks import Asset
+    from .approve import Approved
     from .doctor import DoctorReport
 
 __all__ = ["Session"]
@@ -204,6 +207,29 @@ class Session:
     @property
     def rpc_url(self) -> str | None:
         return self._rpc_url
+
+    def allowance(self, asset: str | Asset = "tmai", *, decimals: int | None = None) -> Allowance:
+        """What Permit2 may move of the wallet's ``asset`` (``"tmai"``, ``"usdc"`` or an address), read
+        over JSON-RPC: a token paid by Permit2 needs it to cover each payment. Sends nothing."""
+        from .approve import allowance
+
+        return allowance(self, asset, decimals=decimals)
+
+    def approve_permit2(
+        self, asset: str | Asset, amount: AmountLike | float, *, yes: bool = False, decimals: int | None = None
+    ) -> Approved:
+        """Send the one-time ERC-20 ``approve(Permit2, amount)`` a token paid by Permit2 (TMAI) needs.
+
+        ``asset``: ``"tmai"``, ``"usdc"``, the address of one of them, or any token address with its
+        ``decimals`` given. ``amount``: display units (``"50"``), or ``"unlimited"``. Shows the
+        token, spender, amount, the most the gas may cost (paid in ETH) and the network, asks
+        [y/N] (refused where no one can answer; ``yes=True`` sends unasked), refuses when the
+        wallet's ETH cannot pay the gas, then sends it, waits for the receipt and reads the
+        allowance back. A real transaction outside the sandbox.
+        """
+        from .approve import approve_permit2
+
+        return approve_permit2(self, asset, amount, yes=yes, decimals=decimals)
 
     def doctor(self, *, probe: str | None = None, timeout: float = 10.0) -> DoctorReport:
         """Preflight that pays nothing: key, network, clock, RPC, balances, one unpaid 402 probe, ledger.

@@ -40,6 +40,7 @@ from ..x402.chain import ChainReader
 from ..x402.eip3009 import VALID_AFTER_SKEW
 from ..x402.messages import PaymentRequired, PaymentRequirements, parse_challenge
 from ..x402.networks import NETWORKS, Asset, Network, find_asset, get_network
+from ..x402.permit2 import PERMIT2_ADDRESS
 from ..x402.policy import DEFAULT_AUTHORIZATION_SECONDS, Offer, SpendPolicy, usd_text
 
 if TYPE_CHECKING:
@@ -719,6 +720,25 @@ class _Doctor:
             return Check("balance", Status.FAIL, f"balanceOf failed: {exc.message}", "check the RPC (see rpc)")
         self.variant["balances"] = {sym: format_amount(v, a.decimals, sym) for sym, (a, v) in held.items()}
         found = ", ".join(format_amount(v, a.decimals, sym) for sym, (a, v) in held.items()) or "no payable asset"
+        permit2, allowed = self._permit2_allowance(reader, held)
+        if permit2 is not None:
+            found += f"; {permit2}"
+        chosen = self.chosen
+        if (
+            chosen is not None
+            and allowed is not None
+            and chosen.asset.symbol == "TMAI"
+            and (chosen.requirements.extra or {}).get("assetTransferMethod") == "permit2"
+            and allowed < chosen.amount
+        ):
+            return Check(
+                "balance",
+                Status.WARN,
+                f"{found}: the probe's TMAI offer is paid by Permit2, which may not move the"
+                f" {format_amount(chosen.amount, chosen.asset.decimals, 'TMAI')} one call costs",
+                "approve it once: s.approve_permit2('tmai', 'unlimited') or %tm approve tmai AMOUNT"
+                " (a transaction; gas is paid in ETH)",
+            )
         fund = self._fund_fix()
         pay = self._pay_asset()
         if pay is None or pay.symbol not in held:
@@ -756,6 +776,29 @@ class _Doctor:
                 fund,
             )
         return Check("balance", Status.OK, found + (f" ({'; '.join(notes)})" if notes else ""))
+
+    def _permit2_allowance(
+        self, reader: ChainReader, held: dict[str, tuple[Asset, int]]
+    ) -> tuple[str | None, int | None]:
+        """``TMAI Permit2 allowance none`` where the network has TMAI (paid by Permit2, it needs one),
+        and the allowance. A read (``allowance(wallet, Permit2)``); a failure is said, not failed on."""
+        tmai = held.get("TMAI")
+        if tmai is None or self.s.wallet is None:
+            return None, None
+        asset = tmai[0]
+        try:
+            allowed = reader.allowance(asset.address, self.s.wallet.address, PERMIT2_ADDRESS)
+        except TM402Error as exc:
+            return f"TMAI Permit2 allowance unread ({exc.message})", None
+        text = (
+            "unlimited"
+            if allowed == 2**256 - 1
+            else format_amount(allowed, asset.decimals, "TMAI")
+            if allowed
+            else "none (s.approve_permit2('tmai', AMOUNT) before paying TMAI by Permit2)"
+        )
+        self.variant["permit2_allowance"] = text
+        return f"TMAI Permit2 allowance {text}", allowed
 
     def _fund_fix(self) -> str:
         s = self.s

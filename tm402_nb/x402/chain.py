@@ -35,6 +35,15 @@ class AuthorizationReader(Protocol):
         ...
 
 
+def _hex_int(method: str, value: Any) -> int:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise X402ProtocolError(f"JSON-RPC {method} returned a non-hex value: {str(value)[:40]}")
+    try:
+        return int(value, 16) if len(value) > 2 else 0
+    except ValueError:
+        raise X402ProtocolError(f"JSON-RPC {method} returned a non-hex value: {value[:40]}") from None
+
+
 def _word(hex_value: str) -> str:
     return hex_value.lower().removeprefix("0x").rjust(64, "0")
 
@@ -88,11 +97,59 @@ class ChainReader:
         bitmap = self._uint(PERMIT2_ADDRESS, NONCE_BITMAP + _word(owner) + _word(hex(word)))
         return bool(bitmap >> bit & 1)
 
+    def _quantity(self, method: str, params: list[Any]) -> int:
+        """A JSON-RPC call whose result is a hex quantity (``"0x1a"``)."""
+        return _hex_int(method, self.call(method, params))
+
     def chain_id(self) -> int:
-        result = self.call("eth_chainId", [])
-        if not isinstance(result, str) or not result.startswith("0x"):
-            raise X402ProtocolError(f"JSON-RPC eth_chainId returned {str(result)[:40]}")
-        return int(result, 16)
+        return self._quantity("eth_chainId", [])
+
+    # -- what a transaction needs: the sender's nonce, fees, gas, native balance -----------------
+    def transaction_count(self, address: str, block: str = "pending") -> int:
+        """``eth_getTransactionCount``: the next nonce of ``address`` (``pending`` counts queued txs)."""
+        return self._quantity("eth_getTransactionCount", [address, block])
+
+    def native_balance(self, address: str) -> int:
+        """``eth_getBalance``: wei held by ``address`` (what gas is paid in)."""
+        return self._quantity("eth_getBalance", [address, "latest"])
+
+    def gas_price(self) -> int:
+        """``eth_gasPrice`` in wei."""
+        return self._quantity("eth_gasPrice", [])
+
+    def max_priority_fee(self) -> int:
+        """``eth_maxPriorityFeePerGas`` in wei, else what ``eth_gasPrice`` says above the base fee."""
+        try:
+            return self._quantity("eth_maxPriorityFeePerGas", [])
+        except X402ProtocolError:  # a node without the method (it is not in the execution API spec)
+            return max(0, self.gas_price() - self.base_fee())
+
+    def base_fee(self) -> int:
+        """The latest block's ``baseFeePerGas`` in wei (EIP-1559)."""
+        block = self.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict) or "baseFeePerGas" not in block:
+            raise X402ProtocolError(
+                "JSON-RPC eth_getBlockByNumber: the latest block has no baseFeePerGas (no EIP-1559)"
+            )
+        return _hex_int("eth_getBlockByNumber", block["baseFeePerGas"])
+
+    def estimate_gas(self, tx: dict[str, Any]) -> int:
+        """``eth_estimateGas`` of ``tx`` (``from``, ``to``, ``data``) against the latest block."""
+        return self._quantity("eth_estimateGas", [tx])
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        """``eth_sendRawTransaction``; the transaction hash the node answers."""
+        result = self.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+        if not isinstance(result, str) or not result.startswith("0x") or len(result) != 66:
+            raise X402ProtocolError(f"JSON-RPC eth_sendRawTransaction returned {str(result)[:80]}")
+        return result
+
+    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """``eth_getTransactionReceipt``: None while the transaction is not mined."""
+        result = self.call("eth_getTransactionReceipt", [tx_hash])
+        if result is not None and not isinstance(result, dict):
+            raise X402ProtocolError(f"JSON-RPC eth_getTransactionReceipt returned {str(result)[:80]}")
+        return result
 
     def __repr__(self) -> str:
         return f"ChainReader({self.rpc_url})"

@@ -2,8 +2,8 @@
 
     top: tm402_nb/__init__.py, cli.py, demo.py, estimate.py, __main__.py   (may import anything)
     notebook  >  session  >  tokenmetrics  >  {x402, ledger}      (each imports only layers below)
-    sandbox: only the x402 protocol modules (messages, encoding, networks, money, eip3009, permit2, wallet);
-             started by the session (sandbox mode), the notebook layer or the top, never by the client
+    sandbox: only the x402 protocol modules (messages, encoding, networks, money, eip3009, permit2, wallet,
+             identifier); started by the session (sandbox mode), the notebook layer or the top, never by the client
     bottom: tm402_nb/errors.py and tm402_nb/status.py             (anyone may import them; they import no layer)
 
 x402 and ledger sit side by side and never import each other: the payment protocol records through
@@ -31,7 +31,8 @@ BOTTOM = {f"{PACKAGE}.cells", f"{PACKAGE}.errors", f"{PACKAGE}.status", f"{PACKA
 # Higher imports lower; equal ranks (x402 and ledger) do not import each other.
 RANK = {"x402": 0, "ledger": 0, "tokenmetrics": 1, "session": 2, "notebook": 3}
 SANDBOX_MAY_IMPORT = {
-    f"{PACKAGE}.x402.{name}" for name in ("messages", "encoding", "networks", "money", "eip3009", "permit2", "wallet")
+    f"{PACKAGE}.x402.{name}"
+    for name in ("messages", "encoding", "networks", "money", "eip3009", "permit2", "wallet", "identifier")
 }
 SANDBOX_IMPORTED_BY = {"session", "notebook", "top"}
 

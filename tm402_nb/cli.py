@@ -22,6 +22,8 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     from .ledger import Ledger
     from .notebook.ledger_view import WIDTH, LedgerQuery, ledger_csv, ledger_view
 
+    if args.resolve:
+        return _resolve_ledger(args)
     scope = "today" if args.today else "session" if args.session else "all"
     query = LedgerQuery(scope=scope, session_id=args.session, by=args.by, calls=args.calls)
     with Ledger(args.path) as ledger:
@@ -30,6 +32,38 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
         else:
             view = ledger_view(ledger, query)
             print(view.to_text(width=min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)))
+    return 0
+
+
+def _resolve_ledger(args: argparse.Namespace) -> int:
+    """``tm402-nb ledger --resolve``: decide unknown and settlement_pending payments from the chain.
+
+    The chain is read at ``--rpc URL`` (else ``$TM402_RPC_URL``); rows on another network than the
+    node's are not checked. A sandbox's chain ends with its session: check those from the notebook.
+    """
+    import os
+
+    from .errors import ConfigurationError
+    from .ledger import Ledger
+    from .notebook.ledger_view import resolve_open_payments
+    from .x402.chain import ChainReader
+    from .x402.networks import get_network
+
+    if args.by or args.calls or args.csv or args.today:
+        raise ConfigurationError(
+            "ledger --resolve checks payments on chain; it takes no --by, --calls, --csv or --today"
+        )
+    rpc = args.rpc or os.environ.get("TM402_RPC_URL")
+    if not rpc:
+        raise ConfigurationError(
+            "ledger --resolve needs a node to ask",
+            hint="give --rpc URL (or set $TM402_RPC_URL) for the payments' chain",
+        )
+    reader = ChainReader(rpc)
+    net = get_network(f"eip155:{reader.chain_id()}")
+    with Ledger(args.path) as ledger:
+        ledger.attach_chain(reader, networks=(net.caip2, net.v1_name))
+        print(resolve_open_payments(ledger, session_id=args.session, source=f"{rpc} ({net.v1_name})").to_text())
     return 0
 
 
@@ -311,6 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--csv", action="store_true", help="write the rows' every column as CSV to stdout (with --by: the sums)"
     )
     p_ledger.add_argument("--path", default=None, help="ledger file (default: $TM402_HOME or the user data dir)")
+    p_ledger.add_argument(
+        "--resolve",
+        action="store_true",
+        help="decide every unknown and settlement_pending payment from the chain (by its nonce) and record it",
+    )
+    p_ledger.add_argument(
+        "--rpc", metavar="URL", default=None, help="the node --resolve asks (default: $TM402_RPC_URL)"
+    )
     p_ledger.set_defaults(func=_cmd_ledger)
 
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ __all__ = [
     "PaymentRefused",
     "Permit2AllowanceRequired",
     "ReceiptError",
+    "SettlementPending",
     "TM402Error",
     "WalletError",
     "X402ProtocolError",
@@ -144,6 +145,16 @@ class PaymentOutcomeUnknown(TM402Error):
     The payment may or may not have settled. It is recorded as ``unknown`` in
     the ledger and counts against the budget; re-sending the same request
     replays the same signed header (same nonce), so it can never be paid twice.
+    """
+
+
+class SettlementPending(PaymentOutcomeUnknown):
+    """The server broadcast the payment's settlement but it is not confirmed yet (x402's
+    ``settlement_pending``), and withheld the data.
+
+    Not a failure: the transfer will most likely land. The payment is recorded as
+    ``settlement_pending`` and counts against the budget; re-sending the same request replays
+    the same payment (it cannot settle twice), and ``%tm ledger --resolve`` checks the chain.
     """
 
 

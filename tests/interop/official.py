@@ -97,24 +97,53 @@ class TestFacilitator:
 
 
 def official_resource_app(facilitator_url: str, price: str = "$0.01") -> tuple[FastAPI, Counter]:
-    """FastAPI app with the official SDK middleware protecting GET /weather (v2, Base Sepolia)."""
+    """FastAPI app with the official SDK middleware protecting GET /weather (v2, Base Sepolia).
+
+    GET /forecast and GET /report declare the payment-identifier extension as the SDK does
+    (``declare_payment_identifier_extension()``). The SDK's middleware validates the echo but keeps
+    no cache of its own (its docs leave "your idempotency store" to the server), so /report adds
+    the store the spec describes, built from the SDK's helpers: looked up before the payment
+    middleware verifies, bound to the exact payload, the answer kept with its PAYMENT-RESPONSE.
+    """
+    import hashlib
+
+    from starlette.responses import Response
     from x402 import x402ResourceServer
+    from x402.extensions.payment_identifier import PAYMENT_IDENTIFIER, declare_payment_identifier_extension
+    from x402.extensions.payment_identifier import extract_payment_identifier as sdk_payment_identifier
     from x402.http import FacilitatorConfig, HTTPFacilitatorClient
     from x402.http.middleware.fastapi import PaymentMiddlewareASGI
     from x402.http.types import PaymentOption, RouteConfig
+    from x402.http.utils import decode_payment_signature_header
     from x402.mechanisms.evm.exact.server import ExactEvmScheme as ExactEvmServerScheme
 
     server = x402ResourceServer(HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url)))
     server.register("eip155:84532", ExactEvmServerScheme())
+    option = PaymentOption(scheme="exact", pay_to=PAYEE, price=price, network="eip155:84532")
+    with_id = {PAYMENT_IDENTIFIER: declare_payment_identifier_extension()}
     routes = {
-        "GET /weather": RouteConfig(
-            accepts=PaymentOption(scheme="exact", pay_to=PAYEE, price=price, network="eip155:84532"),
-            description="weather",
-            mime_type="application/json",
-        )
+        "GET /weather": RouteConfig(accepts=option, description="weather", mime_type="application/json"),
+        "GET /forecast": RouteConfig(
+            accepts=option, description="forecast", mime_type="application/json", extensions=with_id
+        ),
+        "GET /report": RouteConfig(
+            accepts=option, description="report", mime_type="application/json", extensions=with_id
+        ),
     }
     counts: Counter = Counter()
     app = FastAPI()
+    #: /report's idempotency store: (payer, id) -> (payload fingerprint, status, body, headers or None while running).
+    answers: dict[tuple[str, str], tuple[str, int, bytes, dict[str, str]] | None] = {}
+    app.state.answers = answers
+
+    @app.get("/forecast")
+    async def forecast() -> dict[str, Any]:
+        return {"forecast": ["rain", "sun"]}
+
+    @app.get("/report")
+    async def report() -> dict[str, Any]:
+        counts["report_handler"] += 1
+        return {"report": {"n": counts["report_handler"]}}
 
     @app.get("/weather")
     async def weather() -> dict[str, Any]:
@@ -125,6 +154,36 @@ def official_resource_app(facilitator_url: str, price: str = "$0.01") -> tuple[F
         return {"ok": True}
 
     app.add_middleware(PaymentMiddlewareASGI, routes=routes, server=server)
+
+    @app.middleware("http")
+    async def idempotency(request: Request, call_next):  # outside the payment middleware: before verify
+        header = request.headers.get("payment-signature")
+        if request.url.path != "/report" or not header:
+            return await call_next(request)
+        payload = decode_payment_signature_header(header)
+        pid = sdk_payment_identifier(payload)
+        if pid is None:
+            return await call_next(request)
+        key = (str(payload.payload.get("authorization", {}).get("from", "")).lower(), pid)
+        fingerprint = hashlib.sha256(header.encode()).hexdigest()
+        if key in answers:
+            kept = answers[key]
+            if kept is None:
+                return JSONResponse({"error": "in progress"}, status_code=503)
+            if kept[0] != fingerprint:
+                counts["report_conflicts"] += 1
+                return JSONResponse({"error": "payment-identifier reused with another payload"}, status_code=409)
+            counts["report_cached"] += 1
+            return Response(kept[2], status_code=kept[1], headers=kept[3])
+        answers[key] = None
+        response = await call_next(request)
+        body = b"".join([chunk async for chunk in response.body_iterator])
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        if response.status_code == 200:
+            answers[key] = (fingerprint, response.status_code, body, headers)
+        else:
+            del answers[key]
+        return Response(body, status_code=response.status_code, headers=headers)
 
     @app.middleware("http")
     async def count(request: Request, call_next):  # outermost: sees every request

@@ -60,6 +60,8 @@ def reconcile(sandbox: Any, payer: str, ledger: Ledger) -> dict[str, Any]:
         "unknown_settled": unknown_settled,
         "paid_atomic": sum(int(s["amount"]) for s in settlements),
         "reserved_atomic": sum(int(r["amount"]) for r in reserved),
-        "counted_atomic": sum(int(r["amount"]) for r in rows if r["status"] in ("pending", "settled", "unknown"))
+        "counted_atomic": sum(
+            int(r["amount"]) for r in rows if r["status"] in ("pending", "settled", "unknown", "settlement_pending")
+        )
         + sum(int(r["amount"]) for r in reserved),
     }

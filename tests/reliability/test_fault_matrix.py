@@ -3,7 +3,12 @@
 Each call either returns the same data as API-key mode on the same sandbox or
 raises a clear :class:`TM402Error` of the expected kind; afterwards the ledger
 matches the sandbox's settlements exactly (see ``helpers.reconcile``): no
-double charge, no lost row, ambiguous outcomes ``unknown``.
+double charge, no lost row, ambiguous outcomes ``unknown``, a broadcast but unconfirmed settlement
+``settlement_pending`` (and settled once the sandbox chain mines it and the ledger is resolved).
+
+A lost answer on x402 v2 is recovered: the sandbox advertises payment-identifier, so the replay of
+the identical payload gets the cached answer (one settlement, a settled row); v1 has no extensions,
+so the same loss stays ``unknown`` there.
 
 A fresh funded wallet per case keeps each case's settlements its own. The sync
 client makes its calls one after another; the async client makes them all at
@@ -20,12 +25,13 @@ from typing import Any
 import pytest
 
 from tests.reliability.helpers import FAST_RETRY, reconcile
-from tm402_nb.errors import PaymentFailed, PaymentOutcomeUnknown, TM402Error, X402ProtocolError
+from tm402_nb.errors import PaymentFailed, PaymentOutcomeUnknown, SettlementPending, TM402Error, X402ProtocolError
 from tm402_nb.ledger import Ledger
 from tm402_nb.sandbox import SandboxServer, serve
 from tm402_nb.tokenmetrics.client import AsyncClient, Client
 from tm402_nb.tokenmetrics.errors import APIError, RateLimited
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth
+from tm402_nb.x402.chain import ChainReader
 
 #: Four paid calls: distinct requests (so a lost answer's replay slot is never shared), one path twice.
 CALLS = [("tm-grade", 3375), ("tm-grade", 3306), ("quantmetrics", 3375), ("tm-grade", 50004)]
@@ -41,8 +47,8 @@ def _first(outcome: str) -> list[str]:
     return [outcome] + [OK] * (N - 1)
 
 
-# name -> (faults, expected outcome of each call)
-CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
+# name -> (faults, expected outcome of each call; a dict when x402 v1 and v2 differ)
+CASES: dict[str, tuple[dict[str, Any], list[str] | dict[int, list[str]]]] = {
     "latency": (dict(latency_ms=25), _all(OK)),
     "429-burst": (dict(burst_429=2, retry_after_s=0), _all(OK)),
     "429-always": (dict(burst_429=True, retry_after_s=0), _all("RateLimited")),
@@ -56,10 +62,17 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "malformed-challenge-always": (dict(malformed_challenge=True), _all("X402ProtocolError")),
     "oversized-challenge-once": (dict(oversized_challenge=1), _first("X402ProtocolError")),
     "oversized-challenge-always": (dict(oversized_challenge=True), _all("X402ProtocolError")),
-    "drop-after-settle-once": (dict(drop_after_settle=1), _first("PaymentOutcomeUnknown")),
-    "drop-after-settle-always": (dict(drop_after_settle=True), _all("PaymentOutcomeUnknown")),
+    # Lost answers: v1 cannot name the payment (unknown); v2 sends a payment-identifier, and the
+    # identical replay gets the cached answer ("lost answers with identifiers").
+    "drop-after-settle-once": (dict(drop_after_settle=1), {1: _first("PaymentOutcomeUnknown"), 2: _all(OK)}),
+    "drop-after-settle-always": (dict(drop_after_settle=True), {1: _all("PaymentOutcomeUnknown"), 2: _all(OK)}),
+    "settle-pending-once": (dict(settle_pending=1, settle_pending_reads=0), _first("SettlementPending")),
+    "settle-pending-always": (dict(settle_pending=True, settle_pending_reads=0), _all("SettlementPending")),
 }
-KINDS = {c.__name__: c for c in (APIError, RateLimited, PaymentFailed, PaymentOutcomeUnknown, X402ProtocolError)}
+KINDS = {
+    c.__name__: c
+    for c in (APIError, RateLimited, PaymentFailed, PaymentOutcomeUnknown, SettlementPending, X402ProtocolError)
+}
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +132,15 @@ def _run_async(sb: SandboxServer, auth: X402Auth, ledger: Ledger) -> list[Any]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_fault(sandboxes, reference, tmp_path, case, version, client_kind):
     sb = sandboxes[version]
-    faults, expected = CASES[case]
+    faults, expected_by = CASES[case]
+    expected = expected_by[version] if isinstance(expected_by, dict) else expected_by
     wallet = Wallet.create()
     sb.fund(wallet.address, "usdc", "5")
     start_balance = sb.balance(wallet.address, "usdc")
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     auth = X402Auth(wallet, SpendPolicy(budget="1.00"), ledger=ledger)
+    replays_before = sb.stats().get("identifier_replays", 0)
+    drops_before = sb.stats()["faults_fired"].get("drop_after_settle", 0)
     sb.set_faults(**faults)
     try:
         run = _run_sync if client_kind == "sync" else _run_async
@@ -164,4 +180,21 @@ def test_fault(sandboxes, reference, tmp_path, case, version, client_kind):
     for outcome, result in zip(outcomes, results, strict=False):
         if outcome != OK:
             assert isinstance(result, KINDS[outcome])
+    if case.startswith("drop-after-settle") and version == 2:
+        # Every lost answer came back from the server's payment-identifier cache: one settlement each.
+        assert rec["statuses"]["settled"] == rec["settlements"] == N
+        drops = sb.stats()["faults_fired"].get("drop_after_settle", 0) - drops_before
+        assert drops >= 1 and sb.stats()["identifier_replays"] - replays_before == drops
+    pending = outcomes.count("SettlementPending")
+    assert rec["statuses"]["settlement_pending"] == pending
+    if pending:
+        # Counted, nothing moved yet; then the chain mines them and the ledger reads it by nonce.
+        assert rec["settlements"] == ok
+        sb.mine()
+        checks = ledger.resolve_open(ChainReader(sb.rpc_url))
+        # The transfers landed, the data was withheld: the evidence a refund needs.
+        assert [c.verdict for c in checks] == ["settled but not delivered"] * pending
+        after = reconcile(sb, wallet.address, ledger)
+        assert after["statuses"]["settled"] == after["settlements"] == ok + pending
+        assert start_balance - sb.balance(wallet.address) == after["paid_atomic"]
     ledger.close()

@@ -130,6 +130,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "empty_answer": "free",
         "tmai_transfer": "eip3009",
         "agent_scheme": "exact",
+        "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
     }
@@ -144,6 +145,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "empty_answer": "free",
         "tmai_transfer": "eip3009",  # the table says Permit2, which the sandbox cannot verify yet
         "agent_scheme": "exact",
+        "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
     }

@@ -203,6 +203,9 @@ def test_faults_from_cli_flags() -> None:
             "--malformed-challenge",
             "--oversized-challenge",
             "--drop-after-settle",
+            "--settle-pending",
+            "--settle-pending-reads",
+            "0",
             "--x402-version",
             "2",
             "--network",
@@ -217,7 +220,8 @@ def test_faults_from_cli_flags() -> None:
     f = cfg.faults
     assert (f.latency_ms, f.burst_429, f.error_5xx_rate, f.error_5xx_next) == (5, 2, 0.1, 1)
     assert f.settle_failure == f.slow_settle_past_valid_before == f.malformed_challenge == -1
-    assert f.oversized_challenge == f.drop_after_settle == -1
+    assert f.oversized_challenge == f.drop_after_settle == f.settle_pending == -1
+    assert f.settle_pending_reads == 0
     assert (cfg.x402_version, cfg.network, cfg.seed) == (2, "base", 9)
 
 
@@ -228,6 +232,10 @@ def test_faults_validation() -> None:
         Faults(burst_429=-5)
     assert Faults(settle_failure=True).settle_failure == -1
     assert Faults(settle_failure=False).settle_failure == 0
+    for bad in (-1, 1001, True, "2"):
+        with pytest.raises(ValueError, match="settle_pending_reads"):
+            Faults(settle_pending_reads=bad)
+    assert Faults.from_json({"settle_pending": 2, "settle_pending_reads": 3}).settle_pending == 2
 
 
 def test_failed_receipt_is_a_settlement_response(faulty: SandboxServer) -> None:

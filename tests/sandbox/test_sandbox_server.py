@@ -251,6 +251,7 @@ def test_sandbox_code_imports_only_the_message_layer() -> None:
         "tm402_nb.x402.encoding",
         "tm402_nb.x402.eip3009",
         "tm402_nb.x402.permit2",
+        "tm402_nb.x402.identifier",  # the payment-identifier extension's wire format
         "tm402_nb.x402.wallet",
         "tm402_nb.x402.money",
         "tm402_nb.money",  # the bottom module x402.money re-exports

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..errors import LedgerError
 from ..money import to_display
 from ..status import COUNTED, EXPIRY_MARGIN_SECONDS, PaymentStatus, may_settle_until
+from .chaincheck import CHECKED_STATUSES, OPEN_STATUSES, RECEIPT_LOST, ChainCheck, NonceReader, check_payments
 
 if TYPE_CHECKING:
     import pandas as pd  # loaded on first use: the ledger must stay cheap to import
@@ -452,6 +453,10 @@ class Ledger:
             raise LedgerError(
                 f"cannot open the ledger at {self.path.name}: {exc}", hint=f"set ${ENV_HOME} to a writable folder"
             ) from None
+        #: Where reconcile_chain and resolve_open check nonces (the session wires a ChainReader in).
+        self.chain: NonceReader | None = None
+        self._chain_networks: tuple[str, ...] = ()
+        self._chain_session: str | None = None
         self._writers = self.path.with_name(self.path.name + "-writers")
         self._writer = _WriterLock.acquire(self._writers)
         # A Ledger dropped without close() releases its lock when collected, or at exit: its
@@ -844,6 +849,8 @@ class Ledger:
             "x402_version",
             "session_id",
             "cell_id",
+            "transfer",
+            "identifier",
         ]
         if not rows:
             frame = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
@@ -892,6 +899,143 @@ class Ledger:
         frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
         frame["cache_hit"] = frame["cache_hit"].astype(bool)
         frame["paid"] = frame["paid"].astype(bool)
+        return frame
+
+    # -- the chain ------------------------------------------------------------------------------
+    def attach_chain(
+        self, reader: NonceReader | None, *, networks: Sequence[str] = (), session_id: str | None = None
+    ) -> None:
+        """Where :meth:`reconcile_chain` and :meth:`resolve_open` ask by default.
+
+        ``networks``: the names of the chain ``reader`` reads (rows on another network are not
+        checked). ``session_id``: only that session's rows can be on it (a sandbox chain lives
+        as long as its session; rows of earlier sandboxes are not checked against a new one).
+        """
+        self.chain = reader
+        self._chain_networks = tuple(networks)
+        self._chain_session = session_id
+
+    def _chain_checks(
+        self, statuses: Sequence[str], reader: NonceReader | None, session_id: str | None, now: float | None
+    ) -> list[ChainCheck]:
+        explicit = reader is not None
+        reader = reader if explicit else self.chain
+        rows = [r for r in self.payment_rows(session_id=session_id) if r["status"] in statuses]
+        skip: dict[str, str] = {}
+        if not explicit:
+            for r in rows:
+                if self._chain_networks and r["network"] not in self._chain_networks:
+                    skip[r["id"]] = f"on {r['network']}; this session's RPC reads {self._chain_networks[0]}"
+                elif self._chain_session is not None and r["session_id"] != self._chain_session:
+                    skip[r["id"]] = "paid to an earlier sandbox, whose chain is gone with it"
+        ids = [r["id"] for r in rows]
+        calls: dict[str, list[Mapping[str, Any]]] = {}
+        for i in range(0, len(ids), 500):  # SQLite's bound on host parameters
+            chunk = ids[i : i + 500]
+            for c in self._query(
+                f"SELECT payment_id, status_code FROM calls WHERE payment_id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                calls.setdefault(c["payment_id"], []).append(c)
+        return check_payments(rows, reader, calls_by_payment=calls, now=now, skip=skip)
+
+    def _apply(self, checks: list[ChainCheck]) -> None:
+        for c in checks:
+            if c.new_status == PaymentStatus.SETTLED:
+                self.update_payment(c.id, c.new_status, error=f"executed on chain (checked by nonce); {RECEIPT_LOST}")
+            elif c.new_status is not None:
+                self.update_payment(c.id, c.new_status, error="expired unexecuted (checked on chain)")
+
+    def resolve_open(
+        self, reader: NonceReader | None = None, *, session_id: str | None = None, now: float | None = None
+    ) -> list[ChainCheck]:
+        """Decide every ``unknown`` and ``settlement_pending`` payment from the chain, and record it.
+
+        A used nonce makes the row ``settled``; an unused one whose authorization has expired
+        makes it ``failed`` (it can never settle); one that can still settle stays as it is.
+        ``reader`` defaults to the chain the session attached; ``session_id`` limits the rows.
+        """
+        checks = self._chain_checks(OPEN_STATUSES, reader, session_id, now)
+        self._apply(checks)
+        return checks
+
+    def reconcile_chain(
+        self,
+        reader: NonceReader | None = None,
+        *,
+        update: bool = False,
+        session_id: str | None = None,
+        now: float | None = None,
+    ) -> pd.DataFrame:
+        """Check every settled, unknown and settlement_pending payment against the chain by its nonce.
+
+        One row per payment with a ``verdict``: ``settled``; ``never settled`` (nonce unused and
+        expired, whatever the row says); ``settled but not delivered`` (nonce used, but the call
+        that paid got no data: evidence for a refund); ``not settled yet`` (unused, can still
+        settle); ``unchecked`` (no chain, another network, or the node failed: ``detail`` says).
+        The evidence columns follow: tx, nonce, payer, pay_to, asset, amount, network, endpoint,
+        url, when.
+
+        Read-only unless ``update=True``: then open rows are recorded as the chain decided them
+        (``settled``, or ``failed`` once expired unexecuted); a settled row is never rewritten.
+        """
+        import pandas as pd
+
+        checks = self._chain_checks(CHECKED_STATUSES, reader, session_id, now)
+        if update:
+            self._apply(checks)
+        cols = [
+            "id",
+            "verdict",
+            "status",
+            "nonce_used",
+            "delivered",
+            "detail",
+            "tx",
+            "nonce",
+            "transfer",
+            "payer",
+            "pay_to",
+            "asset",
+            "asset_symbol",
+            "amount",
+            "amount_atomic",
+            "network",
+            "endpoint",
+            "url",
+            "identifier",
+            "when",
+            "valid_before",
+        ]
+        out = []
+        for c in checks:
+            r = c.row
+            out.append(
+                {
+                    "id": r["id"],
+                    "verdict": c.verdict,
+                    "status": r["status"],
+                    "nonce_used": c.used,
+                    "delivered": c.delivered,
+                    "detail": c.detail,
+                    "tx": r["tx"],
+                    "nonce": r["nonce"],
+                    "transfer": r.get("transfer") or "eip3009",
+                    "payer": r["payer"],
+                    "pay_to": r["pay_to"],
+                    "asset": r["asset"],
+                    "asset_symbol": r["asset_symbol"],
+                    "amount": float(to_display(int(r["amount"]), int(r["decimals"] or 0))),
+                    "amount_atomic": int(r["amount"]),
+                    "network": r["network"],
+                    "endpoint": r["endpoint"],
+                    "url": r["url"],
+                    "identifier": r.get("identifier"),
+                    "when": r["created_at"],
+                    "valid_before": r["valid_before"],
+                }
+            )
+        frame = pd.DataFrame(out, columns=cols)
+        frame["when"] = pd.to_datetime(frame["when"], unit="s", utc=True)
         return frame
 
     # -- lifecycle ----------------------------------------------------------------------------

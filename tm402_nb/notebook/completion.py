@@ -67,6 +67,7 @@ LEDGER_HELP = {
     "--by": "spend by endpoint, day or cell",
     "--calls": "calls, not payments",
     "--csv": "as CSV",
+    "--resolve": "decide unknown and pending payments on chain",
 }
 assert set(LEDGER_HELP) == set(LEDGER_FLAGS), "every ledger flag parse.py reads is explained here"
 

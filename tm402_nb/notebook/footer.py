@@ -71,6 +71,7 @@ class CostFooter:
         self.network = getattr(session, "network", None) or (cost.networks[0] if cost.networks else None)
         self.budget = session.budget_text() if session is not None and getattr(session, "policy", None) else None
         self.unknown = cost.unknown
+        self.settlement_pending = cost.settlement_pending
         # As the cell ends, like the budget: a refused payment whose authorization expired while
         # a long cell ran is released, one that may still settle is reserved.
         now = _now()
@@ -87,6 +88,13 @@ class CostFooter:
         parts: list[tuple[str, str | None]] = [(self.cost.summary(), None)]
         if self.unknown:
             parts.append((f"{len(self.unknown)} payment(s) not settled, outcome unknown — see %tm ledger", None))
+        if self.settlement_pending:
+            parts.append(
+                (
+                    f"{len(self.settlement_pending)} paid (settlement pending: see %tm ledger --resolve)",
+                    "the transfer was broadcast but not confirmed yet; it counts against the budget",
+                )
+            )
         if self.reserved:
             parts.append((self.reserved, _RESERVED_TITLE))
         if self.released:

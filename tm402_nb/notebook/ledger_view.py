@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from ..ledger import Ledger
+from ..ledger.chaincheck import ChainCheck, resolution_summary
 from ..money import format_amount, plain, to_display
 from ..status import COUNTED, PaymentStatus, may_settle_until
 from ..tokenmetrics.cost import CallCost, Cost, free_kind
@@ -619,3 +620,59 @@ def _fit_table(
     if dropped:
         lines.append(f"(not shown to fit {width} columns: {', '.join(dropped)}; --csv has every column)")
     return lines
+
+
+# -- %tm ledger --resolve ------------------------------------------------------------------------------
+
+
+@dataclass
+class ResolveReport:
+    """What ``%tm ledger --resolve`` found: one line per payment checked on chain, then a summary."""
+
+    checks: list[ChainCheck]
+    #: Where the chain was read ("the sandbox's /rpc", an RPC URL), for the first line.
+    source: str = ""
+
+    @property
+    def summary(self) -> str:
+        return resolution_summary(self.checks)
+
+    def lines(self) -> list[str]:
+        out = []
+        for c in self.checks:
+            r = c.row
+            amount = _amount_text(_amount(int(r["amount"]), int(r["decimals"] or 0)), r["asset_symbol"])
+            was = str(r["status"])
+            now = str(c.new_status) if c.new_status is not None else was
+            change = f"{was} → {now}" if now != was else f"still {was}"
+            when = _clock(float(r["created_at"]))
+            nonce = str(r["nonce"] or "")
+            out.append(
+                f"{str(r['id'])[:8]}  {when}  {r['endpoint'] or '-'}  {amount}  nonce {_short(nonce)}: "
+                f"{change} ({c.detail})"
+            )
+        return out
+
+    def to_text(self) -> str:
+        head = [f"checked on chain via {self.source}"] if self.source and self.checks else []
+        return "\n".join([*head, *self.lines(), self.summary])
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self.to_text())}</pre>"
+
+
+def resolve_open_payments(
+    ledger: Ledger, *, auth: Any = None, session_id: str | None = None, source: str = ""
+) -> ResolveReport:
+    """Decide every ``unknown`` and ``settlement_pending`` row of ``ledger`` from its attached chain.
+
+    Every row the ledger holds, not only this process's payments; ``auth`` (the session's
+    X402Auth) then brings the payments it still holds in memory up to date.
+    """
+    checks = ledger.resolve_open(session_id=session_id)
+    if auth is not None and getattr(auth, "chain", None) is not None:
+        auth.resolve_unknown()
+    return ResolveReport(checks, source)

@@ -37,7 +37,7 @@ HELP = """%tm ENDPOINT [SYMBOLS ...] [--start D] [--end D] [--limit N] [--param 
     [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai] [--empty ok]
 %tm quote ENDPOINT [SYMBOLS ...]     what it would cost; nothing paid
 %tm endpoints | wallet | feed | budget [AMOUNT] | connect sandbox|x402|api-key
-%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv]
+%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv] [--resolve]
                                      this session's payments by default; every column with --csv
 %tm doctor [ENDPOINT|URL]            preflight: wallet, clock, RPC, balance, one unpaid 402 probe; pays nothing
 %tm ask QUESTION...                  ask TMAI, the AI agent (one paid call; the answer shows as Markdown)
@@ -323,6 +323,11 @@ on its name. Tab completes subcommands, endpoints (with their price), flags, --p
 
         s = self._session()
         args = cmd.ledger or LedgerArgs()
+        if args.resolve:
+            from .ledger_view import resolve_open_payments
+
+            source = "the sandbox's /rpc" if s.sandbox is not None else (s.rpc_url or "")
+            return resolve_open_payments(s.ledger, auth=s.auth, session_id=args.session_id, source=source)
         query = LedgerQuery(
             scope=args.scope, session_id=args.session_id or s.id, by=args.by, calls=args.calls, current_session=s.id
         )

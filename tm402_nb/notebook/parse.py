@@ -6,6 +6,7 @@ Line grammar::
         [--save NAME] [--dry-run] [--refresh] [--max-cost X] [--pages N] [--pay-with usdc|tmai] [--empty ok]
     %tm endpoints | quote ENDPOINT ... | wallet | budget [AMOUNT] | feed | connect MODE | doctor | help
     %tm ledger [--today | --all | --session ID] [--by endpoint|day|cell] [--calls] [--csv]
+    %tm ledger --resolve [--session ID]
     %tm ask QUESTION...   (the rest of the line, as typed, is the question to TMAI, the AI agent)
     %tm approve ASSET [AMOUNT|unlimited] [--yes]   (Permit2's allowance; with an amount, the approval)
 
@@ -56,6 +57,7 @@ LEDGER_FLAGS: dict[str, tuple[str, bool]] = {
     "--by": ("by", True),
     "--calls": ("calls", False),
     "--csv": ("csv", False),
+    "--resolve": ("resolve", False),
 }
 #: What ``%tm ledger --by`` sums over.
 LEDGER_GROUPS = ("endpoint", "day", "cell")
@@ -78,6 +80,8 @@ class LedgerArgs:
     session_id: str | None = None
     by: str | None = None
     calls: bool = False
+    #: ``--resolve``: decide unknown and settlement_pending payments from the chain.
+    resolve: bool = False
 
 
 @dataclass
@@ -266,7 +270,7 @@ def _parse_approve(tokens: list[str], source: str) -> TMCommand:
 
 
 def _parse_ledger(tokens: list[str], source: str) -> TMCommand:
-    """``%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv]``."""
+    """``%tm ledger [--today|--all|--session ID] [--by endpoint|day|cell] [--calls] [--csv] [--resolve]``."""
     cmd = TMCommand("ledger", source=source)
     args = LedgerArgs()
     seen: set[str] = set()
@@ -309,9 +313,16 @@ def _parse_ledger(tokens: list[str], source: str) -> TMCommand:
             args.by = value.lower()
         elif dest == "calls":
             args.calls = True
+        elif dest == "resolve":
+            args.resolve = True
         else:
             cmd.csv = True
         i += 1
+    if args.resolve and (args.by or args.calls or cmd.csv or args.scope == "today"):
+        raise MagicUsageError(
+            "%tm ledger --resolve checks payments on chain; it takes no --by, --calls, --csv or --today",
+            hint="%tm ledger --resolve [--session ID]",
+        )
     cmd.ledger = args
     return cmd
 

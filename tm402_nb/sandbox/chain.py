@@ -62,6 +62,20 @@ CREATE TABLE IF NOT EXISTS allowances (
     amount  TEXT NOT NULL,
     PRIMARY KEY (asset, owner, spender)
 );
+CREATE TABLE IF NOT EXISTS mempool (
+    tx           TEXT PRIMARY KEY,
+    network      TEXT NOT NULL,
+    asset        TEXT NOT NULL,
+    payer        TEXT NOT NULL,
+    pay_to       TEXT NOT NULL,
+    amount       TEXT NOT NULL,
+    nonce        TEXT NOT NULL,
+    valid_before INTEGER NOT NULL,
+    path         TEXT,
+    x402_version INTEGER,
+    reads_left   INTEGER NOT NULL,
+    at           REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -497,6 +511,119 @@ class Chain:
             )
             self._record_settlement(tx, network, token, payer, pay_to, amount, nonce, path, x402_version)
             return None
+
+
+class Mempool:
+    """Broadcast transfers not mined yet: how the sandbox plays x402's ``settlement_pending``.
+
+    A broadcast keeps its nonce ``reserved`` (no other payment can take it) and is mined
+    later: after ``reads`` JSON-RPC requests (each one stands for time passing), or at once
+    with :meth:`mine`. Mining executes the transfer as the token would, at the time it is
+    mined: one whose ``validBefore`` has passed by then reverts and its nonce stays unused.
+    """
+
+    def __init__(self, chain: Chain, clock: Any = time.time) -> None:
+        self.chain = chain
+        self.clock = clock
+
+    def broadcast(
+        self,
+        *,
+        tx: str,
+        network: str,
+        asset: str,
+        payer: str,
+        pay_to: str,
+        amount: int,
+        nonce: str,
+        valid_before: int,
+        path: str | None,
+        x402_version: int | None,
+        reads: int,
+    ) -> None:
+        with self.chain._tx():
+            self.chain._db.execute(
+                "INSERT OR IGNORE INTO mempool (tx, network, asset, payer, pay_to, amount, nonce, valid_before, path,"
+                " x402_version, reads_left, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tx.lower(),
+                    network,
+                    asset.lower(),
+                    payer.lower(),
+                    pay_to.lower(),
+                    str(amount),
+                    nonce.lower(),
+                    valid_before,
+                    path,
+                    x402_version,
+                    int(reads) if int(reads) > 0 else -1,  # -1: mined only by mine()
+                    time.time(),
+                ),
+            )
+
+    def has(self, tx: str) -> bool:
+        with self.chain._lock:
+            self.chain._check()
+            row = self.chain._db.execute("SELECT 1 FROM mempool WHERE tx = ?", (tx.lower(),)).fetchone()
+        return row is not None
+
+    def size(self) -> int:
+        with self.chain._lock:
+            self.chain._check()
+            return int(self.chain._db.execute("SELECT COUNT(*) FROM mempool").fetchone()[0])
+
+    def tick(self) -> list[str]:
+        """Time passes (a JSON-RPC request): count down; mine what is due. The mined txs."""
+        with self.chain._tx():
+            self.chain._db.execute("UPDATE mempool SET reads_left = reads_left - 1 WHERE reads_left > 0")
+            due = [r[0] for r in self.chain._db.execute("SELECT tx FROM mempool WHERE reads_left = 0")]
+        return [tx for tx in due if self._mine_one(tx, drop=False) is not None]
+
+    def mine(self, *, drop: bool = False) -> dict[str, str]:
+        """Mine (or, with ``drop``, discard) every broadcast transfer now: ``{tx: outcome}``."""
+        with self.chain._lock:
+            self.chain._check()
+            txs = [r[0] for r in self.chain._db.execute("SELECT tx FROM mempool ORDER BY at")]
+        out = {}
+        for tx in txs:
+            outcome = self._mine_one(tx, drop=drop)
+            if outcome is not None:
+                out[tx] = outcome
+        return out
+
+    def _mine_one(self, tx: str, *, drop: bool) -> str | None:
+        chain = self.chain
+        with chain._lock:
+            chain._check()
+            row = chain._db.execute(
+                "SELECT network, asset, payer, pay_to, amount, nonce, valid_before, path, x402_version FROM mempool"
+                " WHERE tx = ?",
+                (tx,),
+            ).fetchone()
+            if row is None:
+                return None
+            network, asset, payer, pay_to, amount, nonce, valid_before, path, version = row
+            with chain._tx():
+                chain._db.execute("DELETE FROM mempool WHERE tx = ?", (tx,))
+            if drop or self.clock() >= valid_before:
+                chain.release_nonce(asset, payer, nonce)
+                return "dropped" if drop else "reverted: authorization expired before it was mined"
+            reason = chain.transfer_with_authorization(
+                asset=asset,
+                payer=payer,
+                pay_to=pay_to,
+                amount=int(amount),
+                nonce=nonce,
+                tx=tx,
+                network=network,
+                path=path,
+                x402_version=version,
+                reserved=True,
+            )
+            if reason is not None:
+                chain.release_nonce(asset, payer, nonce)
+                return f"reverted: {reason}"
+            return "mined"
 
 
 class _Tx:

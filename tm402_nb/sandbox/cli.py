@@ -34,6 +34,18 @@ def build_parser(prog: str = "tm402-nb sandbox") -> argparse.ArgumentParser:
     f.add_argument("--malformed-challenge", action="store_true", help="send unparseable 402 challenges")
     f.add_argument("--oversized-challenge", action="store_true", help="send ~20 KB 402 challenges")
     f.add_argument("--drop-after-settle", action="store_true", help="close the connection after settling")
+    f.add_argument(
+        "--settle-pending",
+        action="store_true",
+        help="every settlement is broadcast but answered settlement_pending (mined after --settle-pending-reads)",
+    )
+    f.add_argument(
+        "--settle-pending-reads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="JSON-RPC requests before a pending settlement is mined (0: only POST /sandbox/mine; default 1)",
+    )
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     return p
 
@@ -80,6 +92,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         malformed_challenge=args.malformed_challenge,
         oversized_challenge=args.oversized_challenge,
         drop_after_settle=args.drop_after_settle,
+        settle_pending=args.settle_pending,
+        settle_pending_reads=args.settle_pending_reads,
     )
     switches = {name: getattr(args, name) for name in SWITCHES}
     return SandboxConfig.build(

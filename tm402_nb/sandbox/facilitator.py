@@ -39,7 +39,7 @@ from ..x402.networks import Network, get_network, is_address
 from ..x402.permit2 import PERMIT2_ADDRESS
 from . import permit2_verify as P2
 from .assets import PayAsset
-from .chain import Chain
+from .chain import TRANSACTION_FAILED, Chain, Mempool
 
 # Reason strings (Python v2 SDK names, reference §3.5).
 INVALID_SIGNATURE = "invalid_exact_evm_payload_signature"
@@ -54,6 +54,8 @@ UNSUPPORTED_SCHEME = "unsupported_scheme"
 INVALID_REQUIREMENTS = "invalid_payment_requirements"
 INVALID_PAYLOAD = "invalid_payload"
 INVALID_VERSION = "invalid_x402_version"
+#: A settlement broadcast but not confirmed yet: non-terminal, carries the tx (x402 SDK ``ERR_SETTLEMENT_PENDING``).
+SETTLEMENT_PENDING = "settlement_pending"
 
 #: Seconds a payment must still be valid for when verified (a block's margin, as the SDKs use).
 VALID_BEFORE_MARGIN = 6
@@ -120,6 +122,11 @@ class Facilitator:
         self.assets = assets
         self.clock = clock
         self.signer_address = signer_address
+        #: Broadcast transfers not mined yet (settlement_pending), mined later by the chain.
+        self.mempool = Mempool(chain, clock)
+        # What the SDK's PendingSettlementStore holds: a pending payload's key → its broadcast tx, so
+        # settling the same payload again reconciles with that transfer instead of sending a second.
+        self._pending: dict[str, str] = {}
 
     # -- discovery --------------------------------------------------------------------------
     def supported(self) -> dict[str, Any]:
@@ -234,6 +241,15 @@ class Facilitator:
             self.chain.release_nonce(asset.address, auth.from_, auth.nonce)
 
     # -- settle ----------------------------------------------------------------------------------
+    @staticmethod
+    def _pending_key(payload: PaymentPayload) -> str:
+        a = payload.authorization
+        return f"{a.from_.lower()}:{str(a.nonce).lower()}:{payload.signature.lower()}"
+
+    def pending_tx(self, payload: PaymentPayload) -> str | None:
+        """The transfer this very payload broadcast and that was answered ``settlement_pending``, if any."""
+        return self._pending.get(self._pending_key(payload))
+
     def settle(
         self,
         payload: PaymentPayload,
@@ -243,6 +259,8 @@ class Facilitator:
         path: str | None = None,
         chain_time: float | None = None,
         amount: int | None = None,
+        pending: bool = False,
+        confirm_reads: int = 1,
     ) -> SettleResult:
         """Re-check and execute the transfer. ``reserved``: the caller holds the nonce from verify.
 
@@ -250,6 +268,10 @@ class Facilitator:
         an ``upto`` Permit2 payment moves ``amount`` (default ``req.amount``, as the SDK's resource
         server sends the actual price there) up to what was permitted, and is verified against
         the permitted amount.
+
+        ``pending``: broadcast it but answer ``settlement_pending`` (the sandbox's fault); the
+        chain mines it after ``confirm_reads`` JSON-RPC requests (0: only when mined explicitly).
+        Settling a payload that was answered pending reconciles with its broadcast transfer.
         """
         auth = payload.authorization
         network = self.network_name(req.x402_version)
@@ -264,6 +286,17 @@ class Facilitator:
             )
         if amount is not None and amount != auth.value:
             return fail(VALUE_MISMATCH, f"an exact payment settles what was signed ({auth.value}), not {amount}")
+        key = self._pending_key(payload)
+        known = self._pending.get(key)
+        if known is not None:
+            if self.mempool.has(known):
+                return SettleResult(False, known, network, payer, SETTLEMENT_PENDING, "broadcast, not confirmed yet")
+            self._pending.pop(key, None)
+            if self.chain.settlement_by_tx(known) is not None:
+                return SettleResult(True, known, network, payer)
+            return SettleResult(
+                False, known, network, payer, TRANSACTION_FAILED, "the broadcast transfer was not mined"
+            )
 
         if not reserved:
             v = self.verify(payload, req)
@@ -277,6 +310,24 @@ class Facilitator:
         if now >= auth.valid_before:
             return fail(VALID_BEFORE, f"authorization expired before settlement (validBefore {auth.valid_before})")
         tx = fake_tx_hash(self.network.chain_id, asset.address, payer, auth.nonce)
+        if pending:
+            if not reserved and not self.chain.reserve_nonce(asset.address, payer, auth.nonce):
+                return fail(NONCE_USED, f"nonce {auth.nonce[:18]}… is already in flight")
+            self.mempool.broadcast(
+                tx=tx,
+                network=network,
+                asset=asset.address,
+                payer=payer,
+                pay_to=auth.to,
+                amount=auth.value,
+                nonce=auth.nonce,
+                valid_before=auth.valid_before,
+                path=path,
+                x402_version=req.x402_version,
+                reads=confirm_reads,
+            )
+            self._pending[key] = tx
+            return SettleResult(False, tx, network, payer, SETTLEMENT_PENDING, "broadcast, not confirmed yet")
         reason = self.chain.transfer_with_authorization(
             asset=asset.address,
             payer=payer,

@@ -43,6 +43,11 @@ class Faults:
     - ``malformed_challenge``: the 402 challenge is unparseable (truncated JSON body
       in v1, a non-base64 ``PAYMENT-REQUIRED`` in v2).
     - ``oversized_challenge``: the challenge is padded to ~20 KB.
+    - ``settle_pending``: the facilitator broadcasts the transfer but answers
+      ``settlement_pending`` (402 with a receipt naming the transaction, the body
+      withheld, as the reference middleware does); the chain mines it after
+      ``settle_pending_reads`` JSON-RPC requests (0: only by ``POST /sandbox/mine``).
+      Re-sending the identical payment reconciles with that transfer (never a second one).
     - ``drop_after_settle``: after settling, the connection is closed before the
       response body is sent (the client sees a transport error, the money moved).
     """
@@ -59,6 +64,8 @@ class Faults:
     malformed_challenge: int = 0
     oversized_challenge: int = 0
     drop_after_settle: int = 0
+    settle_pending: int = 0
+    settle_pending_reads: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -69,12 +76,19 @@ class Faults:
             "malformed_challenge",
             "oversized_challenge",
             "drop_after_settle",
+            "settle_pending",
         ):
             setattr(self, name, _count(getattr(self, name), name))
         if not isinstance(self.latency_ms, int) or not 0 <= self.latency_ms <= 60_000:
             raise ValueError(f"latency_ms must be an integer 0..60000, got {self.latency_ms!r}")
         if not isinstance(self.slow_settle_ms, int) or not 0 <= self.slow_settle_ms <= 120_000:
             raise ValueError(f"slow_settle_ms must be an integer 0..120000, got {self.slow_settle_ms!r}")
+        if (
+            isinstance(self.settle_pending_reads, bool)
+            or not isinstance(self.settle_pending_reads, int)
+            or not 0 <= self.settle_pending_reads <= 1000
+        ):
+            raise ValueError(f"settle_pending_reads must be an integer 0..1000, got {self.settle_pending_reads!r}")
         if not isinstance(self.retry_after_s, int) or not 0 <= self.retry_after_s <= 3600:
             raise ValueError(f"retry_after_s must be an integer 0..3600, got {self.retry_after_s!r}")
         rate = self.error_5xx_rate
@@ -151,6 +165,9 @@ class FaultState:
 
     def take_oversized_challenge(self) -> bool:
         return self._take("oversized_challenge")
+
+    def take_settle_pending(self) -> bool:
+        return self._take("settle_pending")
 
     def take_drop(self) -> bool:
         return self._take("drop_after_settle")

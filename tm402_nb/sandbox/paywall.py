@@ -32,7 +32,10 @@ in the ``PAYMENT-REQUIRED`` header (body ``{}``), payment in
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +47,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import X402ProtocolError
 from ..x402.eip3009 import transfer_digest
-from ..x402.encoding import MAX_MESSAGE_BYTES, b64json_encode
+from ..x402.encoding import MAX_MESSAGE_BYTES, b64json_decode, b64json_encode
+from ..x402.identifier import PAYMENT_ID_MAX_LENGTH, PAYMENT_ID_MIN_LENGTH, PAYMENT_IDENTIFIER, identifier_of
 from ..x402.messages import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
@@ -67,6 +71,41 @@ from .stats import Stats
 PAID_CACHE_CONTROL = "private, no-store"
 #: A real payment header is under 1 KB; anything over 16 KB is refused unread.
 MAX_PAYMENT_HEADER = MAX_MESSAGE_BYTES
+#: How many answers the payment-identifier cache keeps (oldest dropped first).
+IDENTIFIER_CACHE_SIZE = 10_000
+#: The 409 reason for an id already bound to another payload.
+IDENTIFIER_CONFLICT = "payment_identifier_conflict"
+
+
+def identifier_declaration() -> dict[str, Any]:
+    """The ``payment-identifier`` declaration a v2 challenge carries (optional ids, the spec's schema)."""
+    return {
+        "info": {"required": False},
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "required": {"type": "boolean"},
+                "id": {
+                    "type": "string",
+                    "minLength": PAYMENT_ID_MIN_LENGTH,
+                    "maxLength": PAYMENT_ID_MAX_LENGTH,
+                    "pattern": "^[a-zA-Z0-9_-]+$",
+                },
+            },
+            "required": ["required"],
+        },
+    }
+
+
+@dataclass
+class _Answer:
+    """One payment-identifier entry: the payload it is bound to and, once sent, the answer."""
+
+    fingerprint: str
+    status: int | None = None
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,8 +161,13 @@ class Paywall:
         stats: Stats,
         tmai_transfer: str = "eip3009",
         agent_scheme: str = "exact",
+        identifiers: bool = False,
     ) -> None:
         self.version = version
+        #: Advertise payment-identifier (v2 only) and answer an identical payload from the cache.
+        self.identifiers = identifiers and version >= 2
+        self._answers: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
+        self._answers_lock = threading.Lock()
         self.network_name = network_name
         self.assets = assets
         self.prices = prices
@@ -245,7 +289,7 @@ class Paywall:
             "error": error or default_error,
             "resource": {"url": url, "description": self.description(spec), "mimeType": "application/json"},
             "accepts": [o.json for o in offers],
-            "extensions": {},
+            "extensions": {PAYMENT_IDENTIFIER: identifier_declaration()} if self.identifiers else {},
         }
         hdrs[PAYMENT_REQUIRED] = "%%not-base64{" if malformed else b64json_encode(required)
         body = {} if error is None else {"error": error, "message": message or error}
@@ -359,6 +403,63 @@ class Paywall:
             self.stats.count("refused", path)
             return invalid_payment_response(problem or "payment header is malformed")
         offers = self.offers(spec, url, preferred)
+        ident = identifier_of({"extensions": payload.extensions}) if self.identifiers else None
+        if ident is None:
+            return await self._charge(request, spec, preferred, payload, offers, produce, None)
+        # payment-identifier: looked up before verifying (a resend of a settled payment no longer
+        # verifies), bound to the exact payload, so anyone else's payload with this id is a 409.
+        key = (payload.authorization.from_.lower(), ident)
+        fingerprint = hashlib.sha256(
+            json.dumps(b64json_decode(raw, what="payment header"), sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        with self._answers_lock:
+            entry = self._answers.get(key)
+            if entry is None:
+                self._answers[key] = _Answer(fingerprint)
+                while len(self._answers) > IDENTIFIER_CACHE_SIZE:
+                    self._answers.popitem(last=False)
+        if entry is not None:
+            self.stats.count("identifier_hits", path)
+            if entry.fingerprint != fingerprint:
+                return JSONResponse(
+                    {
+                        "error": IDENTIFIER_CONFLICT,
+                        "message": f"payment-identifier {ident} was already used with another payment payload",
+                    },
+                    status_code=409,
+                )
+            if entry.status is None:
+                return JSONResponse(
+                    {"error": "payment_identifier_in_progress", "message": "the original request is still running"},
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
+            self.stats.count("identifier_replays", path)
+            return Response(entry.body, status_code=entry.status, headers=dict(entry.headers))
+        keep = False
+        try:
+            response = await self._charge(request, spec, preferred, payload, offers, produce, key)
+            with self._answers_lock:
+                kept = self._answers.get(key)
+                keep = kept is not None and kept.status is not None
+            return response
+        finally:
+            if not keep:  # not answered with data: the id is free again (its nonce was released too)
+                with self._answers_lock:
+                    self._answers.pop(key, None)
+
+    async def _charge(
+        self,
+        request: Request,
+        spec: EndpointSpec,
+        preferred: str,
+        payload: PaymentPayload,
+        offers: list[PaywallOffer],
+        produce: Callable[[], Awaitable[Response]],
+        answer_key: tuple[str, str] | None,
+    ) -> Response:
+        path = request.url.path
+        url = str(request.url)
         if payload.x402_version != self.version:
             self.stats.count("refused", path)
             return self.challenge(
@@ -374,7 +475,11 @@ class Paywall:
             self.stats.count("refused", path)
             return self.challenge(spec, url, preferred, error=reason, message=message, allow_faults=False)
         req = offer.requirements(self.version)
-        verdict = self.facilitator.verify(payload, req, reserve=True)
+        # A payload answered settlement_pending holds its nonce in the broadcast: not verified
+        # again, its settle reconciles with that transfer.
+        reconciling = self.facilitator.pending_tx(payload) is not None
+        verdict = F.VerifyResult(True, payload.authorization.from_) if reconciling else None
+        verdict = verdict or self.facilitator.verify(payload, req, reserve=True)
         if not verdict.is_valid:
             self.stats.count("refused", path)
             allowance = verdict.invalid_reason == P2.ALLOWANCE_REQUIRED and self.version == 2
@@ -391,12 +496,14 @@ class Paywall:
         try:
             response = await produce()
         except BaseException:
-            self.facilitator.release(payload, req)
+            if not reconciling:
+                self.facilitator.release(payload, req)
             raise
         if response.status_code >= 400 and not (self.charge_empty and response.status_code == 404):
-            self.facilitator.release(payload, req)
+            if not reconciling:
+                self.facilitator.release(payload, req)
             return response
-        return await self._settle(request, spec, url, preferred, payload, req, response)
+        return await self._settle(request, spec, url, preferred, payload, req, response, answer_key)
 
     async def _settle(
         self,
@@ -407,6 +514,7 @@ class Paywall:
         payload: PaymentPayload,
         req: PaymentRequirements,
         response: Response,
+        answer_key: tuple[str, str] | None = None,
     ) -> Response:
         path = request.url.path
         network = self.facilitator.network_name(self.version)
@@ -428,9 +536,26 @@ class Paywall:
                 chain_time=payload.authorization.valid_before + 1,
                 amount=amount,
             )
+        elif self.faults.take_settle_pending():
+            reads = self.faults.faults.settle_pending_reads
+            result = self.facilitator.settle(
+                payload, req, reserved=True, path=path, pending=True, confirm_reads=reads, amount=amount
+            )
+            if result.error_reason == F.SETTLEMENT_PENDING:
+                # As the reference server: one immediate settle retry, which reconciles with the broadcast.
+                result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         else:
             result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         receipt = result.receipt().encode()
+        if not result.success and result.error_reason == F.SETTLEMENT_PENDING:
+            # Broadcast, not confirmed: the nonce stays with the broadcast; the body is withheld.
+            self.stats.count("settlements_pending", path)
+            headers = {self.receipt_header: receipt, "Cache-Control": "no-store"}
+            return JSONResponse(
+                {"error": result.error_reason, "message": result.message, "transaction": result.transaction},
+                status_code=402,
+                headers=headers,
+            )
         if not result.success:
             self.facilitator.release(payload, req)
             self.stats.count("settle_failures", path)
@@ -452,13 +577,26 @@ class Paywall:
             )
         self.stats.count("settlements")
         self.stats.count("paid", path)
-        if self.faults.take_drop():
-            self.stats.count("dropped")
-            return DroppedResponse()
         response.headers[self.receipt_header] = receipt
         response.headers["Cache-Control"] = PAID_CACHE_CONTROL
         response.headers["Access-Control-Expose-Headers"] = self.receipt_header
+        if answer_key is not None:
+            self._keep_answer(answer_key, response)
+        if self.faults.take_drop():
+            self.stats.count("dropped")
+            return DroppedResponse()
         return response
+
+    def _keep_answer(self, key: tuple[str, str], response: Response) -> None:
+        """Store the answer as sent, receipt header included (the client reconciles from it)."""
+        body = getattr(response, "body", None)
+        if not isinstance(body, bytes):
+            return
+        headers = tuple((k, v) for k, v in response.headers.items() if k.lower() != "content-length")
+        with self._answers_lock:
+            entry = self._answers.get(key)
+            if entry is not None:
+                entry.status, entry.body, entry.headers = response.status_code, body, headers
 
 
 def decode_payment(raw: str) -> tuple[PaymentPayload | None, str | None]:

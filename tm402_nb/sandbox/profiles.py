@@ -138,6 +138,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
                 "answer's share is settled (a full price from 4 KB delivered) and named in the receipt's amount",
             ),
             Switch(
+                "payment_identifier",
+                ("on", "off"),
+                "x402 v2's payment-identifier extension: on = the challenge advertises it and an identical "
+                "payment with the same id gets the cached answer (409 for the id with another payment); "
+                "off = not advertised (v1 challenges never carry extensions)",
+            ),
+            Switch(
                 "data_dates",
                 ("yesterday", "fixed"),
                 "the newest day of data: yesterday (UTC) when the server starts, so 'last week' always has data "
@@ -172,6 +179,7 @@ class SandboxProfile:
     empty_answer: Literal["free", "charged"] = "free"
     tmai_transfer: Literal["eip3009", "permit2"] = "eip3009"
     agent_scheme: Literal["exact", "upto"] = "exact"
+    payment_identifier: Literal["on", "off"] = "on"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None
     preset: str = "classic"
@@ -325,6 +333,7 @@ PROFILES: Mapping[str, SandboxProfile] = MappingProxyType(
             tmai_transfer="eip3009",
             # No public source prices the agent as upto: the documented tier price.
             agent_scheme="exact",
+            payment_identifier="on",
             data_dates="yesterday",
             preset="docs-2026",
         ),

@@ -160,6 +160,18 @@ async def set_faults(request: Request) -> Response:
     return JSONResponse({"faults": faults.to_json()})
 
 
+@sandbox.post("/mine", summary='Mine every broadcast transfer now (settlement_pending); {"drop": true} discards them')
+async def mine(request: Request) -> Response:
+    st = _state(request)
+    try:
+        body = await _json_body(request)
+    except ValueError:
+        body = None
+    drop = isinstance(body, dict) and body.get("drop") is True
+    mined = st.facilitator.mempool.mine(drop=drop)
+    return JSONResponse({"length": len(mined), "transactions": mined})
+
+
 # -- facilitator -----------------------------------------------------------------------------------------
 facilitator = APIRouter(prefix="/facilitator", tags=["Facilitator (x402 spec §7)"])
 
@@ -205,7 +217,10 @@ async def settle(request: Request) -> Response:
             status_code=400,
         )
     payload, req = parsed
-    result = st.facilitator.settle(payload, req, path="/facilitator/settle")
+    pending = st.faults.take_settle_pending()
+    result = st.facilitator.settle(
+        payload, req, path="/facilitator/settle", pending=pending, confirm_reads=st.faults.faults.settle_pending_reads
+    )
     if result.success:
         st.stats.count("settlements")
     return JSONResponse(result.to_json())

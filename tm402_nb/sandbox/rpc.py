@@ -309,6 +309,8 @@ def handle_call(st: SandboxState, call: Any) -> dict[str, Any] | None:
 
 
 def handle(st: SandboxState, body: Any) -> Any:
+    # Each request is time passing: broadcast transfers (settlement_pending) due by now are mined first.
+    st.facilitator.mempool.tick()
     if isinstance(body, list):
         if not body:
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request"}}

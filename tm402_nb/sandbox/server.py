@@ -165,6 +165,10 @@ class SandboxServer:
         self.state.set_faults(new)
         return new
 
+    def mine(self, *, drop: bool = False) -> dict[str, str]:
+        """Mine every broadcast transfer (``settle_pending``) now, or ``drop`` them: ``{tx: outcome}``."""
+        return self.state.facilitator.mempool.mine(drop=drop)
+
     def fund(
         self, address: str, asset: str = "usdc", amount: Any = "100", *, approve_permit2: bool = False
     ) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class SandboxState:
             stats=self.stats,
             tmai_transfer=profile.tmai_transfer,
             agent_scheme=profile.agent_scheme,
+            identifiers=profile.payment_identifier == "on",
         )
 
     # -- helpers shared by the admin routes and the Python server object ------------------------

@@ -381,6 +381,15 @@ def _assemble(
             # With an RPC the payer decides a lost answer's payment from the chain itself.
             chain=ChainReader(rpc_url) if rpc_url else None,
         )
+    if wallet is not None and network is not None:
+        # The ledger's own chain checks (%tm ledger --resolve, reconcile_chain) read this RPC; a
+        # sandbox's chain lives as long as this session, so only this session's rows are on it.
+        net = get_network(network)
+        ledger.attach_chain(
+            ChainReader(rpc_url) if rpc_url else None,
+            networks=(net.caip2, net.v1_name),
+            session_id=session_id if mode == Mode.SANDBOX else None,
+        )
     cost = CostTracker()
     client_options: dict[str, Any] = dict(
         mode=mode,

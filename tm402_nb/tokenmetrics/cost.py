@@ -26,7 +26,7 @@ from ..x402.upto import of_up_to
 from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING
 
 #: Payment states a footer warns about: refused, or perhaps paid with no answer.
-_UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN})
+_UNSETTLED = frozenset({PaymentStatus.FAILED, PaymentStatus.UNKNOWN, PaymentStatus.SETTLEMENT_PENDING})
 
 #: The tallies open in this context, with the tracker each belongs to (see CostTracker.record).
 _open_tallies: contextvars.ContextVar[tuple[tuple[CostTracker, Cost], ...]] = contextvars.ContextVar(
@@ -172,6 +172,11 @@ class Cost:
     def unknown(self) -> list[CallCost]:
         """Calls whose payment may have settled, with no answer saying so: counted as paid."""
         return [c for c in self._unsettled if c.payment_status == PaymentStatus.UNKNOWN]
+
+    @property
+    def settlement_pending(self) -> list[CallCost]:
+        """Calls whose payment's settlement was broadcast but not confirmed yet: counted as paid."""
+        return [c for c in self._unsettled if c.payment_status == PaymentStatus.SETTLEMENT_PENDING]
 
     def _expire(self, now: float) -> None:
         """Fold refused payments that can no longer settle into the released sums (keeps memory bounded)."""

@@ -40,6 +40,7 @@ from ..errors import (
     PaymentRefused,
     Permit2AllowanceRequired,
     ReceiptError,
+    SettlementPending,
     TM402Error,
     X402ProtocolError,
     hint_for_reason,
@@ -49,6 +50,7 @@ from ..status import FINAL, PaymentStatus, may_settle_until
 from .chain import AuthorizationReader
 from .eip3009 import clock_problem, sign_authorization
 from .encoding import MAX_MESSAGE_BYTES
+from .identifier import payment_extensions
 from .messages import (
     PAYMENT_REQUIRED,
     PAYMENT_SIGNATURE,
@@ -92,6 +94,11 @@ _UINT256_MAX = 2**256 - 1
 #: A lost answer's payment is replayed only while this far from its validBefore (clock skew);
 #: a new payment for the same request waits until it can no longer settle (may_settle_until).
 REPLAY_MARGIN = 30
+
+#: A settle the facilitator broadcast but could not confirm yet (x402 SDK ``ERR_SETTLEMENT_PENDING``).
+SETTLEMENT_PENDING_REASON = "settlement_pending"
+#: Payments whose outcome is still open: kept so a re-sent request replays them, never re-signs.
+_OPEN = (PaymentStatus.UNKNOWN, PaymentStatus.SETTLEMENT_PENDING)
 
 # Marks the request we re-sent with a payment, so nested auth never pays twice.
 _PAID_MARK = "tm402_paid"
@@ -333,6 +340,8 @@ class X402Auth(httpx.Auth):
                 self._conclude(presigned, response, paid, replayed=replayed)
                 return
             reason = self._rejection_reason(response)
+            if reason == SETTLEMENT_PENDING_REASON:
+                raise self._settlement_pending(presigned, response, paid, replay_key)
             if replayed:
                 raise self._still_unknown(presigned, request, reason)
             failed_receipt = self._receipt_or_none(response)
@@ -364,6 +373,8 @@ class X402Auth(httpx.Auth):
             self._check_allowance_refusal(payment, response, paid)
         if response.status_code == 402:
             reason = self._rejection_reason(response)
+            if reason == SETTLEMENT_PENDING_REASON:
+                raise self._settlement_pending(payment, response, paid, replay_key)
             if replayed:
                 # The first attempt's answer was lost; the transport's replay was refused:
                 # the first attempt may have settled. Unknown, counted, nothing new signed.
@@ -476,7 +487,9 @@ class X402Auth(httpx.Auth):
             # keep the header so a re-send replays it instead of paying again.
             self._mark(
                 payment,
-                PaymentStatus.UNKNOWN,
+                PaymentStatus.SETTLEMENT_PENDING
+                if payment.status == PaymentStatus.SETTLEMENT_PENDING
+                else PaymentStatus.UNKNOWN,
                 request,
                 reason="no answer to the paid request (transport error or cancel)",
             )
@@ -515,7 +528,7 @@ class X402Auth(httpx.Auth):
             waiting = self._unresolved.get(replay_key)
         if (
             waiting is not None
-            and waiting.status == PaymentStatus.UNKNOWN
+            and waiting.status in _OPEN
             and not waiting.in_flight
             and waiting.record.valid_before <= time.time() + REPLAY_MARGIN
         ) and self.resolve(waiting) == PaymentStatus.SETTLED:
@@ -529,7 +542,7 @@ class X402Auth(httpx.Auth):
         now = time.time()
         with self._lock:
             replay = self._unresolved.get(replay_key)
-            if replay is None or replay.status != PaymentStatus.UNKNOWN:
+            if replay is None or replay.status not in _OPEN:
                 return None  # nothing lost (a pending one belongs to a concurrent request)
             if replay.in_flight:
                 raise _with_payment_attached(
@@ -563,7 +576,7 @@ class X402Auth(httpx.Auth):
         """Decide an ``unknown`` payment from the chain, when one is configured: its nonce used
         means it settled; unused once its authorization has expired means it never can.
         Otherwise (no chain, the chain unreachable, still valid and unused) it stays unknown."""
-        if payment.status != PaymentStatus.UNKNOWN or self.chain is None:
+        if payment.status not in _OPEN or self.chain is None:
             return payment.status
         record = payment.record
         try:
@@ -583,13 +596,16 @@ class X402Auth(httpx.Auth):
     def resolve_unknown(self) -> dict[str, PaymentStatus]:
         """:meth:`resolve` every payment this auth still holds as unknown; ``{payment id: status}``."""
         with self._lock:
-            unknown = {p.id: p for p in self._unresolved.values() if p.status == PaymentStatus.UNKNOWN}
+            unknown = {p.id: p for p in self._unresolved.values() if p.status in _OPEN}
         return {pid: self.resolve(p) for pid, p in unknown.items()}
 
     def _still_unknown(self, payment: Payment, request: httpx.Request, reason: str | None) -> TM402Error:
         self._mark(
             payment,
-            PaymentStatus.UNKNOWN,
+            # A broadcast settlement stays what it is: pending on chain, whatever a replay heard.
+            PaymentStatus.SETTLEMENT_PENDING
+            if payment.status == PaymentStatus.SETTLEMENT_PENDING
+            else PaymentStatus.UNKNOWN,
             request,
             reason=f"answer lost; its replay was refused ({reason or 'no reason'}): it may have settled",
         )
@@ -599,6 +615,43 @@ class X402Auth(httpx.Auth):
                 f"the answer to a paid request was lost and its replay was refused ({reason or 'no reason'}): "
                 "the payment may have settled, but the data was not received",
                 hint="the ledger row is marked unknown and still counted; nothing more was signed",
+            ),
+        )
+
+    def _mark_pending(self, payment: Payment, request: httpx.Request, receipt: SettlementResponse) -> None:
+        payment.receipt = receipt
+        self._mark(
+            payment,
+            PaymentStatus.SETTLEMENT_PENDING,
+            request,
+            tx=receipt.transaction or None,
+            reason="settlement broadcast, not confirmed yet (settlement_pending)",
+        )
+
+    def _settlement_pending(
+        self, payment: Payment, response: httpx.Response, request: httpx.Request, replay_key: str
+    ) -> TM402Error:
+        """A 402 whose receipt says ``settlement_pending``: the transfer was broadcast, the data withheld.
+
+        Not a failure and never re-signed: the payment stays counted and open, and re-sending
+        the request replays the same header (a server reconciles it with the broadcast transfer).
+        """
+        receipt = self._receipt_or_none(response) or SettlementResponse(
+            False, "", payment.offer.network.caip2, error_reason=SETTLEMENT_PENDING_REASON
+        )
+        response.extensions = {**response.extensions, EXT_PAYMENT: payment, EXT_RECEIPT: receipt}
+        self._mark_pending(payment, request, receipt)
+        with self._lock:
+            self._unresolved[replay_key] = payment
+        tx = f", tx {receipt.transaction}" if receipt.transaction else ""
+        return _with_payment_attached(
+            payment,
+            SettlementPending(
+                f"the settlement of {payment.display} for {response.request.url.path} was broadcast but is not "
+                f"confirmed yet (settlement_pending{tx}); the server withheld the data",
+                hint="it stays counted; run it again to replay the same payment (it cannot settle twice), "
+                "or check the chain with %tm ledger --resolve",
+                response=response,
             ),
         )
 
@@ -665,7 +718,7 @@ class X402Auth(httpx.Auth):
         """The signed payment whose answer was lost for this exact request, if any."""
         with self._lock:
             found = self._unresolved.get(_replay_key(request))
-        return found if found is not None and found.status == PaymentStatus.UNKNOWN else None
+        return found if found is not None and found.status in _OPEN else None
 
     def _select(self, required: PaymentRequired, request: httpx.Request, options: PaymentOptions) -> Offer:
         return self.policy.select(
@@ -690,6 +743,9 @@ class X402Auth(httpx.Auth):
                 # Outside the ledger transaction: a chain read (cold only) never holds the ledger's lock.
                 self._require_permit2_allowance(offer)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
+            # The payment-identifier (when the server advertises it) is decided before signing: a
+            # declaration no valid id can meet is refused here, with nothing signed.
+            extensions, identifier = payment_extensions(required)
             with ctx as tx:
                 policy.authorize(
                     offer,
@@ -712,7 +768,7 @@ class X402Auth(httpx.Auth):
                         valid_for=policy.authorization_seconds,
                     )
                     nonce = auth.nonce
-                payload = build_payment_payload(required, offer.requirements, auth, signature)
+                payload = build_payment_payload(required, offer.requirements, auth, signature, extensions=extensions)
                 record = PaymentRecord(
                     amount=offer.amount,
                     asset=offer.asset.address,
@@ -732,6 +788,7 @@ class X402Auth(httpx.Auth):
                     cell_id=self._cell_id() if self._cell_id else None,
                     usd=offer.usd,
                     transfer=offer.transfer,
+                    identifier=identifier,
                 )
                 if tx is not None:
                     tx.insert_payment(record)
@@ -935,6 +992,10 @@ class X402Auth(httpx.Auth):
                 )
                 return
             reason = receipt.error_reason or "settlement failed"
+            if reason == SETTLEMENT_PENDING_REASON:
+                # Delivered, and the transfer was broadcast but is not confirmed yet: counted, open.
+                self._mark_pending(payment, request, receipt)
+                return
             if replayed:
                 raise self._still_unknown(payment, request, reason)
             self._mark(payment, PaymentStatus.FAILED, request, reason=reason)
@@ -952,6 +1013,19 @@ class X402Auth(httpx.Auth):
             )
             with self._lock:
                 self._unresolved[_replay_key(request)] = payment
+        elif response.status_code == 409 and payment.record.identifier:
+            # payment-identifier: the server holds this id bound to another payload. Ours was not
+            # processed; signing again would only meet the same id's conflict. A clear error instead.
+            reason = "payment_identifier_conflict"
+            if replayed:
+                raise self._still_unknown(payment, request, reason)
+            self._mark(
+                payment,
+                PaymentStatus.FAILED,
+                request,
+                reason=f"HTTP 409: payment-identifier {payment.record.identifier} is bound to another payment",
+            )
+            raise self._payment_failed(payment, response, None, reason)
         elif response.status_code >= 400 and replayed:
             # A refused replay (400, 403, 409...) says nothing about the first attempt.
             self._mark(
@@ -968,6 +1042,10 @@ class X402Auth(httpx.Auth):
             )
         else:
             self._mark(payment, PaymentStatus.UNKNOWN, request, reason="answered without a settlement receipt")
+            # Its body may yet be cut off (the answer lost): re-sending the request replays this
+            # header, which a payment-identifier server answers from its cache, never a new one.
+            with self._lock:
+                self._unresolved[_replay_key(request)] = payment
 
     def _settle_upto(self, payment: Payment, receipt: SettlementResponse, request: httpx.Request) -> int | None:
         """An upto payment settled: count what its receipt says moved and give the rest of the
@@ -1038,7 +1116,7 @@ class X402Auth(httpx.Auth):
             # Refused is not void: whoever holds the signature can settle it until validBefore.
             # It stays counted (reserved) until then, with a margin for clock skew.
             self.policy.release(payment.offer, payment.scopes, after=may_settle_until(payment.record.valid_before))
-        if status != PaymentStatus.UNKNOWN:
+        if status not in _OPEN:
             with self._lock:
                 for k, v in list(self._unresolved.items()):
                     if v is payment:

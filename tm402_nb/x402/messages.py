@@ -428,8 +428,11 @@ def build_payment_payload(
     requirements: PaymentRequirements,
     authorization: Authorization | Permit2Authorization,
     signature: str,
+    *,
+    extensions: dict[str, Any] | None = None,
 ) -> PaymentPayload:
-    """Assemble the payload for ``requirements`` chosen from ``required``."""
+    """Assemble the payload for ``requirements`` chosen from ``required``; v2 echoes the
+    challenge's ``extensions`` unless others (e.g. with a payment-identifier) are given."""
     if requirements.x402_version == 1:
         return PaymentPayload(1, requirements.scheme, requirements.network, signature, authorization)
     return PaymentPayload(
@@ -440,7 +443,7 @@ def build_payment_payload(
         authorization,
         accepted=requirements.raw,
         resource=required.resource,
-        extensions=required.extensions,
+        extensions=required.extensions if extensions is None else extensions,
     )
 
 

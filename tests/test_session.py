@@ -302,3 +302,59 @@ def test_every_session_has_a_budget_unless_turned_off_explicitly(mode, monkeypat
         assert s.budget == Decimal("1.00") and "of 1.00 USD budget" in s.budget_text()
     with tm.connect(mode=mode, wallet=wallet, budget=None, **net) as s:
         assert s.budget is None and "no budget set" in s.budget_text()
+
+
+# -- TMAI by Permit2 (issue 14) ------------------------------------------------------------------------------------
+
+
+def _grade_stats(s: tm.Session) -> dict[str, int]:
+    got = s.sandbox.stats()["paths"].get("/v2/tm-grade", {})
+    return {k: got.get(k, 0) for k in ("challenges", "payment_headers", "paid")}
+
+
+def test_sandbox_session_pays_tmai_by_permit2() -> None:
+    """Out of the box: the sandbox's throwaway wallet has approved Permit2, the payment is a Permit2
+    witness transfer, its nonce is consumed on chain, the warm call is one round trip, and a lost
+    answer's replay re-sends the same permit, which settles once."""
+    from tm402_nb.errors import PaymentOutcomeUnknown
+    from tm402_nb.x402.chain import ChainReader
+
+    with tm.connect(mode="sandbox", pay_with="tmai", sandbox_options={"tmai_transfer": "permit2"}) as s:
+        df = s.client.frame("tm-grade", symbol="BTC")
+        assert df.attrs["tm402"]["amount"] == {"TMAI": "1.53"}
+        [row] = s.ledger.payment_rows()
+        assert (row["status"], row["transfer"], row["asset_symbol"]) == ("settled", "permit2", "TMAI")
+        reader = ChainReader(s.sandbox.rpc_url)
+        assert reader.permit2_nonce_used(s.wallet.address, int(row["nonce"], 16))
+        assert s.sandbox.settlements()[-1]["nonce"] == row["nonce"]
+        # Warm: signed against the remembered challenge, one request, no second allowance read needed.
+        before = _grade_stats(s)
+        s.client.frame("tm-grade", symbol="ETH")
+        assert _grade_stats(s) == {k: v + (k != "challenges") for k, v in before.items()}
+        # The answer is lost after settling: the replay carries the same permit and is refused as used.
+        s.sandbox.set_faults(drop_after_settle=1)
+        before = _grade_stats(s)
+        with pytest.raises(PaymentOutcomeUnknown) as info:
+            s.client.frame("tm-grade", symbol="SOL")
+        after = _grade_stats(s)
+        assert (after["payment_headers"] - before["payment_headers"], after["paid"] - before["paid"]) == (2, 1)
+        payment = info.value.payment  # type: ignore[attr-defined]
+        assert payment.record.transfer == "permit2"
+        assert len([x for x in s.sandbox.settlements() if x["nonce"] == payment.record.nonce]) == 1
+        assert s.auth.resolve(payment) == "settled"  # decided from Permit2's nonce bitmap
+        assert [r["transfer"] for r in s.ledger.payment_rows()] == ["permit2"] * 3
+
+
+def test_sandbox_session_without_the_permit2_approval_is_refused_before_signing() -> None:
+    from tm402_nb.errors import Permit2AllowanceRequired
+
+    options = {"tmai_transfer": "permit2", "approve_permit2": False}
+    with tm.connect(mode="sandbox", pay_with="tmai", sandbox_options=options) as s:
+        with pytest.raises(Permit2AllowanceRequired, match="permit2_allowance_required") as info:
+            s.client.frame("tm-grade", symbol="BTC")
+        assert 's.approve_permit2("tmai", N)' in info.value.hint
+        assert s.ledger.payment_rows() == [] and s.sandbox.settlements() == []
+        assert _grade_stats(s)["payment_headers"] == 0
+        # USDC is still EIP-3009: it pays.
+        assert s.client.frame("tm-grade", symbol="BTC", pay_with="usdc").attrs["tm402"]["paid"] == 1
+        assert [r["transfer"] for r in s.ledger.payment_rows()] == ["eip3009"]

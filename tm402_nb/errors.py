@@ -21,6 +21,7 @@ __all__ = [
     "PaymentFailed",
     "PaymentOutcomeUnknown",
     "PaymentRefused",
+    "Permit2AllowanceRequired",
     "ReceiptError",
     "SettlementPending",
     "TM402Error",
@@ -97,6 +98,20 @@ class BudgetExceeded(PaymentRefused):
     """A cap (per call, per cell, session budget or daily cap) would be exceeded."""
 
 
+class Permit2AllowanceRequired(PaymentRefused):
+    """A Permit2 payment needs the payer's ERC-20 allowance to the Permit2 contract, and it is too small.
+
+    x402 pays a token without EIP-3009 (TMAI) through Uniswap's Permit2: the payer approves the
+    Permit2 contract once (an on-chain ``approve``), then signs each payment. Servers refuse a
+    payment without that allowance with ``permit2_allowance_required`` (HTTP 412 in x402 v2).
+    Raised before signing when the wallet's allowance can be read from the chain, and after the
+    server's refusal otherwise (that payment is then ``failed``: it never settled).
+    """
+
+    #: The x402 reason string this error stands for.
+    reason = "permit2_allowance_required"
+
+
 class NotConfirmed(PaymentRefused):
     """A plan above ``confirm_above`` was declined, or could not be asked about (no stdin)."""
 
@@ -150,6 +165,11 @@ class LedgerError(TM402Error):
 # Hints for the reason strings facilitators send back. Facilitators disagree
 # on exact spellings, so match on fragments rather than a closed enum.
 _REASON_HINTS: list[tuple[str, str]] = [
+    (
+        "allowance",
+        "the wallet has not approved the Permit2 contract for this token: approve it once "
+        '(s.approve_permit2("tmai", N) or %tm approve tmai N; in the sandbox the faucet\'s approve_permit2) and retry',
+    ),
     (
         "insufficient",
         "the wallet does not hold enough of the asset: fund it (testnet faucet, or `POST /sandbox/faucet` in the sandbox) and retry",

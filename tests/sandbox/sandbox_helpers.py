@@ -17,12 +17,14 @@ from tm402_nb.sandbox import SandboxServer
 from tm402_nb.x402.eip3009 import sign_authorization
 from tm402_nb.x402.encoding import b64json_decode, b64json_encode
 from tm402_nb.x402.messages import (
+    Authorization,
     PaymentPayload,
     PaymentRequired,
     PaymentRequirements,
     build_payment_payload,
     parse_challenge,
 )
+from tm402_nb.x402.permit2 import sign_permit2, transfer_method
 from tm402_nb.x402.wallet import Wallet
 
 X402 = {"x-coinbase-402": "true"}
@@ -32,13 +34,16 @@ def key_headers(server: SandboxServer) -> dict[str, str]:
     return {"x-api-key": server.api_key}
 
 
-def fresh_wallet(server: SandboxServer, usdc: str | None = "10", tmai: str | None = "1000") -> Wallet:
-    """A new wallet funded through the faucet (so each test starts from known balances)."""
+def fresh_wallet(
+    server: SandboxServer, usdc: str | None = "10", tmai: str | None = "1000", *, approve_permit2: bool = False
+) -> Wallet:
+    """A new wallet funded through the faucet (so each test starts from known balances);
+    ``approve_permit2`` also approves the Permit2 contract for TMAI."""
     w = Wallet.create()
     if usdc:
         server.fund(w.address, "usdc", usdc)
     if tmai:
-        server.fund(w.address, "tmai", tmai)
+        server.fund(w.address, "tmai", tmai, approve_permit2=approve_permit2)
     return w
 
 
@@ -54,17 +59,23 @@ def get_challenge(c: httpx.Client, path: str, params: dict | None = None, token:
 def offer(required: PaymentRequired, asset: str = "usdc") -> PaymentRequirements:
     """The challenge's USDC or TMAI requirement."""
     names = {"usdc": ("USDC", "USD Coin"), "tmai": ("Token Metrics AI",)}[asset]
-    return next(r for r in required.accepts if r.eip712_name in names)
+    return next(
+        r for r in required.accepts if r.eip712_name in names or (asset == "tmai" and transfer_method(r) == "permit2")
+    )
 
 
 def sign(
     wallet: Wallet, required: PaymentRequired, *, pay_with: str = "usdc", now: int | None = None, **req_overrides: Any
 ) -> PaymentPayload:
-    """Sign for the USDC (or TMAI) offer, optionally against altered requirements."""
+    """Sign for the USDC (or TMAI) offer, optionally against altered requirements (a Permit2 offer by Permit2)."""
     req = offer(required, pay_with)
     if req_overrides:
         req = PaymentRequirements.from_json({**req.raw, **req_overrides}, req.x402_version)
-    auth, sig = sign_authorization(wallet, req, now=now)
+    auth: Authorization | Any
+    if transfer_method(req) == "permit2":
+        auth, sig = sign_permit2(wallet, req, now=now)
+    else:
+        auth, sig = sign_authorization(wallet, req, now=now)
     return build_payment_payload(required, req, auth, sig)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import X402, fresh_wallet, get_challenge, headers_for, key_headers, sign, snapshot
+from sandbox_helpers import X402, fresh_wallet, get_challenge, headers_for, key_headers, offer, sign, snapshot
 
 from tm402_nb.errors import ConfigurationError
 from tm402_nb.sandbox import (
@@ -28,9 +28,13 @@ from tm402_nb.sandbox import (
     serve,
 )
 from tm402_nb.sandbox.cli import banner, build_parser, cli_main, config_from_args
+from tm402_nb.sandbox.config import facilitator_address
+from tm402_nb.sandbox.pricing import upto_charge
 from tm402_nb.sandbox.profiles import DATE_RANGE_MAX_DAYS, resolve_profile
-from tm402_nb.x402.messages import read_receipt
+from tm402_nb.x402.messages import PaymentRequired, build_payment_payload, parse_challenge, read_receipt
 from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA
+from tm402_nb.x402.permit2 import PERMIT2_ADDRESS, sign_permit2
+from tm402_nb.x402.wallet import Wallet
 
 #: Parameters that make every endpoint answer rows (the ones that require a filter get one).
 PARAMS: dict[str, dict[str, Any]] = {
@@ -125,6 +129,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "strict",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",
+        "agent_scheme": "exact",
         "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
@@ -139,6 +144,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "lenient",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",  # the table says Permit2, which the sandbox cannot verify yet
+        "agent_scheme": "exact",
         "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
@@ -442,10 +448,101 @@ def test_tmai_transfer_eip3009(classic: SandboxServer) -> None:
     assert r.status_code == 200 and classic.settlements()[-1]["amount"] == "1530000000000000000"
 
 
-def test_tmai_transfer_permit2_is_not_available_yet() -> None:
-    with pytest.raises(ConfigurationError, match="tmai_transfer='permit2' is not available") as e:
-        SandboxProfile(tmai_transfer="permit2")
-    assert "'eip3009'" in str(e.value)
+@pytest.mark.parametrize("version", [1, 2])
+def test_tmai_transfer_permit2(version: int) -> None:
+    """TMAI offers say Permit2; a payer who approved the Permit2 contract pays, one who did not is
+    refused permit2_allowance_required (412 in v2, as the exact-EVM spec says; 402 in v1)."""
+    with serve(tmai_transfer="permit2", x402_version=version) as server:
+        assert httpx.get(server.url + "/sandbox").json()["assets"]["tmai"]["transfer"] == "permit2"
+        params = {"symbol": "BTC"}
+        with http(server) as c:
+            required = get_challenge(c, "/v2/tm-grade", params, token="tmai")
+            tmai = next(r for r in required.accepts if r.asset == server.state.asset("tmai").address)
+            usdc = next(r for r in required.accepts if r.asset == server.state.asset("usdc").address)
+            assert tmai.extra == {"assetTransferMethod": "permit2"}
+            assert usdc.extra == {"name": "USDC", "version": "2"}  # USDC stays EIP-3009
+            for approved, status in ((False, 412 if version == 2 else 402), (True, 200)):
+                wallet = fresh_wallet(server, approve_permit2=approved)
+                payload = sign(wallet, required, pay_with="tmai")
+                r = c.get("/v2/tm-grade", params=params, headers={**headers_for(payload), "x-payment-token": "tmai"})
+                assert r.status_code == status, r.text
+                if not approved:
+                    assert parse_challenge(r.headers, r.content).error == "permit2_allowance_required"
+        assert [s["amount"] for s in server.settlements()] == ["1530000000000000000"]
+        # The throwaway wallet serve() funds has approved Permit2 already: it pays out of the box.
+        assert server.state.chain.allowance(tmai.asset, server.wallet.address, PERMIT2_ADDRESS) == 2**256 - 1
+
+
+# -- agent scheme: exact or upto ------------------------------------------------------------------------------------
+
+QUESTION = {"messages": [{"user": "Which tokens look strongest this week?"}]}
+
+
+def _agent_challenge(server: SandboxServer, token: str | None = None) -> tuple[PaymentRequired, httpx.Response]:
+    headers = {**X402, **({"x-payment-token": token} if token else {})}
+    r = httpx.post(server.api_url + "/tmai", json=QUESTION, headers=headers)
+    assert r.status_code == 402, r.text
+    return parse_challenge(r.headers, r.content), r
+
+
+def test_agent_scheme_exact_prices_the_agent_at_its_tier(start: Start) -> None:
+    server = start(x402_version=2)
+    required, _ = _agent_challenge(server)
+    assert {r.scheme for r in required.accepts} == {"exact"}
+    assert offer(required).amount == 68_000
+
+
+@pytest.mark.parametrize("token, asset", [("usdc", "usdc"), ("tmai", "tmai")])
+def test_agent_scheme_upto_settles_the_answers_share_of_the_ceiling(start: Start, token: str, asset: str) -> None:
+    server = start(x402_version=2, agent_scheme="upto")
+    required, _ = _agent_challenge(server, token)
+    req = required.accepts[0]
+    assert req.scheme == "upto" and {r.scheme for r in required.accepts} == {"upto"}
+    assert req.extra is not None and req.extra["assetTransferMethod"] == "permit2"
+    assert req.extra["facilitatorAddress"] == facilitator_address(server.config.seed)
+    ceiling = req.amount
+    assert ceiling == (68_000 if asset == "usdc" else 6_120_000_000_000_000_000)  # the tier price
+    wallet = Wallet.create()
+    server.fund(wallet.address, asset, "10000", approve_permit2=True)
+    before = snapshot(server, wallet.address)
+    permit, signature = sign_permit2(wallet, req)
+    payload = build_payment_payload(required, req, permit, signature)
+    r = httpx.post(server.api_url + "/tmai", json=QUESTION, headers={**headers_for(payload), "x-payment-token": token})
+    assert r.status_code == 200 and r.json()["answer"]
+    receipt = read_receipt(r.headers)
+    assert receipt is not None and receipt.success and receipt.amount is not None
+    # The answer's share of the ceiling, by the bytes delivered: less than the ceiling, and what moved.
+    assert receipt.amount == upto_charge(ceiling, len(r.content)) and 0 < receipt.amount < ceiling
+    after = snapshot(server, wallet.address)
+    assert after[(wallet.address, asset)] == before[(wallet.address, asset)] - receipt.amount
+    assert after[(server.pay_to, asset)] == before[(server.pay_to, asset)] + receipt.amount
+    settled = server.settlements()[-1]
+    assert settled["tx"] == receipt.transaction and int(settled["amount"]) == receipt.amount
+    assert settled["path"] == "/v2/tmai"
+    # Data endpoints keep their exact price.
+    grade = parse_challenge(*_raw_challenge(server, "/v2/tm-grade"))
+    assert {r.scheme for r in grade.accepts} == {"exact"}
+
+
+def _raw_challenge(server: SandboxServer, path: str) -> tuple[httpx.Headers, bytes]:
+    r = httpx.get(server.api_url + path.removeprefix("/v2"), params={"symbol": "BTC"}, headers=X402)
+    return r.headers, r.content
+
+
+def test_the_upto_charge_is_a_share_never_over_the_ceiling() -> None:
+    assert upto_charge(68_000, 0) == 0
+    assert upto_charge(68_000, 1024) == 17_000
+    assert upto_charge(68_000, 1) == 17  # rounded up: a byte still costs something
+    assert upto_charge(68_000, 4096) == upto_charge(68_000, 10**6) == 68_000
+
+
+def test_agent_scheme_upto_needs_x402_v2() -> None:
+    with pytest.raises(ConfigurationError, match="needs x402 v2") as e:
+        SandboxProfile(agent_scheme="upto")
+    assert "x402_version=2" in (e.value.hint or "")
+    assert SandboxProfile(agent_scheme="upto", x402_version=2).label == "classic with x402_version=2, agent_scheme=upto"
+    # given as separate settings, the profile sees them together
+    assert SandboxConfig.build("classic", x402_version=2, agent_scheme="upto").profile.agent_scheme == "upto"
 
 
 # -- data dates: yesterday (UTC) or fixed -------------------------------------------------------------------------
@@ -603,7 +700,7 @@ def test_cli_help_lists_the_switches(capsys: pytest.CaptureFixture[str]) -> None
     "argv, message",
     [
         (["--date-range", "bogus"], "date_range must be one of 'none', 'error', 'truncate'"),
-        (["--tmai-transfer", "permit2"], "is not available"),
+        (["--tmai-transfer", "erc7710"], "tmai_transfer must be one of 'eip3009', 'permit2'"),
         (["--profile", "nope"], "unknown sandbox profile 'nope'"),
         (["--anchor", "yesterday"], "YYYY-MM-DD"),
     ],
@@ -626,3 +723,13 @@ def test_connect_passes_the_profile_to_the_embedded_sandbox() -> None:
         assert s.sandbox is not None and s.sandbox.x402_version == 2 and s.network == "base"
     with tm.connect(mode="sandbox", network="base-sepolia", sandbox_options={"profile": "docs-2026"}) as s:
         assert s.sandbox is not None and s.sandbox.network == s.network == "base-sepolia"
+
+
+def test_cli_tmai_transfer_permit2_says_how_to_approve() -> None:
+    config = config_from_args(build_parser().parse_args(["--tmai-transfer", "permit2"]))
+    assert config.profile.tmai_transfer == "permit2"
+    assert config.profile.label == "classic with tmai_transfer=permit2"
+    text = banner(config, "http://127.0.0.1:8402", "0x" + "11" * 20, {})
+    assert 'TMAI is paid by Permit2: add "approve_permit2": true' in text
+    classic = config_from_args(build_parser().parse_args([]))
+    assert "approve_permit2" not in banner(classic, "http://127.0.0.1:8402", "0x" + "11" * 20, {})

@@ -426,24 +426,90 @@ class Chain:
                 "ON CONFLICT (asset, payer, nonce) DO UPDATE SET state = 'used', at = excluded.at",
                 (*key, time.time()),
             )
-            block = self._next_block()
+            self._record_settlement(tx, network, asset, payer, pay_to, amount, nonce, path, x402_version)
+            return None
+
+    def _record_settlement(
+        self,
+        tx: str,
+        network: str,
+        asset: str,
+        payer: str,
+        pay_to: str,
+        amount: int,
+        nonce: str,
+        path: str | None,
+        x402_version: int | None,
+    ) -> None:
+        """The settlement row of a transfer, in a new block (inside the caller's transaction)."""
+        block = self._next_block()
+        self._db.execute(
+            "INSERT INTO settlements (tx, network, asset, payer, pay_to, amount, nonce, path, x402_version, block, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tx.lower(),
+                network,
+                asset.lower(),
+                payer.lower(),
+                pay_to.lower(),
+                str(amount),
+                nonce.lower(),
+                path,
+                x402_version,
+                block,
+                time.time(),
+            ),
+        )
+
+    def permit_witness_transfer(
+        self,
+        *,
+        token: str,
+        payer: str,
+        pay_to: str,
+        amount: int,
+        nonce: str,
+        tx: str,
+        network: str,
+        path: str | None,
+        x402_version: int | None,
+        reserved: bool,
+    ) -> str | None:
+        """Permit2's ``permitWitnessTransferFrom`` through the x402 proxy, in one transaction: burn the
+        owner's Permit2 nonce (0x + 64 hex), spend ``amount`` of the owner's allowance to Permit2
+        (an unlimited one, 2**256 - 1, is left as it is, as ERC-20s do) and move the tokens.
+        None on success, else the reason the SDKs map the revert to.
+        """
+        key = (PERMIT2_ADDRESS.lower(), payer.lower(), nonce.lower())
+        revert = self.revert_reason(token, payer, pay_to)
+        if revert is not None:
+            return revert
+        with self._tx() as t:
+            row = self._db.execute(
+                "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key
+            ).fetchone()
+            state = row[0] if row else None
+            if state == "used" or (state == "reserved" and not reserved):
+                t.rollback()
+                return PERMIT2_INVALID_NONCE  # Permit2 reverts InvalidNonce
+            allowance = self._allowance(token, payer, PERMIT2_ADDRESS)
+            if allowance < amount:
+                t.rollback()
+                return PERMIT2_ALLOWANCE_REQUIRED  # the token's transferFrom reverts: allowance exceeded
+            balance = self._balance(token, payer)
+            if balance < amount:
+                t.rollback()
+                return PERMIT2_INSUFFICIENT_BALANCE
+            if allowance != UINT256_MAX:
+                self._set_allowance(token, payer, PERMIT2_ADDRESS, allowance - amount)
+            self._set_balance(token, payer, balance - amount)
+            self._set_balance(token, pay_to, self._balance(token, pay_to) + amount)
             self._db.execute(
-                "INSERT INTO settlements (tx, network, asset, payer, pay_to, amount, nonce, path, x402_version, block, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tx.lower(),
-                    network,
-                    asset.lower(),
-                    payer.lower(),
-                    pay_to.lower(),
-                    str(amount),
-                    nonce.lower(),
-                    path,
-                    x402_version,
-                    block,
-                    time.time(),
-                ),
+                "INSERT INTO nonces (asset, payer, nonce, state, at) VALUES (?, ?, ?, 'used', ?) "
+                "ON CONFLICT (asset, payer, nonce) DO UPDATE SET state = 'used', at = excluded.at",
+                (*key, time.time()),
             )
+            self._record_settlement(tx, network, token, payer, pay_to, amount, nonce, path, x402_version)
             return None
 
 
@@ -593,6 +659,12 @@ class _Tx:
 
 #: The x402 SDK's code for a settlement transaction that reverted for another reason.
 TRANSACTION_FAILED = "transaction_failed"
+#: Permit2 settlement failures, as the x402 SDKs name them.
+PERMIT2_INVALID_NONCE = "permit2_invalid_nonce"
+PERMIT2_ALLOWANCE_REQUIRED = "permit2_allowance_required"
+PERMIT2_INSUFFICIENT_BALANCE = "permit2_insufficient_balance"
+#: An ERC-20 allowance this large is unlimited: transfers do not decrease it.
+UINT256_MAX = 2**256 - 1
 
 
 def _is_zero(address: str) -> bool:

@@ -128,6 +128,11 @@ def banner(config: SandboxConfig, url: str, pay_to: str, assets: dict) -> str:
         f"  Faucet      curl -X POST {url}/sandbox/faucet -H 'content-type: application/json' "
         '-d \'{"address": "0x…", "asset": "usdc", "amount": "100"}\'',
     ]
+    if profile.tmai_transfer == "permit2":
+        lines.append(
+            '              TMAI is paid by Permit2: add "approve_permit2": true to approve the Permit2 contract '
+            "(else payments are refused permit2_allowance_required)"
+        )
     return "\n".join(lines)
 
 

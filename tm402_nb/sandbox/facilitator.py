@@ -1,4 +1,5 @@
-"""The sandbox facilitator: verifies and settles ``exact`` EIP-3009 payments.
+"""The sandbox facilitator: verifies and settles ``exact`` payments (EIP-3009 and Permit2) and
+``upto`` Permit2 payments.
 
 It checks what a real facilitator checks, in the Python v2 SDK's order and with
 its reason strings: scheme, network, asset, recipient, exact amount, the
@@ -6,6 +7,11 @@ its reason strings: scheme, network, asset, recipient, exact amount, the
 be ``authorization.from``, under the token's own EIP-712 domain), then — as the
 chain would — the nonce and the balance. Settlement moves the money in
 :class:`~.chain.Chain` and returns a deterministic fake transaction hash.
+
+A Permit2 payment is checked in :mod:`.permit2_verify` (the SDK's order and reason strings)
+and settled here: the owner's Permit2 nonce burnt, the allowance to Permit2 spent, the tokens
+moved, in one chain transaction. ``upto`` settles any amount up to the permitted one
+(``settle(..., amount=N)``).
 
 Used in-process by the paywall and over HTTP at ``/facilitator/verify``,
 ``/facilitator/settle`` and ``/facilitator/supported``.
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_hash.auto import keccak
@@ -30,6 +36,8 @@ from ..x402.messages import (
     SettlementResponse,
 )
 from ..x402.networks import Network, get_network, is_address
+from ..x402.permit2 import PERMIT2_ADDRESS
+from . import permit2_verify as P2
 from .assets import PayAsset
 from .chain import TRANSACTION_FAILED, Chain, Mempool
 
@@ -79,9 +87,13 @@ class SettleResult:
     payer: str | None
     error_reason: str | None = None
     message: str | None = None
+    #: What an ``upto`` settlement moved (None for ``exact``: the amount signed).
+    amount: int | None = None
 
     def receipt(self) -> SettlementResponse:
-        return SettlementResponse(self.success, self.transaction, self.network, self.payer, self.error_reason)
+        return SettlementResponse(
+            self.success, self.transaction, self.network, self.payer, self.error_reason, self.amount
+        )
 
     def to_json(self) -> dict[str, Any]:
         out = self.receipt().to_json()
@@ -154,10 +166,10 @@ class Facilitator:
             return bad(
                 INVALID_VERSION, f"payment is x402 v{payload.x402_version}, requirements are v{req.x402_version}"
             )
+        if isinstance(auth, Permit2Authorization):
+            return self._verify_permit2(payload, req, reserve=reserve)
         if payload.scheme != "exact" or req.scheme != "exact":
             return bad(UNSUPPORTED_SCHEME, f"only the 'exact' scheme is supported, got {payload.scheme!r}")
-        if isinstance(auth, Permit2Authorization):
-            return bad(UNSUPPORTED_SCHEME, "this sandbox does not settle Permit2 payments yet")
         try:
             paid_net, req_net = get_network(payload.network), get_network(req.network)
         except X402ProtocolError:
@@ -199,9 +211,33 @@ class Facilitator:
             return bad(NONCE_USED, f"nonce {auth.nonce[:18]}… is already in flight")
         return VerifyResult(True, payer)
 
+    def _verify_permit2(self, payload: PaymentPayload, req: PaymentRequirements, *, reserve: bool) -> VerifyResult:
+        auth = payload.authorization
+        refusal = P2.check_permit2(
+            payload,
+            req,
+            chain=self.chain,
+            network=self.network,
+            asset=self.asset_for(req.asset),
+            facilitator_address=self.signer_address,
+            now=int(self.clock()),
+        )
+        if refusal is not None:
+            return VerifyResult(False, auth.from_, refusal.reason, refusal.message)
+        # Of many parallel requests carrying this payment, exactly one gets past here.
+        if (
+            reserve
+            and isinstance(auth, Permit2Authorization)
+            and not self.chain.reserve_nonce(PERMIT2_ADDRESS, auth.from_, auth.nonce_hex)
+        ):
+            return VerifyResult(False, auth.from_, P2.INVALID_NONCE, "Permit2 nonce is already in flight")
+        return VerifyResult(True, auth.from_)
+
     def release(self, payload: PaymentPayload, req: PaymentRequirements) -> None:
         asset, auth = self.asset_for(req.asset), payload.authorization
-        if asset is not None and isinstance(auth, Authorization):
+        if isinstance(auth, Permit2Authorization):
+            self.chain.release_nonce(PERMIT2_ADDRESS, auth.from_, auth.nonce_hex)
+        elif asset is not None:
             self.chain.release_nonce(asset.address, auth.from_, auth.nonce)
 
     # -- settle ----------------------------------------------------------------------------------
@@ -222,10 +258,16 @@ class Facilitator:
         reserved: bool = False,
         path: str | None = None,
         chain_time: float | None = None,
+        amount: int | None = None,
         pending: bool = False,
         confirm_reads: int = 1,
     ) -> SettleResult:
         """Re-check and execute the transfer. ``reserved``: the caller holds the nonce from verify.
+
+        ``amount``: what to move. ``exact`` moves what was signed (``amount`` may only repeat it);
+        an ``upto`` Permit2 payment moves ``amount`` (default ``req.amount``, as the SDK's resource
+        server sends the actual price there) up to what was permitted, and is verified against
+        the permitted amount.
 
         ``pending``: broadcast it but answer ``settlement_pending`` (the sandbox's fault); the
         chain mines it after ``confirm_reads`` JSON-RPC requests (0: only when mined explicitly).
@@ -238,6 +280,12 @@ class Facilitator:
         def fail(reason: str, message: str) -> SettleResult:
             return SettleResult(False, "", network, payer, reason, message)
 
+        if isinstance(auth, Permit2Authorization):
+            return self._settle_permit2(
+                payload, req, auth, reserved=reserved, path=path, chain_time=chain_time, amount=amount
+            )
+        if amount is not None and amount != auth.value:
+            return fail(VALUE_MISMATCH, f"an exact payment settles what was signed ({auth.value}), not {amount}")
         key = self._pending_key(payload)
         known = self._pending.get(key)
         if known is not None:
@@ -255,10 +303,8 @@ class Facilitator:
             if not v.is_valid:
                 return fail(v.invalid_reason or INVALID_PAYLOAD, v.message or "")
         asset = self.asset_for(req.asset)
-        if asset is None:
+        if asset is None or not isinstance(auth, Authorization):
             return fail(INVALID_REQUIREMENTS, "asset is not settled by this sandbox")
-        if isinstance(auth, Permit2Authorization):
-            return fail(UNSUPPORTED_SCHEME, "this sandbox does not settle Permit2 payments yet")
         # The chain enforces validAfter < block.timestamp < validBefore at execution time.
         now = self.clock() if chain_time is None else chain_time
         if now >= auth.valid_before:
@@ -297,6 +343,66 @@ class Facilitator:
         if reason is not None:
             return fail(reason, "transfer reverted")
         return SettleResult(True, tx, network, payer)
+
+    def _settle_permit2(
+        self,
+        payload: PaymentPayload,
+        req: PaymentRequirements,
+        auth: Permit2Authorization,
+        *,
+        reserved: bool,
+        path: str | None,
+        chain_time: float | None,
+        amount: int | None,
+    ) -> SettleResult:
+        network = self.network_name(req.x402_version)
+        payer = auth.from_
+
+        def fail(reason: str, message: str) -> SettleResult:
+            return SettleResult(False, "", network, payer, reason, message)  # a reservation is the caller's
+
+        upto = P2.is_upto(payload, req)
+        to_move = amount if amount is not None else (req.amount if upto else auth.amount)
+        # upto is verified against the ceiling the payer signed; what moves is checked below.
+        verify_req = replace(req, amount=auth.amount) if upto else req
+        if not reserved:
+            v = self.verify(payload, verify_req)
+            if not v.is_valid:
+                return fail(v.invalid_reason or INVALID_PAYLOAD, v.message or "")
+        asset = self.asset_for(req.asset)
+        if asset is None:
+            return fail(INVALID_REQUIREMENTS, "asset is not settled by this sandbox")
+        if upto and not 0 <= to_move <= auth.amount:
+            return fail(P2.UPTO_SETTLEMENT_EXCEEDS_AMOUNT, f"cannot settle {to_move}: {auth.amount} was permitted")
+        if not upto and to_move != auth.amount:
+            return fail(P2.AMOUNT_MISMATCH, f"an exact payment settles what was signed ({auth.amount}), not {to_move}")
+        # Permit2 refuses once block.timestamp > deadline; the proxy before witness.validAfter.
+        now = self.clock() if chain_time is None else chain_time
+        if now > auth.deadline:
+            return fail(P2.DEADLINE_EXPIRED, f"the deadline {auth.deadline} passed before settlement")
+        if now < auth.valid_after:
+            return fail(P2.PAYMENT_TOO_EARLY, f"witness.validAfter {auth.valid_after} is still ahead")
+        if to_move == 0:
+            # As the SDK does: nothing to move, no transaction (the nonce is not used up, so it is given back).
+            if reserved:
+                self.release(payload, req)
+            return SettleResult(True, "", network, payer, amount=0)
+        tx = fake_tx_hash(self.network.chain_id, PERMIT2_ADDRESS, payer, auth.nonce_hex)
+        reason = self.chain.permit_witness_transfer(
+            token=asset.address,
+            payer=payer,
+            pay_to=auth.to,
+            amount=to_move,
+            nonce=auth.nonce_hex,
+            tx=tx,
+            network=network,
+            path=path,
+            x402_version=req.x402_version,
+            reserved=reserved,
+        )
+        if reason is not None:
+            return fail(reason, "Permit2 transfer reverted")
+        return SettleResult(True, tx, network, payer, amount=to_move if upto else None)
 
     # -- HTTP facade ---------------------------------------------------------------------------------
     def parse_request(self, body: Any) -> tuple[PaymentPayload, PaymentRequirements]:

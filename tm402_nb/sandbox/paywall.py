@@ -7,8 +7,21 @@ run the handler; settle only if it answered < 400 (or, under the profile switch
 answers 402 with a failed receipt and withholds the body. Paid answers carry the
 receipt header and ``Cache-Control: private, no-store``.
 
+TMAI is offered by EIP-3009 or, under the profile switch ``tmai_transfer="permit2"``, by
+Permit2 (``extra.assetTransferMethod: "permit2"``; TMAI has no EIP-712 domain of its own
+then, as the published token has none). A Permit2 payment whose payer has not approved
+the Permit2 contract is refused ``permit2_allowance_required`` with HTTP 412 in v2 (as
+the exact-EVM spec says) and 402 in v1 (which has no such status).
+
 The challenge lists both assets, the requested one first (``offers="both"``), or
 only the one ``x-payment-token`` asked for (``offers="requested"``).
+
+Under the profile switch ``agent_scheme="upto"`` (x402 v2) the TMAI agent
+(``POST /v2/tmai``) is offered ``upto``: its tier price is the ceiling, paid by Permit2
+(``extra.assetTransferMethod: "permit2"``) and bound to this sandbox's facilitator
+(``extra.facilitatorAddress``); once the handler has answered, the facilitator settles
+the answer's share of the ceiling (:func:`~.pricing.upto_charge`, by the bytes delivered)
+and the receipt says how much in ``amount``.
 
 v1 (default, as Token Metrics serves it): requirements in the 402 JSON body,
 payment in ``X-PAYMENT``, receipt in ``X-PAYMENT-RESPONSE``. v2: requirements
@@ -48,10 +61,11 @@ from ..x402.messages import (
 )
 from ..x402.wallet import recover_address
 from . import facilitator as F
+from . import permit2_verify as P2
 from .assets import PayAsset
 from .catalogue import EndpointSpec
 from .faults import FaultState
-from .pricing import PriceList
+from .pricing import PriceList, upto_charge
 from .stats import Stats
 
 PAID_CACHE_CONTROL = "private, no-store"
@@ -145,6 +159,8 @@ class Paywall:
         facilitator: F.Facilitator,
         faults: FaultState,
         stats: Stats,
+        tmai_transfer: str = "eip3009",
+        agent_scheme: str = "exact",
         identifiers: bool = False,
     ) -> None:
         self.version = version
@@ -164,6 +180,10 @@ class Paywall:
         self.facilitator = facilitator
         self.faults = faults
         self.stats = stats
+        #: How TMAI offers ask to be paid: "eip3009" or "permit2".
+        self.tmai_transfer = tmai_transfer
+        #: The scheme the TMAI agent is offered in: "exact" (its tier price) or "upto" (that price as a ceiling).
+        self.agent_scheme = agent_scheme
 
     @property
     def header(self) -> str:
@@ -178,6 +198,12 @@ class Paywall:
         return X_PAYMENT_RESPONSE if self.version == 1 else PAYMENT_RESPONSE
 
     # -- challenge --------------------------------------------------------------------------
+    def extra(self, asset: PayAsset) -> dict[str, str]:
+        """An offer's ``extra``: the token's EIP-712 domain, or Permit2's transfer method for TMAI."""
+        if asset.key == "tmai" and self.tmai_transfer == "permit2":
+            return {"assetTransferMethod": "permit2"}
+        return asset.extra
+
     def offers(self, spec: EndpointSpec, url: str, preferred: str) -> list[PaywallOffer]:
         keys = [preferred] + ([k for k in ("usdc", "tmai") if k != preferred] if self.offer_all else [])
         out = []
@@ -195,7 +221,7 @@ class Paywall:
                     "payTo": self.pay_to,
                     "maxTimeoutSeconds": self.max_timeout_seconds,
                     "asset": a.address,
-                    "extra": a.extra,
+                    "extra": self.extra(a),
                 }
             else:
                 req = {
@@ -205,10 +231,24 @@ class Paywall:
                     "asset": a.address,
                     "payTo": self.pay_to,
                     "maxTimeoutSeconds": self.max_timeout_seconds,
-                    "extra": a.extra,
+                    "extra": self.extra(a),
                 }
-            out.append(PaywallOffer(a, req))
+            out.append(PaywallOffer(a, self._as_upto(req) if self.upto(spec) else req))
         return out
+
+    def upto(self, spec: EndpointSpec) -> bool:
+        """Whether ``spec`` is offered ``upto`` (the TMAI agent under ``agent_scheme="upto"``)."""
+        return spec.name == "tmai" and self.agent_scheme == "upto"
+
+    def _as_upto(self, req: dict[str, Any]) -> dict[str, Any]:
+        """An offer as ``upto``: its price becomes the ceiling, paid by Permit2 and settled only by
+        this sandbox's facilitator (the SDK's upto server adds the same two ``extra`` keys)."""
+        extra = {
+            **req["extra"],
+            "assetTransferMethod": "permit2",
+            "facilitatorAddress": self.facilitator.signer_address,
+        }
+        return {**req, "scheme": "upto", "extra": extra}
 
     @staticmethod
     def description(spec: EndpointSpec) -> str:
@@ -224,6 +264,7 @@ class Paywall:
         message: str | None = None,
         headers: dict[str, str] | None = None,
         allow_faults: bool = True,
+        status: int = 402,
     ) -> Response:
         offers = self.offers(spec, url, preferred)
         default_error = f"{self.header} header is required"
@@ -252,7 +293,7 @@ class Paywall:
         }
         hdrs[PAYMENT_REQUIRED] = "%%not-base64{" if malformed else b64json_encode(required)
         body = {} if error is None else {"error": error, "message": message or error}
-        return JSONResponse(body, status_code=402, headers=hdrs)
+        return JSONResponse(body, status_code=status, headers=hdrs)
 
     # -- payment -----------------------------------------------------------------------------
     def _select(
@@ -274,7 +315,11 @@ class Paywall:
                 )
             mine = offer.json
             if acc.get("scheme") != mine["scheme"]:
-                return None, F.UNSUPPORTED_SCHEME, f"accepted.scheme {acc.get('scheme')!r} is not 'exact'"
+                return (
+                    None,
+                    F.UNSUPPORTED_SCHEME,
+                    f"accepted.scheme {str(acc.get('scheme'))[:30]!r} is not {mine['scheme']!r}",
+                )
             if acc.get("network") != mine["network"]:
                 return None, F.NETWORK_MISMATCH, f"accepted.network {acc.get('network')!r} is not {mine['network']}"
             if str(acc.get("payTo", "")).lower() != mine["payTo"].lower():
@@ -437,8 +482,15 @@ class Paywall:
         verdict = verdict or self.facilitator.verify(payload, req, reserve=True)
         if not verdict.is_valid:
             self.stats.count("refused", path)
+            allowance = verdict.invalid_reason == P2.ALLOWANCE_REQUIRED and self.version == 2
             return self.challenge(
-                spec, url, preferred, error=verdict.invalid_reason, message=verdict.message, allow_faults=False
+                spec,
+                url,
+                preferred,
+                error=verdict.invalid_reason,
+                message=verdict.message,
+                allow_faults=False,
+                status=412 if allowance else 402,  # Precondition Failed: approve Permit2, then retry
             )
         # Verified and the nonce is ours: run the handler.
         try:
@@ -467,6 +519,8 @@ class Paywall:
         path = request.url.path
         network = self.facilitator.network_name(self.version)
         payer = payload.authorization.from_
+        # upto: what the answer cost, at most the ceiling; exact: what was signed (None).
+        amount = upto_charge(req.amount, len(getattr(response, "body", b""))) if self.upto(spec) else None
         result: F.SettleResult
         if self.faults.take_settle_failure():
             result = F.SettleResult(
@@ -475,16 +529,23 @@ class Paywall:
         elif self.faults.take_slow_settle():
             await asyncio.sleep(self.faults.faults.slow_settle_ms / 1000.0)
             result = self.facilitator.settle(
-                payload, req, reserved=True, path=path, chain_time=payload.authorization.valid_before + 1
+                payload,
+                req,
+                reserved=True,
+                path=path,
+                chain_time=payload.authorization.valid_before + 1,
+                amount=amount,
             )
         elif self.faults.take_settle_pending():
             reads = self.faults.faults.settle_pending_reads
-            result = self.facilitator.settle(payload, req, reserved=True, path=path, pending=True, confirm_reads=reads)
+            result = self.facilitator.settle(
+                payload, req, reserved=True, path=path, pending=True, confirm_reads=reads, amount=amount
+            )
             if result.error_reason == F.SETTLEMENT_PENDING:
                 # As the reference server: one immediate settle retry, which reconciles with the broadcast.
-                result = self.facilitator.settle(payload, req, reserved=True, path=path)
+                result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         else:
-            result = self.facilitator.settle(payload, req, reserved=True, path=path)
+            result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         receipt = result.receipt().encode()
         if not result.success and result.error_reason == F.SETTLEMENT_PENDING:
             # Broadcast, not confirmed: the nonce stays with the broadcast; the body is withheld.

@@ -44,7 +44,13 @@ class SandboxServer:
     """
 
     def __init__(
-        self, config: SandboxConfig, host: str, port: int, fund: dict[str, Any] | None, log_level: str
+        self,
+        config: SandboxConfig,
+        host: str,
+        port: int,
+        fund: dict[str, Any] | None,
+        log_level: str,
+        approve_permit2: bool = False,
     ) -> None:
         self.config = config
         self.app = create_app(config)
@@ -63,7 +69,7 @@ class SandboxServer:
         self.wallet = Wallet.create(network=config.net.v1_name)
         try:
             for asset, amount in (fund or {}).items():
-                self.state.fund(self.wallet.address, asset, amount)
+                self.state.fund(self.wallet.address, asset, amount, approve_permit2=approve_permit2)
         except BaseException:
             self._sock.close()
             self.state.close()
@@ -221,6 +227,7 @@ def serve(
     max_timeout_seconds: int = 60,
     config: SandboxConfig | None = None,
     log_level: str = "warning",
+    approve_permit2: bool | None = None,
     **switches: Any,
 ) -> SandboxServer:
     """Start a sandbox on ``host:port`` (``port=0``: a free port) in a background thread.
@@ -231,8 +238,13 @@ def serve(
     ``anchor`` (pins the data to that day) and any other switch given by name
     (``field_case="lower"``, ``date_range="error"``, ...) flip that switch of it.
     ``fund=True`` gives the throwaway wallet 100 USDC and 10,000 TMAI; pass a dict
-    (``{"usdc": "5"}``) to choose, or ``False`` for none. ``config`` overrides every
-    other setting.
+    (``{"usdc": "5"}``) to choose, or ``False`` for none. ``approve_permit2`` also grants
+    the Permit2 contract an unlimited allowance for each funded asset (as the faucet's
+    ``approve_permit2`` does); ``None`` (default) grants it when TMAI is paid by Permit2
+    (``tmai_transfer="permit2"``) or the agent is offered upto (``agent_scheme="upto"``, always
+    Permit2), so the throwaway wallet pays out of the box, and ``False``
+    leaves it unapproved (payments are then refused ``permit2_allowance_required``).
+    ``config`` overrides every other setting.
     """
     if config is None:
         config = SandboxConfig.build(
@@ -257,4 +269,7 @@ def serve(
         funding = None
     else:
         funding = dict(fund)
-    return SandboxServer(config, host, port, funding, log_level)
+    if approve_permit2 is None:
+        # TMAI by Permit2, or the agent upto (always Permit2): the throwaway wallet has approved it, as a user would once.
+        approve_permit2 = config.profile.tmai_transfer == "permit2" or config.profile.agent_scheme == "upto"
+    return SandboxServer(config, host, port, funding, log_level, approve_permit2)

@@ -77,6 +77,8 @@ class SandboxState:
             facilitator=self.facilitator,
             faults=self.faults,
             stats=self.stats,
+            tmai_transfer=profile.tmai_transfer,
+            agent_scheme=profile.agent_scheme,
             identifiers=profile.payment_identifier == "on",
         )
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import nullcontext, suppress
@@ -37,12 +38,14 @@ from ..errors import (
     PaymentFailed,
     PaymentOutcomeUnknown,
     PaymentRefused,
+    Permit2AllowanceRequired,
     ReceiptError,
     SettlementPending,
     TM402Error,
     X402ProtocolError,
     hint_for_reason,
 )
+from ..money import format_amount
 from ..status import FINAL, PaymentStatus, may_settle_until
 from .chain import AuthorizationReader
 from .eip3009 import clock_problem, sign_authorization
@@ -52,8 +55,10 @@ from .messages import (
     PAYMENT_REQUIRED,
     PAYMENT_SIGNATURE,
     X_PAYMENT,
+    Authorization,
     PaymentPayload,
     PaymentRequired,
+    Permit2Authorization,
     SettlementResponse,
     build_payment_payload,
     parse_challenge,
@@ -61,9 +66,11 @@ from .messages import (
 )
 from .networks import get_network
 from .options import PaymentOptions
+from .permit2 import PERMIT2_ADDRESS, sign_permit2
 from .policy import Offer, Reservation, SpendPolicy
 from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
+from .upto import of_up_to, upto_outcome
 from .wallet import Wallet
 
 __all__ = [
@@ -79,6 +86,10 @@ __all__ = [
 #: Keys of ``response.extensions`` where the outcome is exposed.
 EXT_PAYMENT = "tm402_payment"
 EXT_RECEIPT = "tm402_receipt"
+
+#: What servers answer a Permit2 payment whose payer has not approved the Permit2 contract enough.
+PERMIT2_ALLOWANCE_REQUIRED = "permit2_allowance_required"
+_UINT256_MAX = 2**256 - 1
 
 #: A lost answer's payment is replayed only while this far from its validBefore (clock skew);
 #: a new payment for the same request waits until it can no longer settle (may_settle_until).
@@ -114,6 +125,10 @@ class Payment:
     in_flight: bool = False
     #: What a receipt of success said that differs from what we signed (kept apart, never merged).
     discrepancy: str | None = None
+    #: An ``upto`` payment's settled amount, from its receipt (None: not settled, or not said).
+    settled_amount: int | None = None
+    #: The reservation it drew on (an upto payment gives back what it did not settle).
+    reservation: Reservation | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -121,7 +136,21 @@ class Payment:
 
     @property
     def amount(self) -> int:
-        return self.record.amount
+        """What it counts, in atomic units: what was signed, or what an upto payment settled."""
+        return self.record.amount if self.settled_amount is None else self.settled_amount
+
+    @property
+    def ceiling(self) -> int | None:
+        """An ``upto`` payment's signed ceiling (the most it can move); None for ``exact``."""
+        return self.record.amount if self.record.scheme == "upto" else None
+
+    @property
+    def amount_text(self) -> str:
+        """``0.017 USDC``; an upto payment: ``0.012 TMAI (of up to 0.050)``."""
+        asset = self.offer.asset
+        if self.ceiling is None:
+            return format_amount(self.amount, asset.decimals, asset.symbol)
+        return of_up_to(self.amount, self.ceiling, asset.decimals, asset.symbol)
 
     @property
     def tx(self) -> str | None:
@@ -205,8 +234,12 @@ class X402Auth(httpx.Auth):
         self._challenges: OrderedDict[tuple[str, ...], _Remembered] = OrderedDict()
         self._unresolved: OrderedDict[str, Payment] = OrderedDict()
         self._max_remembered = max_remembered
-        #: Where the payer checks an unknown payment's nonce itself (EIP-3009 authorizationState).
+        #: Where the payer checks an unknown payment's nonce itself (EIP-3009 authorizationState, Permit2's
+        #: nonce bitmap) and, when it can (``allowance``), a Permit2 payer's allowance before signing.
         self.chain = chain
+        #: (token, owner) -> Permit2 allowance known to suffice, less what was signed since: warm calls
+        #: stay one round trip. Dropped when a server refuses with permit2_allowance_required.
+        self._allowances: dict[tuple[str, str], int] = {}
         if ledger is None and (
             self.policy.daily_cap is not None
             or any(lim.daily_cap is not None for lim in self.policy.asset_limits.values())
@@ -227,6 +260,8 @@ class X402Auth(httpx.Auth):
                 response = yield outgoing
                 if response.status_code == 402:
                     _keep_challenge_body(response, _read_bounded(response))
+                elif response.status_code == 412:
+                    _keep_412_body(response, _read_bounded(response))
                 try:
                     outgoing = flow.send(response)
                 except StopIteration:
@@ -248,6 +283,8 @@ class X402Auth(httpx.Auth):
                 response = yield outgoing
                 if response.status_code == 402:
                     _keep_challenge_body(response, await _aread_bounded(response))
+                elif response.status_code == 412:
+                    _keep_412_body(response, await _aread_bounded(response))
                 try:
                     outgoing = flow.send(response)
                 except StopIteration:
@@ -283,6 +320,8 @@ class X402Auth(httpx.Auth):
             if remembered is not None:
                 try:
                     presigned = self._sign_payment(remembered, request, options, warm=True)
+                except Permit2AllowanceRequired:
+                    raise  # the wallet's allowance, not the terms: a fresh challenge would not change it
                 except PaymentRefused:
                     presigned = None  # let the live challenge decide, and refuse with its numbers
         if presigned is not None:
@@ -295,6 +334,8 @@ class X402Auth(httpx.Auth):
             # refusal now proves that the first attempt did not settle.
             replayed = replay is presigned or bool(response.extensions.get(EXT_REPLAYS))
             self._check_origin(presigned, response, paid)
+            if not replayed:
+                self._check_allowance_refusal(presigned, response, paid)
             if response.status_code != 402:
                 self._conclude(presigned, response, paid, replayed=replayed)
                 return
@@ -328,6 +369,8 @@ class X402Auth(httpx.Auth):
         self._observe_clock(response)
         replayed = bool(response.extensions.get(EXT_REPLAYS))
         self._check_origin(payment, response, paid)
+        if not replayed:
+            self._check_allowance_refusal(payment, response, paid)
         if response.status_code == 402:
             reason = self._rejection_reason(response)
             if reason == SETTLEMENT_PENDING_REASON:
@@ -684,6 +727,7 @@ class X402Auth(httpx.Auth):
             pay_with=options.pay_with,
             max_per_call=options.max_per_call,
             reservation=options.reservation,
+            schemes=options.schemes,
         )
 
     def _sign_payment(
@@ -695,6 +739,9 @@ class X402Auth(httpx.Auth):
         with policy.lock:
             offer = self._select(required, request, options)
             self._check_clock(offer)
+            if offer.transfer == "permit2":
+                # Outside the ledger transaction: a chain read (cold only) never holds the ledger's lock.
+                self._require_permit2_allowance(offer)
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             # The payment-identifier (when the server advertises it) is decided before signing: a
             # declaration no valid id can meet is refused here, with nothing signed.
@@ -707,12 +754,20 @@ class X402Auth(httpx.Auth):
                     max_cost=options.max_cost,
                     reservation=options.reservation,
                 )
-                auth, signature = sign_authorization(
-                    self.wallet,
-                    offer.requirements,
-                    extra_assets=policy.extra_assets,
-                    valid_for=policy.authorization_seconds,
-                )
+                auth: Authorization | Permit2Authorization
+                if offer.transfer == "permit2":
+                    auth, signature = sign_permit2(
+                        self.wallet, offer.requirements, valid_for=policy.authorization_seconds
+                    )
+                    nonce = auth.nonce_hex  # the ledger and the replay memory name every nonce in hex
+                else:
+                    auth, signature = sign_authorization(
+                        self.wallet,
+                        offer.requirements,
+                        extra_assets=policy.extra_assets,
+                        valid_for=policy.authorization_seconds,
+                    )
+                    nonce = auth.nonce
                 payload = build_payment_payload(required, offer.requirements, auth, signature, extensions=extensions)
                 record = PaymentRecord(
                     amount=offer.amount,
@@ -720,8 +775,9 @@ class X402Auth(httpx.Auth):
                     network=offer.network.caip2,
                     pay_to=offer.requirements.pay_to,
                     payer=self.wallet.address,
-                    nonce=auth.nonce,
+                    nonce=nonce,
                     valid_before=auth.valid_before,
+                    scheme=offer.requirements.scheme,
                     decimals=offer.asset.decimals,
                     asset_symbol=offer.asset.symbol,
                     method=request.method,
@@ -731,11 +787,14 @@ class X402Auth(httpx.Auth):
                     session_id=self.session_id,
                     cell_id=self._cell_id() if self._cell_id else None,
                     usd=offer.usd,
+                    transfer=offer.transfer,
                     identifier=identifier,
                 )
                 if tx is not None:
                     tx.insert_payment(record)
             scopes = policy.commit(offer, origin, reservation=options.reservation)
+            if offer.transfer == "permit2":
+                self._draw_allowance(offer)
         self.stats["signed"] += 1
         if warm:
             self.stats["warm_hits"] += 1
@@ -748,9 +807,85 @@ class X402Auth(httpx.Auth):
             warm=warm,
             scopes=tuple(scopes or ()),
             in_flight=True,
+            reservation=options.reservation,
         )
         self._emit("signed", payment, request)
         return payment
+
+    # -- Permit2 allowance ------------------------------------------------------------------------
+    def _allowance_key(self, offer: Offer) -> tuple[str, str]:
+        return offer.requirements.asset.lower(), self.wallet.address.lower()
+
+    def _require_permit2_allowance(self, offer: Offer) -> None:
+        """Refuse before signing when the chain says the wallet's allowance to Permit2 is too small.
+
+        Without a chain that reads allowances (or when the read fails) the payment is signed and the
+        server decides: it answers ``permit2_allowance_required`` (see :meth:`_check_allowance_refusal`).
+        """
+        read = getattr(self.chain, "allowance", None)
+        if read is None:
+            return
+        key = self._allowance_key(offer)
+        with self._lock:
+            known = self._allowances.get(key)
+        if known is not None and known >= offer.amount:
+            return
+        try:
+            allowance = int(read(offer.requirements.asset, self.wallet.address, PERMIT2_ADDRESS))
+        except TM402Error:
+            return  # the chain could not say; the server checks it anyway
+        with self._lock:
+            if allowance >= offer.amount:
+                self._allowances[key] = allowance
+                return
+            self._allowances.pop(key, None)
+        raise self._allowance_error(offer, allowance=allowance)
+
+    def _draw_allowance(self, offer: Offer) -> None:
+        """What a signed payment may take from the cached allowance (an unlimited one never shrinks)."""
+        key = self._allowance_key(offer)
+        with self._lock:
+            known = self._allowances.get(key)
+            if known is not None and known != _UINT256_MAX:
+                self._allowances[key] = known - offer.amount
+
+    def _allowance_error(self, offer: Offer, *, allowance: int | None = None, signed: bool = False) -> TM402Error:
+        asset = offer.asset
+        fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
+        have = f"the wallet's allowance is {fmt(allowance)}" if allowance is not None else "the server says so"
+        name = asset.symbol.lower()
+        return Permit2AllowanceRequired(
+            f"{offer.display} is paid through Permit2, which can move only what the wallet approved it to "
+            f"(permit2_allowance_required: a one-time ERC-20 approve of the Permit2 contract {PERMIT2_ADDRESS} "
+            f"for {asset.symbol} is missing or too small); {have}, this payment needs {fmt(offer.amount)}",
+            hint=f'approve it once: s.approve_permit2("{name}", N) or %tm approve {name} N (in the sandbox, the '
+            'faucet with "approve_permit2": true); '
+            + (
+                "the refused authorization was signed but never settled; nothing more was signed"
+                if signed
+                else "nothing was signed"
+            ),
+            setting="permit2_allowance",
+            asset=asset.symbol,
+            allowance_atomic=allowance,
+            needed_atomic=offer.amount,
+        )
+
+    def _check_allowance_refusal(self, payment: Payment, response: httpx.Response, paid: httpx.Request) -> None:
+        """A Permit2 payment refused for want of an allowance (HTTP 412 in v2, a 402 naming it in v1):
+        the row is failed (it never settled), the cached allowance is forgotten, nothing is retried."""
+        if payment.record.transfer != "permit2" or response.status_code not in (402, 412):
+            return
+        try:
+            reason = self._rejection_reason(response)
+        except httpx.ResponseNotRead:  # an oversized 412 body, left unread
+            reason = None
+        if reason != PERMIT2_ALLOWANCE_REQUIRED and not (response.status_code == 412 and reason is None):
+            return
+        with self._lock:
+            self._allowances.pop(self._allowance_key(payment.offer), None)
+        self._mark(payment, PaymentStatus.FAILED, paid, reason=PERMIT2_ALLOWANCE_REQUIRED)
+        raise _with_payment_attached(payment, self._allowance_error(payment.offer, signed=True))
 
     @staticmethod
     def _with_payment(request: httpx.Request, payment: Payment) -> httpx.Request:
@@ -846,12 +981,14 @@ class X402Auth(httpx.Auth):
             payment.receipt = receipt
             response.extensions[EXT_RECEIPT] = receipt
             if receipt.success:
+                settled = self._settle_upto(payment, receipt, request) if payment.ceiling is not None else None
                 self._mark(
                     payment,
                     PaymentStatus.SETTLED,
                     request,
                     tx=receipt.transaction,
                     discrepancy=self._discrepancy(payment, receipt),
+                    settled_amount=settled,
                 )
                 return
             reason = receipt.error_reason or "settlement failed"
@@ -910,6 +1047,24 @@ class X402Auth(httpx.Auth):
             with self._lock:
                 self._unresolved[_replay_key(request)] = payment
 
+    def _settle_upto(self, payment: Payment, receipt: SettlementResponse, request: httpx.Request) -> int | None:
+        """An upto payment settled: count what its receipt says moved and give the rest of the
+        ceiling back to the caps. Returns the settled amount to record (None: counted the ceiling)."""
+        ceiling = payment.record.amount
+        outcome = upto_outcome(ceiling, receipt)
+        if payment.status in FINAL:
+            return None  # already concluded (a late duplicate): never give back twice
+        if outcome.discrepancy is not None:
+            warnings.warn(
+                f"the receipt for {request.url.path} claims more than the signed ceiling "
+                f"({payment.display}): {outcome.discrepancy}; recorded as a discrepancy",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        payment.settled_amount = outcome.settled
+        self.policy.settle_upto(payment.offer, outcome.counted, payment.scopes, reservation=payment.reservation)
+        return outcome.settled
+
     def _discrepancy(self, payment: Payment, receipt: SettlementResponse) -> str | None:
         """What a receipt of success says that differs from what we signed, or None.
 
@@ -925,8 +1080,13 @@ class X402Auth(httpx.Auth):
                 same = False
             if not same:
                 found.append(f"network {receipt.network[:40]!r} (we signed for {payment.offer.network.v1_name})")
-        if receipt.amount is not None and receipt.amount != payment.amount:
-            found.append(f"amount {receipt.amount} (we signed {payment.amount})")
+        if payment.ceiling is not None:  # upto: settling less than the ceiling is the point; more is not
+            if receipt.amount is not None and receipt.amount > payment.ceiling:
+                found.append(
+                    f"amount {receipt.amount}, over the ceiling we signed ({payment.ceiling}): counted the ceiling"
+                )
+        elif receipt.amount is not None and receipt.amount != payment.record.amount:
+            found.append(f"amount {receipt.amount} (we signed {payment.record.amount})")
         return "receipt names " + "; ".join(found) if found else None
 
     def _mark(
@@ -938,6 +1098,7 @@ class X402Auth(httpx.Auth):
         reason: str | None = None,
         tx: str | None = None,
         discrepancy: str | None = None,
+        settled_amount: int | None = None,
     ) -> None:
         previous = payment.status
         if previous in FINAL and status != previous:
@@ -948,7 +1109,8 @@ class X402Auth(httpx.Auth):
         payment.record.error = reason
         payment.discrepancy = discrepancy or payment.discrepancy
         if self.ledger is not None:
-            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, discrepancy=discrepancy)
+            upto = {} if settled_amount is None else {"settled_amount": settled_amount}
+            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, discrepancy=discrepancy, **upto)
         if status == PaymentStatus.FAILED and not payment.released:
             payment.released = True
             # Refused is not void: whoever holds the signature can settle it until validBefore.
@@ -1024,6 +1186,13 @@ def _keep_challenge_body(response: httpx.Response, body: bytes | None) -> None:
     # httpx keeps a read body in ``_content`` and reads the response again once the auth
     # flow has moved on; giving it the bytes we read makes that a no-op instead of a drain.
     response._content = body or b""
+
+
+def _keep_412_body(response: httpx.Response, body: bytes | None) -> None:
+    """Keep a 412's body (x402 v2 refuses a Permit2 payment without allowance with 412) when it was
+    read whole; an oversized one is left unread, as it was never ours to parse."""
+    if body is not None:
+        response._content = body
 
 
 def _recurs(reason: str | None) -> bool:

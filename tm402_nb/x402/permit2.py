@@ -30,13 +30,17 @@ __all__ = [
     "EXACT_PERMIT2_PROXY",
     "NONCE_BITMAP",
     "PERMIT2_ADDRESS",
+    "PERMIT2_MAX_TIMEOUT",
+    "TRANSFER_METHODS",
     "UPTO_PERMIT2_PROXY",
     "build_permit2_authorization",
     "new_permit2_nonce",
     "nonce_position",
     "permit2_digest",
+    "permit2_offer_problem",
     "recover_permit2_signer",
     "sign_permit2",
+    "transfer_method",
 ]
 
 #: Uniswap's canonical Permit2.
@@ -144,6 +148,60 @@ def recover_permit2_signer(auth: Permit2Authorization, chain_id: int, signature:
     if len(sig) != 65:
         raise X402ProtocolError(f"signature must be 65 bytes, got {len(sig)}")
     return recover_address(permit2_digest(auth, chain_id), sig)
+
+
+# -- reading an offer ----------------------------------------------------------------------------------
+
+#: The ``extra.assetTransferMethod`` values this client can pay (absent means ``eip3009``). The spec
+#: also names ``erc7710`` (smart-account delegation), which an EOA wallet cannot pay.
+TRANSFER_METHODS = ("eip3009", "permit2")
+
+#: The longest ``maxTimeoutSeconds`` a Permit2 offer may ask for. The EIP-3009 path accepts up to a
+#: day (the policy's ``max_timeout_seconds``), but a Permit2 signature draws on a standing allowance
+#: (usually unlimited) and the reference clients fall back to one hour when an offer gives none: a
+#: server asking a Permit2 payer for more than an hour is not one of them. (We sign for the policy's
+#: ``authorization_seconds`` at most anyway; an offer past this bound is refused, not shortened.)
+PERMIT2_MAX_TIMEOUT = 3600
+
+# Names a server might give the spender or the token in ``extra``. The reference servers send only
+# ``assetTransferMethod`` (plus the token's EIP-712 name/version); if one names either, it must be
+# what we would sign, or the offer means something we do not understand.
+_SPENDER_KEYS = ("spender", "permit2Proxy", "proxy")
+_TOKEN_KEYS = ("token", "permit2Token")
+
+
+def transfer_method(requirements: PaymentRequirements) -> str:
+    """How an offer's payment moves: ``extra.assetTransferMethod``, ``"eip3009"`` when absent.
+
+    Anything else is returned as given (lower-cased when it is a string) so the caller can name it.
+    """
+    method = (requirements.extra or {}).get("assetTransferMethod")
+    if method is None:
+        return "eip3009"
+    return method.strip().lower() if isinstance(method, str) else repr(method)[:40]
+
+
+def permit2_offer_problem(requirements: PaymentRequirements) -> str | None:
+    """Why a Permit2 offer cannot be signed as it stands, or None.
+
+    Its spender (when ``extra`` names one) must be the scheme's x402 proxy, its token (when named)
+    the offered asset, and ``maxTimeoutSeconds`` within 1..:data:`PERMIT2_MAX_TIMEOUT`.
+    """
+    extra = requirements.extra or {}
+    proxy = UPTO_PERMIT2_PROXY if requirements.scheme == "upto" else EXACT_PERMIT2_PROXY
+    for key in _SPENDER_KEYS:
+        if key in extra and not (isinstance(extra[key], str) and extra[key].lower() == proxy.lower()):
+            return (
+                f"the Permit2 offer names spender {str(extra[key])[:42]!r} (extra.{key}), not the x402 Permit2 "
+                f"proxy {proxy}: a signature for another spender could move the tokens anywhere"
+            )
+    for key in _TOKEN_KEYS:
+        if key in extra and not (isinstance(extra[key], str) and extra[key].lower() == requirements.asset.lower()):
+            return f"the Permit2 offer names token {str(extra[key])[:42]!r} (extra.{key}), not its asset {requirements.asset[:42]}"
+    timeout = requirements.max_timeout_seconds
+    if not 0 < timeout <= PERMIT2_MAX_TIMEOUT:
+        return f"the Permit2 offer's maxTimeoutSeconds {timeout} is outside 1..{PERMIT2_MAX_TIMEOUT}"
+    return None
 
 
 # -- building and signing ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import X402, fresh_wallet, get_challenge, headers_for, key_headers, sign, snapshot
+from sandbox_helpers import X402, fresh_wallet, get_challenge, headers_for, key_headers, offer, sign, snapshot
 
 from tm402_nb.errors import ConfigurationError
 from tm402_nb.sandbox import (
@@ -28,10 +28,13 @@ from tm402_nb.sandbox import (
     serve,
 )
 from tm402_nb.sandbox.cli import banner, build_parser, cli_main, config_from_args
+from tm402_nb.sandbox.config import facilitator_address
+from tm402_nb.sandbox.pricing import upto_charge
 from tm402_nb.sandbox.profiles import DATE_RANGE_MAX_DAYS, resolve_profile
-from tm402_nb.x402.messages import parse_challenge, read_receipt
+from tm402_nb.x402.messages import PaymentRequired, build_payment_payload, parse_challenge, read_receipt
 from tm402_nb.x402.networks import TMAI_BASE, USDC_BASE, USDC_BASE_SEPOLIA
-from tm402_nb.x402.permit2 import PERMIT2_ADDRESS
+from tm402_nb.x402.permit2 import PERMIT2_ADDRESS, sign_permit2
+from tm402_nb.x402.wallet import Wallet
 
 #: Parameters that make every endpoint answer rows (the ones that require a filter get one).
 PARAMS: dict[str, dict[str, Any]] = {
@@ -126,6 +129,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "strict",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",
+        "agent_scheme": "exact",
         "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
@@ -140,6 +144,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "paging": "lenient",
         "empty_answer": "free",
         "tmai_transfer": "eip3009",  # the table says Permit2: a v1 preset keeps EIP-3009 (flip the switch)
+        "agent_scheme": "exact",
         "payment_identifier": "on",
         "data_dates": "yesterday",
         "anchor": None,
@@ -466,6 +471,78 @@ def test_tmai_transfer_permit2(version: int) -> None:
         assert [s["amount"] for s in server.settlements()] == ["1530000000000000000"]
         # The throwaway wallet serve() funds has approved Permit2 already: it pays out of the box.
         assert server.state.chain.allowance(tmai.asset, server.wallet.address, PERMIT2_ADDRESS) == 2**256 - 1
+
+
+# -- agent scheme: exact or upto ------------------------------------------------------------------------------------
+
+QUESTION = {"messages": [{"user": "Which tokens look strongest this week?"}]}
+
+
+def _agent_challenge(server: SandboxServer, token: str | None = None) -> tuple[PaymentRequired, httpx.Response]:
+    headers = {**X402, **({"x-payment-token": token} if token else {})}
+    r = httpx.post(server.api_url + "/tmai", json=QUESTION, headers=headers)
+    assert r.status_code == 402, r.text
+    return parse_challenge(r.headers, r.content), r
+
+
+def test_agent_scheme_exact_prices_the_agent_at_its_tier(start: Start) -> None:
+    server = start(x402_version=2)
+    required, _ = _agent_challenge(server)
+    assert {r.scheme for r in required.accepts} == {"exact"}
+    assert offer(required).amount == 68_000
+
+
+@pytest.mark.parametrize("token, asset", [("usdc", "usdc"), ("tmai", "tmai")])
+def test_agent_scheme_upto_settles_the_answers_share_of_the_ceiling(start: Start, token: str, asset: str) -> None:
+    server = start(x402_version=2, agent_scheme="upto")
+    required, _ = _agent_challenge(server, token)
+    req = required.accepts[0]
+    assert req.scheme == "upto" and {r.scheme for r in required.accepts} == {"upto"}
+    assert req.extra is not None and req.extra["assetTransferMethod"] == "permit2"
+    assert req.extra["facilitatorAddress"] == facilitator_address(server.config.seed)
+    ceiling = req.amount
+    assert ceiling == (68_000 if asset == "usdc" else 6_120_000_000_000_000_000)  # the tier price
+    wallet = Wallet.create()
+    server.fund(wallet.address, asset, "10000", approve_permit2=True)
+    before = snapshot(server, wallet.address)
+    permit, signature = sign_permit2(wallet, req)
+    payload = build_payment_payload(required, req, permit, signature)
+    r = httpx.post(server.api_url + "/tmai", json=QUESTION, headers={**headers_for(payload), "x-payment-token": token})
+    assert r.status_code == 200 and r.json()["answer"]
+    receipt = read_receipt(r.headers)
+    assert receipt is not None and receipt.success and receipt.amount is not None
+    # The answer's share of the ceiling, by the bytes delivered: less than the ceiling, and what moved.
+    assert receipt.amount == upto_charge(ceiling, len(r.content)) and 0 < receipt.amount < ceiling
+    after = snapshot(server, wallet.address)
+    assert after[(wallet.address, asset)] == before[(wallet.address, asset)] - receipt.amount
+    assert after[(server.pay_to, asset)] == before[(server.pay_to, asset)] + receipt.amount
+    settled = server.settlements()[-1]
+    assert settled["tx"] == receipt.transaction and int(settled["amount"]) == receipt.amount
+    assert settled["path"] == "/v2/tmai"
+    # Data endpoints keep their exact price.
+    grade = parse_challenge(*_raw_challenge(server, "/v2/tm-grade"))
+    assert {r.scheme for r in grade.accepts} == {"exact"}
+
+
+def _raw_challenge(server: SandboxServer, path: str) -> tuple[httpx.Headers, bytes]:
+    r = httpx.get(server.api_url + path.removeprefix("/v2"), params={"symbol": "BTC"}, headers=X402)
+    return r.headers, r.content
+
+
+def test_the_upto_charge_is_a_share_never_over_the_ceiling() -> None:
+    assert upto_charge(68_000, 0) == 0
+    assert upto_charge(68_000, 1024) == 17_000
+    assert upto_charge(68_000, 1) == 17  # rounded up: a byte still costs something
+    assert upto_charge(68_000, 4096) == upto_charge(68_000, 10**6) == 68_000
+
+
+def test_agent_scheme_upto_needs_x402_v2() -> None:
+    with pytest.raises(ConfigurationError, match="needs x402 v2") as e:
+        SandboxProfile(agent_scheme="upto")
+    assert "x402_version=2" in (e.value.hint or "")
+    assert SandboxProfile(agent_scheme="upto", x402_version=2).label == "classic with x402_version=2, agent_scheme=upto"
+    # given as separate settings, the profile sees them together
+    assert SandboxConfig.build("classic", x402_version=2, agent_scheme="upto").profile.agent_scheme == "upto"
 
 
 # -- data dates: yesterday (UTC) or fixed -------------------------------------------------------------------------

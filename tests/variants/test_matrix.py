@@ -20,16 +20,19 @@ import pytest
 import tm402_nb as tm
 from tm402_nb.sandbox.profiles import PROFILES, SWITCHES
 
+#: Switch values that only exist with another switch set: flipped together with it.
+NEEDS: dict[tuple[str, Any], dict[str, Any]] = {("agent_scheme", "upto"): {"x402_version": 2}}
+
 
 def _variants() -> list[tuple[str, str, dict[str, Any]]]:
     """(id, preset, switches): each preset under x402 v1 and v2, then every other value of every
-    switch flipped alone on ``classic``."""
+    switch flipped alone on ``classic`` (with what it needs, see NEEDS)."""
     out = [(f"{name}-v{v}", name, {"x402_version": v}) for name in PROFILES for v in (1, 2)]
     classic = PROFILES["classic"]
     for name, switch in SWITCHES.items():
         for value in switch.values:
             if name != "x402_version" and value != getattr(classic, name):
-                out.append((f"{name}={value}", "classic", {name: value}))
+                out.append((f"{name}={value}", "classic", {name: value, **NEEDS.get((name, value), {})}))
     return out
 
 
@@ -59,12 +62,15 @@ def last_day(s: Any) -> Any:
 
 
 def counted_usd(s: Any) -> Decimal:
-    """What the ledger counts for this session, in USD (settled, pending, unknown; reserved apart)."""
+    """What the ledger counts for this session, in USD (settled, pending, unknown; reserved apart):
+    an upto payment's settled amount once known, else what was signed. USDC rows only (TMAI
+    counts at a USD value the session chose, which the matrix flows never pay in)."""
     rows = s.ledger.payments()
     if rows.empty:
         return Decimal(0)
     mine = rows[rows["status"].isin(["settled", "pending", "unknown"])]
-    return sum((Decimal(str(a)) for a in mine["amount"]), Decimal(0))
+    counted = mine["settled"].where(mine["settled"].notna(), mine["amount"])
+    return sum((Decimal(str(a)) for a in counted), Decimal(0))
 
 
 def paid_calls(s: Any) -> int:
@@ -106,6 +112,17 @@ def test_enrich_a_hundred_symbols(session: Any) -> None:
 
 def test_the_session_counts_what_the_ledger_counts(session: Any) -> None:
     session.client.frame("tm-grade", symbol="BTC", refresh=True)
+    assert session.spent == counted_usd(session)
+
+
+def test_ask_the_agent_within_its_quote(session: Any) -> None:
+    """The TMAI agent costs at most its price (under agent_scheme=upto: a ceiling, of which less
+    settles), and the session still counts what the ledger counts."""
+    before = session.spent
+    answer = session.client.ask("Which tokens look strongest this week?")
+    assert answer.answer
+    paid = session.spent - before
+    assert Decimal(0) < paid <= Decimal("0.068")
     assert session.spent == counted_usd(session)
 
 

@@ -817,7 +817,10 @@ class Ledger:
     def payments(
         self, *, session_id: str | None = None, status: str | None = None, since: float | None = None
     ) -> pd.DataFrame:
-        """Every payment as a DataFrame; ``amount`` in display units, ``amount_atomic`` exact."""
+        """Every payment as a DataFrame; ``amount`` in display units, ``amount_atomic`` exact.
+
+        An ``upto`` payment's ``amount`` is its signed ceiling and ``settled`` (display units) what
+        its receipt says moved, NaN when unknown; spending totals count ``settled`` where it is known."""
         import pandas as pd
 
         rows = self.payment_rows(session_id=session_id, status=status, since=since)
@@ -832,6 +835,8 @@ class Ledger:
             "asset_symbol",
             "amount",
             "amount_atomic",
+            "scheme",
+            "settled",
             "asset",
             "pay_to",
             "payer",
@@ -851,6 +856,7 @@ class Ledger:
             frame = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
             frame["amount"] = frame["amount"].astype("float64")
+            frame["settled"] = frame["settled"].astype("float64")
             return frame
         now = time.time()
         for r in rows:
@@ -858,6 +864,8 @@ class Ledger:
             r["reserved"] = r["status"] == PaymentStatus.FAILED and may_settle_until(r["valid_before"] or 0) > now
             r["amount_atomic"] = int(r["amount"])
             r["amount"] = float(to_display(int(r["amount"]), int(r["decimals"] or 0)))
+            settled = r.get("settled_amount")
+            r["settled"] = float("nan") if settled is None else float(to_display(int(settled), int(r["decimals"] or 0)))
         frame = pd.DataFrame(rows)[cols]
         frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
         return frame

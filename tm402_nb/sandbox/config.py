@@ -76,7 +76,9 @@ class SandboxConfig:
         """A config from a profile and keyword options, each a config field or a profile switch:
         ``SandboxConfig.build("docs-2026", seed=7, field_case="lower")``."""
         own = {f.name for f in fields(cls) if f.init} - {"profile"}
-        switches = {k: v for k, v in options.items() if k not in own}
+        # network, x402_version and anchor are settings and switches: the profile takes them at
+        # once with the others, so a switch that depends on one (agent_scheme="upto" needs v2) sees it.
+        switches = {k: v for k, v in options.items() if k not in own or k in switch_names()}
         unknown = sorted(set(switches) - set(switch_names()))
         if unknown:
             raise ConfigurationError(

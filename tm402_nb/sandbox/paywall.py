@@ -16,6 +16,13 @@ the exact-EVM spec says) and 402 in v1 (which has no such status).
 The challenge lists both assets, the requested one first (``offers="both"``), or
 only the one ``x-payment-token`` asked for (``offers="requested"``).
 
+Under the profile switch ``agent_scheme="upto"`` (x402 v2) the TMAI agent
+(``POST /v2/tmai``) is offered ``upto``: its tier price is the ceiling, paid by Permit2
+(``extra.assetTransferMethod: "permit2"``) and bound to this sandbox's facilitator
+(``extra.facilitatorAddress``); once the handler has answered, the facilitator settles
+the answer's share of the ceiling (:func:`~.pricing.upto_charge`, by the bytes delivered)
+and the receipt says how much in ``amount``.
+
 v1 (default, as Token Metrics serves it): requirements in the 402 JSON body,
 payment in ``X-PAYMENT``, receipt in ``X-PAYMENT-RESPONSE``. v2: requirements
 in the ``PAYMENT-REQUIRED`` header (body ``{}``), payment in
@@ -58,7 +65,7 @@ from . import permit2_verify as P2
 from .assets import PayAsset
 from .catalogue import EndpointSpec
 from .faults import FaultState
-from .pricing import PriceList
+from .pricing import PriceList, upto_charge
 from .stats import Stats
 
 PAID_CACHE_CONTROL = "private, no-store"
@@ -152,8 +159,9 @@ class Paywall:
         facilitator: F.Facilitator,
         faults: FaultState,
         stats: Stats,
-        identifiers: bool = False,
         tmai_transfer: str = "eip3009",
+        agent_scheme: str = "exact",
+        identifiers: bool = False,
     ) -> None:
         self.version = version
         #: Advertise payment-identifier (v2 only) and answer an identical payload from the cache.
@@ -174,6 +182,8 @@ class Paywall:
         self.stats = stats
         #: How TMAI offers ask to be paid: "eip3009" or "permit2".
         self.tmai_transfer = tmai_transfer
+        #: The scheme the TMAI agent is offered in: "exact" (its tier price) or "upto" (that price as a ceiling).
+        self.agent_scheme = agent_scheme
 
     @property
     def header(self) -> str:
@@ -223,8 +233,22 @@ class Paywall:
                     "maxTimeoutSeconds": self.max_timeout_seconds,
                     "extra": self.extra(a),
                 }
-            out.append(PaywallOffer(a, req))
+            out.append(PaywallOffer(a, self._as_upto(req) if self.upto(spec) else req))
         return out
+
+    def upto(self, spec: EndpointSpec) -> bool:
+        """Whether ``spec`` is offered ``upto`` (the TMAI agent under ``agent_scheme="upto"``)."""
+        return spec.name == "tmai" and self.agent_scheme == "upto"
+
+    def _as_upto(self, req: dict[str, Any]) -> dict[str, Any]:
+        """An offer as ``upto``: its price becomes the ceiling, paid by Permit2 and settled only by
+        this sandbox's facilitator (the SDK's upto server adds the same two ``extra`` keys)."""
+        extra = {
+            **req["extra"],
+            "assetTransferMethod": "permit2",
+            "facilitatorAddress": self.facilitator.signer_address,
+        }
+        return {**req, "scheme": "upto", "extra": extra}
 
     @staticmethod
     def description(spec: EndpointSpec) -> str:
@@ -291,7 +315,11 @@ class Paywall:
                 )
             mine = offer.json
             if acc.get("scheme") != mine["scheme"]:
-                return None, F.UNSUPPORTED_SCHEME, f"accepted.scheme {acc.get('scheme')!r} is not 'exact'"
+                return (
+                    None,
+                    F.UNSUPPORTED_SCHEME,
+                    f"accepted.scheme {str(acc.get('scheme'))[:30]!r} is not {mine['scheme']!r}",
+                )
             if acc.get("network") != mine["network"]:
                 return None, F.NETWORK_MISMATCH, f"accepted.network {acc.get('network')!r} is not {mine['network']}"
             if str(acc.get("payTo", "")).lower() != mine["payTo"].lower():
@@ -491,6 +519,8 @@ class Paywall:
         path = request.url.path
         network = self.facilitator.network_name(self.version)
         payer = payload.authorization.from_
+        # upto: what the answer cost, at most the ceiling; exact: what was signed (None).
+        amount = upto_charge(req.amount, len(getattr(response, "body", b""))) if self.upto(spec) else None
         result: F.SettleResult
         if self.faults.take_settle_failure():
             result = F.SettleResult(
@@ -499,16 +529,23 @@ class Paywall:
         elif self.faults.take_slow_settle():
             await asyncio.sleep(self.faults.faults.slow_settle_ms / 1000.0)
             result = self.facilitator.settle(
-                payload, req, reserved=True, path=path, chain_time=payload.authorization.valid_before + 1
+                payload,
+                req,
+                reserved=True,
+                path=path,
+                chain_time=payload.authorization.valid_before + 1,
+                amount=amount,
             )
         elif self.faults.take_settle_pending():
             reads = self.faults.faults.settle_pending_reads
-            result = self.facilitator.settle(payload, req, reserved=True, path=path, pending=True, confirm_reads=reads)
+            result = self.facilitator.settle(
+                payload, req, reserved=True, path=path, pending=True, confirm_reads=reads, amount=amount
+            )
             if result.error_reason == F.SETTLEMENT_PENDING:
                 # As the reference server: one immediate settle retry, which reconciles with the broadcast.
-                result = self.facilitator.settle(payload, req, reserved=True, path=path)
+                result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         else:
-            result = self.facilitator.settle(payload, req, reserved=True, path=path)
+            result = self.facilitator.settle(payload, req, reserved=True, path=path, amount=amount)
         receipt = result.receipt().encode()
         if not result.success and result.error_reason == F.SETTLEMENT_PENDING:
             # Broadcast, not confirmed: the nonce stays with the broadcast; the body is withheld.

@@ -93,3 +93,16 @@ class PriceList:
         if atomic != atomic.to_integral_value():
             raise ValueError(f"{endpoint}: {amount} {token} is not representable with {decimals} decimals")
         return int(atomic)
+
+
+#: Under ``upto`` the TMAI agent's tier price is a ceiling: an answer this long (bytes delivered,
+#: the thread included) or longer pays all of it, a shorter one its share.
+UPTO_FULL_ANSWER_BYTES = 4096
+
+
+def upto_charge(ceiling: int, delivered: int) -> int:
+    """What an ``upto`` call is charged for ``delivered`` bytes: the ceiling's share, rounded up,
+    never more than the ceiling (``upto_charge(1000, 1024) == 250``)."""
+    if delivered >= UPTO_FULL_ANSWER_BYTES:
+        return ceiling
+    return -(-ceiling * max(delivered, 0) // UPTO_FULL_ANSWER_BYTES)

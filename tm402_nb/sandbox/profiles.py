@@ -131,6 +131,13 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
                 "wallet has it) or is refused permit2_allowance_required (HTTP 412 in v2)",
             ),
             Switch(
+                "agent_scheme",
+                ("exact", "upto"),
+                "how POST /v2/tmai (the TMAI agent, whose answers vary in length) is priced: exact = its tier "
+                "price; upto = that price as a ceiling the payer signs by Permit2 (x402 v2 only), of which the "
+                "answer's share is settled (a full price from 4 KB delivered) and named in the receipt's amount",
+            ),
+            Switch(
                 "payment_identifier",
                 ("on", "off"),
                 "x402 v2's payment-identifier extension: on = the challenge advertises it and an identical "
@@ -171,6 +178,7 @@ class SandboxProfile:
     paging: Literal["strict", "lenient"] = "strict"
     empty_answer: Literal["free", "charged"] = "free"
     tmai_transfer: Literal["eip3009", "permit2"] = "eip3009"
+    agent_scheme: Literal["exact", "upto"] = "exact"
     payment_identifier: Literal["on", "off"] = "on"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None
@@ -192,6 +200,11 @@ class SandboxProfile:
                         f"sandbox switch {name} must be one of {switch.choices()}, got {getattr(self, name)!r}"
                     )
             object.__setattr__(self, name, value)
+        if self.agent_scheme == "upto" and self.x402_version != 2:
+            raise ConfigurationError(
+                "sandbox switch agent_scheme='upto' needs x402 v2 (upto is a v2 scheme; this profile speaks v1)",
+                hint="add x402_version=2 (--x402-version 2)",
+            )
         anchor = _anchor(self.anchor)
         if self.data_dates == "yesterday" and anchor is not None:
             raise ConfigurationError(
@@ -319,6 +332,8 @@ PROFILES: Mapping[str, SandboxProfile] = MappingProxyType(
             # The reference's docs-2026 column says Permit2; the preset is x402 v1, where no SDK signs
             # Permit2, so it stays EIP-3009 here: docs-2026 with tmai_transfer=permit2 plays that reading.
             tmai_transfer="eip3009",
+            # No public source prices the agent as upto: the documented tier price.
+            agent_scheme="exact",
             payment_identifier="on",
             data_dates="yesterday",
             preset="docs-2026",

@@ -241,7 +241,8 @@ def serve(
     (``{"usdc": "5"}``) to choose, or ``False`` for none. ``approve_permit2`` also grants
     the Permit2 contract an unlimited allowance for each funded asset (as the faucet's
     ``approve_permit2`` does); ``None`` (default) grants it when TMAI is paid by Permit2
-    (``tmai_transfer="permit2"``), so the throwaway wallet pays out of the box, and ``False``
+    (``tmai_transfer="permit2"``) or the agent is offered upto (``agent_scheme="upto"``, always
+    Permit2), so the throwaway wallet pays out of the box, and ``False``
     leaves it unapproved (payments are then refused ``permit2_allowance_required``).
     ``config`` overrides every other setting.
     """
@@ -269,5 +270,6 @@ def serve(
     else:
         funding = dict(fund)
     if approve_permit2 is None:
-        approve_permit2 = config.profile.tmai_transfer == "permit2"
+        # TMAI by Permit2, or the agent upto (always Permit2): the throwaway wallet has approved it, as a user would once.
+        approve_permit2 = config.profile.tmai_transfer == "permit2" or config.profile.agent_scheme == "upto"
     return SandboxServer(config, host, port, funding, log_level, approve_permit2)

@@ -78,6 +78,7 @@ class SandboxState:
             faults=self.faults,
             stats=self.stats,
             tmai_transfer=profile.tmai_transfer,
+            agent_scheme=profile.agent_scheme,
             identifiers=profile.payment_identifier == "on",
         )
 

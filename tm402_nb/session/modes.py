@@ -104,6 +104,8 @@ class SessionOptions:
     max_per_cell: AmountLike | float | None = None
     #: USD per token for assets that are not dollars (TMAI), when a challenge gives no dollar price.
     usd_rates: dict[str, AmountLike | float] | None = None
+    #: x402 schemes to pay, most preferred first (None: exact, then upto when it is cheaper).
+    schemes: tuple[str, ...] | None = None
     #: Plans above this many USD ask before paying (``ask``: the notebook's or terminal's stdin).
     confirm_above: AmountLike | float | None = None
     tmai_limits: AssetLimit | dict[str, Any] | None = None
@@ -338,6 +340,8 @@ def _policy_options(options: SessionOptions, *, default_tmai: AssetLimit | None 
     tmai = options.tmai_limits if options.tmai_limits is not None else default_tmai
     if tmai is not None:
         policy["asset_limits"] = {"TMAI": tmai}
+    if options.schemes is not None:
+        policy["schemes"] = options.schemes
     return policy
 
 

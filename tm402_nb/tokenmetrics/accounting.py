@@ -62,6 +62,7 @@ class CallAccounting:
             elapsed_ms=elapsed * 1000,
             reserved_until=_reserved_until(pay),
             discrepancy=pay.discrepancy if pay else None,
+            ceiling=pay.ceiling if pay else None,
         )
         if self.ledger is not None:
             self.ledger.record_call(

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..money import format_amount, plain, to_display
 from ..status import PaymentStatus
+from ..x402.upto import of_up_to
 from .catalogue import SYMBOL_LOOKUP, SYMBOL_RANKING
 
 #: Payment states a footer warns about: refused, or perhaps paid with no answer.
@@ -66,6 +67,8 @@ class CallCost:
     reserved_until: float | None = None
     #: What the settlement receipt said that differs from what was signed.
     discrepancy: str | None = None
+    #: An ``upto`` payment's signed ceiling (``amount`` is then what settled); None for ``exact``.
+    ceiling: int | None = None
 
 
 class Cost:
@@ -81,6 +84,8 @@ class Cost:
         self.calls: deque[CallCost] = deque(maxlen=keep)
         self._n = self._paid = self._cached = 0
         self._atomic: dict[tuple[str, int], int] = {}
+        #: The most the paid calls could have cost, per asset: an upto call's ceiling, else its amount.
+        self._bound: dict[tuple[str, int], int] = {}
         self._receipts: deque[str] = deque(maxlen=keep)
         self._networks: set[str] = set()
         self._unsettled: list[CallCost] = []
@@ -107,6 +112,8 @@ class Cost:
             if call.asset:
                 key = (call.asset, call.decimals)
                 self._atomic[key] = self._atomic.get(key, 0) + call.amount
+                bound = call.amount if call.ceiling is None else max(call.ceiling, call.amount)
+                self._bound[key] = self._bound.get(key, 0) + bound
         if call.tx:
             self._receipts.append(call.tx)
         if call.network:
@@ -215,7 +222,9 @@ class Cost:
         return {sym: Decimal(plain(to_display(v, dec))) for (sym, dec), v in self._atomic.items()}
 
     def amount_text(self) -> str:
-        return _amounts_text(self._atomic) or "nothing paid"
+        """``0.017 USDC``; with upto calls, what settled and the most it could have been:
+        ``0.012 TMAI (of up to 0.050)``."""
+        return _amounts_text(self._atomic, self._bound) or "nothing paid"
 
     @property
     def receipts(self) -> list[str]:
@@ -295,9 +304,14 @@ def _clock(epoch: float) -> str:
     return time.strftime("%H:%M UTC", time.gmtime(epoch))
 
 
-def _amounts_text(amounts: dict[tuple[str, int], int]) -> str:
-    """``1.53 TMAI + 0.051 USDC`` (empty when there is nothing)."""
-    return " + ".join(format_amount(v, dec, sym) for (sym, dec), v in sorted(amounts.items()))
+def _amounts_text(amounts: dict[tuple[str, int], int], bounds: dict[tuple[str, int], int] | None = None) -> str:
+    """``1.53 TMAI + 0.051 USDC`` (empty when there is nothing); an asset whose ``bounds`` (upto
+    ceilings) exceed what was paid: ``0.012 TMAI (of up to 0.050)``."""
+    bounds = bounds or {}
+    return " + ".join(
+        of_up_to(v, bounds[key], key[1], key[0]) if bounds.get(key, v) > v else format_amount(v, key[1], key[0])
+        for key, v in sorted(amounts.items())
+    )
 
 
 def _amount_text(amount: Decimal) -> str:

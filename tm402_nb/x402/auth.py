@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import nullcontext, suppress
@@ -69,6 +70,7 @@ from .permit2 import PERMIT2_ADDRESS, sign_permit2
 from .policy import Offer, Reservation, SpendPolicy
 from .recorder import PaymentRecord, PaymentRecorder
 from .transport import EXT_REPLAYS
+from .upto import of_up_to, upto_outcome
 from .wallet import Wallet
 
 __all__ = [
@@ -123,6 +125,10 @@ class Payment:
     in_flight: bool = False
     #: What a receipt of success said that differs from what we signed (kept apart, never merged).
     discrepancy: str | None = None
+    #: An ``upto`` payment's settled amount, from its receipt (None: not settled, or not said).
+    settled_amount: int | None = None
+    #: The reservation it drew on (an upto payment gives back what it did not settle).
+    reservation: Reservation | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -130,7 +136,21 @@ class Payment:
 
     @property
     def amount(self) -> int:
-        return self.record.amount
+        """What it counts, in atomic units: what was signed, or what an upto payment settled."""
+        return self.record.amount if self.settled_amount is None else self.settled_amount
+
+    @property
+    def ceiling(self) -> int | None:
+        """An ``upto`` payment's signed ceiling (the most it can move); None for ``exact``."""
+        return self.record.amount if self.record.scheme == "upto" else None
+
+    @property
+    def amount_text(self) -> str:
+        """``0.017 USDC``; an upto payment: ``0.012 TMAI (of up to 0.050)``."""
+        asset = self.offer.asset
+        if self.ceiling is None:
+            return format_amount(self.amount, asset.decimals, asset.symbol)
+        return of_up_to(self.amount, self.ceiling, asset.decimals, asset.symbol)
 
     @property
     def tx(self) -> str | None:
@@ -707,6 +727,7 @@ class X402Auth(httpx.Auth):
             pay_with=options.pay_with,
             max_per_call=options.max_per_call,
             reservation=options.reservation,
+            schemes=options.schemes,
         )
 
     def _sign_payment(
@@ -756,6 +777,7 @@ class X402Auth(httpx.Auth):
                     payer=self.wallet.address,
                     nonce=nonce,
                     valid_before=auth.valid_before,
+                    scheme=offer.requirements.scheme,
                     decimals=offer.asset.decimals,
                     asset_symbol=offer.asset.symbol,
                     method=request.method,
@@ -785,6 +807,7 @@ class X402Auth(httpx.Auth):
             warm=warm,
             scopes=tuple(scopes or ()),
             in_flight=True,
+            reservation=options.reservation,
         )
         self._emit("signed", payment, request)
         return payment
@@ -969,12 +992,14 @@ class X402Auth(httpx.Auth):
             payment.receipt = receipt
             response.extensions[EXT_RECEIPT] = receipt
             if receipt.success:
+                settled = self._settle_upto(payment, receipt, request) if payment.ceiling is not None else None
                 self._mark(
                     payment,
                     PaymentStatus.SETTLED,
                     request,
                     tx=receipt.transaction,
                     discrepancy=self._discrepancy(payment, receipt),
+                    settled_amount=settled,
                 )
                 return
             reason = receipt.error_reason or "settlement failed"
@@ -1033,6 +1058,24 @@ class X402Auth(httpx.Auth):
             with self._lock:
                 self._unresolved[_replay_key(request)] = payment
 
+    def _settle_upto(self, payment: Payment, receipt: SettlementResponse, request: httpx.Request) -> int | None:
+        """An upto payment settled: count what its receipt says moved and give the rest of the
+        ceiling back to the caps. Returns the settled amount to record (None: counted the ceiling)."""
+        ceiling = payment.record.amount
+        outcome = upto_outcome(ceiling, receipt)
+        if payment.status in FINAL:
+            return None  # already concluded (a late duplicate): never give back twice
+        if outcome.discrepancy is not None:
+            warnings.warn(
+                f"the receipt for {request.url.path} claims more than the signed ceiling "
+                f"({payment.display}): {outcome.discrepancy}; recorded as a discrepancy",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        payment.settled_amount = outcome.settled
+        self.policy.settle_upto(payment.offer, outcome.counted, payment.scopes, reservation=payment.reservation)
+        return outcome.settled
+
     def _discrepancy(self, payment: Payment, receipt: SettlementResponse) -> str | None:
         """What a receipt of success says that differs from what we signed, or None.
 
@@ -1048,8 +1091,13 @@ class X402Auth(httpx.Auth):
                 same = False
             if not same:
                 found.append(f"network {receipt.network[:40]!r} (we signed for {payment.offer.network.v1_name})")
-        if receipt.amount is not None and receipt.amount != payment.amount:
-            found.append(f"amount {receipt.amount} (we signed {payment.amount})")
+        if payment.ceiling is not None:  # upto: settling less than the ceiling is the point; more is not
+            if receipt.amount is not None and receipt.amount > payment.ceiling:
+                found.append(
+                    f"amount {receipt.amount}, over the ceiling we signed ({payment.ceiling}): counted the ceiling"
+                )
+        elif receipt.amount is not None and receipt.amount != payment.record.amount:
+            found.append(f"amount {receipt.amount} (we signed {payment.record.amount})")
         return "receipt names " + "; ".join(found) if found else None
 
     def _mark(
@@ -1061,6 +1109,7 @@ class X402Auth(httpx.Auth):
         reason: str | None = None,
         tx: str | None = None,
         discrepancy: str | None = None,
+        settled_amount: int | None = None,
     ) -> None:
         previous = payment.status
         if previous in FINAL and status != previous:
@@ -1071,7 +1120,8 @@ class X402Auth(httpx.Auth):
         payment.record.error = reason
         payment.discrepancy = discrepancy or payment.discrepancy
         if self.ledger is not None:
-            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, discrepancy=discrepancy)
+            upto = {} if settled_amount is None else {"settled_amount": settled_amount}
+            self.ledger.update_payment(payment.id, status, tx=tx, error=reason, discrepancy=discrepancy, **upto)
         if status == PaymentStatus.FAILED and not payment.released:
             payment.released = True
             # Refused is not void: whoever holds the signature can settle it until validBefore.

@@ -456,6 +456,7 @@ class SettlementResponse:
     network: str
     payer: str | None = None
     error_reason: str | None = None
+    #: What actually settled, in atomic units (``upto``: at most the signed ceiling); None when not said.
     amount: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -467,15 +468,16 @@ class SettlementResponse:
         tx = d.get("transaction", "")
         if not isinstance(tx, str):
             raise X402ProtocolError("settlement response: 'transaction' must be a string")
-        if success and not tx:
+        amount = d.get("amount")
+        amount = _uint(amount, "settlement response: 'amount'") if amount is not None else None
+        # An upto payment settled at zero moves nothing: success without a transaction (as the SDK answers).
+        if success and not tx and amount != 0:
             raise X402ProtocolError("settlement response claims success without a transaction")
         network = d.get("network", "")
         if not isinstance(network, str):
             raise X402ProtocolError("settlement response: 'network' must be a string")
         payer = d.get("payer") if isinstance(d.get("payer"), str) else None
         reason = d.get("errorReason") if isinstance(d.get("errorReason"), str) else None
-        amount = d.get("amount")
-        amount = _uint(amount, "settlement response: 'amount'") if amount is not None else None
         return cls(success, tx, network, payer, reason, amount, d)
 
     @classmethod

@@ -34,7 +34,7 @@ class PaymentOptions:
     """What this one request may pay: overrides of the policy's defaults, nothing else.
 
     >>> PaymentOptions.of(httpx.Request("GET", "https://example.test"))
-    PaymentOptions(pay_with=None, max_per_call=None, max_cost=None, reservation=None)
+    PaymentOptions(pay_with=None, max_per_call=None, max_cost=None, reservation=None, schemes=None)
     """
 
     #: The asset symbol to prefer (``"usdc"``, ``"tmai"``); None keeps the policy's choice.
@@ -45,6 +45,9 @@ class PaymentOptions:
     max_cost: AmountLike | Decimal | None = None
     #: The plan this request belongs to: its payment draws on what the plan reserved.
     reservation: Reservation | None = None
+    #: The x402 schemes this request may pay, most preferred first (``("upto", "exact")``), among
+    #: those the policy allows; None keeps the policy's order (``exact`` before ``upto`` at a tie).
+    schemes: tuple[str, ...] | None = None
 
     def extensions(self) -> dict[str, Any]:
         """The ``extensions=`` mapping that carries these options on a request."""

@@ -69,6 +69,11 @@ DEFAULT_AUTHORIZATION_SECONDS = 300
 USD_DECIMALS = 6
 #: How many cell runs the per-cell cap remembers (old runs cannot pay any more).
 _CELLS_KEPT = 256
+#: The schemes this client can pay, in its default order of preference at an equal price:
+#: ``exact`` first, since what it signs is what it pays (a quote is the cost, not a bound) and
+#: EIP-3009 needs no Permit2 approval; ``upto`` (a Permit2 ceiling the server settles at most)
+#: wins only when its ceiling is lower. ``schemes=("upto", "exact")`` prefers upto at a tie.
+SCHEMES = ("exact", "upto")
 
 
 def usd_text(atomic: int) -> str:
@@ -107,21 +112,29 @@ class Offer:
 
     @property
     def amount(self) -> int:
+        """What paying it can cost: the price, or an ``upto`` offer's ceiling."""
         return self.requirements.amount
 
     @property
+    def upto(self) -> bool:
+        """A ceiling the server settles at most (scheme ``upto``), not a fixed price."""
+        return self.requirements.scheme == "upto"
+
+    @property
     def display(self) -> str:
-        return f"{format_amount(self.amount, self.asset.decimals, self.asset.symbol)} on {self.network.v1_name}"
+        up = "up to " if self.upto else ""
+        return f"{up}{format_amount(self.amount, self.asset.decimals, self.asset.symbol)} on {self.network.v1_name}"
 
     @property
     def transfer(self) -> str:
-        """How paying it moves the tokens: ``eip3009`` or ``permit2`` (``extra.assetTransferMethod``)."""
-        return transfer_method(self.requirements)
+        """How paying it moves the tokens: ``eip3009`` or ``permit2`` (``extra.assetTransferMethod``;
+        ``upto`` is always Permit2)."""
+        return _transfer(self.requirements)
 
     @property
     def price_text(self) -> str:
         """The amount with its asset, and its dollar value when the asset is not a dollar."""
-        text = format_amount(self.amount, self.asset.decimals, self.asset.symbol)
+        text = ("up to " if self.upto else "") + format_amount(self.amount, self.asset.decimals, self.asset.symbol)
         if not self.asset.usd_stable and self.usd is not None:
             text += f" (≈ {usd_text(self.usd)} at {self.usd_source})"
         return text
@@ -161,6 +174,8 @@ class Reservation:
         self.total = (offer.usd or 0) * calls
         #: What it may still pay.
         self.remaining = self.total
+        #: Micro-dollars its upto payments signed for but did not settle (given back to the caps).
+        self.given_back = 0
         #: Payments drawn on it so far.
         self.payments = 0
         self.cell = cell
@@ -182,9 +197,10 @@ class Reservation:
         self.close()
 
     def __repr__(self) -> str:
+        back = f", {usd_text(self.given_back)} not settled (upto) given back" if self.given_back else ""
         return (
             f"<Reservation {self.payments}/{self.calls} calls, {usd_text(self.remaining)} left of "
-            f"{self.total_text}{' (closed)' if self.closed else ''}>"
+            f"{self.total_text}{back}{' (closed)' if self.closed else ''}>"
         )
 
 
@@ -228,8 +244,11 @@ class SpendPolicy:
         max_timeout_seconds: int = MAX_SANE_TIMEOUT,
         authorization_seconds: int = DEFAULT_AUTHORIZATION_SECONDS,
         clock: Callable[[], float] = time.time,
+        schemes: Iterable[str] = SCHEMES,
     ) -> None:
         self.lock = threading.RLock()
+        #: The schemes that may be paid, most preferred first (a tie in price goes to the first).
+        self.schemes = _schemes(schemes)
         self.max_per_call = self._usd(max_per_call, "max_per_call")
         self.budget = self._usd(budget, "budget")
         self.daily_cap = self._usd(daily_cap, "daily_cap")
@@ -362,9 +381,13 @@ class SpendPolicy:
     # -- offer screening ---------------------------------------------------------------
     def screen(self, req: PaymentRequirements, *, origin: str | None = None) -> Offer | str:
         """Resolve one requirement into an :class:`Offer`, or the reason it cannot be paid."""
-        if req.scheme != "exact":
-            return f"scheme {req.scheme!r} is not supported (only 'exact')"
-        method = transfer_method(req)
+        if req.scheme not in self.schemes:
+            return f"scheme {req.scheme[:30]!r} is not supported (this policy pays {', '.join(self.schemes)})"
+        if req.scheme == "upto":
+            why = _upto_problem(req)
+            if why is not None:
+                return why
+        method = _transfer(req)
         if method not in TRANSFER_METHODS:
             return (
                 f"assetTransferMethod {method!r} is not supported (this wallet pays by {' or '.join(TRANSFER_METHODS)})"
@@ -433,6 +456,7 @@ class SpendPolicy:
         pay_with: str | None = None,
         max_per_call: AmountLike | float | None = None,
         reservation: Reservation | None = None,
+        schemes: Iterable[str] | None = None,
     ) -> Offer:
         """Pick the offer to pay: cheapest allowed in the preferred asset, then the others.
 
@@ -442,16 +466,23 @@ class SpendPolicy:
         reserved plan is checked against its ``reservation`` (what the plan holds is
         already counted against the caps).
 
+        An ``upto`` offer is judged by its ceiling (its ``amount``): the most it can cost.
+        At an equal price the scheme first in ``schemes`` (this choice's order of
+        preference, among the policy's own; default the policy's) is taken.
+
         Raises PaymentRefused (or BudgetExceeded when only caps stand in the way)
         naming what was asked and what limit blocked it.
         """
         with self.lock:
             usd_per_call = self._usd_per_call(max_per_call)
+            order = self.schemes if schemes is None else tuple(x for x in _schemes(schemes) if x in self.schemes)
             preference = (pay_with or self.pay_with).strip().lower()
             offers: list[Offer] = []
             reasons: list[str] = [f"accepts[{i}]: {why}" for i, why in required.rejected]
             for req in required.accepts:
                 res = self.screen(req, origin=origin)
+                if isinstance(res, Offer) and res.requirements.scheme not in order:
+                    res = f"scheme {res.requirements.scheme!r} is not among this request's schemes ({', '.join(order)})"
                 if isinstance(res, Offer):
                     offers.append(res)
                 else:
@@ -476,7 +507,7 @@ class SpendPolicy:
                     cap_errors.append(err)
             if not affordable:
                 raise min(cap_errors, key=lambda e: e.details.get("asked_usd") or 0)
-            return min(affordable, key=lambda o: (o.usd or 0, o.amount))
+            return min(affordable, key=lambda o: (o.usd or 0, order.index(o.requirements.scheme), o.amount))
 
     # -- dollar values -----------------------------------------------------------------
     def _valued(self, offer: Offer, required: PaymentRequired) -> Offer:
@@ -802,6 +833,36 @@ class SpendPolicy:
                 return
             self._give_back(offer, scopes)
 
+    def settle_upto(
+        self,
+        offer: Offer,
+        settled: int,
+        scopes: tuple[SpendScope, ...] = (),
+        *,
+        reservation: Reservation | None = None,
+    ) -> int:
+        """An ``upto`` payment settled ``settled`` of its ceiling: give back the rest, now.
+
+        :meth:`commit` counted the whole ceiling (what could settle); once the receipt says
+        what did, the difference goes back to the session, to the scopes (cell, ``scope()``)
+        the payment was counted in, and so to every cap that reads them, and a plan's
+        reservation notes it. ``settled`` is clamped to 0..ceiling (a receipt above the
+        ceiling counts the ceiling). Its dollar value is the ceiling's share, rounded up as
+        the ledger rounds it. Returns the micro-dollars given back (never negative).
+        """
+        settled = min(max(settled, 0), offer.amount)
+        usd = offer.usd or 0
+        back_usd = usd - usd_share(usd, settled, offer.amount)
+        key = (offer.network.caip2, offer.asset.address.lower())
+        with self.lock:
+            self._spent_usd = max(0, self._spent_usd - back_usd)
+            self._spent[key] = max(0, self._spent.get(key, 0) - (offer.amount - settled))
+            for scope in scopes:
+                scope.spent = max(0, scope.spent - back_usd)
+            if reservation is not None:
+                reservation.given_back += back_usd
+        return back_usd
+
     def _give_back(self, offer: Offer, scopes: tuple[SpendScope, ...]) -> None:
         key = (offer.network.caip2, offer.asset.address.lower())
         usd = offer.usd or 0
@@ -875,3 +936,46 @@ def _to_usd(amount: int, decimals: int) -> int:
     if decimals >= USD_DECIMALS:
         return -(-amount // 10 ** (decimals - USD_DECIMALS))
     return amount * 10 ** (USD_DECIMALS - decimals)
+
+
+def usd_share(usd: int, settled: int, ceiling: int) -> int:
+    """The micro-dollars ``settled`` of a ``ceiling`` worth ``usd`` is worth, rounded up (as the
+    ledger counts it): ``usd_share(50_000, 12, 50) == 12_000``."""
+    if ceiling <= 0 or settled >= ceiling:
+        return usd
+    return -(-usd * max(settled, 0) // ceiling)
+
+
+def _schemes(schemes: Iterable[str]) -> tuple[str, ...]:
+    """Validated scheme names, in order, without repeats."""
+    if isinstance(schemes, str):
+        schemes = (schemes,)
+    out = tuple(dict.fromkeys(str(x).strip().lower() for x in schemes))
+    unknown = [x for x in out if x not in SCHEMES]
+    if not out or unknown:
+        raise ConfigurationError(
+            f"schemes must name some of {', '.join(SCHEMES)}, got {', '.join(unknown) or 'none'}",
+            hint="e.g. schemes=('upto', 'exact') to prefer upto when both cost the same",
+        )
+    return out
+
+
+def _transfer(req: PaymentRequirements) -> str:
+    """How an offer's payment moves: ``upto`` is Permit2 whatever ``extra`` says (screening refuses
+    an upto offer naming another method), ``exact`` as ``extra.assetTransferMethod`` says."""
+    return "permit2" if req.scheme == "upto" else transfer_method(req)
+
+
+def _upto_problem(req: PaymentRequirements) -> str | None:
+    """Why an ``upto`` requirement cannot be signed, or None. upto is x402 v2 and Permit2 only:
+    its witness names the one facilitator allowed to settle (``extra.facilitatorAddress``)."""
+    extra = req.extra or {}
+    if req.x402_version < 2:
+        return "scheme 'upto' is x402 v2 only (this challenge is v1)"
+    method = extra.get("assetTransferMethod", "permit2")
+    if method != "permit2":
+        return f"an upto offer is paid by Permit2, not {str(method)[:30]!r}"
+    facilitator = extra.get("facilitatorAddress")
+    if not isinstance(facilitator, str) or not is_address(facilitator):
+        return "an upto offer must name its facilitator (extra.facilitatorAddress), whom its signature binds"
+    return None

@@ -174,33 +174,28 @@ def test_the_servers_refusal_is_the_same_error_and_never_retried(
 
 def test_a_lost_answer_replays_the_same_permit(sbp: SandboxServer, ledger: Ledger) -> None:
     """The answer to a Permit2 payment is lost: the replay carries the same header (same Permit2
-    nonce) and it settles once. In v1 the replay is refused as used and the chain (the Permit2
-    nonce bitmap) shows that it settled; in v2 the sandbox advertises payment-identifier and
-    answers the identical payload from its cache."""
+    nonce), is refused as used (payment-identifier is off here), and the chain shows that it
+    settled, once. (With payment-identifier on, v2 answers the replay from its cache.)"""
     wallet = funded(sbp, approve=True)
     auth = X402Auth(wallet, policy(), ledger=ledger, chain=ChainReader(sbp.rpc_url))
     before = paths(sbp)
     sbp.set_faults(drop_after_settle=1)
     try:
-        with paying_client(wallet, auth=auth, replay_attempts=2) as client:
-            if sbp.x402_version == 2:
-                assert client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI).status_code == 200
-            else:
-                with pytest.raises(PaymentOutcomeUnknown) as info:
-                    client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI)
+        with (
+            paying_client(wallet, auth=auth, replay_attempts=2) as client,
+            pytest.raises(PaymentOutcomeUnknown) as info,
+        ):
+            client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI)
     finally:
         sbp.set_faults()
-    # Two sends of one signed payment, one settlement, nothing signed anew.
-    assert delta(paths(sbp), before)["payment_headers"] == 2 and auth.stats["signed"] == 1
-    assert len(sbp.settlements(wallet.address)) == 1
-    [row] = ledger.payment_rows()
-    assert row["transfer"] == "permit2"
-    if sbp.x402_version == 2:
-        assert row["status"] == "settled"
-        return
-    assert row["status"] == "unknown" and "permit2_invalid_nonce" in info.value.message
+    # Two sends of one signed payment (the replay is refused: its nonce is used), one settlement.
+    assert delta(paths(sbp), before) == {"challenges": 1, "payment_headers": 2, "paid": 1}
+    assert auth.stats["signed"] == 1 and "permit2_invalid_nonce" in info.value.message
     payment = info.value.payment  # type: ignore[attr-defined]
     assert isinstance(payment.payload.authorization, Permit2Authorization)
+    assert len(sbp.settlements(wallet.address)) == 1
+    [row] = ledger.payment_rows()
+    assert (row["status"], row["transfer"]) == ("unknown", "permit2")
     assert auth.resolve(payment) == PaymentStatus.SETTLED  # decided by the Permit2 nonce bitmap
     assert ledger.payment_rows()[0]["status"] == "settled"
 

@@ -4,9 +4,9 @@
 # Paying per call adds a few new ways for a request to go wrong: the wallet can run dry, the
 # settlement can fail or be left pending, a slow answer can leave you unsure whether you paid, a
 # TMAI wallet can lack its one-time Permit2 approval, and the server can turn you away for a missing
-# header. This notebook **makes each of those errors happen on
-# purpose**, against the embedded sandbox and its switchable faults, so you can see the exact
-# message the toolkit gives and what to do about it, before you meet it with real money.
+# header. This notebook **makes each of those errors happen on purpose**, against the embedded
+# sandbox and its switchable faults, so you can see the exact message the toolkit gives and what to
+# do about it, before you meet it with real money.
 #
 # You will learn:
 #
@@ -468,8 +468,8 @@ tmai.client.frame("tm-grade", symbol="BTC")
 tmai.approve_permit2("tmai", 50, yes=True)
 
 # %% [markdown]
-# Now the same request pays, and the allowance goes down by what Permit2 moved. (The footer's
-# "session" part is `s`'s, the current session, as in section 1.)
+# Now the same request pays 1.53 TMAI, and the allowance goes down by what Permit2 moved. (The
+# footer's session total is that of `s`, the current session: `tmai` is a second one, like `poor`.)
 
 # %%
 grade = tmai.client.frame("tm-grade", symbol="BTC")

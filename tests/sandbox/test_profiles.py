@@ -143,7 +143,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "free_endpoints": "paid",
         "paging": "lenient",
         "empty_answer": "free",
-        "tmai_transfer": "eip3009",  # the table says Permit2, which the sandbox cannot verify yet
+        "tmai_transfer": "eip3009",  # the table says Permit2: a v1 preset keeps EIP-3009 (flip the switch)
         "agent_scheme": "exact",
         "payment_identifier": "on",
         "data_dates": "yesterday",

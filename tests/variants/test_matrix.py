@@ -129,3 +129,17 @@ def test_ask_the_agent_within_its_quote(session: Any) -> None:
 def test_the_doctor_passes(session: Any) -> None:
     report = session.doctor()
     assert report.ok, str(report)
+
+
+def test_paying_in_tmai_follows_the_profiles_transfer_method(session: Any) -> None:
+    """TMAI is paid as the variant's offers say: EIP-3009, or Permit2 (tmai_transfer=permit2) with the
+    sandbox wallet's approval in place. Last in the file: it spends TMAI, which counted_usd does not value."""
+    if session.sandbox.profile.offers == "requested":
+        # A TMAI-only challenge carries no USDC price to value TMAI by: the user names a rate.
+        session.policy.usd_rates["TMAI"] = Decimal("0.01")
+    before = len(session.ledger.payment_rows())
+    df = session.client.frame("tm-grade", symbol="BTC", pay_with="tmai", refresh=True)
+    assert df.attrs["tm402"]["paid"] >= 1 and set(df.attrs["tm402"]["amount"]) == {"TMAI"}  # lookups may be paid
+    rows = session.ledger.payment_rows()[before:]
+    assert {(r["status"], r["asset_symbol"]) for r in rows} == {("settled", "TMAI")}
+    assert {r["transfer"] for r in rows} == {session.sandbox.profile.tmai_transfer}

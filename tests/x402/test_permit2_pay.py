@@ -174,7 +174,8 @@ def test_the_servers_refusal_is_the_same_error_and_never_retried(
 
 def test_a_lost_answer_replays_the_same_permit(sbp: SandboxServer, ledger: Ledger) -> None:
     """The answer to a Permit2 payment is lost: the replay carries the same header (same Permit2
-    nonce), is refused as used, and the chain shows that it settled, once."""
+    nonce), is refused as used (payment-identifier is off here), and the chain shows that it
+    settled, once. (With payment-identifier on, v2 answers the replay from its cache.)"""
     wallet = funded(sbp, approve=True)
     auth = X402Auth(wallet, policy(), ledger=ledger, chain=ChainReader(sbp.rpc_url))
     before = paths(sbp)
@@ -190,11 +191,11 @@ def test_a_lost_answer_replays_the_same_permit(sbp: SandboxServer, ledger: Ledge
     # Two sends of one signed payment (the replay is refused: its nonce is used), one settlement.
     assert delta(paths(sbp), before) == {"challenges": 1, "payment_headers": 2, "paid": 1}
     assert auth.stats["signed"] == 1 and "permit2_invalid_nonce" in info.value.message
-    assert isinstance(info.value.payment.payload.authorization, Permit2Authorization)  # type: ignore[attr-defined]
+    payment = info.value.payment  # type: ignore[attr-defined]
+    assert isinstance(payment.payload.authorization, Permit2Authorization)
     assert len(sbp.settlements(wallet.address)) == 1
     [row] = ledger.payment_rows()
-    assert row["status"] == "unknown"
-    payment = info.value.payment  # type: ignore[attr-defined]
+    assert (row["status"], row["transfer"]) == ("unknown", "permit2")
     assert auth.resolve(payment) == PaymentStatus.SETTLED  # decided by the Permit2 nonce bitmap
     assert ledger.payment_rows()[0]["status"] == "settled"
 
@@ -302,3 +303,41 @@ def test_a_permit2_offer_naming_the_right_spender_and_token_is_paid(
     assert permit.valid_after == 0 and permit.deadline <= time.time() + 301
     [row] = ledger.payment_rows()
     assert row["valid_before"] == permit.deadline and row["nonce"] == permit.nonce_hex
+
+
+def test_a_clock_ahead_of_the_servers_does_not_refuse_a_permit2_offer(wallet: Wallet) -> None:
+    """EIP-3009 back-dates validAfter 10 minutes, so a clock further ahead is refused before signing;
+    a Permit2 witness's validAfter is 0, so the same clock pays it. A clock behind refuses both."""
+    from tm402_nb.x402.messages import PaymentRequirements
+    from tm402_nb.x402.policy import Offer
+
+    pol = policy()
+    auth = X402Auth(wallet, pol)
+    permit2 = pol.screen(PaymentRequirements.from_json(_offer(TMAI_ADDR, {"assetTransferMethod": "permit2"}), 2))
+    eip3009 = pol.screen(PaymentRequirements.from_json(_usdc(), 2))
+    assert isinstance(permit2, Offer) and isinstance(eip3009, Offer)
+    auth.clock_skew = -1000.0
+    auth._check_clock(permit2)
+    with pytest.raises(PaymentRefused, match="ahead"):
+        auth._check_clock(eip3009)
+    auth.clock_skew = 1000.0
+    for offer in (permit2, eip3009):
+        with pytest.raises(PaymentRefused, match="behind"):
+            auth._check_clock(offer)
+
+
+def test_forget_allowance_makes_the_next_payment_read_the_chain(sbp: SandboxServer, ledger: Ledger) -> None:
+    """After a new approval (s.approve_permit2 calls forget_allowance) the cached reading is not trusted."""
+    wallet = funded(sbp, approve=True)
+    reader = CountingReader(sbp.rpc_url)
+    auth = X402Auth(wallet, policy(), ledger=ledger, chain=reader)
+    with paying_client(wallet, auth=auth) as client:
+        assert client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI).status_code == 200
+        auth.forget_allowance(USDC_BASE_SEPOLIA.address)  # another token: the TMAI reading stays
+        assert client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI).status_code == 200
+        assert reader.allowance_reads == 1
+        sbp.state.chain.approve(sbp.state.asset("tmai").address, wallet.address, PERMIT2_ADDRESS, 0)
+        auth.forget_allowance(sbp.state.asset("tmai").address)
+        with pytest.raises(Permit2AllowanceRequired, match="nothing was signed"):
+            client.get(sbp.api_url + "/tm-grade", params=PARAMS, headers=TMAI)
+    assert reader.allowance_reads == 2 and auth.stats["signed"] == 2

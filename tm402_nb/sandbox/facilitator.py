@@ -258,20 +258,20 @@ class Facilitator:
         reserved: bool = False,
         path: str | None = None,
         chain_time: float | None = None,
-        amount: int | None = None,
         pending: bool = False,
         confirm_reads: int = 1,
+        amount: int | None = None,
     ) -> SettleResult:
         """Re-check and execute the transfer. ``reserved``: the caller holds the nonce from verify.
-
-        ``amount``: what to move. ``exact`` moves what was signed (``amount`` may only repeat it);
-        an ``upto`` Permit2 payment moves ``amount`` (default ``req.amount``, as the SDK's resource
-        server sends the actual price there) up to what was permitted, and is verified against
-        the permitted amount.
 
         ``pending``: broadcast it but answer ``settlement_pending`` (the sandbox's fault); the
         chain mines it after ``confirm_reads`` JSON-RPC requests (0: only when mined explicitly).
         Settling a payload that was answered pending reconciles with its broadcast transfer.
+
+        ``amount``: what to move. ``exact`` moves what was signed (``amount`` may only repeat it);
+        an ``upto`` Permit2 payment moves ``amount`` (default ``req.amount``, as the SDK's resource
+        server sends the actual price there) up to what was permitted, and is verified against
+        the permitted amount. (Permit2 payments settle at once: the pending fault plays EIP-3009.)
         """
         auth = payload.authorization
         network = self.network_name(req.x402_version)
@@ -280,12 +280,6 @@ class Facilitator:
         def fail(reason: str, message: str) -> SettleResult:
             return SettleResult(False, "", network, payer, reason, message)
 
-        if isinstance(auth, Permit2Authorization):
-            return self._settle_permit2(
-                payload, req, auth, reserved=reserved, path=path, chain_time=chain_time, amount=amount
-            )
-        if amount is not None and amount != auth.value:
-            return fail(VALUE_MISMATCH, f"an exact payment settles what was signed ({auth.value}), not {amount}")
         key = self._pending_key(payload)
         known = self._pending.get(key)
         if known is not None:
@@ -297,6 +291,13 @@ class Facilitator:
             return SettleResult(
                 False, known, network, payer, TRANSACTION_FAILED, "the broadcast transfer was not mined"
             )
+
+        if isinstance(auth, Permit2Authorization):
+            return self._settle_permit2(
+                payload, req, auth, reserved=reserved, path=path, chain_time=chain_time, amount=amount
+            )
+        if amount is not None and amount != auth.value:
+            return fail(VALUE_MISMATCH, f"an exact payment settles what was signed ({auth.value}), not {amount}")
 
         if not reserved:
             v = self.verify(payload, req)

@@ -329,7 +329,8 @@ PROFILES: Mapping[str, SandboxProfile] = MappingProxyType(
             free_endpoints="paid",
             paging="lenient",
             empty_answer="free",
-            # The reference's docs-2026 column says Permit2, which this sandbox cannot verify yet.
+            # The reference's docs-2026 column says Permit2; the preset is x402 v1, where no SDK signs
+            # Permit2, so it stays EIP-3009 here: docs-2026 with tmai_transfer=permit2 plays that reading.
             tmai_transfer="eip3009",
             # No public source prices the agent as upto: the documented tier price.
             agent_scheme="exact",

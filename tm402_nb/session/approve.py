@@ -114,7 +114,10 @@ def approve_permit2(
         what = f"approve(Permit2, {amount_text(plan.amount, token)})"
         if not ask_yes_no(f"Send {what} on {label}, gas up to {eth_text(plan.max_gas_cost)}? [y/N] ", _no_one(what)):
             raise NotConfirmed(f"declined: {what} on {label}", hint="nothing was sent")
-    return Approved(label, plan, send_approval(reader, s.wallet, plan))
+    approved = Approved(label, plan, send_approval(reader, s.wallet, plan))
+    if s.auth is not None:
+        s.auth.forget_allowance(token.address)  # a cached reading of the old allowance is stale now
+    return approved
 
 
 def _no_one(what: str) -> Callable[[str], NotConfirmed]:

@@ -398,8 +398,8 @@ class X402Auth(httpx.Auth):
 
     def _check_clock(self, offer: Offer) -> None:
         """Refuse to sign what the server's clock would refuse (see ``tm402-nb doctor``)."""
-        if self.clock_skew is None:
-            return
+        if self.clock_skew is None or (offer.transfer == "permit2" and self.clock_skew < 0):
+            return  # a Permit2 witness's validAfter is 0: no clock ahead of the server's makes it "not yet valid"
         window = min(self.policy.authorization_seconds, offer.requirements.max_timeout_seconds)
         problem = clock_problem(self.clock_skew, window)
         if problem is not None:
@@ -841,6 +841,13 @@ class X402Auth(httpx.Auth):
             self._allowances.pop(key, None)
         raise self._allowance_error(offer, allowance=allowance)
 
+    def forget_allowance(self, token: str | None = None) -> None:
+        """Drop the cached Permit2 allowance of ``token`` (every token when None): the next Permit2
+        payment reads the chain again. Called after the wallet approves Permit2 anew."""
+        with self._lock:
+            for key in [k for k in self._allowances if token is None or k[0] == token.lower()]:
+                del self._allowances[key]
+
     def _draw_allowance(self, offer: Offer) -> None:
         """What a signed payment may take from the cached allowance (an unlimited one never shrinks)."""
         key = self._allowance_key(offer)
@@ -852,7 +859,11 @@ class X402Auth(httpx.Auth):
     def _allowance_error(self, offer: Offer, *, allowance: int | None = None, signed: bool = False) -> TM402Error:
         asset = offer.asset
         fmt = lambda v: format_amount(v, asset.decimals, asset.symbol)  # noqa: E731
-        have = f"the wallet's allowance is {fmt(allowance)}" if allowance is not None else "the server says so"
+        have = (
+            f"the wallet's allowance is {fmt(allowance)}"
+            if allowance is not None
+            else "the server found the wallet's allowance too small"
+        )
         name = asset.symbol.lower()
         return Permit2AllowanceRequired(
             f"{offer.display} is paid through Permit2, which can move only what the wallet approved it to "

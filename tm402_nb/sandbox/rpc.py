@@ -23,9 +23,9 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
-from ..x402.permit2 import ALLOWANCE, APPROVE, NONCE_BITMAP, PERMIT2_ADDRESS
+from ..x402.permit2 import ALLOWANCE, NONCE_BITMAP, PERMIT2_ADDRESS
 from .chain import NATIVE
-from .sponsoring import APPROVE_GAS, TxRefused, decode_signed
+from .sponsoring import APPROVE_GAS, BASE_FEE, PRIORITY_FEE, TxRefused, decode_signed
 from .sponsoring import approve_args as _approve_args
 from .sponsoring import hex_field as _hex
 from .state import SandboxState
@@ -44,9 +44,6 @@ AUTHORIZATION_STATE = selector("authorizationState(address,bytes32)")
 _HEX_RE = re.compile(r"^0x[0-9a-fA-F]*$")
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
-#: The sandbox chain's fees: a Base-like base fee of 0.01 gwei and a 0.001 gwei tip.
-BASE_FEE = 10_000_000
-PRIORITY_FEE = 1_000_000
 #: Gas of a plain ETH transfer (the intrinsic cost of any transaction).
 TRANSFER_GAS = 21_000
 #: The sandbox's block gas limit (Base's, about).

@@ -42,6 +42,9 @@ TX_INVALID_CALLDATA = "erc20_approval_tx_invalid_calldata"
 TX_WRONG_SPENDER = "erc20_approval_tx_wrong_spender"
 BROADCAST_FAILED = "erc20_approval_broadcast_failed"
 
+#: The sandbox chain's fees: a Base-like base fee of 0.01 gwei and a 0.001 gwei tip.
+BASE_FEE = 10_000_000
+PRIORITY_FEE = 1_000_000
 #: Gas an ``approve`` uses on the sandbox chain (a real one: ~46,000 to a fresh slot, ~29,000 to a used one).
 APPROVE_GAS = 46_000
 

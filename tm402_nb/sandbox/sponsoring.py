@@ -96,16 +96,17 @@ def decode_signed(raw: bytes) -> tuple[dict[str, Any], str]:
     from eth_account.typed_transactions import TypedTransaction
     from hexbytes import HexBytes
 
-    if not raw or raw[0] != 2:
+    # The SDK's order: recover the signer first (bytes that do not decode recover no one either).
+    try:
+        sender = Account.recover_transaction(raw)
+    except Exception:
+        raise TxRefused(TX_INVALID_SIGNATURE, "invalid transaction: failed to recover the signer") from None
+    if raw[0] != 2:
         raise TxRefused(TX_PARSE_FAILED, "transaction type not supported: EIP-1559 (type 2) only")
     try:
         tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
-    except Exception as exc:
+    except Exception as exc:  # pragma: no cover - what recovers decodes
         raise TxRefused(TX_PARSE_FAILED, f"invalid transaction: {type(exc).__name__}") from None
-    try:
-        sender = Account.recover_transaction(raw)
-    except Exception:  # a signature that recovers to no key
-        raise TxRefused(TX_INVALID_SIGNATURE, "failed to recover the signer") from None
     return tx, sender
 
 

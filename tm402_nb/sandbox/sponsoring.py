@@ -133,7 +133,6 @@ class SponsoredApproval:
     nonce: int
     token: str
     amount: int
-    gas_limit: int
     gas_price: int
 
 
@@ -229,6 +228,5 @@ def check_sponsored_approval(
         nonce=tx["nonce"],
         token=token,
         amount=amount,
-        gas_limit=tx["gas"],
         gas_price=min(max_fee, base_fee + tip),
     )

@@ -589,7 +589,9 @@ class X402Auth(httpx.Auth):
         request = httpx.Request(record.method, record.url)
         if used:
             self._mark(payment, PaymentStatus.SETTLED, request, reason="executed on chain; the receipt was lost")
-        elif time.time() > record.valid_before:
+        elif time.time() > may_settle_until(record.valid_before):
+            # Past the skew margin, as the ledger's own check (chaincheck) decides: FAILED is final, and
+            # a node's next block may still carry an authorization our clock thinks just expired.
             self._mark(payment, PaymentStatus.FAILED, request, reason="expired unexecuted (checked on chain)")
         return payment.status
 

@@ -1,0 +1,46 @@
+"""Review of the Permit2 / upto / settlement_pending money path: defects found, each pinned by a test.
+
+The rule each one breaks: a signed authorization can be settled by whoever holds it until its
+deadline (``validBefore``), so it stays counted until then plus the clock-skew margin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import httpx
+import pytest
+
+import tm402_nb.x402.auth as auth_module
+from tests.x402.test_money_path import ChainOf, ScriptedServer
+from tm402_nb.errors import TM402Error
+from tm402_nb.ledger import Ledger
+from tm402_nb.status import EXPIRY_MARGIN_SECONDS, PaymentStatus
+from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth, paying_client
+
+
+@pytest.fixture
+def ledger(tmp_path: Any) -> Any:
+    led = Ledger(tmp_path / "ledger.sqlite3")
+    yield led
+    led.close()
+
+
+def test_review_resolve_keeps_an_unused_payment_open_within_the_expiry_margin(ledger, monkeypatch):
+    # Local clock just past validBefore (a Permit2 deadline is even inclusive): a node's next block
+    # may still carry it. FAILED is final, so deciding it now could miss a settlement for good.
+    server = ScriptedServer(["drop", "drop", "drop"])  # every replay dropped too: nothing settles
+    chain = ChainOf(server)
+    auth = X402Auth(Wallet.create(), SpendPolicy(authorization_seconds=3600), ledger=ledger, chain=chain)
+    with (
+        paying_client(auth.wallet, auth=auth, transport=httpx.MockTransport(server.handle)) as client,
+        contextlib.suppress(TM402Error, httpx.TransportError),
+    ):
+        client.get("https://toy.test/a")
+    (payment_id,) = ledger.payments()["id"]
+    valid_before = int(ledger.payments()["valid_before"].iloc[0])
+    monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + 1.0)
+    assert auth.resolve_unknown() == {payment_id: PaymentStatus.UNKNOWN}
+    monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + EXPIRY_MARGIN_SECONDS + 1.0)
+    assert auth.resolve_unknown() == {payment_id: PaymentStatus.FAILED}

@@ -7,17 +7,23 @@ deadline (``validBefore``), so it stays counted until then plus the clock-skew m
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
+import tm402_nb.ledger.store as store_module
 import tm402_nb.x402.auth as auth_module
+from tests.toyserver import serve_app
 from tests.x402.test_money_path import ChainOf, ScriptedServer
+from tests.x402.test_upto import UptoToy
 from tm402_nb.errors import TM402Error
 from tm402_nb.ledger import Ledger
 from tm402_nb.status import EXPIRY_MARGIN_SECONDS, PaymentStatus
-from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth, paying_client
+from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth, paying_client, payment_of
 
 
 @pytest.fixture
@@ -25,6 +31,29 @@ def ledger(tmp_path: Any) -> Any:
     led = Ledger(tmp_path / "ledger.sqlite3")
     yield led
     led.close()
+
+
+def test_review_an_upto_zero_settlement_stays_counted_until_its_permit_expires(ledger, monkeypatch):
+    # "Settled" at 0 moves nothing and sends no transaction: the Permit2 nonce stays unused, so the
+    # facilitator the witness names can still settle up to the whole ceiling until the deadline.
+    server = UptoToy(settle=0)
+    clock = [time.time()]
+    policy = SpendPolicy(budget="1.00", clock=lambda: clock[0])
+    auth = X402Auth(Wallet.create(), policy, ledger=ledger)
+    with serve_app(Starlette(routes=[Route("/data", server.data)])) as url, httpx.Client(auth=auth) as client:
+        response = client.get(url + "/data")
+    payment = payment_of(response)
+    assert payment is not None and payment.status == "settled" and payment.settled_amount == 0
+    assert policy.spent_usd() == 50_000  # the ceiling, still settleable
+    assert ledger.spent_usd() == 50_000
+    assert ledger.spent(payment.record.asset, payment.record.network) == 50_000
+    # Once the permit's deadline (and the margin) has passed, it costs nothing.
+    later = payment.record.valid_before + EXPIRY_MARGIN_SECONDS + 1
+    clock[0] = later
+    assert policy.spent_usd() == 0
+    monkeypatch.setattr(store_module.time, "time", lambda: float(later))
+    assert ledger.spent_usd() == 0
+    assert ledger.spent(payment.record.asset, payment.record.network) == 0
 
 
 def test_review_resolve_keeps_an_unused_payment_open_within_the_expiry_margin(ledger, monkeypatch):

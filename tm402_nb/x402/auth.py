@@ -1064,6 +1064,13 @@ class X402Auth(httpx.Auth):
                 stacklevel=2,
             )
         payment.settled_amount = outcome.settled
+        if outcome.settled == 0:
+            # Nothing moved (no transaction): the Permit2 nonce is unused, so the facilitator the
+            # witness names can still settle up to the ceiling until the deadline. Reserved till
+            # then, as a refused payment is; the ledger counts the row the same way.
+            payment.released = True
+            self.policy.release(payment.offer, payment.scopes, after=may_settle_until(payment.record.valid_before))
+            return 0
         self.policy.settle_upto(payment.offer, outcome.counted, payment.scopes, reservation=payment.reservation)
         return outcome.settled
 

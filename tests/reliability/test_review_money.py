@@ -24,6 +24,7 @@ from tm402_nb.errors import TM402Error
 from tm402_nb.ledger import Ledger
 from tm402_nb.status import EXPIRY_MARGIN_SECONDS, PaymentStatus
 from tm402_nb.x402 import SpendPolicy, Wallet, X402Auth, paying_client, payment_of
+from tm402_nb.x402.recorder import PaymentRecord
 
 
 @pytest.fixture
@@ -73,3 +74,56 @@ def test_review_resolve_keeps_an_unused_payment_open_within_the_expiry_margin(le
     assert auth.resolve_unknown() == {payment_id: PaymentStatus.UNKNOWN}
     monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + EXPIRY_MARGIN_SECONDS + 1.0)
     assert auth.resolve_unknown() == {payment_id: PaymentStatus.FAILED}
+
+
+class _OtherChain:
+    """A node of another chain (Base mainnet, id 8453): Permit2 sits at the same address there, so
+    every nonce of a Base Sepolia payment reads unused, whatever happened on Base Sepolia."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def chain_id(self) -> int:
+        return 8453
+
+    def authorization_used(self, asset: str, authorizer: str, nonce: str) -> bool:
+        self.asked += 1
+        return False
+
+    def permit2_nonce_used(self, owner: str, nonce: int) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_review_resolve_never_decides_from_a_node_of_another_chain(ledger, monkeypatch):
+    server = ScriptedServer(["drop", "drop", "drop"])
+    auth = X402Auth(Wallet.create(), SpendPolicy(authorization_seconds=3600), ledger=ledger, chain=_OtherChain())
+    with (
+        paying_client(auth.wallet, auth=auth, transport=httpx.MockTransport(server.handle)) as client,
+        contextlib.suppress(TM402Error, httpx.TransportError),
+    ):
+        client.get("https://toy.test/a")
+    (payment_id,) = ledger.payments()["id"]
+    valid_before = int(ledger.payments()["valid_before"].iloc[0])
+    monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + EXPIRY_MARGIN_SECONDS + 1.0)
+    # The other chain's "unused" says nothing about this payment: it stays unknown (and counted).
+    assert auth.resolve_unknown() == {payment_id: PaymentStatus.UNKNOWN}
+
+
+def test_review_the_ledger_never_decides_a_row_from_a_node_of_another_chain(ledger):
+    rec = PaymentRecord(
+        amount=17_000,
+        asset="0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+        network="eip155:84532",
+        pay_to="0x" + "b" * 40,
+        payer="0x" + "c" * 40,
+        nonce="0x" + "01" * 32,
+        valid_before=int(time.time()) - 3600,
+        status=PaymentStatus.UNKNOWN,
+        transfer="permit2",
+    )
+    ledger.record_payment(rec)
+    (check,) = ledger.resolve_open(_OtherChain())
+    assert check.verdict == "unchecked" and check.new_status is None
+    assert "8453" in check.detail
+    assert ledger.payment(rec.id)["status"] == "unknown"  # type: ignore[index]

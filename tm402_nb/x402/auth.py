@@ -580,6 +580,10 @@ class X402Auth(httpx.Auth):
             return payment.status
         record = payment.record
         try:
+            # A node of another chain (a misdirected RPC) reads every nonce unused: never decide from it.
+            served = getattr(self.chain, "chain_id", None)
+            if served is not None and served() != payment.offer.network.chain_id:
+                return payment.status
             if record.transfer == "permit2":  # Permit2 keeps the owner's nonces, not the token
                 used = self.chain.permit2_nonce_used(record.payer, int(record.nonce, 16))
             else:

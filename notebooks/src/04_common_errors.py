@@ -2,21 +2,25 @@
 # # 04 · Common errors, and how to fix them
 #
 # Paying per call adds a few new ways for a request to go wrong: the wallet can run dry, the
-# settlement can fail, a slow answer can leave you unsure whether you paid, and the server can
-# turn you away for a missing header. This notebook **makes each of those errors happen on
-# purpose**, against the embedded sandbox and its switchable faults, so you can see the exact
-# message the toolkit gives and what to do about it, before you meet it with real money.
+# settlement can fail or be left pending, a slow answer can leave you unsure whether you paid, a
+# TMAI wallet can lack its one-time Permit2 approval, and the server can turn you away for a missing
+# header. This notebook **makes each of those errors happen on purpose**, against the embedded
+# sandbox and its switchable faults, so you can see the exact message the toolkit gives and what to
+# do about it, before you meet it with real money.
 #
 # You will learn:
 #
 # - what each failure looks like (one short line, with a hint), and which exception class to catch;
 # - which failures cost nothing, which were never even signed, and how to tell from the ledger;
-# - why a request that timed out *after* paying is never signed a second time.
+# - why a request that timed out *after* paying is never signed a second time;
+# - what a pending settlement looks like, and how the chain decides it.
 #
 # **Cost.** Everything here runs in the sandbox: synthetic data, throwaway wallets, no real money.
 # The fault switches (`s.sandbox.set_faults(...)`) only exist there. The parts that do not need a
-# fault (the headers, the caps, the wrong network) behave the same against the real API, where the
-# successful calls below (six tier-1 calls at 0.017) come to about 0.10 USDC.
+# fault (the headers, the caps, the wrong network, a TMAI wallet without its approval) behave the
+# same against the real API, where the successful calls below (seven tier-1 calls at 0.017 USDC and
+# one in TMAI, priced 10% lower) come to about 0.135 USD, plus a little ETH for the gas of the one
+# Permit2 approval (a fraction of a cent on Base).
 #
 # **Going live** is one changed line: `s = tm.connect()` with `TM402_PRIVATE_KEY` set in the
 # environment (a *testnet* wallet first) instead of `tm.connect(mode="sandbox")`.
@@ -119,8 +123,9 @@ payments(poor)
 # **The fix.** Top the wallet up and run the same line again. On Base Sepolia that is a testnet
 # faucet; the sandbox has its own (`POST /sandbox/faucet`, or `fund()` from Python). Also check
 # that the session's network is the one your funds are on: USDC on Base mainnet does not pay a
-# Base Sepolia request, nor the other way round (section 7). No token approval is needed: x402
-# signs a one-off transfer authorization, not an allowance.
+# Base Sepolia request, nor the other way round (section 8). No token approval is needed for USDC:
+# x402 signs a one-off transfer authorization, not an allowance (TMAI paid by Permit2 is the
+# exception: section 9).
 
 # %%
 poor.sandbox.fund(poor.wallet.address, "usdc", "1")
@@ -428,6 +433,102 @@ print("ledger rows added:", len(s.ledger.payments()) - rows_before)
 mainnet.close()
 
 # %% [markdown]
+# ## 9 · TMAI without a Permit2 allowance
+#
+# TMAI has no EIP-3009 transfer authorization, so a TMAI offer says
+# `extra.assetTransferMethod: "permit2"`: the payment is a signed transfer through Uniswap's Permit2
+# contract, which may move only what the wallet approved it to, once, on chain. A wallet that never
+# did gets this error. To reproduce it we open a session that pays in TMAI (`pay_with="tmai"`)
+# against a sandbox that plays Permit2 (`tmai_transfer="permit2"`), with a throwaway wallet that has
+# not approved it (`approve_permit2: False`; by default the sandbox's wallet has, so TMAI pays out
+# of the box).
+
+# %%
+tmai = tm.Session(mode="sandbox", pay_with="tmai",
+                  sandbox_options={"tmai_transfer": "permit2", "approve_permit2": False})
+tmai.allowance("tmai")
+
+# %% tags=["raises-exception"]
+tmai.client.frame("tm-grade", symbol="BTC")
+
+# %% [markdown]
+# **What happened.** Before signing, the client read the wallet's allowance from the chain: none,
+# short of the 1.53 TMAI the grade costs. `Permit2AllowanceRequired` (a `PaymentRefused`, with
+# `.reason == "permit2_allowance_required"`): nothing was signed, the ledger has no row. (Where the
+# client cannot read the chain, the server refuses the payment for the same reason, HTTP 412 in
+# x402 v2, and you get the same error with a `failed` row.)
+#
+# **The fix** is one line, once per wallet and token: `s.approve_permit2("tmai", 50)`, or
+# `%tm approve tmai 50` in a cell. It is a transaction from your wallet, so it costs a little gas,
+# paid **in ETH** (the sandbox's wallet holds 0.01 ETH). It shows the token, the spender, the amount
+# and the most the gas may cost, and asks before sending; `yes=True` sends without asking, as here,
+# where nobody is there to answer.
+
+# %%
+tmai.approve_permit2("tmai", 50, yes=True)
+
+# %% [markdown]
+# Now the same request pays 1.53 TMAI, and the allowance goes down by what Permit2 moved. (The
+# footer's session total is that of `s`, the current session: `tmai` is a second one, like `poor`.)
+
+# %%
+grade = tmai.client.frame("tm-grade", symbol="BTC")
+print(grade.tm.cost)
+print(tmai.allowance("tmai"))
+payments(tmai)
+
+# %%
+tmai.close()
+
+# %% [markdown]
+# ## 10 · A settlement that is still pending
+#
+# Sometimes the facilitator broadcasts the transfer but the chain has not confirmed it by the time
+# the server must answer. The server then withholds the data and says `settlement_pending`. The
+# sandbox's `settle_pending` fault plays it; `settle_pending_reads=0` keeps the transfer unconfirmed
+# until we mine it.
+
+# %% tags=["raises-exception"]
+s.sandbox.set_faults(settle_pending=1, settle_pending_reads=0)  # broadcast, not confirmed
+%tm grade BTC
+
+# %% [markdown]
+# **What happened.** `SettlementPending`, a kind of `PaymentOutcomeUnknown`: not a failure, the
+# transfer will most likely land, and the footer says "settlement pending: see %tm ledger
+# --resolve". The payment **stays counted** against your caps, as `settlement_pending` in the ledger:
+
+# %%
+s.sandbox.set_faults()
+print(s.budget_text())
+payments().tail(1)
+
+# %% [markdown]
+# **How `%tm ledger --resolve` decides it.** It reads each open payment's nonce on chain (here
+# through the sandbox's JSON-RPC): nonce used, `settled`; unused and the authorization expired,
+# `failed` (it can never settle, so it is released); unused and still valid, left pending, since it
+# can still land. Right now it is the last:
+
+# %%
+%tm ledger --resolve
+
+# %% [markdown]
+# **The fix.** Wait for the chain, then run the same cell again: the client replays the *same*
+# signed payment (it cannot settle twice), and once the transfer has landed the server answers.
+# Here `s.sandbox.mine()` plays the chain confirming it (on Base, a few seconds):
+
+# %%
+s.sandbox.mine()
+%tm grade BTC
+
+# %% [markdown]
+# One payment, now `settled` (the same row), and the data arrived. The replay lives in the kernel's
+# memory: after a restart, `%tm ledger --resolve` would find the nonce used and record the row
+# `settled`, but the answer would still be missing. Notebook 05 shows the report for that case.
+
+# %%
+payments().tail(1)
+
+# %% [markdown]
 # ## Summary
 #
 # | Error (as the article names it) | Sandbox fault used here | Toolkit exception | Was money spent? | The fix |
@@ -443,6 +544,8 @@ mainnet.close()
 # | Price over the cap | `max_per_call = 0.01` | `BudgetExceeded` | nothing signed | `--max-cost`, or raise the cap |
 # | Malformed / oversized challenge | `malformed_challenge`, `oversized_challenge` | `X402ProtocolError` | nothing signed | retry later; it is the server's fault |
 # | Wrong network | mainnet policy, testnet server | `PaymentRefused` | nothing signed | match `network=` to the server |
+# | TMAI without allowance | a wallet that never approved Permit2 | `Permit2AllowanceRequired` | nothing signed | approve once: `%tm approve tmai 50` (gas in ETH) |
+# | Settlement pending | `settle_pending` | `SettlementPending` (a `PaymentOutcomeUnknown`) | most likely (`settlement_pending`, counted) | re-run: the *same* payment is replayed; `%tm ledger --resolve` |
 #
 # Every one of these is a `tm.TM402Error`, so `except tm.TM402Error` catches them all in a script,
 # and each shows as one line in a notebook. What this notebook spent, all of it sandbox money:

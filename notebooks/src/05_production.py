@@ -10,13 +10,17 @@
 # 4. **balances and low-funds alerts**;
 # 5. **caching**, so re-running a cell does not pay again;
 # 6. **retries**: rate limits (429 and `Retry-After`) without double payments;
-# 7. **the checklist** for moving from Base Sepolia to Base mainnet.
+# 7. **reconciliation**: what the chain says about a payment the ledger is unsure of;
+# 8. **paying in TMAI**: 10% cheaper, after a one-time approval;
+# 9. **the checklist** for moving from Base Sepolia to Base mainnet.
 #
 # **What it costs.** Nothing in the sandbox (the default). Against the real API, at most five paid
 # calls at 0.017 USDC (grades and signals, including one deliberate `refresh=True` repeat), so
-# **0.085 USDC**; less if you re-run it within a few hours, since the cache then answers repeated
-# requests for free. The refused calls (an AI report over the cap, a support/resistance call over a
-# task cap, a call past a daily cap) cost nothing.
+# **0.085 USDC**, and one grade paid in TMAI (about 0.015 USD of it, 10% less than in USDC), plus a
+# little ETH for the gas of the one Permit2 approval (a fraction of a cent on Base); less if you
+# re-run it within a few hours, since the cache then answers repeated requests for free. The refused
+# calls (an AI report over the cap, a support/resistance call over a task cap, a call past a daily
+# cap) cost nothing, and the pending settlement of section 7 only happens in the sandbox.
 #
 # **Sandbox by default; the real API with one change.** The session is opened with
 # `tm.connect(mode=MODE, ...)`, where `MODE` comes from `TM402_MODE` and defaults to `"sandbox"`.
@@ -197,6 +201,7 @@ except tm.BudgetExceeded as exc:
 # | `pending` | signed and sent, answer not yet in | yes |
 # | `settled` | the server confirmed the transfer; `tx` is the transaction hash | yes |
 # | `failed` | the server refused it; no money moved | no |
+# | `settlement_pending` | the facilitator broadcast the transfer, the chain had not confirmed it; the data was withheld | yes, until a receipt or the chain decides it |
 # | `unknown` | sent, but the answer was lost (or the process died); it may have settled | yes, until you check `tx`/`nonce` on chain |
 #
 # So the ledger is never optimistic: anything that *might* have cost money is counted as if it did.
@@ -358,7 +363,98 @@ payments[payments.endpoint == "trading-signals"][["created_at", "status", "amoun
 # one ledger row, `settled`. The burst was ridden out without your code noticing.
 
 # %% [markdown]
-# ## 7 · From Base Sepolia to Base: the checklist
+# ## 7 · Reconciling with the chain
+#
+# An `unknown` or `settlement_pending` row means the toolkit does not know yet whether money moved.
+# The chain knows: each payment's nonce is either used (the transfer executed) or not. Two tools
+# read it:
+#
+# * `%tm ledger --resolve` (from a terminal, `tm402-nb ledger --resolve --rpc URL`) decides every
+#   open row and records it: `settled`, or `failed` once its authorization expired unexecuted;
+# * `s.ledger.reconcile_chain()` reports, without changing anything, a **verdict** for every settled
+#   or open payment (`settled`, `never settled`, `settled but not delivered`, `not settled yet`) with
+#   its tx, nonce, payer, asset and amount: the evidence a refund request needs.
+#
+# To have something to reconcile, the sandbox leaves one settlement pending (the server withholds the
+# data), then lets the chain confirm it. (*Sandbox only*.)
+
+# %%
+if s.sandbox:
+    s.sandbox.set_faults(settle_pending=1, settle_pending_reads=0)  # broadcast, not confirmed
+    try:
+        s.client.frame("tm-grade", symbol="XRP")
+    except tm.PaymentOutcomeUnknown as exc:                          # SettlementPending is one
+        print(f"{type(exc).__name__}: {exc.message}")
+    s.sandbox.set_faults()
+    s.sandbox.mine()                                                 # ... then it lands
+
+report = s.ledger.reconcile_chain(session_id=s.id)
+report[["verdict", "status", "endpoint", "amount", "asset_symbol", "tx", "when"]]
+
+# %% [markdown]
+# The first rows are this session's ordinary calls: paid, settled, delivered. The last is the one to
+# act on: its nonce was used, so the money moved, but the call that paid got no data. That row, with
+# its tx and nonce, is what to send with a refund request. `reconcile_chain(update=True)` records
+# what the chain decided; `%tm ledger --resolve` does the same for every open row of the ledger, and
+# says how it decided each:
+
+# %%
+%tm ledger --resolve
+
+# %% [markdown]
+# ## 8 · Paying in TMAI
+#
+# Token Metrics also takes its own token, and prices a TMAI offer **10% below** the USDC one. Three
+# things differ from USDC:
+#
+# * **a one-time approval.** TMAI has no EIP-3009 transfer authorization, so it is paid through
+#   Uniswap's Permit2 contract, which may move only what the wallet approved it to. The approval is
+#   a transaction from your wallet: it needs a little **ETH for gas**, so keep some in the hot wallet;
+# * **one more thing to check**: the doctor shows the allowance on its balance line;
+# * **caps stay in US dollars.** A TMAI payment counts at the USDC price of the same call (an upper
+#   bound), or at `usd_rates={"TMAI": ...}` if you give a higher one, so `max_per_call`, `budget` and
+#   `daily_cap` hold across both assets.
+#
+# A session pays in TMAI with `pay_with="tmai"`. In the sandbox we also ask for a server that plays
+# Permit2 and a wallet that has not approved it yet, as a fresh mainnet wallet would be:
+
+# %%
+sandbox_only = {"sandbox_options": {"tmai_transfer": "permit2", "approve_permit2": False}} if MODE == "sandbox" else {}
+s = tm.connect(mode=MODE, pay_with="tmai", max_per_call="0.05", budget="1.00", ledger=LEDGER, **sandbox_only)
+for asset in ("usdc", "tmai"):
+    print(s.client.quote("tm-grade", symbol="BTC", pay_with=asset))
+
+# %% [markdown]
+# The sandbox prices TMAI at $0.01, so 1.53 TMAI is $0.0153, 10% less than 0.017 USDC. The quote's
+# "≈ 0.017 USD" is what the caps count. Before paying, the doctor (it pays nothing) finds the
+# missing approval and names the fix:
+
+# %%
+balance = s.doctor()["balance"]
+print(f"{balance.status.value}: {balance.found}")
+print("fix:", balance.fix)
+
+# %% [markdown]
+# `s.approve_permit2("tmai", 50)` (or `%tm approve tmai 50`, `tm402-nb approve tmai 50`) shows what
+# it will send and the most the gas may cost in ETH, asks, sends, and reads the allowance back.
+# Approve about what a month of calls costs rather than `"unlimited"`: like the balance, it bounds
+# what a leaked key could lose. Here `yes=True` in the sandbox only; against the real API it asks.
+
+# %%
+if not s.allowance("tmai"):
+    display(s.approve_permit2("tmai", 50, yes=MODE == "sandbox"))
+
+# %% [markdown]
+# Now a TMAI call pays like any other. The footer shows the TMAI amount, and the session's budget
+# counts it in dollars:
+
+# %%
+grades = s.client.frame("tm-grade", symbol=["BTC", "ETH", "SOL"])
+print(grades.tm.cost, "· counted as", s.budget_text())
+print(s.allowance("tmai"))
+
+# %% [markdown]
+# ## 9 · From Base Sepolia to Base: the checklist
 #
 # Everything above ran on the test network. Before real money:
 #
@@ -368,14 +464,18 @@ payments[payments.endpoint == "trading-signals"][["created_at", "status", "amoun
 #       holding only what a week or a month of calls costs.
 # - [ ] **The key outside the code**: `TM402_PRIVATE_KEY` from your secret manager, or `TM402_KEY_FILE`
 #       pointing to a `chmod 600` file or an encrypted keystore. Check that `git status` shows no key file.
-# - [ ] **Fund it with USDC on Base** (or TMAI, with an explicit TMAI limit). No token approval is
-#       needed: x402 payments are signed transfers, not allowances.
+# - [ ] **Fund it with USDC on Base**. No token approval is needed for USDC: its payments are signed
+#       transfers, not allowances.
+# - [ ] **Or TMAI, 10% cheaper**: approve Permit2 once for a bounded amount (`%tm approve tmai 50`),
+#       keep a little ETH for that gas, and look at the allowance on the doctor's balance line.
 # - [ ] **Caps**: `max_per_call` just above the dearest endpoint you use, a `budget` per run, a
 #       `daily_cap` per day, and the **permanent ledger** (no `ledger=` argument) so the daily cap
 #       holds across restarts.
 # - [ ] **An RPC endpoint** in `TM402_RPC_URL` and a `low_balance` threshold, wired to an alert.
 # - [ ] **Timeouts**: keep 30 s or more; settlement on a busy chain takes seconds.
-# - [ ] **Accounting**: a scheduled export of `ledger.payments()`, and a weekly look at any `unknown` row.
+# - [ ] **Accounting**: a scheduled export of `ledger.payments()`; a weekly `%tm ledger --resolve` for
+#       any `unknown` or `settlement_pending` row; `s.ledger.reconcile_chain()` as the evidence when
+#       asking for a refund (`settled but not delivered`).
 # - [ ] **Switch the network explicitly**, as below. Nothing else in your code changes.
 #
 # The one line that changes (not executed here):

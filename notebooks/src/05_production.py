@@ -383,7 +383,7 @@ if s.sandbox:
     s.sandbox.set_faults(settle_pending=1, settle_pending_reads=0)  # broadcast, not confirmed
     try:
         s.client.frame("tm-grade", symbol="XRP")
-    except tm.PaymentOutcomeUnknown as exc:                          # SettlementPending is one
+    except tm.SettlementPending as exc:
         print(f"{type(exc).__name__}: {exc.message}")
     s.sandbox.set_faults()
     s.sandbox.mine()                                                 # ... then it lands

@@ -131,3 +131,16 @@ def test_the_async_client_reserves_alike(sandbox, funded, ledger):
             return c.auth.policy.held_usd()
 
     assert asyncio.run(main()) == 0 and n_paid(ledger) == 0
+
+
+def test_a_quote_reads_the_daily_cap_from_the_ledger_as_the_run_does(sandbox, funded, ledger):
+    """A daily cap made every quote fail ("a daily cap needs a ledger") although the client has one."""
+    c = make_client(sandbox, funded, ledger, policy=SpendPolicy(daily_cap="0.20"))
+    q = c.quote("daily-ohlcv", **THREE)
+    assert q.calls == 11 and q.refused is None  # 0.187 fits 0.20
+    c.frame("tm-grade", token_id=[3375])  # 0.017 spent today
+    refused = c.quote("daily-ohlcv", **THREE).refused
+    assert refused is not None and "daily" in refused
+    with pytest.raises(BudgetExceeded):
+        c.frame("daily-ohlcv", **THREE)
+    assert n_paid(ledger) == 1

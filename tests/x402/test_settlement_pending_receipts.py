@@ -45,3 +45,10 @@ def test_a_402_with_a_pending_receipt_raises_settlement_pending(wallet, ledger, 
     assert row["status"] == "settlement_pending" and "settlement_pending" in row["error"]
     assert auth.stats["signed"] == 1
     assert sum(auth.policy.spent().values()) == int(row["amount"])
+
+
+def test_settlement_pending_is_a_name_users_can_catch():
+    import tm402_nb as tm
+    from tm402_nb.errors import PaymentOutcomeUnknown, SettlementPending
+
+    assert tm.SettlementPending is SettlementPending and issubclass(tm.SettlementPending, PaymentOutcomeUnknown)

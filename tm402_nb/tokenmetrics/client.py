@@ -375,6 +375,7 @@ class _ClientCore:
             pay_with=options.pay_with or self.pay_with,
             lookups=lookups,
             lookup_prices=lookup_prices,
+            ledger=self.auth.ledger if self.auth is not None else None,
         )
 
     def _stand_in_quote_params(self, call: ValidatedCall) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:

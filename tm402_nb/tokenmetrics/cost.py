@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +69,8 @@ class CallCost:
     discrepancy: str | None = None
     #: An ``upto`` payment's signed ceiling (``amount`` is then what settled); None for ``exact``.
     ceiling: int | None = None
+    #: The call re-sent a payment the session counted already (a lost answer's replay): nothing more paid.
+    resent: bool = False
 
 
 class Cost:
@@ -99,15 +101,29 @@ class Cost:
         self._discrepancies: list[CallCost] = []
         #: Free calls by what they were (``free_kind``): symbol lookup, quote, ...
         self._free: dict[str, int] = {}
+        #: Payments already counted: a lost answer's replay re-sends the same signed payment, and
+        #: counting its call again would show twice what the ledger holds once.
+        self._payments: set[str] = set()
+        self._resent = 0
         for call in calls or ():
             self.add(call)
+
+    def has_payment(self, payment_id: str) -> bool:
+        return payment_id in self._payments
 
     def add(self, call: CallCost) -> None:
         self.calls.append(call)
         self._n += 1
         if call.cached:
             self._cached += 1
+        if call.paid and (call.resent or (call.payment_id is not None and call.payment_id in self._payments)):
+            self._resent += 1
+            if call.tx:
+                self._receipts.append(call.tx)
+            return
         if call.paid:
+            if call.payment_id is not None:
+                self._payments.add(call.payment_id)
             self._paid += 1
             if call.asset:
                 key = (call.asset, call.decimals)
@@ -150,8 +166,13 @@ class Cost:
         return self._refused
 
     @property
+    def n_resent(self) -> int:
+        """Calls that re-sent a payment already counted (a lost answer's replay): nothing more paid."""
+        return self._resent
+
+    @property
     def n_free(self) -> int:
-        return self._n - self._paid - self._cached - self._refused
+        return self._n - self._paid - self._cached - self._refused - self._resent
 
     @property
     def free_kinds(self) -> dict[str, int]:
@@ -243,6 +264,8 @@ class Cost:
             bits.append(f"{self.n_cached} cached")
         if self.n_refused:
             bits.append(f"{self.n_refused} refused")
+        if self.n_resent:
+            bits.append(f"{self.n_resent} re-sent, paid once")
         if self.n_free:
             bits.append(self.free_text())
         word = "call" if self.n_calls == 1 else "calls"
@@ -334,6 +357,9 @@ class CostTracker:
         # this one's. The client carries the context into its pool threads and tasks.
         tallies = [cost for tracker, cost in _open_tallies.get() if tracker is self]
         with self._lock:
+            # A cell that re-sends a payment an earlier cell counted (its answer was lost) pays nothing more.
+            if call.paid and call.payment_id is not None and self.total.has_payment(call.payment_id):
+                call = replace(call, resent=True)
             self.total.add(call)
             for tally in tallies:
                 tally.add(call)

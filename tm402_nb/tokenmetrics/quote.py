@@ -14,6 +14,7 @@ Symbol lookups come first. They are free in the catalogue, but the server decide
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from ..money import format_amount, plain, to_display
 from ..x402.messages import PaymentRequired
 from ..x402.networks import find_asset, get_network
 from ..x402.policy import Offer, SpendPolicy, usd_text
+from ..x402.recorder import PaymentRecorder
 from .catalogue import Endpoint
 from .modes import Mode
 from .plan import Plan
@@ -129,9 +131,11 @@ def quote_from(
     pay_with: str | None = None,
     lookups: int = 0,
     lookup_prices: Sequence[tuple[PaymentRequired, int]] = (),
+    ledger: PaymentRecorder | None = None,
 ) -> Quote:
     """The quote for ``plan`` (whose first request is ``wire``), given the challenge (None: free),
-    and ``lookup_prices``: (challenge, calls at most) of the symbol lookups the server charges for."""
+    and ``lookup_prices``: (challenge, calls at most) of the symbol lookups the server charges for.
+    ``ledger`` is where a daily cap reads today's spending, as a run would."""
     shape: dict[str, Any] = {
         "exact": plan.exact and not lookup_prices,
         "open_ended": plan.open_ended,
@@ -189,7 +193,9 @@ def quote_from(
             "pass token_id=... to quote without lookups"
         )
     try:  # the whole plan against every cap, as a run would reserve it (nothing is held)
-        policy.check_batch(offer, plan.calls)
+        needs = ledger is not None and policy.needs_ledger(offer)
+        with ledger.transaction() if needs and ledger is not None else nullcontext(None) as tx:
+            policy.check_batch(offer, plan.calls, tx=tx)
     except PaymentRefused as exc:
         refused = refused or exc.message
     return Quote(

@@ -756,12 +756,19 @@ class SpendPolicy:
         with self.lock:
             return self._held()
 
-    def check_batch(self, offer: Offer, calls: int, *, max_per_call: AmountLike | float | None = None) -> None:
+    def check_batch(
+        self,
+        offer: Offer,
+        calls: int,
+        *,
+        max_per_call: AmountLike | float | None = None,
+        tx: SpendCounter | None = None,
+    ) -> None:
         """Whether ``calls`` payments of ``offer`` would fit every cap now; BudgetExceeded if not.
 
-        A check only: :meth:`reserve` holds the money as well.
+        A check only: :meth:`reserve` holds the money as well. A daily cap reads ``tx``.
         """
-        self.reserve(offer, calls, max_per_call=max_per_call).close()
+        self.reserve(offer, calls, max_per_call=max_per_call, tx=tx).close()
 
     def authorize(
         self,

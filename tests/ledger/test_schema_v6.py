@@ -83,12 +83,13 @@ def test_an_unknown_status_is_refused(tmp_path):
             led.update_payment(rec.id, "half-settled")
 
 
-@pytest.mark.parametrize(("settled", "usd"), [(40_000, 40_000), (100_000, 100_000), (0, 0), (1, 1)])
+# Settled at 0, nothing moved: the permit is unused and can settle the ceiling until it expires.
+@pytest.mark.parametrize(("settled", "usd"), [(40_000, 40_000), (100_000, 100_000), (0, 100_000), (1, 1)])
 def test_an_upto_payment_counts_what_it_settled_not_its_ceiling(tmp_path, settled, usd):
     with Ledger(tmp_path / "l.sqlite3") as led:
         rec = _record(scheme="upto", transfer="permit2")
         led.record_payment(rec)
         assert led.spent_usd() == 100_000  # the ceiling is held until the receipt says otherwise
         led.update_payment(rec.id, PaymentStatus.SETTLED, settled_amount=settled)
-        assert led.spent(USDC, "eip155:84532") == settled
+        assert led.spent(USDC, "eip155:84532") == usd
         assert led.spent_usd() == usd

@@ -520,7 +520,7 @@ def test_an_unexecuted_payment_is_released_only_once_expired(ledger, monkeypatch
     valid_before = int(ledger.payments()["valid_before"].iloc[0])
     import tm402_nb.x402.auth as auth_module
 
-    monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + 1.0)
+    monkeypatch.setattr(auth_module.time, "time", lambda: valid_before + EXPIRY_MARGIN_SECONDS + 1.0)
     assert auth.resolve_unknown() == {payment_id: PaymentStatus.FAILED}  # expired unexecuted: never can settle
     assert ledger.payments()["status"].tolist() == ["failed"]
 

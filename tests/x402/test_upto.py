@@ -236,7 +236,7 @@ def test_a_receipt_without_an_amount_counts_the_ceiling(toy, ledger):
     assert auth.policy.spent_usd() == 50_000 == ledger.spent_usd()
 
 
-def test_a_zero_settlement_has_no_transaction_and_costs_nothing(toy, ledger):
+def test_a_zero_settlement_has_no_transaction_and_costs_nothing_once_its_permit_expires(toy, ledger, monkeypatch):
     server, url = toy
     server.settle = 0
     auth = _auth(ledger)
@@ -244,7 +244,12 @@ def test_a_zero_settlement_has_no_transaction_and_costs_nothing(toy, ledger):
         response = client.get(url)
     payment = payment_of(response)
     assert payment is not None and payment.status == "settled" and payment.tx is None
-    assert auth.policy.spent_usd() == 0 == ledger.spent_usd()
+    # Its Permit2 nonce is unused: the ceiling can still be settled until the deadline, so it counts till then.
+    assert auth.policy.spent_usd() == 50_000 == ledger.spent_usd()
+    import tm402_nb.ledger.store as store
+
+    monkeypatch.setattr(store.time, "time", lambda: payment.record.valid_before + 31.0)
+    assert ledger.spent_usd() == 0
     assert SettlementResponse.from_json({"success": True, "transaction": "", "network": "x", "amount": "0"}).amount == 0
 
 

@@ -90,6 +90,12 @@ def _delivered(row: Mapping[str, Any], calls: Iterable[Mapping[str, Any]]) -> bo
     return None
 
 
+def _chain_id_of(network: Any) -> int | None:
+    """The chain id a CAIP-2 network (``eip155:84532``) names; None for anything else."""
+    prefix, _, ref = str(network or "").partition(":")
+    return int(ref) if prefix == "eip155" and ref.isdigit() else None
+
+
 def check_payments(
     rows: Iterable[Mapping[str, Any]],
     reader: NonceReader | None,
@@ -105,6 +111,7 @@ def check_payments(
     now = time.time() if now is None else now
     calls_by_payment = calls_by_payment or {}
     out: list[ChainCheck] = []
+    served: list[int] = []  # the chain id the reader's node serves, asked once when it can say
     for row in rows:
         delivered = _delivered(row, calls_by_payment.get(str(row["id"]), []))
         why_not = (skip or {}).get(str(row["id"]))
@@ -112,6 +119,23 @@ def check_payments(
             out.append(ChainCheck(row, None, UNCHECKED, delivered, why_not or "no chain to ask (no RPC configured)"))
             continue
         try:
+            # A node of another chain reads every nonce unused (Permit2 is at the same address on every
+            # chain): its "unused" would call a payment that settled elsewhere never settled.
+            expected, ask = _chain_id_of(row.get("network")), getattr(reader, "chain_id", None)
+            if expected is not None and ask is not None:
+                if not served:
+                    served.append(int(ask()))
+                if served[0] != expected:
+                    out.append(
+                        ChainCheck(
+                            row,
+                            None,
+                            UNCHECKED,
+                            delivered,
+                            f"the RPC serves chain id {served[0]}; this payment was on chain id {expected}",
+                        )
+                    )
+                    continue
             used = _nonce_used(reader, row)
         except Exception as exc:  # a reader talks to a node: any failure leaves the row as it is
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

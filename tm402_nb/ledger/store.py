@@ -593,9 +593,14 @@ class Ledger:
     def _spent(
         self, conn: sqlite3.Connection, asset: str, network: str, *, since: float | None, payer: str | None
     ) -> int:
-        # An upto payment counts what it settled once known, its signed ceiling until then.
-        sql = f"SELECT COALESCE(settled_amount, amount) FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
-        args: list[Any] = [asset.lower(), network, *_counted_args(time.time())]
+        # An upto payment counts what it settled once known, its signed ceiling until then; one
+        # settled at 0 left its permit unused, so it counts the ceiling until that can expire.
+        sql = (
+            f"SELECT CASE WHEN settled_amount = '0' AND valid_before + {EXPIRY_MARGIN_SECONDS} > ? THEN amount "
+            f"ELSE COALESCE(settled_amount, amount) END FROM payments WHERE asset=? AND network=? AND {_COUNTED_SQL}"
+        )
+        now = time.time()
+        args: list[Any] = [now, asset.lower(), network, *_counted_args(now)]
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
@@ -605,13 +610,16 @@ class Ledger:
         return sum(int(row[0]) for row in conn.execute(sql, args))
 
     def _spent_usd(self, conn: sqlite3.Connection, *, since: float | None) -> int:
-        sql = f"SELECT usd, amount, decimals, settled_amount FROM payments WHERE {_COUNTED_SQL}"
-        args: list[Any] = _counted_args(time.time())
+        sql = f"SELECT usd, amount, decimals, settled_amount, valid_before FROM payments WHERE {_COUNTED_SQL}"
+        now = time.time()
+        args: list[Any] = _counted_args(now)
         if since is not None:
             sql += " AND created_at >= ?"
             args.append(since)
         total = 0
-        for usd, amount, decimals, settled in conn.execute(sql, args):
+        for usd, amount, decimals, settled, valid_before in conn.execute(sql, args):
+            if settled is not None and int(settled) == 0 and may_settle_until(valid_before or 0) > now:
+                settled = None  # an upto settled at 0: its unused permit can still settle the ceiling
             if usd is not None:
                 # An upto payment that settled less than its ceiling is worth that share of it.
                 total += int(usd) if settled is None or not int(amount) else -(-int(usd) * int(settled) // int(amount))

@@ -602,6 +602,10 @@ class X402Auth(httpx.Auth):
             return payment.status
         record = payment.record
         try:
+            # A node of another chain (a misdirected RPC) reads every nonce unused: never decide from it.
+            served = getattr(self.chain, "chain_id", None)
+            if served is not None and served() != payment.offer.network.chain_id:
+                return payment.status
             if record.transfer == "permit2":  # Permit2 keeps the owner's nonces, not the token
                 used = self.chain.permit2_nonce_used(record.payer, int(record.nonce, 16))
             else:
@@ -611,7 +615,9 @@ class X402Auth(httpx.Auth):
         request = httpx.Request(record.method, record.url)
         if used:
             self._mark(payment, PaymentStatus.SETTLED, request, reason="executed on chain; the receipt was lost")
-        elif time.time() > record.valid_before:
+        elif time.time() > may_settle_until(record.valid_before):
+            # Past the skew margin, as the ledger's own check (chaincheck) decides: FAILED is final, and
+            # a node's next block may still carry an authorization our clock thinks just expired.
             self._mark(payment, PaymentStatus.FAILED, request, reason="expired unexecuted (checked on chain)")
         return payment.status
 
@@ -1128,6 +1134,13 @@ class X402Auth(httpx.Auth):
                 stacklevel=2,
             )
         payment.settled_amount = outcome.settled
+        if outcome.settled == 0:
+            # Nothing moved (no transaction): the Permit2 nonce is unused, so the facilitator the
+            # witness names can still settle up to the ceiling until the deadline. Reserved till
+            # then, as a refused payment is; the ledger counts the row the same way.
+            payment.released = True
+            self.policy.release(payment.offer, payment.scopes, after=may_settle_until(payment.record.valid_before))
+            return 0
         self.policy.settle_upto(payment.offer, outcome.counted, payment.scopes, reservation=payment.reservation)
         return outcome.settled
 

@@ -358,3 +358,30 @@ def test_sandbox_session_without_the_permit2_approval_is_refused_before_signing(
         # USDC is still EIP-3009: it pays.
         assert s.client.frame("tm-grade", symbol="BTC", pay_with="usdc").attrs["tm402"]["paid"] == 1
         assert [r["transfer"] for r in s.ledger.payment_rows()] == ["eip3009"]
+
+
+def test_sandbox_session_pays_tmai_with_a_sponsored_approval() -> None:
+    """gas_sponsoring=erc20: a wallet with no allowance and no ETH pays TMAI by Permit2; the approval
+    (exactly the price) is signed into the payment and mined by the facilitator with the transfer."""
+    from tm402_nb.x402.approval import ERC20_APPROVAL_GAS_SPONSORING
+    from tm402_nb.x402.chain import ChainReader
+    from tm402_nb.x402.permit2 import PERMIT2_ADDRESS
+
+    options = {"tmai_transfer": "permit2", "approve_permit2": False, "x402_version": 2, "gas_sponsoring": "erc20"}
+    with tm.connect(mode="sandbox", pay_with="tmai", sandbox_options=options) as s:
+        events: list[tm.x402.PaymentEvent] = []
+        s.auth.listeners.append(events.append)
+        reader = ChainReader(s.sandbox.rpc_url)
+        token = s.sandbox.state.asset("tmai").address
+        assert reader.allowance(token, s.wallet.address, PERMIT2_ADDRESS) == 0
+        eth_before = reader.native_balance(s.wallet.address)
+        df = s.client.frame("tm-grade", symbol="BTC")
+        assert df.attrs["tm402"]["amount"] == {"TMAI": "1.53"}
+        [row] = s.ledger.payment_rows()
+        assert (row["status"], row["transfer"]) == ("settled", "permit2")
+        assert len(s.sandbox.settlements()) == 1
+        assert reader.native_balance(s.wallet.address) == eth_before  # the facilitator paid the gas
+        assert reader.transaction_count(s.wallet.address) == 1  # the approval was mined from the wallet
+        [signed] = [e for e in events if e.kind == "signed"]
+        assert "server sponsors the gas" in (signed.reason or "")
+        assert signed.payment.payload.extensions[ERC20_APPROVAL_GAS_SPONSORING]["info"]["amount"] == str(row["amount"])

@@ -131,6 +131,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "tmai_transfer": "eip3009",
         "agent_scheme": "exact",
         "payment_identifier": "on",
+        "gas_sponsoring": "off",
         "data_dates": "yesterday",
         "anchor": None,
     }
@@ -146,6 +147,7 @@ def test_presets_are_the_reference_table_columns() -> None:
         "tmai_transfer": "eip3009",  # the table says Permit2: a v1 preset keeps EIP-3009 (flip the switch)
         "agent_scheme": "exact",
         "payment_identifier": "on",
+        "gas_sponsoring": "off",
         "data_dates": "yesterday",
         "anchor": None,
     }

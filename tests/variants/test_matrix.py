@@ -21,7 +21,11 @@ import tm402_nb as tm
 from tm402_nb.sandbox.profiles import PROFILES, SWITCHES
 
 #: Switch values that only exist with another switch set: flipped together with it.
-NEEDS: dict[tuple[str, Any], dict[str, Any]] = {("agent_scheme", "upto"): {"x402_version": 2}}
+NEEDS: dict[tuple[str, Any], dict[str, Any]] = {
+    ("agent_scheme", "upto"): {"x402_version": 2},
+    # Advertised only in v2 challenges with a Permit2 offer.
+    ("gas_sponsoring", "erc20"): {"x402_version": 2, "tmai_transfer": "permit2"},
+}
 
 
 def _variants() -> list[tuple[str, str, dict[str, Any]]]:

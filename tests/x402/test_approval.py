@@ -301,7 +301,7 @@ def test_the_sponsored_approval_is_what_the_official_facilitator_accepts():
     entry = ext[ERC20_APPROVAL_GAS_SPONSORING]
     assert entry["schema"] == {"type": "object"} and entry["info"]["description"].startswith("The facilitator")
     info = entry["info"]
-    assert info["from"] == w.address and info["spender"] == PERMIT2_ADDRESS and info["amount"] == str(MAX_UINT256)
+    assert info["from"] == w.address and info["spender"] == PERMIT2_ADDRESS and info["amount"] == str(10**18)
     assert info["version"] == "1" and info["asset"] == TMAI.address
     sdk_info = Erc20ApprovalGasSponsoringInfo.from_dict(info)
     assert validate_erc20_approval_for_payment(sdk_info, w.address, TMAI.address) == ("", "")

@@ -103,6 +103,10 @@ NATIVE = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
 GENESIS_BLOCK = 20_000_000
 #: Reservations older than this at start-up are from a crashed server and are dropped.
 STALE_RESERVATION_S = 600
+#: Gas a sponsored ``approve`` is recorded as using (as the JSON-RPC's mined approvals). A real
+#: facilitator funds the payer's account with that gas before it broadcasts the payer's signed
+#: transaction; here it is simply not charged to the payer.
+SPONSORED_APPROVE_GAS = 46_000
 
 
 class Chain:
@@ -474,17 +478,48 @@ class Chain:
         path: str | None,
         x402_version: int | None,
         reserved: bool,
+        approval: Any = None,
     ) -> str | None:
         """Permit2's ``permitWitnessTransferFrom`` through the x402 proxy, in one transaction: burn the
         owner's Permit2 nonce (0x + 64 hex), spend ``amount`` of the owner's allowance to Permit2
         (an unlimited one, 2**256 - 1, is left as it is, as ERC-20s do) and move the tokens.
         None on success, else the reason the SDKs map the revert to.
+
+        ``approval`` (a :class:`.sponsoring.SponsoredApproval`): the payer's signed ``approve``
+        mined first, in the same chain transaction, its gas paid by the facilitator (the payer's
+        ETH is not touched): all of it happens or none of it.
         """
         key = (PERMIT2_ADDRESS.lower(), payer.lower(), nonce.lower())
         revert = self.revert_reason(token, payer, pay_to)
         if revert is not None:
             return revert
         with self._tx() as t:
+            if approval is not None:
+                if self._db.execute(
+                    "SELECT 1 FROM transactions WHERE hash = ?", (approval.tx_hash.lower(),)
+                ).fetchone():
+                    t.rollback()
+                    return "erc20_approval_broadcast_failed"  # already known
+                if approval.nonce != self._tx_count(approval.sender):
+                    t.rollback()
+                    return "erc20_approval_broadcast_failed"  # nonce too low/high
+                self._set_allowance(token, approval.sender, PERMIT2_ADDRESS, approval.amount)
+                self._db.execute(
+                    "INSERT INTO transactions (hash, sender, nonce, target, spender, amount, gas_used, gas_price, block,"
+                    " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        approval.tx_hash.lower(),
+                        approval.sender.lower(),
+                        approval.nonce,
+                        token.lower(),
+                        PERMIT2_ADDRESS.lower(),
+                        str(approval.amount),
+                        SPONSORED_APPROVE_GAS,
+                        str(approval.gas_price),
+                        self._next_block(),
+                        time.time(),
+                    ),
+                )
             row = self._db.execute(
                 "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key
             ).fetchone()

@@ -10,7 +10,9 @@ chain would — the nonce and the balance. Settlement moves the money in
 
 A Permit2 payment is checked in :mod:`.permit2_verify` (the SDK's order and reason strings)
 and settled here: the owner's Permit2 nonce burnt, the allowance to Permit2 spent, the tokens
-moved, in one chain transaction. ``upto`` settles any amount up to the permitted one
+moved, in one chain transaction; with gas sponsoring on (:mod:`.sponsoring`) a payer short of
+allowance may carry a signed approval, which is mined first in that same transaction at the
+facilitator's gas cost. ``upto`` settles any amount up to the permitted one
 (``settle(..., amount=N)``).
 
 Used in-process by the paywall and over HTTP at ``/facilitator/verify``,
@@ -38,6 +40,7 @@ from ..x402.messages import (
 from ..x402.networks import Network, get_network, is_address
 from ..x402.permit2 import PERMIT2_ADDRESS
 from . import permit2_verify as P2
+from . import sponsoring as S
 from .assets import PayAsset
 from .chain import TRANSACTION_FAILED, Chain, Mempool
 
@@ -116,8 +119,12 @@ class Facilitator:
         *,
         clock: Callable[[], float] = time.time,
         signer_address: str | None = None,
+        gas_sponsoring: bool = False,
     ) -> None:
         self.chain = chain
+        #: Send a payer's signed approval carried in ``erc20ApprovalGasSponsoring`` at this
+        #: facilitator's gas cost (the profile switch ``gas_sponsoring="erc20"``).
+        self.gas_sponsoring = gas_sponsoring
         self.network = network
         self.assets = assets
         self.clock = clock
@@ -134,7 +141,7 @@ class Facilitator:
             {"x402Version": 1, "scheme": "exact", "network": self.network.v1_name},
             {"x402Version": 2, "scheme": "exact", "network": self.network.caip2},
         ]
-        out: dict[str, Any] = {"kinds": kinds, "extensions": []}
+        out: dict[str, Any] = {"kinds": kinds, "extensions": [S.KEY] if self.gas_sponsoring else []}
         if self.signer_address:
             out["signers"] = {"eip155:*": [self.signer_address]}
         return out
@@ -221,6 +228,7 @@ class Facilitator:
             asset=self.asset_for(req.asset),
             facilitator_address=self.signer_address,
             now=int(self.clock()),
+            sponsoring=self.gas_sponsoring,
         )
         if refusal is not None:
             return VerifyResult(False, auth.from_, refusal.reason, refusal.message)
@@ -388,6 +396,12 @@ class Facilitator:
             if reserved:
                 self.release(payload, req)
             return SettleResult(True, "", network, payer, amount=0)
+        approval = None
+        if self.gas_sponsoring:
+            # Verified above (or by the caller's verify): checked again against the chain as it is now.
+            approval = P2.sponsored_approval(payload, verify_req, chain=self.chain, network=self.network, asset=asset)
+            if isinstance(approval, P2.Refusal):
+                return fail(approval.reason, approval.message)
         tx = fake_tx_hash(self.network.chain_id, PERMIT2_ADDRESS, payer, auth.nonce_hex)
         reason = self.chain.permit_witness_transfer(
             token=asset.address,
@@ -400,6 +414,7 @@ class Facilitator:
             path=path,
             x402_version=req.x402_version,
             reserved=reserved,
+            approval=approval,
         )
         if reason is not None:
             return fail(reason, "Permit2 transfer reverted")

@@ -66,6 +66,8 @@ from .assets import PayAsset
 from .catalogue import EndpointSpec
 from .faults import FaultState
 from .pricing import PriceList, upto_charge
+from .sponsoring import KEY as SPONSORING_KEY
+from .sponsoring import declaration as sponsoring_declaration
 from .stats import Stats
 
 PAID_CACHE_CONTROL = "private, no-store"
@@ -162,8 +164,11 @@ class Paywall:
         tmai_transfer: str = "eip3009",
         agent_scheme: str = "exact",
         identifiers: bool = False,
+        gas_sponsoring: bool = False,
     ) -> None:
         self.version = version
+        #: Advertise erc20ApprovalGasSponsoring (v2, in challenges with a Permit2 offer).
+        self.gas_sponsoring = gas_sponsoring and version >= 2
         #: Advertise payment-identifier (v2 only) and answer an identical payload from the cache.
         self.identifiers = identifiers and version >= 2
         self._answers: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
@@ -250,6 +255,14 @@ class Paywall:
         }
         return {**req, "scheme": "upto", "extra": extra}
 
+    def extensions(self, offers: list[PaywallOffer]) -> dict[str, Any]:
+        """A v2 challenge's ``extensions``: payment-identifier, and the approval's gas sponsoring
+        when an offer is paid by Permit2 (the SDK declares it per route, for Permit2 routes)."""
+        out: dict[str, Any] = {PAYMENT_IDENTIFIER: identifier_declaration()} if self.identifiers else {}
+        if self.gas_sponsoring and any(o.json["extra"].get("assetTransferMethod") == "permit2" for o in offers):
+            out[SPONSORING_KEY] = sponsoring_declaration()
+        return out
+
     @staticmethod
     def description(spec: EndpointSpec) -> str:
         return f"Token Metrics {spec.path} (sandbox): {spec.summary}"
@@ -289,7 +302,7 @@ class Paywall:
             "error": error or default_error,
             "resource": {"url": url, "description": self.description(spec), "mimeType": "application/json"},
             "accepts": [o.json for o in offers],
-            "extensions": {PAYMENT_IDENTIFIER: identifier_declaration()} if self.identifiers else {},
+            "extensions": self.extensions(offers),
         }
         hdrs[PAYMENT_REQUIRED] = "%%not-base64{" if malformed else b64json_encode(required)
         body = {} if error is None else {"error": error, "message": message or error}

@@ -18,6 +18,7 @@ from ..errors import X402ProtocolError
 from ..x402.messages import PaymentPayload, PaymentRequirements, Permit2Authorization
 from ..x402.networks import Network, get_network
 from ..x402.permit2 import EXACT_PERMIT2_PROXY, PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY, recover_permit2_signer
+from . import sponsoring as S
 from .assets import PayAsset
 from .chain import PERMIT2_ALLOWANCE_REQUIRED, PERMIT2_INSUFFICIENT_BALANCE, PERMIT2_INVALID_NONCE, Chain
 
@@ -66,11 +67,14 @@ def check_permit2(
     asset: PayAsset | None,
     facilitator_address: str | None,
     now: int,
+    sponsoring: bool = False,
 ) -> Refusal | None:
     """The first check a Permit2 payment fails, or None when it would settle now.
 
     ``asset`` is the sandbox's token for ``req.asset`` (None: not one it settles);
-    ``facilitator_address`` the address an ``upto`` witness must name.
+    ``facilitator_address`` the address an ``upto`` witness must name; ``sponsoring``: this
+    facilitator sends a payer's signed approval carried in ``erc20ApprovalGasSponsoring``
+    (an allowance short of the amount is then made good by it, when it checks out).
     """
     auth = payload.authorization
     if not isinstance(auth, Permit2Authorization):
@@ -127,8 +131,11 @@ def check_permit2(
     # What the chain would revert on (the SDKs simulate the proxy's settle).
     if chain.nonce_state(PERMIT2_ADDRESS, auth.from_, auth.nonce_hex) is not None:
         return Refusal(INVALID_NONCE, f"Permit2 nonce {str(auth.nonce)[:20]}… of {auth.from_} is already used")
+    approval = sponsored_approval(payload, req, chain=chain, network=network, asset=asset) if sponsoring else None
+    if isinstance(approval, Refusal):
+        return approval
     allowance = chain.allowance(asset.address, auth.from_, PERMIT2_ADDRESS)
-    if allowance < req.amount:
+    if allowance < req.amount and approval is None:
         return Refusal(
             ALLOWANCE_REQUIRED,
             f"{auth.from_} has approved Permit2 for {allowance} of {asset.symbol} (atomic units), the payment needs "
@@ -142,3 +149,28 @@ def check_permit2(
             INSUFFICIENT_BALANCE, f"{auth.from_} holds less than {req.amount} of {asset.symbol} (atomic units)"
         )
     return None
+
+
+def sponsored_approval(
+    payload: PaymentPayload, req: PaymentRequirements, *, chain: Chain, network: Network, asset: PayAsset
+) -> S.SponsoredApproval | Refusal | None:
+    """The payer's sponsored approval when Permit2's allowance is short of ``req.amount`` and the
+    payload carries one (checked as the SDK's facilitator checks it; a :class:`Refusal` when it
+    fails); None when the allowance suffices or none is carried (as the SDK, the SDK's order:
+    the allowance on chain first, the extension only when it is short)."""
+    payer = payload.authorization.from_
+    if chain.allowance(asset.address, payer, PERMIT2_ADDRESS) >= req.amount:
+        return None
+    info = S.carried(payload)
+    if info is None:
+        return None
+    checked = S.check_sponsored_approval(
+        info,
+        payer=payer,
+        token=asset.address,
+        chain_id=network.chain_id,
+        next_nonce=chain.transaction_count(payer),
+        required=req.amount,
+        base_fee=S.BASE_FEE,
+    )
+    return Refusal(checked.reason, checked.message) if isinstance(checked, S.Refused) else checked

@@ -145,6 +145,14 @@ SWITCHES: Mapping[str, Switch] = MappingProxyType(
                 "off = not advertised (v1 challenges never carry extensions)",
             ),
             Switch(
+                "gas_sponsoring",
+                ("off", "erc20"),
+                "x402 v2's erc20ApprovalGasSponsoring extension: erc20 = a challenge with a Permit2 offer "
+                "advertises it, and a payer short of allowance may carry its signed, unsent approve(Permit2) "
+                "transaction, which the facilitator checks as the SDK does and mines with the transfer at its own "
+                "gas cost (the payer's ETH is untouched); off = not advertised (v1 challenges never carry it)",
+            ),
+            Switch(
                 "data_dates",
                 ("yesterday", "fixed"),
                 "the newest day of data: yesterday (UTC) when the server starts, so 'last week' always has data "
@@ -180,6 +188,7 @@ class SandboxProfile:
     tmai_transfer: Literal["eip3009", "permit2"] = "eip3009"
     agent_scheme: Literal["exact", "upto"] = "exact"
     payment_identifier: Literal["on", "off"] = "on"
+    gas_sponsoring: Literal["off", "erc20"] = "off"
     data_dates: Literal["yesterday", "fixed"] = "yesterday"
     anchor: date | None = None
     preset: str = "classic"

@@ -23,8 +23,11 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
-from ..x402.permit2 import ALLOWANCE, APPROVE, NONCE_BITMAP, PERMIT2_ADDRESS
+from ..x402.permit2 import ALLOWANCE, NONCE_BITMAP, PERMIT2_ADDRESS
 from .chain import NATIVE
+from .sponsoring import APPROVE_GAS, BASE_FEE, PRIORITY_FEE, TxRefused, decode_signed
+from .sponsoring import approve_args as _approve_args
+from .sponsoring import hex_field as _hex
 from .state import SandboxState
 
 
@@ -41,11 +44,6 @@ AUTHORIZATION_STATE = selector("authorizationState(address,bytes32)")
 _HEX_RE = re.compile(r"^0x[0-9a-fA-F]*$")
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
-#: The sandbox chain's fees: a Base-like base fee of 0.01 gwei and a 0.001 gwei tip.
-BASE_FEE = 10_000_000
-PRIORITY_FEE = 1_000_000
-#: Gas an ``approve`` uses here (a real one: ~46,000 to a fresh slot, ~29,000 to a used one).
-APPROVE_GAS = 46_000
 #: Gas of a plain ETH transfer (the intrinsic cost of any transaction).
 TRANSFER_GAS = 21_000
 #: The sandbox's block gas limit (Base's, about).
@@ -119,13 +117,6 @@ def _token(st: SandboxState, to: object) -> Any:
     return next((a for a in st.assets.values() if isinstance(to, str) and a.address.lower() == to.lower()), None)
 
 
-def _approve_args(data: str) -> tuple[str, int] | None:
-    """(spender, amount) of ``approve(address,uint256)`` calldata (hex, with 0x), else None."""
-    if data[:10].lower() != APPROVE or len(data) != 10 + 128 or int(data[10:34], 16) != 0:
-        return None
-    return "0x" + data[34:74], int(data[74:138], 16)
-
-
 def _estimate_gas(st: SandboxState, params: list[Any]) -> str:
     if not params or not isinstance(params[0], dict):
         raise RpcError(-32602, "eth_estimateGas expects [{from, to, data}]")
@@ -164,20 +155,17 @@ def _block(st: SandboxState, params: list[Any]) -> dict[str, Any] | None:
 
 def _send_raw(st: SandboxState, params: list[Any]) -> str:
     """Decode, check and mine a signed type-2 ``approve`` transaction; its hash."""
-    from eth_account import Account
-    from eth_account.typed_transactions import TypedTransaction
-    from hexbytes import HexBytes
-
     if not params or not isinstance(params[0], str) or not _HEX_RE.match(params[0]) or len(params[0]) < 4:
         raise RpcError(-32602, "eth_sendRawTransaction expects [signed transaction hex]")
     raw = bytes.fromhex(params[0][2:])
     if raw[0] != 2:
         raise RpcError(-32000, "transaction type not supported: the sandbox chain takes EIP-1559 (type 2) only")
     try:
-        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
-        sender = Account.recover_transaction(raw)
-    except Exception as exc:  # undecodable, or a signature that recovers to no key
-        raise RpcError(-32000, f"invalid transaction: {type(exc).__name__}") from None
+        tx, sender = decode_signed(raw)
+    except TxRefused as exc:  # undecodable, or a signature that recovers to no key
+        raise RpcError(
+            -32000, exc.message if exc.message.startswith("invalid") else f"invalid transaction: {exc.message}"
+        ) from None
     if tx["chainId"] != st.network.chain_id:
         raise RpcError(-32000, f"invalid chain id {tx['chainId']}: this chain is {st.network.chain_id}")
     token = _token(st, _hex(tx.get("to")))
@@ -207,13 +195,6 @@ def _send_raw(st: SandboxState, params: list[Any]) -> str:
     if refused is not None:
         raise RpcError(-32000, refused)
     return tx_hash
-
-
-def _hex(value: object) -> str:
-    """A decoded transaction field (bytes, or already hex text) as 0x-hex."""
-    if isinstance(value, str):
-        return value if value.startswith("0x") else "0x" + value
-    return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else "0x"
 
 
 def _approval_receipt(tx: dict[str, Any]) -> dict[str, Any]:

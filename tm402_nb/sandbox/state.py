@@ -60,7 +60,11 @@ class SandboxState:
         self.db_path = db_path
         self.chain = Chain(db_path)
         self.facilitator = Facilitator(
-            self.chain, self.network, self.assets, signer_address=facilitator_address(config.seed)
+            self.chain,
+            self.network,
+            self.assets,
+            signer_address=facilitator_address(config.seed),
+            gas_sponsoring=profile.gas_sponsoring == "erc20",
         )
         self.faults = FaultState(config.faults, seed=config.seed)
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
@@ -80,6 +84,7 @@ class SandboxState:
             tmai_transfer=profile.tmai_transfer,
             agent_scheme=profile.agent_scheme,
             identifiers=profile.payment_identifier == "on",
+            gas_sponsoring=profile.gas_sponsoring == "erc20",
         )
 
     # -- helpers shared by the admin routes and the Python server object ------------------------

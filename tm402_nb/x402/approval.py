@@ -500,8 +500,16 @@ def gas_sponsoring_extensions(
     token: str,
     required: int,
     declared: Mapping[str, Any] | None,
+    amount: int | None = None,
 ) -> dict[str, Any] | None:
     """The extensions a Permit2 payment carries when the challenge offers to sponsor the approval.
+
+    ``amount`` is what the approval approves: by default exactly ``required``. The official
+    SDK's client approves ``2**256 - 1`` (unlimited) here; this one does not, because the user
+    agreed to a payment, never to an approval: approving exactly what the payment moves gives
+    Permit2 nothing beyond what the signed permit already spends, and as the facilitator pays
+    the gas, a fresh approval for the next short payment costs the user nothing. (An unlimited
+    one stays a deliberate act: ``s.approve_permit2(token, "unlimited")``, which the user sends.)
 
     ``declared`` is the challenge's ``extensions``. Returns None (add nothing) when it does
     not advertise ``erc20ApprovalGasSponsoring``, when there is no RPC to read the nonce and
@@ -520,7 +528,13 @@ def gas_sponsoring_extensions(
         fees = {"max_fee_per_gas": 2 * reader.base_fee() + priority, "max_priority_fee_per_gas": priority}
     except X402ProtocolError:  # no fee data: the SDK's defaults
         fees = {}
-    info = sign_sponsored_approval(wallet, token, net.chain_id, nonce=reader.transaction_count(wallet.address), **fees)
+    approve = required if amount is None else amount
+    check_amount(approve)
+    if approve < required:
+        raise ConfigurationError(f"a sponsored approval of {approve} cannot cover a payment of {required}")
+    info = sign_sponsored_approval(
+        wallet, token, net.chain_id, nonce=reader.transaction_count(wallet.address), amount=approve, **fees
+    )
     entry = declared[ERC20_APPROVAL_GAS_SPONSORING]
     merged = dict(entry) if isinstance(entry, Mapping) else {}
     old_info = merged.get("info")

@@ -29,9 +29,10 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
+from eth_hash.auto import keccak
 
 from ..errors import (
     ConfigurationError,
@@ -47,7 +48,8 @@ from ..errors import (
 )
 from ..money import format_amount
 from ..status import FINAL, PaymentStatus, may_settle_until
-from .chain import AuthorizationReader
+from .approval import ERC20_APPROVAL_GAS_SPONSORING, gas_sponsoring_extensions
+from .chain import AuthorizationReader, ChainReader
 from .eip3009 import clock_problem, sign_authorization
 from .encoding import MAX_MESSAGE_BYTES
 from .identifier import payment_extensions
@@ -89,6 +91,8 @@ EXT_RECEIPT = "tm402_receipt"
 
 #: What servers answer a Permit2 payment whose payer has not approved the Permit2 contract enough.
 PERMIT2_ALLOWANCE_REQUIRED = "permit2_allowance_required"
+#: What a chain must read to sign a sponsored approval (the wallet's nonce, fees, the chain id).
+_SPONSOR_READS = ("allowance", "chain_id", "transaction_count", "base_fee", "max_priority_fee")
 _UINT256_MAX = 2**256 - 1
 
 #: A lost answer's payment is replayed only while this far from its validBefore (clock skew);
@@ -129,6 +133,9 @@ class Payment:
     settled_amount: int | None = None
     #: The reservation it drew on (an upto payment gives back what it did not settle).
     reservation: Reservation | None = field(default=None, repr=False)
+    #: Hash of the Permit2 approval signed into this payment for the server to send at its own gas
+    #: cost (x402 ``erc20ApprovalGasSponsoring``); None when none was needed or offered.
+    sponsored_approval: str | None = None
 
     @property
     def id(self) -> str:
@@ -187,6 +194,21 @@ def _warm_key(request: httpx.Request, pay_with: str) -> tuple[str, ...]:
     # may offer other assets (or prices) to a request that asks to pay in another asset.
     params = ",".join(sorted({k for k, _ in request.url.params.multi_items()}))
     return (request.method, _origin(request.url), request.url.path, params, pay_with)
+
+
+def _sponsored_tx_hash(extensions: dict[str, Any]) -> str | None:
+    info = extensions.get(ERC20_APPROVAL_GAS_SPONSORING, {}).get("info", {})
+    raw = info.get("signedTransaction")
+    return "0x" + keccak(bytes.fromhex(raw[2:])).hex() if isinstance(raw, str) else None
+
+
+def _sponsored_note(offer: Offer) -> str:
+    """What the user is told, once, in the payment's "signed" event (the feed shows it while pending)."""
+    amount = format_amount(offer.amount, offer.asset.decimals, offer.asset.symbol)
+    return (
+        f"the server sponsors the gas of the wallet's Permit2 approval: approve({amount}) is signed into this "
+        "payment and sent by the facilitator, at no ETH cost to the wallet"
+    )
 
 
 def _replay_key(request: httpx.Request) -> str:
@@ -745,13 +767,22 @@ class X402Auth(httpx.Auth):
         with policy.lock:
             offer = self._select(required, request, options)
             self._check_clock(offer)
+            sponsored: dict[str, Any] | None = None
             if offer.transfer == "permit2":
                 # Outside the ledger transaction: a chain read (cold only) never holds the ledger's lock.
-                self._require_permit2_allowance(offer)
+                try:
+                    self._require_permit2_allowance(offer)
+                except Permit2AllowanceRequired:
+                    # The server sponsors the approval's gas: sign it (never send it) into the payload.
+                    sponsored = self._sponsored_approval(required, offer)
+                    if sponsored is None:
+                        raise
             ctx = self.ledger.transaction() if self.ledger is not None else nullcontext(None)
             # The payment-identifier (when the server advertises it) is decided before signing: a
             # declaration no valid id can meet is refused here, with nothing signed.
             extensions, identifier = payment_extensions(required)
+            if sponsored is not None:
+                extensions = {**(extensions or {}), **sponsored}
             with ctx as tx:
                 policy.authorize(
                     offer,
@@ -815,7 +846,9 @@ class X402Auth(httpx.Auth):
             in_flight=True,
             reservation=options.reservation,
         )
-        self._emit("signed", payment, request)
+        if sponsored is not None:
+            payment.sponsored_approval = _sponsored_tx_hash(sponsored)
+        self._emit("signed", payment, request, _sponsored_note(offer) if sponsored is not None else None)
         return payment
 
     # -- Permit2 allowance ------------------------------------------------------------------------
@@ -846,6 +879,28 @@ class X402Auth(httpx.Auth):
                 return
             self._allowances.pop(key, None)
         raise self._allowance_error(offer, allowance=allowance)
+
+    def _sponsored_approval(self, required: PaymentRequired, offer: Offer) -> dict[str, Any] | None:
+        """The ``erc20ApprovalGasSponsoring`` extension carrying a signed, unsent approval of exactly
+        this payment's amount, when the v2 challenge advertises it and the chain can give the
+        wallet's nonce and fees; else None (the payment is refused as before, with the fix)."""
+        declared = required.extensions if required.x402_version >= 2 else None
+        if not declared or ERC20_APPROVAL_GAS_SPONSORING not in declared or offer.upto:
+            return None
+        reader = self.chain
+        if not all(hasattr(reader, m) for m in _SPONSOR_READS):
+            return None
+        try:
+            return gas_sponsoring_extensions(
+                self.wallet,
+                cast(ChainReader, reader),
+                network=offer.network,
+                token=offer.requirements.asset,
+                required=offer.amount,
+                declared=declared,
+            )
+        except TM402Error:
+            return None  # the chain could not say (nonce, fees, chain id): refuse with the fix
 
     def forget_allowance(self, token: str | None = None) -> None:
         """Drop the cached Permit2 allowance of ``token`` (every token when None): the next Permit2

@@ -18,9 +18,9 @@
 # **Cost.** Everything here runs in the sandbox: synthetic data, throwaway wallets, no real money.
 # The fault switches (`s.sandbox.set_faults(...)`) only exist there. The parts that do not need a
 # fault (the headers, the caps, the wrong network, a TMAI wallet without its approval) behave the
-# same against the real API, where the successful calls below (seven tier-1 calls at 0.017 USDC and
-# one in TMAI, priced 10% lower) come to about 0.135 USD, plus a little ETH for the gas of the one
-# Permit2 approval (a fraction of a cent on Base).
+# same against the real API, where the payments below (six tier-1 calls at 0.017 USDC, one of them
+# re-sent after its answer was lost and paid once, and one in TMAI, priced 10% lower) come to about
+# 0.12 USD, plus a little ETH for the gas of the one Permit2 approval (a fraction of a cent on Base).
 #
 # **Going live** is one changed line: `s = tm.connect()` with `TM402_PRIVATE_KEY` set in the
 # environment (a *testnet* wallet first) instead of `tm.connect(mode="sandbox")`.

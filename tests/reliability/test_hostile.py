@@ -294,7 +294,7 @@ class SessionOracle:
         key = (CHAINS[req.network.strip().lower()], req.asset.lower())
         if req.amount > v.assets[key][1] - self.spent.get(key, 0):
             return "asset budget"
-        usd = usd_value(v, req, required)
+        usd = usd_value(v, req, required, self.pinned)
         if usd is None:
             return "cannot be valued in USD"
         per_call, budget = v.usd
@@ -309,25 +309,29 @@ class SessionOracle:
     def commit(self, v: Variant, req: PaymentRequirements, required: PaymentRequired) -> None:
         key = (CHAINS[req.network.strip().lower()], req.asset.lower())
         self.spent[key] = self.spent.get(key, 0) + req.amount
-        self.spent_usd += usd_value(v, req, required) or 0
+        self.spent_usd += usd_value(v, req, required, self.pinned) or 0
         self.pinned = self.pinned or req.pay_to.lower()
 
 
 STABLE = {USDC_SEP, (8453, USDC_BASE.address.lower())}
 
 
-def usd_value(v: Variant, req: PaymentRequirements, required: PaymentRequired) -> int | None:
+def usd_value(v: Variant, req: PaymentRequirements, required: PaymentRequired, pinned: str | None = None) -> int | None:
     """Micro-dollars paying ``req`` counts as: a USDC amount at par; TMAI at the highest of the
-    challenge's USDC prices and the variant's own rate; None when neither exists."""
+    challenge's payable USDC prices and the variant's own rate; None when neither exists."""
     key = (CHAINS[req.network.strip().lower()], req.asset.lower())
     if key in STABLE:
         return req.amount
     if req.amount == 0:
         return 0
+    # Only a USDC price the policy would itself pay anchors it: same network, allowed terms, the same payee.
     values = [
         r.amount
         for r in required.accepts
-        if (CHAINS.get(r.network.strip().lower()), r.asset.lower() if isinstance(r.asset, str) else None) in STABLE
+        if static_violation(v, r) in (None, "per-call cap")
+        and (CHAINS[r.network.strip().lower()], r.asset.lower()) in STABLE
+        and CHAINS[r.network.strip().lower()] == key[0]
+        and (v.payees is not None or pinned is None or r.pay_to.lower() == pinned)
     ]
     if v.tmai_rate is not None:
         values.append(-(-req.amount * v.tmai_rate // 10**18))

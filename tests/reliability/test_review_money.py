@@ -127,3 +127,45 @@ def test_review_the_ledger_never_decides_a_row_from_a_node_of_another_chain(ledg
     assert check.verdict == "unchecked" and check.new_status is None
     assert "8453" in check.detail
     assert ledger.payment(rec.id)["status"] == "unknown"  # type: ignore[index]
+
+
+def test_review_a_tmai_payment_is_not_anchored_on_an_unpayable_usdc_price():
+    # A hostile server lists USDC on *another network* at 1 atomic unit beside 1000 TMAI: the TMAI
+    # payment must not count as 0.000001 USD. Without usd_rates it is refused; nothing is signed.
+    from tests.reliability.test_hostile import CountingWallet, HostileServer
+    from tm402_nb.errors import PaymentRefused
+    from tm402_nb.sandbox.assets import SANDBOX_TMAI_BASE_SEPOLIA
+    from tm402_nb.x402.networks import USDC_BASE
+
+    pay_to = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
+    server = HostileServer()
+    server.challenge = {
+        "x402Version": 1,
+        "accepts": [
+            {
+                "scheme": "exact",
+                "network": "base",
+                "maxAmountRequired": "1",
+                "asset": USDC_BASE.address,
+                "payTo": pay_to,
+                "maxTimeoutSeconds": 60,
+                "extra": {"name": "USD Coin", "version": "2"},
+            },
+            {
+                "scheme": "exact",
+                "network": "base-sepolia",
+                "maxAmountRequired": str(1000 * 10**18),
+                "asset": SANDBOX_TMAI_BASE_SEPOLIA.address,
+                "payTo": pay_to,
+                "maxTimeoutSeconds": 60,
+                "extra": {"name": "Token Metrics AI", "version": "1"},
+            },
+        ],
+    }
+    wallet = CountingWallet.create()
+    policy = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI_BASE_SEPOLIA], budget="1.00")
+    auth = X402Auth(wallet, policy)
+    with serve_app(server.app) as url, httpx.Client(auth=auth) as client, pytest.raises(PaymentRefused) as info:
+        client.get(url + "/data")
+    assert "usd_rates" in info.value.hint
+    assert wallet.signed == 0 and policy.spent_usd() == 0

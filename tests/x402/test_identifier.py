@@ -105,6 +105,12 @@ IMPOSSIBLE = {
     "min-over-max": dict(minLength=60, maxLength=40),
     "pattern-digits-only": dict(pattern="^[0-9]+$"),
     "pattern-not-a-regex": dict(pattern="(unclosed"),
+    # Review: a server's regex ran under the policy lock; this one backtracks for ~2^36 steps on our
+    # id and hung every payment. A pattern we cannot check safely is never evaluated.
+    "pattern-catastrophic": dict(pattern="^([A-Za-z0-9_-]+)+!$"),
+    "pattern-nested-groups": dict(pattern="^(a|aa)*$"),
+    "pattern-ambiguous-class": dict(pattern="^[" + "a-" * 30 + "!"),  # never even checked at length
+    "pattern-long": dict(pattern="^[A-Za-z0-9_-]{16,128}$" + " " * 60),
     "length-not-an-integer": dict(maxLength="64"),
 }
 #: Blocks that are not a declaration at all (ignored, as the reference helper ignores them).
@@ -114,6 +120,15 @@ MALFORMED = {
     "info-not-object": {"info": "required", "schema": SPEC_SCHEMA},
     "required-not-boolean": {"info": {"required": "true"}, "schema": SPEC_SCHEMA},
 }
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^[A-Za-z0-9_-]+$", "^[a-zA-Z0-9_-]{16,128}$", "[A-Za-z0-9\\-_]+", "^[\\w-]*$", "^[0-9a-z_]{1,}$"],
+)
+def test_a_simple_character_class_pattern_is_checked_and_met(pattern: str) -> None:
+    _, pid = payment_extensions(challenge({PAYMENT_IDENTIFIER: declaration(True, pattern=pattern)}))
+    assert pid is not None and is_valid_payment_id(pid)
 
 
 @pytest.mark.parametrize("case", list(IMPOSSIBLE))

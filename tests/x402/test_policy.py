@@ -322,3 +322,37 @@ def test_release_gives_back_to_the_scopes_the_payment_was_counted_in():
     assert cell2.spent == 40_000
     with pytest.raises(BudgetExceeded, match="cell cap"):
         p.authorize(o)
+
+
+@pytest.mark.parametrize(
+    ("anchor", "policy_kw"),
+    [
+        (offer(amount=1, network="base", asset=USDC_BASE.address), {}),  # another network
+        (offer(amount=1, scheme="bogus"), {}),  # a scheme this policy does not pay
+        (offer(amount=1, extra={"name": "USD Coin", "version": "2", "assetTransferMethod": "teleport"}), {}),
+        (offer(amount=1), {"assets": [SANDBOX_TMAI]}),  # USDC is not among the allowed assets
+        (offer(amount=1, timeout=10**9), {}),  # a timeout this policy refuses
+    ],
+    ids=["other-network", "scheme", "transfer-method", "asset-not-allowed", "timeout"],
+)
+def test_tmai_is_never_valued_by_a_stablecoin_price_the_policy_would_not_pay(anchor, policy_kw):
+    """Review: a hostile server listed an unpayable 1-unit USDC price beside 1000 TMAI, and the
+    TMAI payment counted as 0.000001 USD against every cap."""
+    tmai_offer = offer(amount=1000 * 10**18, asset=SANDBOX_TMAI.address, extra=TMAI_EXTRA)
+    p = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI], **policy_kw)
+    with pytest.raises(PaymentRefused) as info:
+        p.select(challenge(anchor, tmai_offer))
+    assert info.value.details["setting"] == "usd_rates" and p.spent_usd() == 0
+    # With the user's rate it is valued at that rate (the unpayable price plays no part).
+    rated = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI], usd_rates={"TMAI": "0.02"}, **policy_kw)
+    with pytest.raises(BudgetExceeded) as over:
+        rated.select(challenge(anchor, tmai_offer))
+    assert over.value.details["asked_usd"] == 20_000_000  # 1000 TMAI at 0.02 USD
+
+
+def test_tmai_takes_the_highest_payable_stablecoin_price_of_the_challenge():
+    tmai_offer = offer(amount=10**18, asset=SANDBOX_TMAI.address, extra=TMAI_EXTRA)
+    cheap_elsewhere = offer(amount=1, network="base", asset=USDC_BASE.address)
+    p = SpendPolicy(pay_with="tmai", extra_assets=[SANDBOX_TMAI])
+    chosen = p.select(challenge(cheap_elsewhere, offer(amount=17_000), offer(amount=34_000), tmai_offer))
+    assert chosen.asset.symbol == "TMAI" and chosen.usd == 34_000

@@ -36,7 +36,7 @@ from ..tokenmetrics.catalogue import Endpoint, get_endpoint
 from ..tokenmetrics.client import DEFAULT_BASE_URL
 from ..tokenmetrics.headers import request_headers
 from ..tokenmetrics.modes import Mode
-from ..x402.chain import ChainReader
+from ..x402.chain import ChainReader, redact_rpc
 from ..x402.eip3009 import VALID_AFTER_SKEW
 from ..x402.messages import PaymentRequired, PaymentRequirements, parse_challenge
 from ..x402.networks import NETWORKS, Asset, Network, find_asset, get_network
@@ -392,17 +392,6 @@ def _origin(url: str) -> str:
     return f"{u.scheme}://{u.host}:{port}"
 
 
-def _redact_rpc(url: str) -> str:
-    """An RPC URL without its path and query: hosted RPCs carry their API key there."""
-    try:
-        u = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "(unreadable URL)"
-    port = f":{u.port}" if u.port else ""
-    tail = "/…" if (u.path not in ("", "/") or u.query) else ""
-    return f"{u.scheme}://{u.host}{port}{tail}"
-
-
 def _field_case(body: bytes) -> str | None:
     """UPPER, lower or mixed: how the rows of an API answer spell their keys (None: no rows)."""
     try:
@@ -665,7 +654,7 @@ class _Doctor:
                 f"set $TM402_RPC_URL or connect(rpc_url=...) to a {net.label} node"
                 + (f", e.g. {public}" if public else ""),
             )
-        shown = _redact_rpc(s.rpc_url)
+        shown = redact_rpc(s.rpc_url)
         try:
             chain_id = ChainReader(s.rpc_url, timeout=self.timeout).chain_id()
         except TM402Error as exc:

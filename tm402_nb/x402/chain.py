@@ -17,12 +17,46 @@ import httpx
 from ..errors import X402ProtocolError
 from .permit2 import ALLOWANCE, NONCE_BITMAP, PERMIT2_ADDRESS, nonce_position
 
-__all__ = ["AUTHORIZATION_STATE", "BALANCE_OF", "AuthorizationReader", "ChainReader"]
+__all__ = ["AUTHORIZATION_STATE", "BALANCE_OF", "AuthorizationReader", "ChainReader", "redact_rpc"]
 
 #: ``balanceOf(address)``
 BALANCE_OF = "0x70a08231"
 #: ``authorizationState(address,bytes32)`` (EIP-3009)
 AUTHORIZATION_STATE = "0xe94a0102"
+
+
+def redact_rpc(url: str) -> str:
+    """An RPC URL without its user info, path and query: hosted RPCs carry their API key there.
+
+    >>> redact_rpc("https://base-mainnet.g.alchemy.com/v2/KEY")
+    'https://base-mainnet.g.alchemy.com/…'
+    """
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "(unreadable URL)"
+    port = f":{u.port}" if u.port else ""
+    tail = "/…" if (u.path not in ("", "/") or u.query) else ""
+    return f"{u.scheme}://{u.host}{port}{tail}"
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with every secret-bearing part of ``url`` replaced (a node or httpx may echo it)."""
+    shown = redact_rpc(url)
+    parts, full = {url}, {url}
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        pass
+    else:
+        parts |= {str(u), u.userinfo.decode("ascii", "replace"), u.query.decode("ascii", "replace"), u.path}
+        parts |= {u.raw_path.decode("ascii", "replace"), *(v for _, v in u.params.multi_items() if len(v) >= 6)}
+        parts |= {seg for seg in u.path.split("/") if len(seg) >= 8}
+        parts = {p for p in parts if p and p != "/"}
+        full.add(str(u))
+    for part in sorted(parts, key=len, reverse=True):
+        text = text.replace(part, shown if part in full else "…")
+    return text
 
 
 class AuthorizationReader(Protocol):
@@ -67,10 +101,12 @@ class ChainReader:
             with httpx.Client(timeout=self._timeout, transport=self._transport) as http:
                 reply = http.post(self.rpc_url, json=body).json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise X402ProtocolError(f"JSON-RPC {method} failed: {type(exc).__name__}: {exc}") from None
+            detail = _scrub(f"{type(exc).__name__}: {exc}", self.rpc_url)
+            raise X402ProtocolError(f"JSON-RPC {method} to {redact_rpc(self.rpc_url)} failed: {detail}") from None
         if not isinstance(reply, dict) or "result" not in reply:
             err = reply.get("error") if isinstance(reply, dict) else reply
-            raise X402ProtocolError(f"JSON-RPC {method} failed: {str(err)[:200]}")
+            detail = _scrub(str(err), self.rpc_url)[:200]
+            raise X402ProtocolError(f"JSON-RPC {method} to {redact_rpc(self.rpc_url)} failed: {detail}")
         return reply["result"]
 
     def _uint(self, to: str, data: str) -> int:
@@ -152,4 +188,5 @@ class ChainReader:
         return result
 
     def __repr__(self) -> str:
-        return f"ChainReader({self.rpc_url})"
+        # The URL's path and query (where hosted RPCs put their API key) are never shown.
+        return f"ChainReader({redact_rpc(self.rpc_url)})"

@@ -12,7 +12,9 @@ for changes) and adds ``info.id``: 16–128 characters of ``[A-Za-z0-9_-]``. x40
 have no ``extensions`` field (neither the challenge nor the payload), so a v1 challenge never
 gets an id. A declaration we cannot read is ignored, as the reference client's helper does;
 a server that *requires* an id but whose schema allows none the spec permits is refused
-before anything is signed.
+before anything is signed. A schema ``pattern`` is only evaluated when it is a single
+character class with one quantifier (what the spec's own ``^[a-zA-Z0-9_-]+$`` is); any other
+pattern is never run (a hostile regex could hang the kernel) and counts as one no id meets.
 """
 
 from __future__ import annotations
@@ -39,8 +41,16 @@ PAYMENT_ID_MIN_LENGTH = 16
 PAYMENT_ID_MAX_LENGTH = 128
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _PREFIX = "pay_"
-#: A server's ``pattern`` longer than this is not compiled (a hostile regex is not ours to run).
-_MAX_PATTERN = 256
+#: The only server ``pattern`` shapes ever evaluated: an optionally anchored single character
+#: class of letters, digits, ``_``, ``-``, ranges, ``\w`` or ``\d``, with one quantifier. Such a
+#: pattern cannot backtrack catastrophically; any other (a hostile regex is not ours to run: it
+#: would run under the policy lock and could hang every payment) is treated as one no id meets.
+#: Its grammar is unambiguous (a ``-`` is a range's, or the class's first or last character),
+#: so checking a pattern against it is linear; a longer pattern is not even checked.
+_SAFE_PATTERN = re.compile(
+    r"\^?\[-?(?:[A-Za-z0-9](?:-[A-Za-z0-9])?|_|\\[wd-])+-?\](?:[+*]|\{[0-9]{1,3}(?:,[0-9]{0,3})?\})\$?"
+)
+_MAX_PATTERN = 64
 
 
 def is_valid_payment_id(value: Any) -> bool:
@@ -89,8 +99,11 @@ def _new_id(schema: dict[str, Any]) -> str:
     candidate = _PREFIX + body
     pattern = schema.get("pattern")
     if pattern is not None:
-        if not isinstance(pattern, str) or len(pattern) > _MAX_PATTERN:
-            raise ValueError("its schema's id pattern is not a short string")
+        if not isinstance(pattern, str) or len(pattern) > _MAX_PATTERN or not _SAFE_PATTERN.fullmatch(pattern):
+            raise ValueError(
+                f"its schema's id pattern {str(pattern)[:40]!r} is not a simple character class "
+                "(only such a pattern is checked: a server's regex is never run as given)"
+            )
         try:
             matches = re.search(pattern, candidate) is not None
         except re.error:

@@ -6,7 +6,8 @@ limit is, and which setting changes it. Money is integer atomic units.
 **Caps are in US dollars, across assets.** ``max_per_call``, ``max_per_cell``,
 ``budget``, ``daily_cap``, a scope's cap and a request's ``max_cost`` count every
 payment at its USD value, whatever it was paid in: a stablecoin at par; another
-asset (TMAI) at the price the same challenge asks in a USD stablecoin (an upper
+asset (TMAI) at the highest price the same challenge asks in a USD stablecoin the
+policy would itself pay (same network, allowed asset, supported scheme; an upper
 bound: TMAI is documented as 10% cheaper), else at a rate the user gives
 (``usd_rates={"TMAI": "0.05"}``, USD per token). A payment that cannot be valued
 is refused before signing, naming the setting that would value it.
@@ -496,7 +497,7 @@ class SpendPolicy:
             # The preferred asset when it is offered; another asset only when it is not.
             # Never switch assets to get around a cap: a budget that says stop, stops.
             preferred = [o for o in offers if o.asset.symbol.lower() == preference]
-            offers = [self._valued(o, required) for o in (preferred or offers)]
+            offers = [self._valued(o, required, origin) for o in (preferred or offers)]
             affordable: list[Offer] = []
             cap_errors: list[BudgetExceeded] = []
             for offer in offers:
@@ -510,9 +511,10 @@ class SpendPolicy:
             return min(affordable, key=lambda o: (o.usd or 0, order.index(o.requirements.scheme), o.amount))
 
     # -- dollar values -----------------------------------------------------------------
-    def _valued(self, offer: Offer, required: PaymentRequired) -> Offer:
-        """``offer`` with its dollar value: at par for a stablecoin, else from the same
-        challenge's stablecoin price, else from ``usd_rates``; unvalued when none applies."""
+    def _valued(self, offer: Offer, required: PaymentRequired, origin: str | None = None) -> Offer:
+        """``offer`` with its dollar value: at par for a stablecoin, else the highest of the same
+        challenge's payable stablecoin prices (on the offer's network) and ``usd_rates``;
+        unvalued when none applies."""
         asset = offer.asset
         if asset.usd_stable:
             return replace(offer, usd=_to_usd(offer.amount, asset.decimals), usd_source="stablecoin")
@@ -520,13 +522,12 @@ class SpendPolicy:
             return replace(offer, usd=0, usd_source="free")
         values: list[tuple[int, str]] = []
         for req in required.accepts:
-            try:
-                known = find_asset(get_network(req.network), req.asset, self.extra_assets)
-            except X402ProtocolError:
-                continue
-            if known is not None and known.usd_stable and known.verified:
-                # The same call's dollar price: an upper bound of what the other asset is worth.
-                values.append((_to_usd(req.amount, known.decimals), "the same call's USDC price"))
+            # The same call's dollar price: an upper bound of what the other asset is worth. Only a
+            # price this policy would itself pay counts (same network, allowed asset, supported
+            # scheme and terms): an unpayable 1-unit USDC price must not make TMAI look free.
+            anchor = self.screen(req, origin=origin)
+            if isinstance(anchor, Offer) and anchor.asset.usd_stable and anchor.network.caip2 == offer.network.caip2:
+                values.append((_to_usd(anchor.amount, anchor.asset.decimals), "the same call's USDC price"))
         rate = self.usd_rates.get(asset.symbol.upper())
         if rate is not None:
             # The user's own rate bounds it too: a server cannot make a token look cheap by
@@ -602,7 +603,7 @@ class SpendPolicy:
         if offer.usd is None:
             return BudgetExceeded(
                 f"server asks {offer.display}, and {asset.symbol} cannot be valued in USD "
-                "(the challenge offers no USD stablecoin price for this call)",
+                "(the challenge offers no USD stablecoin price for this call that this policy would pay)",
                 hint=f"set usd_rates={{'{asset.symbol}': '<USD per {asset.symbol}>'}} "
                 f"(connect(usd_rates=...)) or pay with USDC; nothing was signed",
                 setting="usd_rates",

@@ -166,28 +166,7 @@ def test_footer_flags_a_receipt_that_disagrees_with_what_was_signed():
     assert "⚠ 1 receipt(s) disagree" in footer._repr_html_()
 
 
-def test_footer_counts_a_payment_whose_answer_was_lost(ip, s, capsys):
-    from tm402_nb.errors import PaymentOutcomeUnknown
-    from tm402_nb.tokenmetrics.client import Client, RetryPolicy
-
-    ip.user_ns["impatient"] = Client(
-        mode="sandbox",
-        base_url=s.sandbox.api_url,
-        auth=s.auth,
-        ledger=s.ledger,
-        cost=s.cost,
-        timeout=0.3,
-        retry=RetryPolicy(attempts=1, base=0.01),
-        progress=False,
-    )
-    ip.run_cell('impatient.frame("tm-grade", symbol="BTC")')  # learn the price: the next call is pre-paid
-    capsys.readouterr()
-    s.sandbox.set_faults(latency_ms=1000)
-    try:
-        with pytest.raises(PaymentOutcomeUnknown):
-            ip.run_cell('impatient.frame("tm-grade", token_id=3306)')
-    finally:
-        s.sandbox.set_faults()
+def test_footer_counts_a_payment_whose_answer_was_lost(lost_answer, capsys):
     (line,) = footer_lines(capsys.readouterr().out)
     assert "1 paid" in line and "0.017 USDC" in line and "1 payment(s) not settled" in line
 

@@ -116,6 +116,7 @@ def test_the_facilitator_endpoint_answers_pending_and_reconciles(sb) -> None:
     auth, sig = sign_authorization(wallet, req)
     payload = build_payment_payload(required, req, auth, sig)
     body = {"x402Version": req.x402_version, "paymentPayload": payload.to_json(), "paymentRequirements": req.raw}
+    sb.mine()  # the module's tests share this sandbox: start from an empty mempool, whatever ran before
     sb.set_faults(settle_pending=1, settle_pending_reads=0)
     try:
         first = httpx.post(sb.facilitator_url + "/settle", json=body).json()

@@ -34,13 +34,13 @@ VALID_AFTER_SKEW = 600
 _UINT256_MAX = 2**256 - 1
 
 
-def _word_uint(value: int) -> bytes:
+def word_uint(value: int) -> bytes:
     if not 0 <= value <= _UINT256_MAX:
         raise X402ProtocolError("value out of uint256 range")
     return value.to_bytes(32, "big")
 
 
-def _word_address(address: str) -> bytes:
+def word_address(address: str) -> bytes:
     if not is_address(address):
         raise X402ProtocolError(f"not an address: {address[:50]!r}")
     return bytes(12) + bytes.fromhex(address[2:])
@@ -68,8 +68,8 @@ def _domain_separator(name: str, version: str, chain_id: int, contract: str) -> 
             DOMAIN_TYPEHASH
             + keccak(name.encode())
             + keccak(version.encode())
-            + _word_uint(chain_id)
-            + _word_address(contract)
+            + word_uint(chain_id)
+            + word_address(contract)
         )
         if len(_SEPARATORS) < 256:  # a handful of tokens in practice; bounded anyway
             _SEPARATORS[key] = sep
@@ -79,11 +79,11 @@ def _domain_separator(name: str, version: str, chain_id: int, contract: str) -> 
 def struct_hash(auth: Authorization) -> bytes:
     return keccak(
         TRANSFER_TYPEHASH
-        + _word_address(auth.from_)
-        + _word_address(auth.to)
-        + _word_uint(auth.value)
-        + _word_uint(auth.valid_after)
-        + _word_uint(auth.valid_before)
+        + word_address(auth.from_)
+        + word_address(auth.to)
+        + word_uint(auth.value)
+        + word_uint(auth.valid_after)
+        + word_uint(auth.valid_before)
         + bytes.fromhex(auth.nonce[2:])
     )
 
@@ -93,8 +93,8 @@ def transfer_digest(auth: Authorization, domain: Eip712Domain) -> bytes:
     return keccak(b"\x19\x01" + domain.separator() + struct_hash(auth))
 
 
-def recover_signer(auth: Authorization, domain: Eip712Domain, signature: str) -> str:
-    """Recover the checksummed address that signed ``auth`` under ``domain``."""
+def recover_digest_signer(digest: bytes, signature: str) -> str:
+    """The checksummed address that signed the EIP-712 ``digest`` (a 0x-hex, 65-byte signature)."""
     from .wallet import recover_address
 
     try:
@@ -103,7 +103,12 @@ def recover_signer(auth: Authorization, domain: Eip712Domain, signature: str) ->
         raise X402ProtocolError("signature is not hex") from None
     if len(sig) != 65:
         raise X402ProtocolError(f"signature must be 65 bytes, got {len(sig)}")
-    return recover_address(transfer_digest(auth, domain), sig)
+    return recover_address(digest, sig)
+
+
+def recover_signer(auth: Authorization, domain: Eip712Domain, signature: str) -> str:
+    """Recover the checksummed address that signed ``auth`` under ``domain``."""
+    return recover_digest_signer(transfer_digest(auth, domain), signature)
 
 
 def domain_for(requirements: PaymentRequirements, extra_assets: tuple[Asset, ...] = ()) -> Eip712Domain:

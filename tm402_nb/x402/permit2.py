@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from eth_hash.auto import keccak
 
-from ..errors import PaymentRefused, X402ProtocolError
+from ..errors import PaymentRefused
+from .eip3009 import recover_digest_signer, word_address, word_uint
 from .messages import PaymentRequirements, Permit2Authorization
 from .networks import get_network, is_address
 
@@ -91,21 +92,6 @@ _EXACT_TYPEHASH = keccak((_PERMIT + _TOKEN_PERMISSIONS + _EXACT_WITNESS).encode(
 _UPTO_TYPEHASH = keccak((_PERMIT + _TOKEN_PERMISSIONS + _UPTO_WITNESS).encode())
 _EXACT_WITNESS_TYPEHASH = keccak(_EXACT_WITNESS.encode())
 _UPTO_WITNESS_TYPEHASH = keccak(_UPTO_WITNESS.encode())
-_UINT256_MAX = 2**256 - 1
-
-
-def _uint(value: int) -> bytes:
-    if not 0 <= value <= _UINT256_MAX:
-        raise X402ProtocolError("value out of uint256 range")
-    return value.to_bytes(32, "big")
-
-
-def _address(address: str) -> bytes:
-    if not is_address(address):
-        raise X402ProtocolError(f"not an address: {address[:50]!r}")
-    return bytes(12) + bytes.fromhex(address[2:])
-
-
 _SEPARATORS: dict[int, bytes] = {}
 
 
@@ -113,23 +99,28 @@ def domain_separator(chain_id: int) -> bytes:
     """Permit2's EIP-712 domain separator on ``chain_id`` (cached: a handful of chains)."""
     sep = _SEPARATORS.get(chain_id)
     if sep is None:
-        sep = keccak(_DOMAIN_TYPEHASH + keccak(b"Permit2") + _uint(chain_id) + _address(PERMIT2_ADDRESS))
+        sep = keccak(_DOMAIN_TYPEHASH + keccak(b"Permit2") + word_uint(chain_id) + word_address(PERMIT2_ADDRESS))
         if len(_SEPARATORS) < 64:
             _SEPARATORS[chain_id] = sep
     return sep
 
 
 def _struct_hash(auth: Permit2Authorization) -> bytes:
-    permitted = keccak(_TOKEN_PERMISSIONS_TYPEHASH + _address(auth.token) + _uint(auth.amount))
+    permitted = keccak(_TOKEN_PERMISSIONS_TYPEHASH + word_address(auth.token) + word_uint(auth.amount))
     if auth.facilitator is None:
         typehash = _EXACT_TYPEHASH
-        witness = keccak(_EXACT_WITNESS_TYPEHASH + _address(auth.to) + _uint(auth.valid_after))
+        witness = keccak(_EXACT_WITNESS_TYPEHASH + word_address(auth.to) + word_uint(auth.valid_after))
     else:
         typehash = _UPTO_TYPEHASH
         witness = keccak(
-            _UPTO_WITNESS_TYPEHASH + _address(auth.to) + _address(auth.facilitator) + _uint(auth.valid_after)
+            _UPTO_WITNESS_TYPEHASH
+            + word_address(auth.to)
+            + word_address(auth.facilitator)
+            + word_uint(auth.valid_after)
         )
-    return keccak(typehash + permitted + _address(auth.spender) + _uint(auth.nonce) + _uint(auth.deadline) + witness)
+    return keccak(
+        typehash + permitted + word_address(auth.spender) + word_uint(auth.nonce) + word_uint(auth.deadline) + witness
+    )
 
 
 def permit2_digest(auth: Permit2Authorization, chain_id: int) -> bytes:
@@ -139,15 +130,7 @@ def permit2_digest(auth: Permit2Authorization, chain_id: int) -> bytes:
 
 def recover_permit2_signer(auth: Permit2Authorization, chain_id: int, signature: str) -> str:
     """The checksummed address that signed ``auth`` on ``chain_id``."""
-    from .wallet import recover_address
-
-    try:
-        sig = bytes.fromhex(signature.removeprefix("0x"))
-    except ValueError:
-        raise X402ProtocolError("signature is not hex") from None
-    if len(sig) != 65:
-        raise X402ProtocolError(f"signature must be 65 bytes, got {len(sig)}")
-    return recover_address(permit2_digest(auth, chain_id), sig)
+    return recover_digest_signer(permit2_digest(auth, chain_id), signature)
 
 
 # -- reading an offer ----------------------------------------------------------------------------------

@@ -175,11 +175,51 @@ class Chain:
     def nonce_state(self, asset: str, payer: str, nonce: str) -> str | None:
         with self._lock:
             self._check()
-            row = self._db.execute(
-                "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?",
-                (asset.lower(), payer.lower(), nonce.lower()),
-            ).fetchone()
-            return row[0] if row else None
+            return self._nonce_state((asset.lower(), payer.lower(), nonce.lower()))
+
+    def _nonce_state(self, key: tuple[str, str, str]) -> str | None:
+        """``reserved``, ``used`` or None for (asset, payer, nonce), lower-case."""
+        row = self._db.execute("SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key).fetchone()
+        return row[0] if row else None
+
+    def _use_nonce(self, key: tuple[str, str, str]) -> None:
+        self._db.execute(
+            "INSERT INTO nonces (asset, payer, nonce, state, at) VALUES (?, ?, ?, 'used', ?) "
+            "ON CONFLICT (asset, payer, nonce) DO UPDATE SET state = 'used', at = excluded.at",
+            (*key, time.time()),
+        )
+
+    def _known_transaction(self, tx_hash: str) -> bool:
+        return self._db.execute("SELECT 1 FROM transactions WHERE hash = ?", (tx_hash.lower(),)).fetchone() is not None
+
+    def _record_approval(
+        self,
+        tx_hash: str,
+        sender: str,
+        nonce: int,
+        token: str,
+        spender: str,
+        amount: int,
+        gas_used: int,
+        gas_price: int,
+    ) -> None:
+        """An ``approve`` transaction's row, in a new block (inside the caller's transaction)."""
+        self._db.execute(
+            "INSERT INTO transactions (hash, sender, nonce, target, spender, amount, gas_used, gas_price, block, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tx_hash.lower(),
+                sender.lower(),
+                nonce,
+                token.lower(),
+                spender.lower(),
+                str(amount),
+                gas_used,
+                str(gas_price),
+                self._next_block(),
+                time.time(),
+            ),
+        )
 
     def allowance(self, asset: str, owner: str, spender: str) -> int:
         """ERC-20 ``allowance(owner, spender)`` of ``asset`` in atomic units."""
@@ -328,7 +368,7 @@ class Chain:
         if not 0 <= amount < 2**256:
             return "invalid approve amount"
         with self._tx() as t:
-            if self._db.execute("SELECT 1 FROM transactions WHERE hash = ?", (tx_hash.lower(),)).fetchone():
+            if self._known_transaction(tx_hash):
                 t.rollback()
                 return "already known"
             expected = self._tx_count(sender)
@@ -341,23 +381,7 @@ class Chain:
                 return f"insufficient funds for gas * price + value: have {eth} want {upfront}"
             self._set_balance(NATIVE, sender, eth - gas_used * gas_price)
             self._set_allowance(token, sender, spender, amount)
-            block = self._next_block()
-            self._db.execute(
-                "INSERT INTO transactions (hash, sender, nonce, target, spender, amount, gas_used, gas_price, block, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tx_hash.lower(),
-                    sender.lower(),
-                    nonce,
-                    token.lower(),
-                    spender.lower(),
-                    str(amount),
-                    gas_used,
-                    str(gas_price),
-                    block,
-                    time.time(),
-                ),
-            )
+            self._record_approval(tx_hash, sender, nonce, token, spender, amount, gas_used, gas_price)
             return None
 
     def reserve_nonce(self, asset: str, payer: str, nonce: str) -> bool:
@@ -412,10 +436,7 @@ class Chain:
         if revert is not None:
             return revert
         with self._tx() as t:
-            row = self._db.execute(
-                "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key
-            ).fetchone()
-            state = row[0] if row else None
+            state = self._nonce_state(key)
             if state == "used" or (state == "reserved" and not reserved):
                 t.rollback()
                 return "invalid_exact_evm_nonce_already_used"
@@ -425,11 +446,7 @@ class Chain:
                 return "insufficient_funds"
             self._set_balance(asset, payer, balance - amount)
             self._set_balance(asset, pay_to, self._balance(asset, pay_to) + amount)
-            self._db.execute(
-                "INSERT INTO nonces (asset, payer, nonce, state, at) VALUES (?, ?, ?, 'used', ?) "
-                "ON CONFLICT (asset, payer, nonce) DO UPDATE SET state = 'used', at = excluded.at",
-                (*key, time.time()),
-            )
+            self._use_nonce(key)
             self._record_settlement(tx, network, asset, payer, pay_to, amount, nonce, path, x402_version)
             return None
 
@@ -495,35 +512,24 @@ class Chain:
             return revert
         with self._tx() as t:
             if approval is not None:
-                if self._db.execute(
-                    "SELECT 1 FROM transactions WHERE hash = ?", (approval.tx_hash.lower(),)
-                ).fetchone():
+                if self._known_transaction(approval.tx_hash):
                     t.rollback()
                     return "erc20_approval_broadcast_failed"  # already known
                 if approval.nonce != self._tx_count(approval.sender):
                     t.rollback()
                     return "erc20_approval_broadcast_failed"  # nonce too low/high
                 self._set_allowance(token, approval.sender, PERMIT2_ADDRESS, approval.amount)
-                self._db.execute(
-                    "INSERT INTO transactions (hash, sender, nonce, target, spender, amount, gas_used, gas_price, block,"
-                    " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        approval.tx_hash.lower(),
-                        approval.sender.lower(),
-                        approval.nonce,
-                        token.lower(),
-                        PERMIT2_ADDRESS.lower(),
-                        str(approval.amount),
-                        SPONSORED_APPROVE_GAS,
-                        str(approval.gas_price),
-                        self._next_block(),
-                        time.time(),
-                    ),
+                self._record_approval(
+                    approval.tx_hash,
+                    approval.sender,
+                    approval.nonce,
+                    token,
+                    PERMIT2_ADDRESS,
+                    approval.amount,
+                    SPONSORED_APPROVE_GAS,
+                    approval.gas_price,
                 )
-            row = self._db.execute(
-                "SELECT state FROM nonces WHERE asset = ? AND payer = ? AND nonce = ?", key
-            ).fetchone()
-            state = row[0] if row else None
+            state = self._nonce_state(key)
             if state == "used" or (state == "reserved" and not reserved):
                 t.rollback()
                 return PERMIT2_INVALID_NONCE  # Permit2 reverts InvalidNonce
@@ -539,11 +545,7 @@ class Chain:
                 self._set_allowance(token, payer, PERMIT2_ADDRESS, allowance - amount)
             self._set_balance(token, payer, balance - amount)
             self._set_balance(token, pay_to, self._balance(token, pay_to) + amount)
-            self._db.execute(
-                "INSERT INTO nonces (asset, payer, nonce, state, at) VALUES (?, ?, ?, 'used', ?) "
-                "ON CONFLICT (asset, payer, nonce) DO UPDATE SET state = 'used', at = excluded.at",
-                (*key, time.time()),
-            )
+            self._use_nonce(key)
             self._record_settlement(tx, network, token, payer, pay_to, amount, nonce, path, x402_version)
             return None
 

@@ -547,8 +547,8 @@ class Ledger:
                 self._host,
                 self._writer.id if self._writer else None,
                 None if r.usd is None else str(int(r.usd)),
-                getattr(r, "transfer", None),
-                getattr(r, "identifier", None),
+                r.transfer,
+                r.identifier,
             ),
         )
 
